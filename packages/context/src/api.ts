@@ -1,0 +1,60 @@
+import { currentScope, MAX_ID_LENGTH, type RequestScope, runInScope } from '@loopsight/core';
+import { propagatedHeaders } from './propagation.js';
+
+const DEFAULT_HEADER = 'x-request-id';
+
+/**
+ * The correlation id of the request or job that is running, or `undefined` outside any.
+ *
+ * @example
+ * logger.info({ correlationId: getCorrelationId() }, 'order placed');
+ */
+export function getCorrelationId(): string | undefined {
+  return currentScope()?.correlationId;
+}
+
+/**
+ * Runs `fn` with `id` as the correlation id, across every await and callback it starts. Inside a
+ * request, the request's method, route and start stay; only the id changes.
+ *
+ * @example
+ * await withCorrelationId(message.headers['x-request-id'], () => handle(message));
+ */
+export function withCorrelationId<T>(id: string, fn: () => T): T {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
+    throw new TypeError(`loopsight: withCorrelationId() id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+  }
+  if (typeof fn !== 'function') throw new TypeError('loopsight: withCorrelationId() fn must be a function');
+  const parent = currentScope();
+  const scope: RequestScope =
+    parent === undefined
+      ? { correlationId: id, startedAt: Date.now() }
+      : {
+          correlationId: id,
+          startedAt: parent.startedAt,
+          // Read through: the parent may learn its route only after this scope opened.
+          get method() {
+            return parent.method;
+          },
+          get route() {
+            return parent.route;
+          },
+        };
+  return runInScope(scope, fn);
+}
+
+/**
+ * Headers that carry the current id, for outbound calls loopsight does not see (a gRPC metadata
+ * object, a queue message). Empty outside a scope.
+ *
+ * @example
+ * await queue.publish(body, { headers: correlationHeaders() });
+ */
+export function correlationHeaders(): Record<string, string> {
+  const id = getCorrelationId();
+  if (id === undefined) return {};
+  const headers: Record<string, string> = {};
+  for (const name of propagatedHeaders()) headers[name] = id;
+  if (Object.keys(headers).length === 0) headers[DEFAULT_HEADER] = id;
+  return headers;
+}

@@ -1,0 +1,5 @@
+export { correlationHeaders, getCorrelationId, withCorrelationId } from './api.js';
+export { createHttpHandler, type HttpHandler } from './http.js';
+export { traceIdOf } from './incoming.js';
+export { pinoMixin, type WinstonFormat, winstonFormat } from './loggers.js';
+export { enablePropagation } from './propagation.js';

@@ -1,0 +1,92 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Monitor } from './monitor.js';
+import { scopeStore } from './store.js';
+import type { RequestScope } from './types.js';
+
+/** Learns the route template of a request; called lazily, because Express and Koa know it only after routing. */
+export type RouteResolver<A> = (arg: A) => string | undefined;
+
+/**
+ * The scope of an HTTP request. `route` is resolved on first read after the router has matched and
+ * then kept; the resolver (and the framework objects it holds) is dropped when the request ends.
+ */
+class HttpScope<A> implements RequestScope {
+  readonly correlationId: string;
+  readonly method: string;
+  readonly startedAt: number;
+  #route: string | undefined;
+  #resolve: RouteResolver<A> | undefined;
+  #arg: A | undefined;
+
+  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A) {
+    this.correlationId = correlationId;
+    this.method = method;
+    this.startedAt = Date.now();
+    this.#resolve = resolve;
+    this.#arg = arg;
+  }
+
+  get route(): string | undefined {
+    if (this.#route === undefined && this.#resolve !== undefined) this.#route = this.#resolve(this.#arg as A);
+    return this.#route;
+  }
+
+  /** Fixes the route and lets go of the framework objects. */
+  settle(): void {
+    void this.route;
+    this.#resolve = undefined;
+    this.#arg = undefined;
+  }
+
+  toJSON(): RequestScope {
+    const json: RequestScope = { correlationId: this.correlationId, method: this.method, startedAt: this.startedAt };
+    const route = this.route;
+    if (route !== undefined) json.route = route;
+    return json;
+  }
+}
+
+/**
+ * Makes every listener of `emitter` run in the async context that is current now. Body parsers
+ * and access loggers listen on the request and response, whose events come from the socket's
+ * context: without this, `next()` called from body-parser's 'end' listener would lose the scope.
+ */
+function bindEmitter(emitter: EventEmitter, resource: AsyncResource): void {
+  const emit = emitter.emit;
+  emitter.emit = function boundEmit(this: EventEmitter, ...args: Parameters<EventEmitter['emit']>) {
+    return resource.runInAsyncScope(emit, this, ...args);
+  };
+}
+
+/**
+ * Opens the scope of one HTTP request for an adapter: registers it in flight, ends it when the
+ * response finishes or the connection closes (aborted requests too), and calls `next` inside it.
+ * Returns what `next` returns, so Koa's promise chain stays intact.
+ */
+export function trackRequest<A, R>(
+  monitor: Monitor,
+  correlationId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: RouteResolver<A>,
+  routeArg: A,
+  next: () => R,
+): R {
+  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg);
+  const t0 = performance.now();
+  monitor._begin(scope);
+  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
+  res.once('close', () => {
+    scope.settle();
+    monitor._end(scope, t0, res.statusCode, !res.writableFinished);
+  });
+  return scopeStore.run(scope, () => {
+    const resource = new AsyncResource('loopsight.request');
+    bindEmitter(req, resource);
+    bindEmitter(res, resource);
+    return next();
+  });
+}

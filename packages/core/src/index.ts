@@ -1,0 +1,25 @@
+export { type AdapterOptions, monitorFor } from './adapter.js';
+export { type RouteResolver, trackRequest } from './http.js';
+export { createMonitor, Monitor } from './monitor.js';
+export { DEFAULT_ID_PATTERN, MAX_ID_LENGTH } from './options.js';
+export { currentScope, runInScope } from './store.js';
+export type {
+  CorrelationOptions,
+  Exporter,
+  Logger,
+  LoopLagOptions,
+  LoopStats,
+  MonitorCounters,
+  MonitorLike,
+  MonitorOptions,
+  PromiseOptions,
+  PromiseReport,
+  RejectReason,
+  Report,
+  RequestRecord,
+  RequestScope,
+  ResolvedCorrelation,
+  ResolvedOptions,
+  StackFrame,
+  StallReport,
+} from './types.js';

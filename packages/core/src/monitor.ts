@@ -1,0 +1,265 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { resolveOptions } from './options.js';
+import { LoopSampler } from './sampler.js';
+import { scopeStore } from './store.js';
+import type {
+  Exporter,
+  LoopStats,
+  MonitorCounters,
+  MonitorLike,
+  MonitorOptions,
+  PromiseReport,
+  RejectReason,
+  RequestRecord,
+  RequestScope,
+  ResolvedOptions,
+  StallReport,
+} from './types.js';
+
+/** Published for every ended request or job; any tool can subscribe without importing loopsight. */
+export const requestChannel = diagnosticsChannel.channel('loopsight:request');
+export const stallChannel = diagnosticsChannel.channel('loopsight:stall');
+export const promiseChannel = diagnosticsChannel.channel('loopsight:promise');
+
+type EventName = 'stall' | 'promise' | 'request';
+type Listener = (record: never) => void;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+
+/**
+ * One per service (or share one between apps). Holds the in-flight registry, the loop sampler and
+ * the components attached to it (exporters, outbound propagation); emits 'request', 'stall' and
+ * 'promise'. Create it with `createMonitor()`; adapters do that for you.
+ */
+export class Monitor implements MonitorLike {
+  /** The options after defaults and validation. Frozen. */
+  readonly options: ResolvedOptions;
+  readonly #inflight = new Set<RequestScope>();
+  readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [] };
+  readonly #components: Exporter[] = [];
+  readonly #started = new Set<Exporter>();
+  readonly #warned = new Set<string>();
+  readonly #sampler: LoopSampler | undefined;
+  readonly #counters: MonitorCounters = {
+    correlationIdsRejected: { too_long: 0, invalid: 0, duplicate: 0 },
+    inflightDropped: 0,
+    internalErrors: 0,
+  };
+  #running = false;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options?: MonitorOptions) {
+    this.options = resolveOptions(options);
+    const { loopLag } = this.options;
+    if (loopLag) this.#sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
+    for (const exporter of this.options.exporters) this.#components.push(exporter);
+  }
+
+  /** Whether start() was called and stop() was not. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Starts the sampler and every attached component. Idempotent; adapters call it. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#sampler?.start();
+    for (const component of this.#components) this.#startComponent(component);
+  }
+
+  /** Releases timers, hooks, workers and components. Idempotent; the monitor can be started again. */
+  stop(): Promise<void> {
+    if (!this.#running) return this.#stopping ?? Promise.resolve();
+    this.#running = false;
+    this.#sampler?.stop();
+    const stops = [...this.#started].map(async (component) => {
+      this.#started.delete(component);
+      try {
+        await component.stop?.();
+      } catch (error) {
+        this.reportError(`component ${component.name} failed to stop`, error);
+      }
+    });
+    this.#stopping = Promise.all(stops).then(() => undefined);
+    return this.#stopping;
+  }
+
+  /**
+   * Ties a component's lifecycle to this monitor: started now if the monitor runs, else on start();
+   * stopped on stop(). A component with the same name as one attached already is ignored.
+   */
+  attach(component: Exporter): this {
+    if (this.#components.some((c) => c.name === component.name)) return this;
+    this.#components.push(component);
+    if (this.#running) this.#startComponent(component);
+    return this;
+  }
+
+  on(event: 'stall', fn: (r: StallReport) => void): this;
+  on(event: 'promise', fn: (r: PromiseReport) => void): this;
+  on(event: 'request', fn: (r: RequestRecord) => void): this;
+  on(event: EventName, fn: Listener): this {
+    const list = this.#listeners[event];
+    if (!list) throw new TypeError(`loopsight: monitor.on() event must be one of 'stall', 'promise', 'request' (got ${String(event)})`);
+    if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.on() listener must be a function');
+    // Copy on write: emit() iterates without copying.
+    this.#listeners[event] = [...list, fn];
+    return this;
+  }
+
+  off(event: EventName, fn: Listener): this {
+    const list = this.#listeners[event];
+    if (list) this.#listeners[event] = list.filter((l) => l !== fn);
+    return this;
+  }
+
+  /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
+  loopStats(): LoopStats {
+    if (this.#sampler) return this.#sampler.stats();
+    return Object.freeze({ min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0, utilization: 0, count: 0, windowMs: 0 });
+  }
+
+  /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
+  inflight(): RequestScope[] {
+    return [...this.#inflight];
+  }
+
+  /** A copy of the monitor's counters. */
+  counters(): MonitorCounters {
+    const c = this.#counters;
+    return { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
+  }
+
+  /**
+   * Runs non-HTTP work (a queue consumer, a cron job) as a tracked scope: it gets a correlation id,
+   * shows in `inflight()` and emits 'request' when `fn` returns or its promise settles.
+   *
+   * @example
+   * queue.on('message', (msg) => monitor.run({ correlationId: msg.id, route: 'queue:orders' }, () => handle(msg)));
+   */
+  run<T>(scope: Partial<RequestScope>, fn: () => T): T {
+    if (typeof scope !== 'object' || scope === null) throw new TypeError('loopsight: monitor.run() scope must be an object');
+    if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.run() fn must be a function');
+    const { correlationId, method, route, startedAt } = scope;
+    if (correlationId !== undefined && typeof correlationId !== 'string') {
+      throw new TypeError('loopsight: monitor.run() scope.correlationId must be a string');
+    }
+    const job: RequestScope = { correlationId: correlationId ?? this.options.correlation.generate(), startedAt: startedAt ?? Date.now() };
+    if (method !== undefined) job.method = method;
+    if (route !== undefined) job.route = route;
+    const t0 = performance.now();
+    this._begin(job);
+    let result: T;
+    try {
+      result = scopeStore.run(job, fn);
+    } catch (error) {
+      this._end(job, t0, undefined, true);
+      throw error;
+    }
+    if (!isThenable(result)) {
+      this._end(job, t0, undefined, false);
+      return result;
+    }
+    // A new promise, so the caller's unhandled-rejection behaviour stays theirs.
+    return result.then(
+      (value) => {
+        this._end(job, t0, undefined, false);
+        return value;
+      },
+      (error: unknown) => {
+        this._end(job, t0, undefined, true);
+        throw error;
+      },
+    ) as T;
+  }
+
+  /** @internal Registers a scope as in flight. */
+  _begin(scope: RequestScope): void {
+    if (this.#inflight.size < this.options.maxInflight) this.#inflight.add(scope);
+    else this.#counters.inflightDropped++;
+  }
+
+  /** @internal Ends a scope: removes it from the registry and emits 'request'. */
+  _end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
+    this.#inflight.delete(scope);
+    if (this.#listeners.request.length === 0 && !requestChannel.hasSubscribers) return;
+    const record: RequestRecord = {
+      type: 'request',
+      correlationId: scope.correlationId,
+      aborted,
+      startedAt: scope.startedAt,
+      durationMs: performance.now() - t0,
+    };
+    const { method, route } = scope;
+    if (method !== undefined) record.method = method;
+    if (route !== undefined) record.route = route;
+    if (status !== undefined) record.status = status;
+    this._emit('request', record);
+  }
+
+  /** @internal Counts an incoming correlation id that was refused. */
+  _rejected(reason: RejectReason): void {
+    this.#counters.correlationIdsRejected[reason]++;
+  }
+
+  /** @internal Delivers an event to listeners and to diagnostics_channel; a throwing listener is contained. */
+  _emit(event: 'request', record: RequestRecord): void;
+  _emit(event: 'stall', record: StallReport): void;
+  _emit(event: 'promise', record: PromiseReport): void;
+  _emit(event: EventName, record: RequestRecord | StallReport | PromiseReport): void {
+    for (const fn of this.#listeners[event]) {
+      try {
+        (fn as (r: typeof record) => void)(record);
+      } catch (error) {
+        this.reportError(`a '${event}' listener threw`, error);
+      }
+    }
+    const channel = event === 'request' ? requestChannel : event === 'stall' ? stallChannel : promiseChannel;
+    if (channel.hasSubscribers) channel.publish(record);
+  }
+
+  /**
+   * Counts a contained failure and warns once per kind of failure, never per request.
+   * For components (exporters, adapters) that must not throw into the service.
+   */
+  reportError(what: string, error: unknown): void {
+    this.#counters.internalErrors++;
+    if (this.#warned.has(what)) return;
+    this.#warned.add(what);
+    const detail = error instanceof Error ? error.message : String(error);
+    try {
+      this.options.logger.warn(`loopsight: ${what}: ${detail} (reported once; counted in monitor.counters().internalErrors)`);
+    } catch {
+      // A broken logger must not break the caller either.
+    }
+  }
+
+  #startComponent(component: Exporter): void {
+    try {
+      component.start(this);
+      this.#started.add(component);
+    } catch (error) {
+      this.reportError(`component ${component.name} failed to start`, error);
+    }
+  }
+}
+
+/**
+ * Creates a Monitor. Every option is validated here: a bad one throws a TypeError naming it.
+ *
+ * @example
+ * const monitor = createMonitor({ loopLag: { stallThresholdMs: 200 } });
+ * monitor.start();
+ * monitor.on('request', (r) => console.log(r.route, r.durationMs));
+ */
+export function createMonitor(options?: MonitorOptions): Monitor {
+  return new Monitor(options);
+}

@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  CorrelationOptions,
+  LoopLagOptions,
+  MonitorOptions,
+  PromiseOptions,
+  Report,
+  ResolvedCorrelation,
+  ResolvedLoopLag,
+  ResolvedOptions,
+  ResolvedPromises,
+} from './types.js';
+
+/** 1-128 characters that are safe in a header, a log line and a metric exemplar. */
+export const DEFAULT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Longest id any validator is asked about: longer input is refused before validation. */
+export const MAX_ID_LENGTH = 1024;
+// RFC 9110 token: what a header name may be.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
+  resolutionMs: 10,
+  stallThresholdMs: 100,
+  captureStacks: true,
+  windowMs: 10_000,
+});
+
+export const DEFAULT_PROMISES: ResolvedPromises = Object.freeze({ mode: 'sampled', leakAfterMs: 5_000 });
+
+export const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
+  header: 'x-request-id',
+  accept: Object.freeze(['x-request-id', 'x-correlation-id']),
+  traceparent: true,
+  validate: (id: string) => DEFAULT_ID_PATTERN.test(id),
+  generate: randomUUID,
+  echo: true,
+  propagate: true,
+});
+
+const DEFAULT_MAX_INFLIGHT = 10_000;
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+function fail(path: string, accepted: string, value: unknown): never {
+  throw new TypeError(`loopsight: options${path ? `.${path}` : ''} must be ${accepted} (got ${describe(value)})`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkKeys(path: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const where = path ? `options.${path}` : 'options';
+      throw new TypeError(`loopsight: unknown option ${where}.${key}; accepted: ${known.join(', ')}`);
+    }
+  }
+}
+
+function positive(path: string, value: unknown, fallback: number, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  if (value === undefined) return fallback;
+  const ok = typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= max && (!integer || Number.isInteger(value));
+  if (!ok) fail(path, `a positive ${integer ? 'integer' : 'number'}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`, value);
+  return value as number;
+}
+
+function bool(path: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(path, 'true or false', value);
+  return value;
+}
+
+function fn<T>(path: string, value: unknown, fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'function') fail(path, 'a function', value);
+  return value as T;
+}
+
+function headerName(path: string, value: unknown): string {
+  if (typeof value !== 'string' || !HEADER_NAME.test(value)) fail(path, 'an HTTP header name (RFC 9110 token)', value);
+  return value.toLowerCase();
+}
+
+function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_LOOP_LAG;
+  if (!isPlainObject(value)) fail('loopLag', 'an object or false', value);
+  const o = value as LoopLagOptions & Record<string, unknown>;
+  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs']);
+  const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, { integer: true, max: 1_000 });
+  const windowMs = positive('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
+  if (windowMs < resolutionMs * 10) fail('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
+  return Object.freeze({
+    resolutionMs,
+    stallThresholdMs: positive('loopLag.stallThresholdMs', o.stallThresholdMs, DEFAULT_LOOP_LAG.stallThresholdMs, { max: 3_600_000 }),
+    captureStacks: bool('loopLag.captureStacks', o.captureStacks, DEFAULT_LOOP_LAG.captureStacks),
+    windowMs,
+  });
+}
+
+function resolvePromises(value: unknown): ResolvedPromises | false {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_PROMISES;
+  if (!isPlainObject(value)) fail('promises', 'an object or false', value);
+  const o = value as PromiseOptions & Record<string, unknown>;
+  checkKeys('promises', o, ['mode', 'leakAfterMs']);
+  const modes = ['off', 'sampled', 'full'] as const;
+  const mode = o.mode ?? DEFAULT_PROMISES.mode;
+  if (!modes.includes(mode)) fail('promises.mode', "one of 'off', 'sampled', 'full'", mode);
+  return Object.freeze({
+    mode,
+    leakAfterMs: positive('promises.leakAfterMs', o.leakAfterMs, DEFAULT_PROMISES.leakAfterMs, { max: 3_600_000 }),
+  });
+}
+
+function resolveValidate(value: unknown): (id: string) => boolean {
+  if (value === undefined) return DEFAULT_CORRELATION.validate;
+  if (value instanceof RegExp) {
+    // A global or sticky regexp keeps lastIndex between calls and would accept every other id.
+    const re = new RegExp(value.source, value.flags.replace(/[gy]/g, ''));
+    return (id) => re.test(id);
+  }
+  return fn('correlation.validate', value, DEFAULT_CORRELATION.validate);
+}
+
+function resolveCorrelation(value: unknown): ResolvedCorrelation {
+  if (value === undefined) return DEFAULT_CORRELATION;
+  if (!isPlainObject(value)) fail('correlation', 'an object', value);
+  const o = value as CorrelationOptions & Record<string, unknown>;
+  checkKeys('correlation', o, ['header', 'accept', 'traceparent', 'validate', 'generate', 'echo', 'propagate']);
+  let accept = DEFAULT_CORRELATION.accept;
+  if (o.accept !== undefined) {
+    if (!Array.isArray(o.accept)) fail('correlation.accept', 'an array of header names', o.accept);
+    accept = Object.freeze(o.accept.map((h: unknown, i: number) => headerName(`correlation.accept[${i}]`, h)));
+  }
+  return Object.freeze({
+    header: o.header === undefined ? DEFAULT_CORRELATION.header : headerName('correlation.header', o.header),
+    accept,
+    traceparent: bool('correlation.traceparent', o.traceparent, DEFAULT_CORRELATION.traceparent),
+    validate: resolveValidate(o.validate),
+    generate: fn('correlation.generate', o.generate, DEFAULT_CORRELATION.generate),
+    echo: bool('correlation.echo', o.echo, DEFAULT_CORRELATION.echo),
+    propagate: bool('correlation.propagate', o.propagate, DEFAULT_CORRELATION.propagate),
+  });
+}
+
+function resolveExporters(value: unknown): ResolvedOptions['exporters'] {
+  if (value === undefined) return Object.freeze([]);
+  if (!Array.isArray(value)) fail('exporters', 'an array of exporters', value);
+  value.forEach((e: unknown, i: number) => {
+    const candidate = e as { name?: unknown; start?: unknown; stop?: unknown };
+    if (!isPlainObject(e) || typeof candidate.name !== 'string' || typeof candidate.start !== 'function') {
+      fail(`exporters[${i}]`, 'an exporter ({ name: string, start(monitor), stop?() })', e);
+    }
+    if (candidate.stop !== undefined && typeof candidate.stop !== 'function') fail(`exporters[${i}].stop`, 'a function', candidate.stop);
+  });
+  return Object.freeze([...value]);
+}
+
+/** The default report sink: one JSON line on stderr, so log shippers pick it up as a structured event. */
+export function writeReportLine(report: Report): void {
+  process.stderr.write(`${JSON.stringify({ loopsight: report.type, ...report })}\n`);
+}
+
+const defaultLogger = {
+  warn(message: string): void {
+    process.emitWarning(message, { code: 'LOOPSIGHT_WARNING' });
+  },
+};
+
+const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger'] as const;
+
+/** Merges defaults once and validates everything; the result is frozen and passed down as is. */
+export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (!isPlainObject(options)) fail('', 'an object', options);
+  const o = options as MonitorOptions & Record<string, unknown>;
+  checkKeys('', o, TOP_LEVEL);
+  let logger = defaultLogger;
+  if (o.logger !== undefined) {
+    if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function') fail('logger', 'an object with a warn(message) method', o.logger);
+    logger = o.logger;
+  }
+  return Object.freeze({
+    loopLag: resolveLoopLag(o.loopLag),
+    promises: resolvePromises(o.promises),
+    correlation: resolveCorrelation(o.correlation),
+    exporters: resolveExporters(o.exporters),
+    onReport: fn('onReport', o.onReport, writeReportLine),
+    maxInflight: positive('maxInflight', o.maxInflight, DEFAULT_MAX_INFLIGHT, { integer: true, max: 1_000_000 }),
+    logger,
+  });
+}

@@ -1,0 +1,195 @@
+/**
+ * The request (or job) that is running. Lives in one AsyncLocalStorage for the whole process and
+ * follows every async hop: timers, promises, I/O callbacks, bound event emitters.
+ */
+export interface RequestScope {
+  /** Accepted from an incoming header, or generated. */
+  correlationId: string;
+  method?: string | undefined;
+  /** Route template (`/users/:id`), never the raw path. Resolved lazily: frameworks learn it only after routing. */
+  route?: string | undefined;
+  /** Epoch milliseconds. */
+  startedAt: number;
+}
+
+/** A stack frame as loopsight reports it. */
+export interface StackFrame {
+  functionName: string;
+  url: string;
+  line: number;
+  column: number;
+}
+
+export interface StallReport {
+  type: 'stall';
+  durationMs: number;
+  at: number;
+  stack: StackFrame[];
+  stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
+  request?: RequestScope;
+  inflight: number;
+}
+
+export interface PromiseReport {
+  type: 'promise';
+  kind: 'floating' | 'leaked' | 'unhandled';
+  stack: StackFrame[];
+  request?: RequestScope;
+  ageMs: number;
+}
+
+export type Report = StallReport | PromiseReport;
+
+/** Emitted once per request or `monitor.run()` job when it ends. */
+export interface RequestRecord {
+  type: 'request';
+  correlationId: string;
+  method?: string | undefined;
+  route?: string | undefined;
+  /** HTTP status code; absent for `monitor.run()` jobs. */
+  status?: number;
+  /** The client went away before the response finished, or a job threw or rejected. */
+  aborted: boolean;
+  startedAt: number;
+  durationMs: number;
+}
+
+/** Event loop statistics over the last complete window (see `loopLag.windowMs`). Times in ms. */
+export interface LoopStats {
+  /** Delay beyond the sampling resolution, so an idle loop reads close to 0. */
+  min: number;
+  max: number;
+  mean: number;
+  stddev: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  /** Event loop utilization, 0..1, over the same window. */
+  utilization: number;
+  /** Number of delay samples in the window. */
+  count: number;
+  /** Length of the window the figures cover. */
+  windowMs: number;
+}
+
+/** Why an incoming correlation id was refused and replaced. */
+export type RejectReason = 'too_long' | 'invalid' | 'duplicate';
+
+/** Counters kept by the monitor, read by exporters at scrape time. */
+export interface MonitorCounters {
+  /** Incoming correlation ids refused, by reason. */
+  correlationIdsRejected: Record<RejectReason, number>;
+  /** Requests not tracked in the in-flight registry because it was full. */
+  inflightDropped: number;
+  /** Failures inside loopsight that were contained (listener, exporter, header handling). */
+  internalErrors: number;
+}
+
+/**
+ * Anything with a lifecycle that follows the monitor's: exporters, outbound propagation.
+ * `start` runs on `monitor.start()` (or at once when the monitor already runs), `stop` on `monitor.stop()`.
+ */
+export interface Exporter {
+  readonly name: string;
+  start(monitor: MonitorLike): void;
+  stop?(): void | Promise<void>;
+}
+
+/** The part of Monitor that exporters see; keeps types free of the Monitor class. */
+export interface MonitorLike {
+  readonly options: ResolvedOptions;
+  on(event: 'stall', fn: (r: StallReport) => void): this;
+  on(event: 'promise', fn: (r: PromiseReport) => void): this;
+  on(event: 'request', fn: (r: RequestRecord) => void): this;
+  off(event: 'stall' | 'promise' | 'request', fn: (r: never) => void): this;
+  loopStats(): LoopStats;
+  inflight(): RequestScope[];
+  counters(): MonitorCounters;
+  /** Counts a contained failure and warns once per kind: for components that must never throw into the service. */
+  reportError(what: string, error: unknown): void;
+}
+
+export interface LoopLagOptions {
+  /** Sampling resolution of the delay histogram, ms. Default 10. */
+  resolutionMs?: number;
+  /** A loop blocked at least this long is a stall, ms. Default 100. */
+  stallThresholdMs?: number;
+  /** Capture the stack of a stall. Default true. */
+  captureStacks?: boolean;
+  /** Length of the window `loopStats()` covers, ms. Default 10000. */
+  windowMs?: number;
+}
+
+export interface PromiseOptions {
+  /** Default 'sampled'. */
+  mode?: 'off' | 'sampled' | 'full';
+  /** A promise still pending this long after its request ended is leaked, ms. Default 5000. */
+  leakAfterMs?: number;
+}
+
+export interface CorrelationOptions {
+  /** Header echoed on responses and set on outbound requests. Default 'x-request-id'. */
+  header?: string;
+  /** Incoming headers looked at, in order. Default ['x-request-id', 'x-correlation-id']. */
+  accept?: readonly string[];
+  /** Fall back to the trace id of a valid W3C `traceparent`. Default true. */
+  traceparent?: boolean;
+  /** Accept an incoming id. Default: 1-128 characters of [A-Za-z0-9._:-]. */
+  validate?: RegExp | ((id: string) => boolean);
+  /** Make a fresh id. Default `crypto.randomUUID`. */
+  generate?: () => string;
+  /** Set `header` on every response. Default true. */
+  echo?: boolean;
+  /** Set `header` on outbound fetch/undici/http(s) requests made inside a scope. Default true. */
+  propagate?: boolean;
+}
+
+export interface Logger {
+  warn(message: string): void;
+}
+
+export interface MonitorOptions {
+  loopLag?: LoopLagOptions | false;
+  promises?: PromiseOptions | false;
+  correlation?: CorrelationOptions;
+  exporters?: readonly Exporter[];
+  /** Where stall and promise reports go. Default: one JSON line on stderr. */
+  onReport?: (report: Report) => void;
+  /** Cap of the in-flight registry. Default 10000. */
+  maxInflight?: number;
+  /** Where loopsight's own warnings go (each at most once). Default: `process.emitWarning`. */
+  logger?: Logger;
+}
+
+export interface ResolvedLoopLag {
+  readonly resolutionMs: number;
+  readonly stallThresholdMs: number;
+  readonly captureStacks: boolean;
+  readonly windowMs: number;
+}
+
+export interface ResolvedPromises {
+  readonly mode: 'off' | 'sampled' | 'full';
+  readonly leakAfterMs: number;
+}
+
+export interface ResolvedCorrelation {
+  readonly header: string;
+  readonly accept: readonly string[];
+  readonly traceparent: boolean;
+  readonly validate: (id: string) => boolean;
+  readonly generate: () => string;
+  readonly echo: boolean;
+  readonly propagate: boolean;
+}
+
+/** Options after defaults were merged and everything was validated. Frozen. */
+export interface ResolvedOptions {
+  readonly loopLag: ResolvedLoopLag | false;
+  readonly promises: ResolvedPromises | false;
+  readonly correlation: ResolvedCorrelation;
+  readonly exporters: readonly Exporter[];
+  readonly onReport: (report: Report) => void;
+  readonly maxInflight: number;
+  readonly logger: Logger;
+}

@@ -1,0 +1,2 @@
+export type { AdapterOptions as LoopsightExpressOptions } from '@loopsight/core';
+export { type ExpressMiddleware, loopsight } from './middleware.js';

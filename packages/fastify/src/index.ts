@@ -1,0 +1,1 @@
+export { type LoopsightFastifyOptions, loopsight } from './plugin.js';

@@ -1,0 +1,49 @@
+import { createHttpHandler } from '@loopsight/context';
+import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The loopsight Monitor of this app. */
+    loopsight: Monitor;
+  }
+}
+
+export type LoopsightFastifyOptions = AdapterOptions;
+
+// routeOptions.url arrived in Fastify 4.10; routerPath is its older name.
+function fastifyRoute(request: FastifyRequest): string | undefined {
+  return request.routeOptions?.url ?? (request as { routerPath?: string }).routerPath;
+}
+
+const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, done) => {
+  let monitor: Monitor;
+  let owned: boolean;
+  try {
+    ({ monitor, owned } = monitorFor(Object.keys(options).length === 0 ? undefined : options));
+  } catch (error) {
+    done(error as Error);
+    return;
+  }
+  const handle = createHttpHandler(monitor);
+  app.decorate('loopsight', monitor);
+  app.addHook('onRequest', (request, reply, next) => {
+    handle(request.raw, reply.raw, fastifyRoute, request, next);
+  });
+  // A shared monitor belongs to whoever created it; only our own is stopped with the app.
+  if (owned) app.addHook('onClose', (_app, next) => void monitor.stop().then(() => next(), next));
+  monitor.start();
+  done();
+};
+
+/**
+ * Fastify 4 and 5 plugin: gives every request a correlation id and a scope, records its route
+ * template and decorates `app.loopsight` with the Monitor.
+ *
+ * @example
+ * const app = Fastify();
+ * await app.register(loopsight, { loopLag: { stallThresholdMs: 200 } });
+ * app.get('/users/:id', async () => ({ id: getCorrelationId() }));
+ */
+export const loopsight = fp(plugin, { fastify: '4.x || 5.x', name: '@loopsight/fastify' });

@@ -1,0 +1,38 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHttpHandler } from '@loopsight/context';
+import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
+
+/** The parts of Koa's context loopsight reads; @koa/router sets `_matchedRoute` after matching. */
+export interface KoaContextLike {
+  req: IncomingMessage;
+  res: ServerResponse;
+  _matchedRoute?: unknown;
+  routerPath?: unknown;
+}
+
+export type KoaMiddleware = ((ctx: KoaContextLike, next: () => Promise<unknown>) => Promise<unknown>) & {
+  /** The monitor this middleware reports to. */
+  readonly monitor: Monitor;
+};
+
+function koaRoute(ctx: KoaContextLike): string | undefined {
+  const route = ctx._matchedRoute ?? ctx.routerPath;
+  return route === undefined ? undefined : String(route);
+}
+
+/**
+ * Koa 2 and 3 middleware: gives every request a correlation id and a scope, and records the route
+ * template @koa/router matched. Mount it first.
+ *
+ * @example
+ * const app = new Koa();
+ * app.use(loopsight());
+ * app.use(router.routes());
+ */
+export function loopsight(options?: AdapterOptions): KoaMiddleware {
+  const { monitor } = monitorFor(options);
+  const handle = createHttpHandler(monitor);
+  monitor.start();
+  const middleware = (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> => handle(ctx.req, ctx.res, koaRoute, ctx, next);
+  return Object.assign(middleware, { monitor });
+}
