@@ -1,0 +1,178 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Router from '@koa/router';
+import { getCorrelationId } from '@loopsight/context';
+import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { loopsight as expressLoopsight } from '@loopsight/express';
+import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as koaLoopsight } from '@loopsight/koa';
+import express5 from 'express';
+import express4 from 'express4';
+import fastify5 from 'fastify';
+import fastify4 from 'fastify4';
+import koa3 from 'koa';
+import koa2 from 'koa2';
+import { busyWait, hops } from './hops.js';
+
+export interface TestApp {
+  url: string;
+  monitor: Monitor;
+  close(): Promise<void>;
+}
+
+export interface Framework {
+  name: string;
+  start(options?: AdapterOptions, extra?: { outbound?: (target: string) => Promise<unknown>; target?: string }): Promise<TestApp>;
+}
+
+/** What every test app serves, whatever the framework. */
+const handlers = {
+  hops: async () => ({ id: getCorrelationId(), seen: await hops() }),
+  user: () => ({ id: getCorrelationId() }),
+  slow: () => {
+    busyWait(50);
+    return { id: getCorrelationId() };
+  },
+  late: async () => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return { id: getCorrelationId() };
+  },
+};
+
+/** Reads a body through the request's own events, the way body parsers do. */
+function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string | null }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.on('data', (chunk: Buffer) => {
+      text += chunk;
+    });
+    req.on('end', () => resolve({ text, idAtEnd: getCorrelationId() ?? null }));
+    req.on('error', reject);
+  });
+}
+
+function listen(server: Server): Promise<string> {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: Express 4 and 5 are loaded side by side, untyped.
+function expressApp(createExpress: any): Framework['start'] {
+  return async (options, extra) => {
+    const app = createExpress();
+    const middleware = expressLoopsight(options);
+    app.use(middleware);
+    app.use(createExpress.json());
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    const send = (fn: () => unknown) => async (_req: any, res: any, next: any) => {
+      try {
+        res.json(await fn());
+      } catch (error) {
+        next(error);
+      }
+    };
+    app.get('/hops/:n', send(handlers.hops));
+    app.get('/slow', send(handlers.slow));
+    app.get('/late', send(handlers.late));
+    const users = createExpress.Router();
+    users.get('/:id', send(handlers.user));
+    app.use('/users', users);
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.post('/json', (req: any, res: any) => res.json({ id: getCorrelationId(), body: req.body }));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.post('/raw', async (req: any, res: any) => res.json(await rawBody(req)));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/outbound', async (_req: any, res: any) => res.json(await extra?.outbound?.(extra.target ?? '')));
+    const server = createServer(app);
+    const url = await listen(server);
+    return {
+      url,
+      monitor: middleware.monitor,
+      close: async () => {
+        await closeServer(server);
+        if (!options?.monitor) await middleware.monitor.stop();
+      },
+    };
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: Fastify 4 and 5 are loaded side by side.
+function fastifyApp(createFastify: any): Framework['start'] {
+  return async (options, extra) => {
+    const app = createFastify();
+    await app.register(fastifyLoopsight, options ?? {});
+    app.get('/hops/:n', handlers.hops);
+    app.get('/slow', async () => handlers.slow());
+    app.get('/late', handlers.late);
+    app.get('/users/:id', async () => handlers.user());
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.post('/json', async (request: any) => ({ id: getCorrelationId(), body: request.body }));
+    app.addContentTypeParser(
+      'application/x-raw',
+      (_request: unknown, payload: IncomingMessage, done: (e: Error | null, body?: unknown) => void) => {
+        rawBody(payload).then((body) => done(null, body), done);
+      },
+    );
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.post('/raw', async (request: any) => request.body);
+    app.get('/outbound', async () => extra?.outbound?.(extra.target ?? ''));
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    return { url, monitor: app.loopsight, close: () => app.close() };
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: Koa 2 and 3 are loaded side by side.
+function koaApp(Koa: any): Framework['start'] {
+  return async (options, extra) => {
+    const app = new Koa();
+    const middleware = koaLoopsight(options);
+    app.use(middleware);
+    const router = new Router();
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    const send = (fn: () => unknown) => async (ctx: any) => {
+      ctx.body = await fn();
+    };
+    router.get('/hops/:n', send(handlers.hops));
+    router.get('/slow', send(handlers.slow));
+    router.get('/late', send(handlers.late));
+    router.get('/users/:id', send(handlers.user));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.post('/json', async (ctx: any) => {
+      ctx.body = { id: getCorrelationId(), body: JSON.parse((await rawBody(ctx.req)).text) };
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.post('/raw', async (ctx: any) => {
+      ctx.body = await rawBody(ctx.req);
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/outbound', async (ctx: any) => {
+      ctx.body = await extra?.outbound?.(extra.target ?? '');
+    });
+    app.use(router.routes());
+    const server = createServer(app.callback());
+    const url = await listen(server);
+    return {
+      url,
+      monitor: middleware.monitor,
+      close: async () => {
+        await closeServer(server);
+        if (!options?.monitor) await middleware.monitor.stop();
+      },
+    };
+  };
+}
+
+export const frameworks: Framework[] = [
+  { name: 'express 4', start: expressApp(express4) },
+  { name: 'express 5', start: expressApp(express5) },
+  { name: 'fastify 4', start: fastifyApp(fastify4) },
+  { name: 'fastify 5', start: fastifyApp(fastify5) },
+  { name: 'koa 2', start: koaApp(koa2) },
+  { name: 'koa 3', start: koaApp(koa3) },
+];
