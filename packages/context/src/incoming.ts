@@ -69,9 +69,13 @@ export function acceptIncoming(req: IncomingMessage, config: ResolvedCorrelation
     const value = headers[name];
     if (value === undefined) continue;
     const reason = refuse(value, name, req, config, monitor);
-    if (reason === undefined) return value as string;
+    if (reason === undefined) {
+      if (rejected !== undefined) monitor._rejected(rejected);
+      return value as string;
+    }
     rejected ??= reason;
   }
+  // One count per request, for the first header refused.
   if (rejected !== undefined) monitor._rejected(rejected);
   if (config.traceparent) {
     const traceparent = headers.traceparent;

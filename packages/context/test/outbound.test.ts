@@ -1,0 +1,105 @@
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request as undiciRequest } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frameworks } from '../../../test-support/apps.js';
+
+let upstream: http.Server;
+let target = '';
+
+beforeAll(async () => {
+  // The second local server: answers with the id header it received.
+  upstream = http.createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(req.headers['x-request-id'] ?? null));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+});
+afterAll(async () => {
+  upstream.closeAllConnections();
+  await new Promise((resolve) => upstream.close(resolve));
+});
+
+function httpCall(fn: typeof http.request, ...args: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = (fn as (...a: unknown[]) => http.ClientRequest)(...args, (res: http.IncomingMessage) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Every way a handler calls out, each answering with the id the upstream saw. */
+async function callEveryWay(url: string): Promise<Record<string, unknown>> {
+  const { hostname, port } = new URL(url);
+  const headers: IncomingHttpHeaders = { accept: 'application/json' };
+  return {
+    fetch: await (await fetch(url)).json(),
+    undici: await (await undiciRequest(url)).body.json(),
+    httpRequestOptions: await httpCall(http.request, { hostname, port, path: '/', headers }),
+    httpRequestUrl: await httpCall(http.request, url),
+    httpGetUrlAndOptions: await httpCall(http.get, url, { headers }),
+    httpArrayHeaders: await httpCall(http.request, {
+      hostname,
+      port,
+      path: '/',
+      headers: ['host', `${hostname}:${port}`, 'accept', 'application/json'],
+    }),
+    fetchCallerSet: await (await fetch(url, { headers: { 'X-Request-Id': 'caller-set' } })).json(),
+    undiciCallerSet: await (await undiciRequest(url, { headers: { 'x-request-id': 'caller-set' } })).body.json(),
+    httpCallerSet: await httpCall(http.request, { hostname, port, path: '/', headers: { 'X-REQUEST-ID': 'caller-set' } }),
+  };
+}
+
+describe('outbound propagation', () => {
+  for (const framework of frameworks) {
+    it(`carries the id on fetch, undici and http.request from a ${framework.name} handler, and keeps a header the caller set`, async () => {
+      const app = await framework.start(undefined, { outbound: callEveryWay, target });
+      try {
+        const res = await fetch(`${app.url}/outbound`, { headers: { 'x-request-id': 'out-1' } });
+        expect(await res.json()).toEqual({
+          fetch: 'out-1',
+          undici: 'out-1',
+          httpRequestOptions: 'out-1',
+          httpRequestUrl: 'out-1',
+          httpGetUrlAndOptions: 'out-1',
+          httpArrayHeaders: 'out-1',
+          fetchCallerSet: 'caller-set',
+          undiciCallerSet: 'caller-set',
+          httpCallerSet: 'caller-set',
+        });
+      } finally {
+        await app.close();
+      }
+    });
+  }
+
+  it('adds nothing outside a scope, nor with correlation.propagate: false', async () => {
+    const app = await frameworks[1]?.start(undefined, { outbound: callEveryWay, target });
+    if (!app) throw new Error('no framework');
+    expect(await (await fetch(target)).json()).toBeNull();
+    await app.close();
+    const stopped = await frameworks[1]?.start({ correlation: { propagate: false } }, { outbound: callEveryWay, target });
+    if (!stopped) throw new Error('no framework');
+    try {
+      const res = await fetch(`${stopped.url}/outbound`, { headers: { 'x-request-id': 'out-2' } });
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body.fetch).toBeNull();
+      expect(body.httpRequestOptions).toBeNull();
+    } finally {
+      await stopped.close();
+    }
+  });
+});

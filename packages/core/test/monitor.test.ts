@@ -1,0 +1,178 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { createMonitor, currentScope, type RequestRecord } from '@loopsight/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { busyWait } from '../../../test-support/hops.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const monitors: ReturnType<typeof createMonitor>[] = [];
+function monitorFor(options?: Parameters<typeof createMonitor>[0]) {
+  const monitor = createMonitor(options);
+  monitors.push(monitor);
+  return monitor;
+}
+afterEach(async () => {
+  await Promise.all(monitors.splice(0).map((m) => m.stop()));
+});
+
+describe('Monitor', () => {
+  it('runs a job in its own scope, tracks it in flight and emits a request record', async () => {
+    const monitor = monitorFor();
+    const records: RequestRecord[] = [];
+    monitor.on('request', (r) => records.push(r));
+    const result = await monitor.run({ correlationId: 'job-1', route: 'queue:orders' }, async () => {
+      expect(monitor.inflight().map((s) => s.correlationId)).toEqual(['job-1']);
+      await sleep(5);
+      return currentScope()?.correlationId;
+    });
+    expect(result).toBe('job-1');
+    expect(monitor.inflight()).toEqual([]);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ type: 'request', correlationId: 'job-1', route: 'queue:orders', aborted: false });
+    expect(records[0]).not.toHaveProperty('status');
+    expect(currentScope()).toBeUndefined();
+  });
+
+  it('generates an id for a job without one, and marks a throwing or rejecting job aborted', async () => {
+    const monitor = monitorFor();
+    const records: RequestRecord[] = [];
+    monitor.on('request', (r) => records.push(r));
+    expect(() =>
+      monitor.run({}, () => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    await expect(monitor.run({}, () => Promise.reject(new Error('later')))).rejects.toThrow('later');
+    expect(records.map((r) => r.aborted)).toEqual([true, true]);
+    expect(records[0]?.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(records[0]?.correlationId).not.toBe(records[1]?.correlationId);
+  });
+
+  it('keeps the in-flight registry within maxInflight and counts what it dropped', async () => {
+    const monitor = monitorFor({ maxInflight: 3 });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const jobs = Array.from({ length: 5 }, (_, i) => monitor.run({ correlationId: `j${i}` }, () => gate));
+    expect(monitor.inflight()).toHaveLength(3);
+    expect(monitor.counters().inflightDropped).toBe(2);
+    release();
+    await Promise.all(jobs);
+    expect(monitor.inflight()).toHaveLength(0);
+  });
+
+  it("publishes records on diagnostics_channel 'loopsight:request'", () => {
+    const monitor = monitorFor();
+    const seen: unknown[] = [];
+    const onMessage = (message: unknown) => seen.push(message);
+    diagnosticsChannel.subscribe('loopsight:request', onMessage);
+    try {
+      monitor.run({ correlationId: 'dc-1' }, () => 1);
+    } finally {
+      diagnosticsChannel.unsubscribe('loopsight:request', onMessage);
+    }
+    expect(seen).toEqual([expect.objectContaining({ type: 'request', correlationId: 'dc-1' })]);
+  });
+
+  it('contains a throwing listener and warns once, not per event', () => {
+    const warnings: string[] = [];
+    const monitor = monitorFor({ logger: { warn: (m) => warnings.push(m) } });
+    monitor.on('request', () => {
+      throw new Error('listener bug');
+    });
+    for (let i = 0; i < 5; i++) expect(monitor.run({}, () => i)).toBe(i);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("a 'request' listener threw: listener bug");
+    expect(monitor.counters().internalErrors).toBe(5);
+  });
+
+  it('starts and stops idempotently, and starts attached components with it', async () => {
+    const calls: string[] = [];
+    const monitor = monitorFor({
+      exporters: [{ name: 'test', start: () => void calls.push('start'), stop: async () => void calls.push('stop') }],
+    });
+    monitor.start();
+    monitor.start();
+    expect(monitor.running).toBe(true);
+    monitor.attach({ name: 'late', start: () => void calls.push('late-start') });
+    await Promise.all([monitor.stop(), monitor.stop()]);
+    await monitor.stop();
+    expect(monitor.running).toBe(false);
+    expect(calls).toEqual(['start', 'late-start', 'stop']);
+    monitor.start();
+    expect(calls).toEqual(['start', 'late-start', 'stop', 'start', 'late-start']);
+  });
+
+  it('survives an exporter that throws on start and stop', async () => {
+    const warnings: string[] = [];
+    const monitor = monitorFor({
+      logger: { warn: (m) => warnings.push(m) },
+      exporters: [
+        {
+          name: 'broken',
+          start() {
+            throw new Error('no registry');
+          },
+        },
+      ],
+    });
+    monitor.start();
+    expect(monitor.run({ correlationId: 'still-works' }, () => currentScope()?.correlationId)).toBe('still-works');
+    await monitor.stop();
+    expect(warnings).toEqual([expect.stringContaining('component broken failed to start: no registry')]);
+  });
+
+  it('rejects unknown events and non-function listeners', () => {
+    const monitor = monitorFor();
+    expect(() => monitor.on('requests' as 'request', () => {})).toThrow(TypeError);
+    expect(() => monitor.on('request', 'nope' as never)).toThrow(TypeError);
+  });
+});
+
+describe('loopStats', () => {
+  it('reads close to 0 ms on an idle loop: the delay beyond the sampling resolution', async () => {
+    const monitor = monitorFor();
+    monitor.start();
+    await sleep(600);
+    const stats = monitor.loopStats();
+    expect(stats.count).toBeGreaterThan(20);
+    // Raw monitorEventLoopDelay reads ≈ 10.2 ms here; a busy CI machine may add a few ms.
+    expect(stats.p50).toBeLessThan(5);
+    expect(stats.min).toBeGreaterThanOrEqual(0);
+    expect(stats.utilization).toBeGreaterThanOrEqual(0);
+    expect(stats.utilization).toBeLessThan(0.5);
+  });
+
+  it('shows an injected 200 ms block in max and in utilization', async () => {
+    const monitor = monitorFor();
+    monitor.start();
+    await sleep(100);
+    busyWait(200);
+    await sleep(50);
+    const stats = monitor.loopStats();
+    expect(stats.max).toBeGreaterThan(150);
+    expect(stats.max).toBeLessThan(2_000);
+    expect(stats.utilization).toBeGreaterThan(0.3);
+  });
+
+  it('reports the last complete window once one has passed', async () => {
+    const monitor = monitorFor({ loopLag: { resolutionMs: 10, windowMs: 200 } });
+    monitor.start();
+    busyWait(120);
+    await sleep(450);
+    const stats = monitor.loopStats();
+    expect(stats.windowMs).toBeGreaterThanOrEqual(150);
+    expect(stats.windowMs).toBeLessThan(400);
+    // The block fell in the first window, which has rotated out.
+    expect(stats.max).toBeLessThan(100);
+  });
+
+  it('reads zeros before start and after stop', async () => {
+    const monitor = monitorFor();
+    expect(monitor.loopStats()).toMatchObject({ count: 0, p99: 0 });
+    monitor.start();
+    await sleep(50);
+    await monitor.stop();
+    expect(monitor.loopStats()).toMatchObject({ count: 0, p99: 0 });
+  });
+});

@@ -1,0 +1,77 @@
+import { createMonitor, type MonitorOptions } from '@loopsight/core';
+import { describe, expect, it } from 'vitest';
+
+const invalid: [string, unknown, string][] = [
+  ['options', 'fast', 'options must be an object (got "fast")'],
+  ['unknown top-level key', { loopLagg: {} }, 'unknown option options.loopLagg; accepted: loopLag, promises'],
+  ['loopLag', { loopLag: 5 }, 'options.loopLag must be an object or false (got 5)'],
+  ['loopLag unknown key', { loopLag: { threshold: 5 } }, 'unknown option options.loopLag.threshold'],
+  ['loopLag.resolutionMs', { loopLag: { resolutionMs: 0 } }, 'options.loopLag.resolutionMs must be a positive integer up to 1000 (got 0)'],
+  ['loopLag.resolutionMs fraction', { loopLag: { resolutionMs: 2.5 } }, 'options.loopLag.resolutionMs must be a positive integer'],
+  [
+    'loopLag.stallThresholdMs',
+    { loopLag: { stallThresholdMs: -5 } },
+    'options.loopLag.stallThresholdMs must be a positive number up to 3600000 (got -5)',
+  ],
+  [
+    'loopLag.stallThresholdMs NaN',
+    { loopLag: { stallThresholdMs: Number.NaN } },
+    'options.loopLag.stallThresholdMs must be a positive number',
+  ],
+  ['loopLag.captureStacks', { loopLag: { captureStacks: 'yes' } }, 'options.loopLag.captureStacks must be true or false (got "yes")'],
+  ['loopLag.windowMs', { loopLag: { windowMs: 50 } }, 'options.loopLag.windowMs must be at least 10 × loopLag.resolutionMs (100) (got 50)'],
+  ['promises', { promises: 'full' }, 'options.promises must be an object or false (got "full")'],
+  ['promises.mode', { promises: { mode: 'always' } }, "options.promises.mode must be one of 'off', 'sampled', 'full' (got \"always\")"],
+  ['promises.leakAfterMs', { promises: { leakAfterMs: -1 } }, 'options.promises.leakAfterMs must be a positive number'],
+  ['correlation', { correlation: [] }, 'options.correlation must be an object (got an array)'],
+  ['correlation unknown key', { correlation: { headers: 'x' } }, 'unknown option options.correlation.headers'],
+  [
+    'correlation.header',
+    { correlation: { header: 'x request id' } },
+    'options.correlation.header must be an HTTP header name (RFC 9110 token) (got "x request id")',
+  ],
+  ['correlation.accept', { correlation: { accept: 'x-request-id' } }, 'options.correlation.accept must be an array of header names'],
+  ['correlation.accept[1]', { correlation: { accept: ['x-id', 'bad:name'] } }, 'options.correlation.accept[1] must be an HTTP header name'],
+  ['correlation.traceparent', { correlation: { traceparent: 1 } }, 'options.correlation.traceparent must be true or false (got 1)'],
+  ['correlation.validate', { correlation: { validate: '^[a-z]+$' } }, 'options.correlation.validate must be a function'],
+  ['correlation.generate', { correlation: { generate: 'uuid' } }, 'options.correlation.generate must be a function'],
+  ['correlation.echo', { correlation: { echo: 'no' } }, 'options.correlation.echo must be true or false'],
+  ['correlation.propagate', { correlation: { propagate: null } }, 'options.correlation.propagate must be true or false (got null)'],
+  ['exporters', { exporters: {} }, 'options.exporters must be an array of exporters'],
+  ['exporters[0]', { exporters: [{ name: 'x' }] }, 'options.exporters[0] must be an exporter ({ name: string, start(monitor), stop?() })'],
+  ['onReport', { onReport: true }, 'options.onReport must be a function (got true)'],
+  ['maxInflight', { maxInflight: 1.5 }, 'options.maxInflight must be a positive integer up to 1000000 (got 1.5)'],
+  ['logger', { logger: console.log }, 'options.logger must be an object with a warn(message) method'],
+];
+
+describe('createMonitor options', () => {
+  for (const [name, options, message] of invalid) {
+    it(`refuses an invalid ${name} with a TypeError naming it`, () => {
+      expect(() => createMonitor(options as MonitorOptions)).toThrow(TypeError);
+      expect(() => createMonitor(options as MonitorOptions)).toThrow(message);
+    });
+  }
+
+  it('merges defaults once into frozen options', () => {
+    const monitor = createMonitor({ loopLag: { stallThresholdMs: 250 }, correlation: { header: 'X-Trace-Id' } });
+    expect(monitor.options.loopLag).toEqual({ resolutionMs: 10, stallThresholdMs: 250, captureStacks: true, windowMs: 10_000 });
+    expect(monitor.options.correlation.header).toBe('x-trace-id');
+    expect(monitor.options.promises).toEqual({ mode: 'sampled', leakAfterMs: 5_000 });
+    expect(Object.isFrozen(monitor.options)).toBe(true);
+    expect(Object.isFrozen(monitor.options.loopLag)).toBe(true);
+  });
+
+  it('accepts false to turn loopLag and promises off', () => {
+    const monitor = createMonitor({ loopLag: false, promises: false });
+    expect(monitor.options.loopLag).toBe(false);
+    expect(monitor.options.promises).toBe(false);
+    expect(monitor.loopStats().count).toBe(0);
+  });
+
+  it('uses a global RegExp validator without lastIndex drift', () => {
+    const monitor = createMonitor({ correlation: { validate: /^[a-z]+$/g } });
+    const { validate } = monitor.options.correlation;
+    expect([validate('abc'), validate('abc'), validate('abc')]).toEqual([true, true, true]);
+    expect(validate('ABC')).toBe(false);
+  });
+});
