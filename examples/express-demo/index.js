@@ -1,0 +1,89 @@
+// The README's demo: an Express service with loopsight, sending itself a few requests.
+// Run it with `npx pnpm@10.34.9 demo` from the repository root.
+import http from 'node:http';
+import { getCorrelationId } from '@loopsight/context';
+import { loopsight } from '@loopsight/express';
+import express from 'express';
+
+/** Blocks the event loop: the kind of handler loopsight exists to find. */
+function buildReport(ms) {
+  const end = performance.now() + ms;
+  let rows = 0;
+  while (performance.now() < end) rows++;
+  return rows;
+}
+
+// A downstream service that answers with the id it received.
+const inventory = http.createServer((req, res) => res.end(JSON.stringify({ sawRequestId: req.headers['x-request-id'] ?? null })));
+await new Promise((resolve) => inventory.listen(0, '127.0.0.1', resolve));
+const inventoryUrl = `http://127.0.0.1:${inventory.address().port}`;
+
+const app = express();
+// A 1 s stats window so the demo shows a complete one; the default is 10 s.
+const middleware = loopsight({ loopLag: { windowMs: 1000 } });
+const { monitor } = middleware;
+app.use(middleware);
+app.use(express.json());
+
+app.get('/users/:id', async (req, res) => {
+  // No header passed by hand: loopsight adds x-request-id to outbound fetch and http requests.
+  const stock = await (await fetch(`${inventoryUrl}/stock/${req.params.id}`)).json();
+  res.json({ user: req.params.id, correlationId: getCorrelationId(), inventory: stock });
+});
+app.post('/orders', (req, res) => res.status(201).json({ items: req.body.items.length, correlationId: getCorrelationId() }));
+app.get('/reports/daily', (_req, res) => res.json({ rows: buildReport(250), correlationId: getCorrelationId() }));
+
+const server = app.listen(0, '127.0.0.1');
+await new Promise((resolve) => server.once('listening', resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const seen = [];
+monitor.on('request', (r) => seen.push(r));
+
+async function call(label, path, init = {}) {
+  const t0 = performance.now();
+  const res = await fetch(base + path, init);
+  const body = await res.json();
+  const took = `${(performance.now() - t0).toFixed(0)} ms`.padStart(7);
+  console.log(`  ${label.padEnd(34)} ${res.status} ${took}  x-request-id: ${res.headers.get('x-request-id')}`);
+  return body;
+}
+
+console.log('loopsight express demo\n');
+console.log('Requests sent (status, time seen by the client, and the id the response echoed):');
+const user = await call('GET /users/42 with x-request-id', '/users/42', { headers: { 'x-request-id': 'checkout-7f3a' } });
+await call('GET /users/7 with no id', '/users/7');
+await call('GET /users/9 with traceparent', '/users/9', { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+await call('POST /orders with a hostile id', '/orders', {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', 'x-request-id': '<script>alert(1)</script>' },
+  body: JSON.stringify({ items: [1, 2, 3] }),
+});
+// The slow one blocks the loop for 250 ms; the request sent alongside it waits for it.
+await Promise.all([call('GET /reports/daily (blocks 250 ms)', '/reports/daily'), call('GET /users/1 (sent alongside)', '/users/1')]);
+await monitor.run({ route: 'job:nightly-export', method: 'JOB' }, async () => {
+  await fetch(`${inventoryUrl}/export`);
+});
+
+console.log(`\nThe downstream service saw x-request-id: ${user.inventory.sawRequestId} (propagated, not passed by hand)\n`);
+
+console.log("What loopsight saw ('request' events: method, route template, status, time in the handler, id):");
+for (const r of seen) {
+  console.log(
+    `  ${(r.method ?? '').padEnd(5)}${(r.route ?? '(no route)').padEnd(22)}${String(r.status ?? '-').padEnd(5)}${r.durationMs.toFixed(1).padStart(7)} ms  ${r.correlationId}`,
+  );
+}
+
+// Let the 1 s stats window that holds the block complete.
+await new Promise((resolve) => setTimeout(resolve, 1100));
+const stats = monitor.loopStats();
+const ms = (v) => `${v.toFixed(1)} ms`;
+console.log(`\nEvent loop over the last ${stats.windowMs} ms window (delay beyond the 10 ms sampling resolution):`);
+console.log(`  p50 ${ms(stats.p50)}  p90 ${ms(stats.p90)}  p99 ${ms(stats.p99)}  max ${ms(stats.max)}  utilization ${(stats.utilization * 100).toFixed(0)}%  samples ${stats.count}`);
+const rejected = monitor.counters().correlationIdsRejected;
+console.log(`\nIncoming ids refused and replaced: ${rejected.invalid} invalid, ${rejected.too_long} too long, ${rejected.duplicate} duplicate`);
+console.log(`In flight now: ${monitor.inflight().length}`);
+
+server.close();
+inventory.close();
+await monitor.stop();
