@@ -53,7 +53,9 @@ console.log('loopsight express demo\n');
 console.log('Requests sent (status, time seen by the client, and the id the response echoed):');
 const user = await call('GET /users/42 with x-request-id', '/users/42', { headers: { 'x-request-id': 'checkout-7f3a' } });
 await call('GET /users/7 with no id', '/users/7');
-await call('GET /users/9 with traceparent', '/users/9', { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+await call('GET /users/9 with traceparent', '/users/9', {
+  headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+});
 await call('POST /orders with a hostile id', '/orders', {
   method: 'POST',
   headers: { 'content-type': 'application/json', 'x-request-id': '<script>alert(1)</script>' },
@@ -79,9 +81,13 @@ await new Promise((resolve) => setTimeout(resolve, 1100));
 const stats = monitor.loopStats();
 const ms = (v) => `${v.toFixed(1)} ms`;
 console.log(`\nEvent loop over the last ${stats.windowMs} ms window (delay beyond the 10 ms sampling resolution):`);
-console.log(`  p50 ${ms(stats.p50)}  p90 ${ms(stats.p90)}  p99 ${ms(stats.p99)}  max ${ms(stats.max)}  utilization ${(stats.utilization * 100).toFixed(0)}%  samples ${stats.count}`);
+console.log(
+  `  p50 ${ms(stats.p50)}  p90 ${ms(stats.p90)}  p99 ${ms(stats.p99)}  max ${ms(stats.max)}  utilization ${(stats.utilization * 100).toFixed(0)}%  samples ${stats.count}`,
+);
 const rejected = monitor.counters().correlationIdsRejected;
-console.log(`\nIncoming ids refused and replaced: ${rejected.invalid} invalid, ${rejected.too_long} too long, ${rejected.duplicate} duplicate`);
+console.log(
+  `\nIncoming ids refused and replaced: ${rejected.invalid} invalid, ${rejected.too_long} too long, ${rejected.duplicate} duplicate`,
+);
 console.log(`In flight now: ${monitor.inflight().length}`);
 
 server.close();
