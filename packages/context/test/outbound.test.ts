@@ -4,6 +4,8 @@ import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks } from '../../../test-support/apps.js';
 
+const RAW_ARRAY_TAGGED = Number(process.versions.node.split('.')[0]) < 23;
+
 let upstream: http.Server;
 let target = '';
 
@@ -75,7 +77,8 @@ describe('outbound propagation', () => {
           httpRequestOptions: 'out-1',
           httpRequestUrl: 'out-1',
           httpGetUrlAndOptions: 'out-1',
-          httpArrayHeaders: 'out-1',
+          // Node 23+ serializes raw-array headers before http.client.request.created fires: documented in docs/context.md.
+          httpArrayHeaders: RAW_ARRAY_TAGGED ? 'out-1' : null,
           fetchCallerSet: 'caller-set',
           undiciCallerSet: 'caller-set',
           httpCallerSet: 'caller-set',
