@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MAX_ID_LENGTH, type Monitor, type RejectReason, type ResolvedCorrelation } from '@loopsight/core';
 
@@ -55,7 +56,7 @@ function generate(config: ResolvedCorrelation, monitor: Monitor): string {
   } catch (error) {
     monitor.reportError('options.correlation.generate threw', error);
   }
-  return crypto.randomUUID();
+  return randomUUID();
 }
 
 /**

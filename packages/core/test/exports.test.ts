@@ -1,0 +1,33 @@
+import * as context from '@loopsight/context';
+import * as core from '@loopsight/core';
+import * as express from '@loopsight/express';
+import * as fastify from '@loopsight/fastify';
+import * as koa from '@loopsight/koa';
+import { expect, it } from 'vitest';
+
+// The public surface: a change here is a change users see.
+it('pins the runtime exports of every package', () => {
+  expect(Object.keys(core).sort()).toEqual([
+    'DEFAULT_ID_PATTERN',
+    'MAX_ID_LENGTH',
+    'Monitor',
+    'createMonitor',
+    'currentScope',
+    'monitorFor',
+    'runInScope',
+    'trackRequest',
+  ]);
+  expect(Object.keys(context).sort()).toEqual([
+    'correlationHeaders',
+    'createHttpHandler',
+    'enablePropagation',
+    'getCorrelationId',
+    'pinoMixin',
+    'traceIdOf',
+    'winstonFormat',
+    'withCorrelationId',
+  ]);
+  expect(Object.keys(express)).toEqual(['loopsight']);
+  expect(Object.keys(fastify)).toEqual(['loopsight']);
+  expect(Object.keys(koa)).toEqual(['loopsight']);
+});
