@@ -51,15 +51,22 @@ function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string 
   });
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
-  });
-}
-
 function closeServer(server: Server): Promise<void> {
   server.closeAllConnections?.();
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Listens on an ephemeral port; closing stops the monitor unless it was shared in. */
+async function serve(server: Server, monitor: Monitor, options: AdapterOptions | undefined): Promise<TestApp> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    monitor,
+    close: async () => {
+      await closeServer(server);
+      if (!options?.monitor) await monitor.stop();
+    },
+  };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: Express 4 and 5 are loaded side by side, untyped.
@@ -89,16 +96,7 @@ function expressApp(createExpress: any): Framework['start'] {
     app.post('/raw', async (req: any, res: any) => res.json(await rawBody(req)));
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/outbound', async (_req: any, res: any) => res.json(await extra?.outbound?.(extra.target ?? '')));
-    const server = createServer(app);
-    const url = await listen(server);
-    return {
-      url,
-      monitor: middleware.monitor,
-      close: async () => {
-        await closeServer(server);
-        if (!options?.monitor) await middleware.monitor.stop();
-      },
-    };
+    return serve(createServer(app), middleware.monitor, options);
   };
 }
 
@@ -155,16 +153,7 @@ function koaApp(Koa: any): Framework['start'] {
       ctx.body = await extra?.outbound?.(extra.target ?? '');
     });
     app.use(router.routes());
-    const server = createServer(app.callback());
-    const url = await listen(server);
-    return {
-      url,
-      monitor: middleware.monitor,
-      close: async () => {
-        await closeServer(server);
-        if (!options?.monitor) await middleware.monitor.stop();
-      },
-    };
+    return serve(createServer(app.callback()), middleware.monitor, options);
   };
 }
 
