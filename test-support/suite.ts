@@ -92,11 +92,16 @@ export function adapterSuite(framework: Framework): void {
       expect(JSON.parse(res.body)).toEqual({ id: 'body-1', body: { hello: 'world' } });
     });
 
-    it("keeps the scope in the request's own 'data' and 'end' listeners", async () => {
-      const head = 'POST /raw HTTP/1.1\r\nHost: test\r\nx-request-id: raw-1\r\ncontent-type: application/x-raw\r\ncontent-length: 5\r\n';
-      const res = await rawRequest(app.url, head, 'hello');
-      expect(res.status).toBe(200);
-      expect(JSON.parse(res.body)).toEqual({ text: 'hello', idAtEnd: 'raw-1' });
+    it("with bindEmitters, keeps the scope in the request's own 'data' and 'end' listeners", async () => {
+      const bound = await framework.start({ bindEmitters: true });
+      try {
+        const head = 'POST /raw HTTP/1.1\r\nHost: test\r\nx-request-id: raw-1\r\ncontent-type: application/x-raw\r\ncontent-length: 5\r\n';
+        const res = await rawRequest(bound.url, head, 'hello');
+        expect(res.status).toBe(200);
+        expect(JSON.parse(res.body)).toEqual({ text: 'hello', idAtEnd: 'raw-1' });
+      } finally {
+        await bound.close();
+      }
     });
 
     it("runs 'request' listeners inside the request's scope", async () => {

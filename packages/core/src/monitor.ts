@@ -202,7 +202,8 @@ export class Monitor implements MonitorLike {
     if (method !== undefined) record.method = method;
     if (route !== undefined) record.route = route;
     if (status !== undefined) record.status = status;
-    this._emit('request', record);
+    // Listeners run in the scope of the request they hear about, whatever context ended it.
+    scopeStore.run(scope, () => this._emit('request', record));
   }
 
   /** @internal Counts an incoming correlation id that was refused. */

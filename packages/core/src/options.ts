@@ -176,7 +176,7 @@ const defaultLogger = {
   },
 };
 
-const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger'] as const;
+const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger', 'bindEmitters'] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
 export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
@@ -197,5 +197,6 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     onReport: fn('onReport', o.onReport, writeReportLine),
     maxInflight: positive('maxInflight', o.maxInflight, DEFAULT_MAX_INFLIGHT, { integer: true, max: 1_000_000 }),
     logger,
+    bindEmitters: bool('bindEmitters', o.bindEmitters, false),
   });
 }

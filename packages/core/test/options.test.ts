@@ -42,6 +42,7 @@ const invalid: [string, unknown, string][] = [
   ['onReport', { onReport: true }, 'options.onReport must be a function (got true)'],
   ['maxInflight', { maxInflight: 1.5 }, 'options.maxInflight must be a positive integer up to 1000000 (got 1.5)'],
   ['logger', { logger: console.log }, 'options.logger must be an object with a warn(message) method'],
+  ['bindEmitters', { bindEmitters: 1 }, 'options.bindEmitters must be true or false (got 1)'],
 ];
 
 describe('createMonitor options', () => {
