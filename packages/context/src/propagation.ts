@@ -25,7 +25,8 @@ interface UndiciRequest {
 }
 
 function undiciHas(headers: UndiciRequest['headers'], name: string): boolean {
-  if (typeof headers === 'string') return new RegExp(`(^|\\r\\n)${name}:`, 'i').test(headers);
+  // undici 5 keeps a request's headers as one 'name: value\r\n…' string.
+  if (typeof headers === 'string') return `\r\n${headers.toLowerCase()}`.includes(`\r\n${name}:`);
   for (let i = 0; i < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return true;
   return false;
 }

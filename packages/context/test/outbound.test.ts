@@ -1,9 +1,16 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks } from '../../../test-support/apps.js';
 
+// undici 5 with an Agent of its own: undici's global dispatcher is shared across versions, so
+// without one, undici 7's Agent would build the request.
+const undici5 = createRequire(import.meta.url)('undici5') as typeof import('undici');
+const undici5Agent = new undici5.Agent();
+const undici5Request = (url: string, options: { headers?: Record<string, string> } = {}) =>
+  undici5.request(url, { ...options, dispatcher: undici5Agent });
 const RAW_ARRAY_TAGGED = Number(process.versions.node.split('.')[0]) < 23;
 
 let upstream: http.Server;
@@ -19,6 +26,7 @@ beforeAll(async () => {
   target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
 });
 afterAll(async () => {
+  await undici5Agent.close();
   upstream.closeAllConnections();
   await new Promise((resolve) => upstream.close(resolve));
 });
@@ -50,6 +58,9 @@ async function callEveryWay(url: string): Promise<Record<string, unknown>> {
   return {
     fetch: await (await fetch(url)).json(),
     undici: await (await undiciRequest(url)).body.json(),
+    // undici 5 keeps a request's headers as one string rather than an array.
+    undici5: await (await undici5Request(url)).body.json(),
+    undici5CallerSet: await (await undici5Request(url, { headers: { 'X-Request-ID': 'caller-set' } })).body.json(),
     httpRequestOptions: await httpCall(http.request, { hostname, port, path: '/', headers }),
     httpRequestUrl: await httpCall(http.request, url),
     httpGetUrlAndOptions: await httpCall(http.get, url, { headers }),
@@ -74,6 +85,8 @@ describe('outbound propagation', () => {
         expect(await res.json()).toEqual({
           fetch: 'out-1',
           undici: 'out-1',
+          undici5: 'out-1',
+          undici5CallerSet: 'caller-set',
           httpRequestOptions: 'out-1',
           httpRequestUrl: 'out-1',
           httpGetUrlAndOptions: 'out-1',
