@@ -94,19 +94,9 @@ describe('createHttpHandler with custom correlation options', () => {
   async function serve(options: Parameters<typeof createMonitor>[0]) {
     const warnings: string[] = [];
     const monitor = createMonitor({ ...options, logger: { warn: (m) => warnings.push(m) } });
-    const handle = createHttpHandler(monitor);
+    const handle = createHttpHandler(monitor, { route: () => undefined });
     monitor.start();
-    const server = http.createServer((req, res) =>
-      handle(
-        req,
-        res,
-        () => undefined,
-        null,
-        () => {
-          res.end(getCorrelationId());
-        },
-      ),
-    );
+    const server = http.createServer((req, res) => handle(req, res, null, () => res.end(getCorrelationId())));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     const get = async (headers: Record<string, string> = {}) => {

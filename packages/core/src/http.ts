@@ -10,8 +10,9 @@ import type { RequestScope } from './types.js';
 export type RouteResolver<A> = (arg: A) => string | undefined;
 
 /**
- * The scope of an HTTP request. `route` is resolved on first read after the router has matched and
- * then kept; the resolver (and the framework objects it holds) is dropped when the request ends.
+ * The scope of an HTTP request. `route` is resolved on first read, after the router has matched,
+ * and then kept; nothing reads it unless someone listens or reports, so most requests never pay
+ * for it (Fastify's `routeOptions` builds a new object on every read).
  */
 class HttpScope<A> implements RequestScope {
   readonly correlationId: string;
@@ -30,15 +31,15 @@ class HttpScope<A> implements RequestScope {
   }
 
   get route(): string | undefined {
-    if (this.#route === undefined && this.#resolve !== undefined) this.#route = this.#resolve(this.#arg as A);
+    if (this.#route === undefined && this.#resolve !== undefined) {
+      this.#route = this.#resolve(this.#arg as A);
+      // Once known, let go of the framework objects.
+      if (this.#route !== undefined) {
+        this.#resolve = undefined;
+        this.#arg = undefined;
+      }
+    }
     return this.#route;
-  }
-
-  /** Fixes the route and lets go of the framework objects. */
-  settle(): void {
-    void this.route;
-    this.#resolve = undefined;
-    this.#arg = undefined;
   }
 
   toJSON(): RequestScope {
@@ -81,10 +82,7 @@ export function trackRequest<A, R>(
   const t0 = performance.now();
   monitor._begin(scope);
   // 'close' follows 'finish' on every response, and is the only event of an aborted one.
-  res.on('close', () => {
-    scope.settle();
-    monitor._end(scope, t0, res.statusCode, !res.writableFinished);
-  });
+  res.on('close', () => monitor._end(scope, t0, res.statusCode, !res.writableFinished));
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
 }

@@ -34,10 +34,10 @@ function expressRoute(req: ExpressRequest): string | undefined {
  */
 export function loopsight(options?: AdapterOptions): ExpressMiddleware {
   const { monitor } = monitorFor(options);
-  const handle = createHttpHandler(monitor);
+  const handle = createHttpHandler(monitor, { route: expressRoute });
   monitor.start();
   const middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
-    handle(req, res, expressRoute, req as ExpressRequest, next);
+    handle(req, res, req as ExpressRequest, next);
   };
   return Object.assign(middleware, { monitor });
 }

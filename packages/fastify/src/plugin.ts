@@ -1,6 +1,6 @@
 import { createHttpHandler } from '@loopsight/context';
 import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 
 declare module 'fastify' {
@@ -13,8 +13,14 @@ declare module 'fastify' {
 export type LoopsightFastifyOptions = AdapterOptions;
 
 // routeOptions.url arrived in Fastify 4.10; routerPath is its older name.
-function fastifyRoute(request: FastifyRequest): string | undefined {
+function fastifyRoute(reply: FastifyReply): string | undefined {
+  const { request } = reply;
   return request.routeOptions?.url ?? (request as { routerPath?: string }).routerPath;
+}
+
+// Through Fastify's own header map: measured cheaper than res.setHeader, which Fastify then merges.
+function fastifyHeader(reply: FastifyReply, name: string, value: string): void {
+  reply.header(name, value);
 }
 
 const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, done) => {
@@ -26,10 +32,10 @@ const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, do
     done(error as Error);
     return;
   }
-  const handle = createHttpHandler(monitor);
+  const handle = createHttpHandler(monitor, { route: fastifyRoute, setHeader: fastifyHeader });
   app.decorate('loopsight', monitor);
   app.addHook('onRequest', (request, reply, next) => {
-    handle(request.raw, reply.raw, fastifyRoute, request, next);
+    handle(request.raw, reply.raw, reply, next);
   });
   // A shared monitor belongs to whoever created it; only our own is stopped with the app.
   if (owned) app.addHook('onClose', (_app, next) => void monitor.stop().then(() => next(), next));

@@ -31,8 +31,8 @@ function koaRoute(ctx: KoaContextLike): string | undefined {
  */
 export function loopsight(options?: AdapterOptions): KoaMiddleware {
   const { monitor } = monitorFor(options);
-  const handle = createHttpHandler(monitor);
+  const handle = createHttpHandler(monitor, { route: koaRoute });
   monitor.start();
-  const middleware = (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> => handle(ctx.req, ctx.res, koaRoute, ctx, next);
+  const middleware = (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> => handle(ctx.req, ctx.res, ctx, next);
   return Object.assign(middleware, { monitor });
 }
