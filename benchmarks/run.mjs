@@ -1,0 +1,651 @@
+#!/usr/bin/env node
+// Overhead of the loopsight adapters against the bare frameworks and a hand-written
+// AsyncLocalStorage floor. See docs/benchmarks.md for what is measured and how to read it.
+//
+//   node run.mjs [--quick] [--framework express|fastify|koa]... [--rounds N] [--duration S]
+//                [--connections N] [--warmup S] [--rate R] [--time-limit S] [--no-write]
+//
+// Every configuration is its own server process (servers/<framework>.mjs <variant>) on 127.0.0.1;
+// autocannon runs here, in the parent. Only loopback traffic.
+
+import { execFileSync, fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHistogram, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { EXPECTED_BODY, frameworks, ROUTE } from './configs.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const HOST = '127.0.0.1';
+const READY_TIMEOUT_MS = 20_000;
+const IPC_TIMEOUT_MS = 10_000;
+const PAUSE_MS = 200;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    framework: { type: 'string', multiple: true },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    warmup: { type: 'string' },
+    rate: { type: 'string' },
+    'time-limit': { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'max-foreign': { type: 'string' },
+    only: { type: 'string', multiple: true },
+    pin: { type: 'boolean', default: false },
+    priority: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(`usage: node run.mjs [options]
+  --quick               smoke run: 2 rounds of 2 s, 1 s warm-up (about a minute for all three frameworks)
+  --framework NAME      express, fastify or koa; repeat or comma-separate (default: all)
+  --rounds N            measured rounds per configuration (default 40)
+  --duration S          seconds per measured run (default 1)
+  --connections N       autocannon connections (default 50)
+  --warmup S            seconds of unmeasured load per server before the rounds (default 5)
+  --rate R              fixed total request rate (autocannon overallRate) instead of saturating load
+  --time-limit S        abort after S seconds (default: three times the expected time, at least 5 minutes)
+  --no-write            print the table only; do not write benchmarks/results/
+  --priority=N          scheduling priority (nice value, -20..19) of the servers and the load generator;
+                        negative values need root (default 0: unchanged)
+  --max-foreign F       other processes may use at most F cores during a run, else it is measured
+                        again (3 tries) after waiting up to 30 s for quiet; 0 turns this off (default 0.1)
+  --only NAME           measure only these configurations (label or variant; bare always), including
+                        the optional ones of configs.mjs; repeat or comma-separate
+  --pin                 pin the load generator to CPU 0 and the servers to CPU 1 (Linux, taskset)
+  --json FILE           also write every run and the summaries as JSON to FILE`);
+  process.exit(0);
+}
+
+function positiveInt(name, value, fallback) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    console.error(`--${name} must be a positive integer (got ${JSON.stringify(value)})`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const settings = {
+  quick: args.quick,
+  rounds: positiveInt('rounds', args.rounds, args.quick ? 2 : 40),
+  duration: positiveInt('duration', args.duration, args.quick ? 2 : 1),
+  connections: positiveInt('connections', args.connections, 50),
+  rate: positiveInt('rate', args.rate, 0),
+};
+settings.maxForeign = Number(args['max-foreign'] ?? 0.1);
+if (!Number.isFinite(settings.maxForeign) || settings.maxForeign < 0) {
+  console.error(`--max-foreign must be a number of cores, 0 or more (got ${JSON.stringify(args['max-foreign'])})`);
+  process.exit(2);
+}
+settings.priority = Number(args.priority ?? 0);
+if (!Number.isInteger(settings.priority) || settings.priority < -20 || settings.priority > 19) {
+  console.error(`--priority must be an integer from -20 to 19 (got ${JSON.stringify(args.priority)})`);
+  process.exit(2);
+}
+if (settings.priority !== 0) os.setPriority(settings.priority);
+if (args.pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
+settings.warmup = positiveInt('warmup', args.warmup, args.quick ? 1 : 5);
+
+const selected = (args.framework ?? Object.keys(frameworks)).flatMap((f) => f.split(',')).filter(Boolean);
+for (const f of selected) {
+  if (!Object.hasOwn(frameworks, f)) {
+    console.error(`unknown framework ${JSON.stringify(f)}; known: ${Object.keys(frameworks).join(', ')}`);
+    process.exit(2);
+  }
+}
+
+// Expected wall time: warm-up and rounds of every configuration, plus pauses and start-up.
+const only = args.only?.flatMap((o) => o.split(',')).filter(Boolean);
+const configsOf = (framework) =>
+  frameworks[framework].filter((c, i) => {
+    if (i === 0) return true;
+    if (only) return only.includes(c.label) || only.includes(c.variant);
+    return !c.optional;
+  });
+const expectedSeconds = selected.reduce((sum, f) => {
+  const n = configsOf(f).length;
+  return sum + 5 + n * (settings.warmup + 1) + settings.rounds * n * (settings.duration + 0.8);
+}, 0);
+// Retries and waits for a quiet machine can stretch that; the limit leaves room for them.
+const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Math.ceil(expectedSeconds * 3)));
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is killed on exit, on a signal, on an error and at the time limit.
+
+const children = new Set();
+
+function killAll() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping the servers`);
+    killAll();
+    process.exit(130);
+  });
+}
+process.on('uncaughtException', (error) => {
+  console.error(error);
+  killAll();
+  process.exit(1);
+});
+process.on('unhandledRejection', (error) => {
+  console.error(error);
+  killAll();
+  process.exit(1);
+});
+setTimeout(() => {
+  console.error(`\ntime limit of ${timeLimit} s reached: stopping`);
+  killAll();
+  process.exit(1);
+}, timeLimit * 1000).unref();
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Forks one server and resolves once it listens: { child, port, rpc(type), stop() }. */
+async function startServer(framework, config) {
+  const script = path.join(HERE, 'servers', `${framework}.mjs`);
+  const child = fork(script, [config.variant], {
+    cwd: HERE,
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  children.add(child);
+  if (settings.priority !== 0) os.setPriority(child.pid, settings.priority);
+  if (args.pin) execFileSync('taskset', ['-a', '-cp', '1', String(child.pid)], { stdio: 'ignore' });
+  const pending = new Map();
+  let seq = 0;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const ready = new Promise((resolve, reject) => {
+    child.once('error', reject);
+    exited.then((code) => reject(new Error(`${framework} ${config.variant} exited with ${code} before it was ready`)));
+    child.on('message', (message) => {
+      if (message?.type === 'ready') resolve(message.port);
+      const waiter = pending.get(message?.seq);
+      if (waiter) {
+        pending.delete(message.seq);
+        waiter(message);
+      }
+    });
+  });
+  const port = await withTimeout(ready, READY_TIMEOUT_MS, `${framework} ${config.variant} start`);
+  exited.then(() => {
+    for (const [, waiter] of pending) waiter({ type: 'exited' });
+  });
+
+  const rpc = (type) => {
+    const id = ++seq;
+    const answer = new Promise((resolve) => pending.set(id, resolve));
+    child.send({ type, seq: id });
+    return withTimeout(answer, IPC_TIMEOUT_MS, `${framework} ${config.variant} ${type}`).then((message) => {
+      if (message.type === 'exited') throw new Error(`${framework} ${config.variant} exited during a run`);
+      return message;
+    });
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.send({ type: 'stop' });
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    children.delete(child);
+  };
+  return { child, port, rpc, stop, url: `http://${HOST}:${port}${ROUTE}` };
+}
+
+/** One request by hand before any load: the route answers, and the id is echoed where it should be. */
+async function verify(framework, config, server) {
+  const fail = (why) => {
+    throw new Error(`${framework} ${config.label}: ${why}`);
+  };
+  const res = await fetch(server.url, { headers: { 'x-request-id': 'bench-check-1' } });
+  const body = await res.json();
+  if (res.status !== 200) fail(`GET ${ROUTE} answered ${res.status}`);
+  if (!isDeepStrictEqual(body, EXPECTED_BODY)) fail(`GET ${ROUTE} answered ${JSON.stringify(body)}`);
+  const echoed = res.headers.get('x-request-id');
+  if (config.echoesId && echoed !== 'bench-check-1') fail(`x-request-id was not echoed (got ${echoed})`);
+  if (!config.echoesId && echoed !== null) fail(`x-request-id was set by a configuration that should not (${echoed})`);
+  if (config.echoesId) {
+    const fresh = await fetch(server.url);
+    await fresh.arrayBuffer();
+    if (!fresh.headers.get('x-request-id')) fail('no x-request-id was generated for a request without one');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+/** One autocannon run; latency percentiles come from our own µs histogram (autocannon's are whole ms). */
+function load(url, seconds) {
+  const histogram = createHistogram();
+  return new Promise((resolve, reject) => {
+    const options = { url, connections: settings.connections, duration: seconds, pipelining: 1, timeout: 10 };
+    if (settings.rate) options.overallRate = settings.rate;
+    const instance = autocannon(options, (error, result) => {
+      if (error) reject(error);
+      else resolve({ result, histogram });
+    });
+    instance.on('response', (_client, _status, _bytes, responseTimeMs) => {
+      histogram.record(Math.max(1, Math.round(responseTimeMs * 1000)));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Other processes on the machine (a build, a test run) distort every figure here. /proc/stat says
+// how much CPU the whole machine used; minus what the harness and the measured server used, that is
+// the foreign load, in cores. Before a run we wait (a while) for it to drop below the threshold, and
+// a run during which it rose above it is measured again (a few times at most).
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+const QUIET_SAMPLE_MS = 300;
+const QUIET_WAIT_MAX_MS = 30_000;
+const MAX_ATTEMPTS = 3;
+
+/** CPU time the whole machine has spent busy since boot, in µs; undefined where /proc/stat is not. */
+function machineBusyMicros() {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, _idle, _iowait, irq, softirq, steal = 0] = fields;
+    return ((user + nice + system + irq + softirq + steal) * 1e6) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+const cpuMicros = (usage) => usage.user + usage.system;
+
+/** Foreign load (cores) over a window in which only the harness itself ran, plus `others` µs. */
+function foreignSince(mark, others = 0) {
+  const busy = machineBusyMicros();
+  if (busy === undefined || mark.busy === undefined) return undefined;
+  const wall = (performance.now() - mark.at) * 1000;
+  return Math.max(0, busy - mark.busy - cpuMicros(process.cpuUsage(mark.self)) - others) / wall;
+}
+
+function markNow() {
+  return { busy: machineBusyMicros(), self: process.cpuUsage(), at: performance.now() };
+}
+
+/** Waits until other processes use less than the threshold, for QUIET_WAIT_MAX_MS at most. */
+async function waitForQuiet() {
+  if (!settings.maxForeign) return 0;
+  const started = Date.now();
+  for (;;) {
+    const mark = markNow();
+    await sleep(QUIET_SAMPLE_MS);
+    const foreign = foreignSince(mark);
+    if (foreign === undefined || foreign <= settings.maxForeign || Date.now() - started > QUIET_WAIT_MAX_MS) {
+      return Date.now() - started;
+    }
+  }
+}
+
+/** One measured run: the server's CPU and peak RSS around an autocannon run of settings.duration. */
+async function measureOnce(server) {
+  const waitedMs = await waitForQuiet();
+  await server.rpc('begin');
+  const mark = markNow();
+  const { result, histogram } = await load(server.url, settings.duration);
+  const end = await server.rpc('end');
+  const serverCpu = cpuMicros(end.cpu);
+  const served = end.requests;
+  return {
+    reqPerSec: result.requests.total / result.duration,
+    p50: histogram.percentile(50) / 1000,
+    p99: histogram.percentile(99) / 1000,
+    cpuPerReq: served > 0 ? serverCpu / served : Number.NaN,
+    cpuUser: end.cpu.user,
+    cpuSystem: end.cpu.system,
+    peakRssMB: end.peakRss / 2 ** 20,
+    served,
+    completed: result.requests.total,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
+    foreign: foreignSince(mark, serverCpu),
+    waitedMs,
+  };
+}
+
+/** measureOnce, again while other processes took more than the threshold (MAX_ATTEMPTS in all). */
+async function measure(server, what) {
+  for (let attempt = 1; ; attempt++) {
+    const run = await measureOnce(server);
+    run.attempts = attempt;
+    if (!settings.maxForeign || run.foreign === undefined || run.foreign <= settings.maxForeign || attempt >= MAX_ATTEMPTS) {
+      run.contaminated = settings.maxForeign > 0 && run.foreign > settings.maxForeign;
+      return run;
+    }
+    process.stdout.write(`${what}: other processes used ${(run.foreign * 100).toFixed(0)} % of a core during the run; measuring again\n`);
+    await sleep(PAUSE_MS);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+function quantile(values, q) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+const median = (values) => quantile(values, 0.5);
+
+/**
+ * A distribution-free 95 % confidence interval for the median: the order statistics around n/2
+ * at ±1.96 √n / 2 ranks. With fewer than 6 values there is none.
+ */
+function medianCi(values) {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const n = sorted.length;
+  if (n < 6) return [Number.NaN, Number.NaN];
+  const half = (1.96 * Math.sqrt(n)) / 2;
+  const lo = Math.max(1, Math.floor(n / 2 - half));
+  const hi = Math.min(n, Math.ceil(n / 2 + 1 + half));
+  return [sorted[lo - 1], sorted[hi - 1]];
+}
+
+const METRICS = ['reqPerSec', 'p50', 'p99', 'cpuPerReq', 'peakRssMB'];
+
+// Ratios are paired: each run is compared with the bare run of the same round (at most three runs
+// away), then the median is taken over rounds. The machine's speed drifts over tens of seconds;
+// pairing within a round cancels most of that drift, which a ratio of two medians would not.
+const RATIOS = {
+  reqRatio: (run, base) => run.reqPerSec / base.reqPerSec,
+  p99Ratio: (run, base) => run.p99 / base.p99,
+  cpuRatio: (run, base) => run.cpuPerReq / base.cpuPerReq,
+  rssDelta: (run, base) => run.peakRssMB - base.peakRssMB,
+};
+
+function summarize(configs, runs) {
+  const bareLabel = configs[0].label;
+  const rounds = [...new Set(runs.map((r) => r.round))];
+  const summary = configs.map((config) => {
+    const mine = runs.filter((r) => r.label === config.label);
+    const s = { config, problems: mine.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0) };
+    for (const m of METRICS) s[m] = median(mine.map((r) => r[m]));
+    for (const [name, of] of Object.entries(RATIOS)) {
+      const perRound = rounds.map((round) => {
+        const run = runs.find((r) => r.round === round && r.label === config.label);
+        const base = runs.find((r) => r.round === round && r.label === bareLabel);
+        return run && base ? of(run, base) : Number.NaN;
+      });
+      s[name] = median(perRound);
+      s[`${name}Ci`] = medianCi(perRound);
+    }
+    return s;
+  });
+  const control = summary.find((s) => s.config.control);
+  const noise = control
+    ? {
+        req: Math.abs(control.reqRatio - 1),
+        p99: Math.abs(control.p99Ratio - 1),
+        cpu: Math.abs(control.cpuRatio - 1),
+        rss: Math.abs(control.rssDelta),
+      }
+    : undefined;
+  const contaminated = runs.filter((r) => r.contaminated).length;
+  const retried = runs.filter((r) => r.attempts > 1).length;
+  return { summary, noise, contaminated, retried };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = {
+  int: (n) => (Number.isFinite(n) ? Math.round(n).toString() : 'n/a'),
+  ms: (n) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a'),
+  us: (n) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a'),
+  mb: (n) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a'),
+  ratio: (n) => (Number.isFinite(n) ? n.toFixed(3) : 'n/a'),
+  delta: (n) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}` : 'n/a'),
+};
+
+function marked(text, deviation, noise, isBaseline) {
+  if (isBaseline || noise === undefined) return text;
+  return Math.abs(deviation) <= noise ? `${text} (within noise)` : `**${text}**`;
+}
+
+function table(framework, { summary, noise, contaminated, retried }) {
+  const lines = [
+    `### ${framework}`,
+    '',
+    '| configuration | req/s | req/s ×bare | p50 ms | p99 ms | p99 ×bare | CPU µs/req | CPU/req ×bare | peak RSS MB | RSS Δ MB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const s of summary) {
+    const base = s === summary[0] || s.config.control;
+    lines.push(
+      `| ${s.config.label} | ${fmt.int(s.reqPerSec)} | ${marked(fmt.ratio(s.reqRatio), s.reqRatio - 1, noise?.req, base)} | ${fmt.ms(s.p50)} | ${fmt.ms(s.p99)} | ${marked(fmt.ratio(s.p99Ratio), s.p99Ratio - 1, noise?.p99, base)} | ${fmt.us(s.cpuPerReq)} | ${marked(fmt.ratio(s.cpuRatio), s.cpuRatio - 1, noise?.cpu, base)} | ${fmt.mb(s.peakRssMB)} | ${marked(fmt.delta(s.rssDelta), s.rssDelta, noise?.rss, base)} |`,
+    );
+  }
+  lines.push('');
+  if (noise) {
+    lines.push(
+      `Noise floor (A/A control vs bare): req/s ±${(noise.req * 100).toFixed(1)} %, p99 ±${(noise.p99 * 100).toFixed(1)} %, ` +
+        `CPU/req ±${(noise.cpu * 100).toFixed(1)} %, RSS ±${noise.rss.toFixed(1)} MB.`,
+    );
+  }
+  const ci = (key, f) =>
+    summary
+      .slice(1)
+      .map((s) => `${s.config.label} ${f(s[key][0])} to ${f(s[key][1])}`)
+      .join('; ');
+  lines.push(
+    '95 % confidence intervals of the median ratios (order statistics over rounds): ' +
+      `CPU/req ${ci('cpuRatioCi', fmt.ratio)}. req/s ${ci('reqRatioCi', fmt.ratio)}. p99 ${ci('p99RatioCi', fmt.ratio)}. ` +
+      `RSS Δ MB ${ci('rssDeltaCi', fmt.delta)}.`,
+  );
+  if (retried > 0 || contaminated > 0) {
+    lines.push(
+      `${retried} run(s) were measured again because other processes were busy; ${contaminated} kept anyway after ${MAX_ATTEMPTS} tries (⚠ in the list of runs).`,
+    );
+  }
+  const problems = summary.filter((s) => s.problems > 0);
+  if (problems.length > 0) {
+    lines.push(`⚠ errors, timeouts or non-2xx responses: ${problems.map((s) => `${s.config.label} ${s.problems}`).join(', ')}.`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+function rawTable(framework, runs) {
+  const lines = [
+    `#### ${framework}`,
+    '',
+    '| round | configuration | req/s | p50 ms | p99 ms | CPU µs/req | user µs | system µs | peak RSS MB | served | completed | errors | foreign load | tries |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of runs) {
+    lines.push(
+      `| ${r.round} | ${r.label} | ${fmt.int(r.reqPerSec)} | ${fmt.ms(r.p50)} | ${fmt.ms(r.p99)} | ${fmt.us(r.cpuPerReq)} | ${r.cpuUser} | ${r.cpuSystem} | ${fmt.mb(r.peakRssMB)} | ${r.served} | ${r.completed} | ${r.errors + r.timeouts + r.non2xx} | ${r.foreign === undefined ? 'n/a' : `${(r.foreign * 100).toFixed(0)} %`}${r.contaminated ? ' ⚠' : ''} | ${r.attempts} |`,
+    );
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+function machine() {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('model name'));
+    if (line) cpuModel = line.split(':').slice(1).join(':').trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  let nproc = String(os.availableParallelism?.() ?? os.cpus().length);
+  try {
+    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
+  } catch {
+    // keep availableParallelism
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: HERE, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../packages'], { cwd: HERE, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' (packages/ has uncommitted changes)';
+  } catch {
+    // not a git checkout
+  }
+  // The built code that was measured: packages/ may be rebuilt from uncommitted work at any time.
+  let dist = 'unknown';
+  try {
+    const hash = createHash('sha256');
+    for (const pkg of ['core', 'context', 'express', 'fastify', 'koa'])
+      hash.update(readFileSync(path.join(HERE, '..', 'packages', pkg, 'dist', 'index.js')));
+    dist = hash.digest('hex').slice(0, 12);
+  } catch {
+    // not built
+  }
+  const versions = {};
+  for (const name of ['autocannon', 'express', 'fastify', 'koa', '@koa/router']) {
+    try {
+      versions[name] = JSON.parse(readFileSync(path.join(HERE, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      versions[name] = '?';
+    }
+  }
+  return {
+    nproc,
+    cpuModel,
+    memGiB: (os.totalmem() / 2 ** 30).toFixed(0),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    commit,
+    dist,
+    versions,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function benchFramework(framework) {
+  const configs = configsOf(framework);
+  const servers = [];
+  try {
+    for (const config of configs) {
+      const server = await startServer(framework, config);
+      servers.push(server);
+      await verify(framework, config, server);
+    }
+    for (const [i, server] of servers.entries()) {
+      process.stdout.write(`${framework}: warm-up ${configs[i].label} (${settings.warmup} s)\n`);
+      await load(server.url, settings.warmup);
+      await sleep(PAUSE_MS);
+    }
+    const runs = [];
+    for (let round = 1; round <= settings.rounds; round++) {
+      const order = configs.map((config, i) => ({ config, server: servers[i] }));
+      if (round % 2 === 0) order.reverse();
+      for (const { config, server } of order) {
+        const run = { round, label: config.label, ...(await measure(server, `${framework} round ${round} ${config.label}`)) };
+        runs.push(run);
+        process.stdout.write(
+          `${framework} round ${round}/${settings.rounds} ${config.label.padEnd(20)} ${fmt.int(run.reqPerSec).padStart(6)} req/s  ` +
+            `p50 ${fmt.ms(run.p50)} ms  p99 ${fmt.ms(run.p99)} ms  ${fmt.us(run.cpuPerReq)} µs CPU/req  ${fmt.mb(run.peakRssMB)} MB` +
+            `${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts + run.non2xx}` : ''}\n`,
+        );
+        await sleep(PAUSE_MS);
+      }
+    }
+    runs.sort((a, b) => a.round - b.round || configs.findIndex((c) => c.label === a.label) - configs.findIndex((c) => c.label === b.label));
+    return { framework, runs, ...summarize(configs, runs) };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+const started = new Date();
+const info = machine();
+const loadBefore = os.loadavg();
+const loadMode = settings.rate ? `fixed rate of ${settings.rate} req/s (autocannon overallRate)` : 'saturating (closed loop)';
+console.log(
+  `loopsight benchmarks: ${selected.join(', ')}; ${settings.rounds} rounds × ${settings.duration} s, ${settings.connections} connections, ` +
+    `${loadMode}, warm-up ${settings.warmup} s; expected ≈ ${Math.ceil(expectedSeconds / 60)} min, time limit ${timeLimit} s`,
+);
+console.log(`${info.nproc} CPUs (${info.cpuModel}), Node ${info.node}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`);
+
+const results = [];
+for (const framework of selected) results.push(await benchFramework(framework));
+const loadAfter = os.loadavg();
+const elapsed = (Date.now() - started.getTime()) / 1000;
+
+const pad = (n) => String(n).padStart(2, '0');
+const stamp = `${started.getFullYear()}-${pad(started.getMonth() + 1)}-${pad(started.getDate())}-${pad(started.getHours())}${pad(started.getMinutes())}`;
+const tables = results.map((r) => table(r.framework, r)).join('\n');
+const report = [
+  `# loopsight benchmarks, ${stamp}${settings.quick ? ' (quick smoke run: not for comparison)' : ''}`,
+  '',
+  `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, ${info.memGiB} GiB, ${info.platform}`,
+  `- Node ${info.node}; autocannon ${info.versions.autocannon}, express ${info.versions.express}, fastify ${info.versions.fastify}, koa ${info.versions.koa}, @koa/router ${info.versions['@koa/router']}`,
+  `- loopsight: built dist of commit ${info.commit}; sha256 of packages/{core,context,express,fastify,koa}/dist/index.js: ${info.dist}`,
+  `- Settings: ${settings.rounds} rounds × ${settings.duration} s per configuration, ${settings.connections} connections, pipelining 1, ${loadMode}; warm-up ${settings.warmup} s per server; order alternated every round; servers stay up for all rounds of their framework`,
+  `- Other processes: a run during which they used more than ${settings.maxForeign} of a core (from /proc/stat) is measured again, up to ${MAX_ATTEMPTS} tries${settings.priority ? `; servers and load generator at nice ${settings.priority}` : ''}`,
+  `- Load average (1, 5, 15 min) before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; took ${Math.round(elapsed)} s`,
+  '',
+  'Medians over rounds. ×bare is the median over rounds of each run’s ratio to the `bare` run of the same round; RSS Δ likewise, in MB of peak RSS. ' +
+    'A difference no larger than the A/A control’s (the same `bare` server measured again) is marked “within noise”; one beyond it is in bold. ' +
+    'The A/A deviation is itself one noisy sample: the confidence intervals under each table say how precisely each median is known.',
+  '',
+  tables,
+  '<details><summary>Every run</summary>',
+  '',
+  results.map((r) => rawTable(r.framework, r.runs)).join('\n'),
+  '</details>',
+  '',
+].join('\n');
+
+console.log(`\n${tables}`);
+if (!args['no-write']) {
+  const dir = path.join(HERE, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${stamp}.md`);
+  writeFileSync(file, report);
+  console.log(`written to ${path.relative(process.cwd(), file)}`);
+}
+if (args.json) {
+  writeFileSync(args.json, JSON.stringify({ settings, machine: info, loadBefore, loadAfter, results }, null, 2));
+  console.log(`JSON written to ${args.json}`);
+}
+killAll();
+process.exit(0);

@@ -1,0 +1,24 @@
+// node servers/express.mjs <variant>: an Express 5 app serving GET /hello → { hello: 'world' }.
+// A variant is what is mounted before the route; add one here and list it in configs.mjs.
+import http from 'node:http';
+import { loopsight } from '@loopsight/express';
+import express from 'express';
+import { alsFloorExpress } from './lib/als-floor.mjs';
+import { HOST, pickVariant, serve } from './lib/harness.mjs';
+
+const variants = {
+  bare: () => {},
+  'als-floor': (app) => app.use(alsFloorExpress),
+  loopsight: (app) => app.use(loopsight()),
+};
+
+const { name, setup } = pickVariant(variants);
+const app = express();
+await setup(app);
+app.get('/hello', (_req, res) => {
+  res.json({ hello: 'world' });
+});
+
+const server = http.createServer(app);
+await new Promise((resolve) => server.listen(0, HOST, resolve));
+serve(server, name);
