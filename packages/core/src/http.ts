@@ -10,9 +10,8 @@ import type { RequestScope } from './types.js';
 export type RouteResolver<A> = (arg: A) => string | undefined;
 
 /**
- * The scope of an HTTP request. `route` is resolved on first read, after the router has matched,
- * and then kept; nothing reads it unless someone listens or reports, so most requests never pay
- * for it (Fastify's `routeOptions` builds a new object on every read).
+ * The scope of an HTTP request. `route` is resolved on first read after the router has matched,
+ * and at the latest when the response ends; then it is kept.
  */
 class HttpScope<A> implements RequestScope {
   readonly correlationId: string;
@@ -31,15 +30,19 @@ class HttpScope<A> implements RequestScope {
   }
 
   get route(): string | undefined {
-    if (this.#route === undefined && this.#resolve !== undefined) {
-      this.#route = this.#resolve(this.#arg as A);
-      // Once known, let go of the framework objects.
-      if (this.#route !== undefined) {
-        this.#resolve = undefined;
-        this.#arg = undefined;
-      }
-    }
+    if (this.#route === undefined && this.#resolve !== undefined) this.#route = this.#resolve(this.#arg as A);
     return this.#route;
+  }
+
+  /**
+   * Fixes the route and lets go of the framework objects. Scopes outlive their request in every
+   * async resource made during it; holding req/res/ctx that long showed as +30 MB of peak RSS
+   * under load (Fastify hello route), so they are dropped when the response ends.
+   */
+  settle(): void {
+    void this.route;
+    this.#resolve = undefined;
+    this.#arg = undefined;
   }
 
   toJSON(): RequestScope {
@@ -82,7 +85,10 @@ export function trackRequest<A, R>(
   const t0 = performance.now();
   monitor._begin(scope);
   // 'close' follows 'finish' on every response, and is the only event of an aborted one.
-  res.on('close', () => monitor._end(scope, t0, res.statusCode, !res.writableFinished));
+  res.on('close', () => {
+    scope.settle();
+    monitor._end(scope, t0, res.statusCode, !res.writableFinished);
+  });
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
 }
