@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { resolveOptions } from './options.js';
-import { LoopSampler } from './sampler.js';
+import { EMPTY_STATS, LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
   Exporter,
@@ -123,8 +123,7 @@ export class Monitor implements MonitorLike {
 
   /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
   loopStats(): LoopStats {
-    if (this.#sampler) return this.#sampler.stats();
-    return Object.freeze({ min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0, utilization: 0, count: 0, windowMs: 0 });
+    return this.#sampler ? this.#sampler.stats() : EMPTY_STATS;
   }
 
   /** The requests and jobs running now (at most `maxInflight` of them are tracked). */

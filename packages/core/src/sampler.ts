@@ -3,7 +3,8 @@ import type { LoopStats } from './types.js';
 
 const NS_PER_MS = 1e6;
 
-const EMPTY: LoopStats = Object.freeze({
+/** What loopStats() reads before the sampler runs, or with loopLag: false. */
+export const EMPTY_STATS: LoopStats = Object.freeze({
   min: 0,
   max: 0,
   mean: 0,
@@ -61,12 +62,7 @@ export class LoopSampler {
   /** Stats of the last complete window; before the first window completes, of the time so far. */
   stats(): LoopStats {
     if (this.#last) return this.#last;
-    return this.#histogram ? this.#read() : EMPTY;
-  }
-
-  /** Utilization since the current window began (0..1), for callers that need a fresher figure. */
-  utilizationNow(): number {
-    return this.#eluStart ? performance.eventLoopUtilization(this.#eluStart).utilization : 0;
+    return this.#histogram ? this.#read() : EMPTY_STATS;
   }
 
   #rotate(): void {
@@ -82,7 +78,7 @@ export class LoopSampler {
     const h = this.#histogram as IntervalHistogram;
     const windowMs = Math.round(performance.now() - this.#windowStart);
     const utilization = this.#eluStart ? performance.eventLoopUtilization(this.#eluStart).utilization : 0;
-    if (h.count === 0) return Object.freeze({ ...EMPTY, utilization, windowMs });
+    if (h.count === 0) return Object.freeze({ ...EMPTY_STATS, utilization, windowMs });
     const beyond = (ns: number) => Math.max(0, ns / NS_PER_MS - this.#resolutionMs);
     return Object.freeze({
       min: beyond(h.min),
