@@ -12,6 +12,10 @@ export default defineConfig({
       '@loopsight/express': src('express'),
       '@loopsight/fastify': src('fastify'),
       '@loopsight/koa': src('koa'),
+      '@loopsight/loop-lag': src('loop-lag'),
+      '@loopsight/promises': src('promises'),
+      '@loopsight/prometheus': src('prometheus'),
+      '@loopsight/otel': src('otel'),
     },
   },
   test: {
