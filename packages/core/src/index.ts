@@ -7,6 +7,7 @@ export type {
   CorrelationOptions,
   Exporter,
   Logger,
+  LoopDelayHistogram,
   LoopLagOptions,
   LoopStats,
   MonitorCounters,

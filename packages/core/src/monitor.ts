@@ -1,10 +1,13 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
+import { createStallWatchdog, type StallWatchdog } from '@loopsight/loop-lag';
+import { createPromiseTracker, type PromiseTracker } from '@loopsight/promises';
 import { resolveOptions } from './options.js';
-import { EMPTY_STATS, LoopSampler } from './sampler.js';
+import { DELAY_BUCKETS_MS, EMPTY_STATS, LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
   Exporter,
+  LoopDelayHistogram,
   LoopStats,
   MonitorCounters,
   MonitorLike,
@@ -47,6 +50,8 @@ export class Monitor implements MonitorLike {
   readonly #started = new Set<Exporter>();
   readonly #warned = new Set<string>();
   readonly #sampler: LoopSampler | undefined;
+  readonly #watchdog: StallWatchdog | undefined;
+  readonly #promises: PromiseTracker<RequestScope> | undefined;
   readonly #counters: MonitorCounters = {
     correlationIdsRejected: { too_long: 0, invalid: 0, duplicate: 0 },
     inflightDropped: 0,
@@ -58,7 +63,27 @@ export class Monitor implements MonitorLike {
   constructor(options?: MonitorOptions) {
     this.options = resolveOptions(options);
     const { loopLag } = this.options;
-    if (loopLag) this.#sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
+    if (loopLag) {
+      this.#sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
+      this.#watchdog = createStallWatchdog<RequestScope>({
+        thresholdMs: loopLag.stallThresholdMs,
+        captureStacks: loopLag.captureStacks,
+        getScope: () => scopeStore.getStore(),
+        inflight: () => this.#inflight.size,
+        onStall: (report) => this._report(report),
+        onError: (what, error) => this.reportError(what, error),
+      });
+    }
+    const { promises } = this.options;
+    if (promises && promises.mode !== 'off') {
+      this.#promises = createPromiseTracker<RequestScope>({
+        mode: promises.mode,
+        leakAfterMs: promises.leakAfterMs,
+        getScope: () => scopeStore.getStore(),
+        onReport: (report) => this._report(report),
+        onError: (what, error) => this.reportError(what, error),
+      });
+    }
     for (const exporter of this.options.exporters) this.#components.push(exporter);
   }
 
@@ -72,6 +97,8 @@ export class Monitor implements MonitorLike {
     if (this.#running) return;
     this.#running = true;
     this.#sampler?.start();
+    this.#guard('the stall watchdog failed to start', () => this.#watchdog?.start());
+    this.#guard('the promise tracker failed to start', () => this.#promises?.start());
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -80,6 +107,8 @@ export class Monitor implements MonitorLike {
     if (!this.#running) return this.#stopping ?? Promise.resolve();
     this.#running = false;
     this.#sampler?.stop();
+    this.#guard('the promise tracker failed to stop', () => this.#promises?.stop());
+    const watchdog = this.#watchdog?.stop().catch((error: unknown) => this.reportError('the stall watchdog failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
       try {
@@ -88,7 +117,7 @@ export class Monitor implements MonitorLike {
         this.reportError(`component ${component.name} failed to stop`, error);
       }
     });
-    this.#stopping = Promise.all(stops).then(() => undefined);
+    this.#stopping = Promise.all([...stops, watchdog]).then(() => undefined);
     return this.#stopping;
   }
 
@@ -124,6 +153,12 @@ export class Monitor implements MonitorLike {
   /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
   loopStats(): LoopStats {
     return this.#sampler ? this.#sampler.stats() : EMPTY_STATS;
+  }
+
+  /** Delay samples since start() in cumulative buckets (1 ms to 10 s), up to the last complete window. */
+  loopDelayHistogram(): LoopDelayHistogram {
+    if (this.#sampler) return this.#sampler.histogram();
+    return { boundsMs: DELAY_BUCKETS_MS, counts: DELAY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 };
   }
 
   /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
@@ -189,6 +224,7 @@ export class Monitor implements MonitorLike {
   /** @internal Ends a scope: removes it from the registry and emits 'request'. */
   _end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
     this.#inflight.delete(scope);
+    this.#promises?.scopeEnded(scope);
     if (this.#listeners.request.length === 0 && !requestChannel.hasSubscribers) return;
     const record: RequestRecord = {
       type: 'request',
@@ -224,6 +260,25 @@ export class Monitor implements MonitorLike {
     }
     const channel = event === 'request' ? requestChannel : event === 'stall' ? stallChannel : promiseChannel;
     if (channel.hasSubscribers) channel.publish(record);
+  }
+
+  /** @internal A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
+  _report(report: StallReport | PromiseReport): void {
+    if (report.type === 'stall') this._emit('stall', report);
+    else this._emit('promise', report);
+    try {
+      this.options.onReport(report);
+    } catch (error) {
+      this.reportError('onReport threw', error);
+    }
+  }
+
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.reportError(what, error);
+    }
   }
 
   /**

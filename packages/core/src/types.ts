@@ -72,6 +72,21 @@ export interface LoopStats {
   windowMs: number;
 }
 
+/**
+ * Loop delay samples since the monitor started, up to the last complete window: cumulative counts
+ * per upper bound, ready to become Prometheus buckets (aggregatable across instances) or an OTel histogram.
+ */
+export interface LoopDelayHistogram {
+  /** Upper bounds, ms, ascending. */
+  readonly boundsMs: readonly number[];
+  /** `counts[i]` = samples with a delay ≤ `boundsMs[i]` (cumulative). */
+  readonly counts: readonly number[];
+  /** All samples (the +Inf bucket). */
+  readonly count: number;
+  /** Sum of all delays, ms. */
+  readonly sumMs: number;
+}
+
 /** Why an incoming correlation id was refused and replaced. */
 export type RejectReason = 'too_long' | 'invalid' | 'duplicate';
 
@@ -103,6 +118,8 @@ export interface MonitorLike {
   on(event: 'request', fn: (r: RequestRecord) => void): this;
   off(event: 'stall' | 'promise' | 'request', fn: (r: never) => void): this;
   loopStats(): LoopStats;
+  /** Cumulative delay buckets since start, up to the last complete window. */
+  loopDelayHistogram(): LoopDelayHistogram;
   inflight(): RequestScope[];
   counters(): MonitorCounters;
   /** Counts a contained failure and warns once per kind: for components that must never throw into the service. */

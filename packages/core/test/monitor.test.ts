@@ -167,9 +167,34 @@ describe('loopStats', () => {
     expect(stats.max).toBeLessThan(100);
   });
 
+  it('keeps cumulative delay buckets across windows, with a block in the right bucket', async () => {
+    const monitor = monitorFor({ loopLag: { resolutionMs: 10, windowMs: 200 } });
+    monitor.start();
+    await sleep(250);
+    const first = monitor.loopDelayHistogram();
+    expect(first.count).toBeGreaterThan(5);
+    busyWait(300);
+    await sleep(450);
+    const second = monitor.loopDelayHistogram();
+    expect(second.boundsMs).toEqual([1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]);
+    expect(second.count).toBeGreaterThan(first.count);
+    second.counts.forEach((c, i) => {
+      // Cumulative across windows and across bounds; never more than the total.
+      expect(c).toBeGreaterThanOrEqual(first.counts[i] ?? 0);
+      if (i > 0) expect(c).toBeGreaterThanOrEqual(second.counts[i - 1] ?? 0);
+      expect(c).toBeLessThanOrEqual(second.count);
+    });
+    // The 300 ms block is one sample above 250 ms: not in the 250 ms bucket, in the 1 s one.
+    const at = (ms: number) => second.counts[second.boundsMs.indexOf(ms)] ?? -1;
+    expect(at(250)).toBeLessThan(second.count);
+    expect(at(1000)).toBe(second.count);
+    expect(second.sumMs).toBeGreaterThan(250);
+  });
+
   it('reads zeros before start and after stop', async () => {
     const monitor = monitorFor();
     expect(monitor.loopStats()).toMatchObject({ count: 0, p99: 0 });
+    expect(monitor.loopDelayHistogram()).toMatchObject({ count: 0, sumMs: 0 });
     monitor.start();
     await sleep(50);
     await monitor.stop();
