@@ -1,1 +1,4 @@
-export {};
+export { prometheusExporter } from './exporter.js';
+export { metricsHandler, type Scrape, scrape } from './handler.js';
+export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNROUTED } from './routes.js';
+export type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';

@@ -1,0 +1,241 @@
+import type { MonitorLike, PromiseReport, StallReport } from '@loopsight/core';
+import { Counter, Histogram, register } from 'prom-client';
+import { PullMetric, type Sample } from './collector.js';
+import { routeLabeler } from './routes.js';
+import type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';
+
+const DEFAULT_STALL_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+const NAME_PATTERN = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+interface Config {
+  readonly registry: AnyRegistry;
+  readonly prefix: string;
+  readonly maxRoutes: number;
+  readonly stallBuckets: readonly number[];
+}
+
+function resolveOptions(options: PrometheusExporterOptions | undefined): Config {
+  if (options === undefined) return { registry: register, prefix: 'loopsight_', maxRoutes: 100, stallBuckets: DEFAULT_STALL_BUCKETS };
+  if (typeof options !== 'object' || options === null) throw new TypeError('loopsight: prometheusExporter() options must be an object');
+  const { registry = register, prefix = 'loopsight_', maxRoutes = 100, stallBuckets = DEFAULT_STALL_BUCKETS } = options;
+  if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
+    throw new TypeError('loopsight: options.registry must be a prom-client Registry');
+  }
+  if (typeof prefix !== 'string' || (prefix !== '' && !NAME_PATTERN.test(prefix))) {
+    throw new TypeError(`loopsight: options.prefix must be a valid Prometheus metric name prefix (got ${JSON.stringify(prefix)})`);
+  }
+  if (!Number.isInteger(maxRoutes) || maxRoutes < 1) {
+    throw new TypeError(`loopsight: options.maxRoutes must be a positive integer (got ${String(maxRoutes)})`);
+  }
+  const bucketsOk =
+    Array.isArray(stallBuckets) &&
+    stallBuckets.length > 0 &&
+    stallBuckets.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > (stallBuckets[i - 1] as number)));
+  if (!bucketsOk) throw new TypeError('loopsight: options.stallBuckets must be ascending positive numbers of seconds');
+  return { registry, prefix, maxRoutes, stallBuckets: Object.freeze([...stallBuckets]) };
+}
+
+// One exporter per (registry, prefix): a second one would clash on every name, so it gets the same
+// component name and Monitor#attach ignores it.
+const registryIds = new WeakMap<object, number>();
+let nextRegistryId = 0;
+function componentName(config: Config): string {
+  let id = registryIds.get(config.registry);
+  if (id === undefined) {
+    id = nextRegistryId++;
+    registryIds.set(config.registry, id);
+  }
+  return `@loopsight/prometheus(${config.prefix}, registry ${id})`;
+}
+
+/** The reject counts and the shed counts as `{ reason: n }`; `shed` exists once the overload guard does. */
+function reasonSamples(counts: unknown): Sample[] {
+  if (typeof counts !== 'object' || counts === null) return [];
+  const samples: Sample[] = [];
+  for (const [reason, value] of Object.entries(counts)) {
+    if (typeof value === 'number') samples.push({ labels: { reason }, value });
+  }
+  return samples;
+}
+
+/**
+ * Prometheus metrics for a loopsight Monitor, registered in a prom-client registry: the loop delay
+ * as a real histogram (aggregatable across instances with `histogram_quantile`), utilization,
+ * stalls and promises by route template, requests in flight, refused correlation ids.
+ *
+ * The loop figures are read at scrape time from the monitor's last complete window, so any number
+ * of scrapers and registries read the same, consistent counts; stalls and promises are counted
+ * when they are reported. Nothing runs on the request path.
+ *
+ * @example
+ * import { register } from 'prom-client';
+ * app.use(loopsight({ exporters: [prometheusExporter()] }));
+ * app.get('/metrics', metricsHandler(register));
+ */
+export function prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
+  const config = resolveOptions(options);
+  const { registry, prefix } = config;
+  const names = {
+    delay: `${prefix}event_loop_delay_seconds`,
+    utilization: `${prefix}event_loop_utilization`,
+    stalls: `${prefix}event_loop_stalls_total`,
+    stallSeconds: `${prefix}event_loop_stall_seconds`,
+    promises: `${prefix}promises_total`,
+    inflight: `${prefix}requests_inflight`,
+    rejected: `${prefix}correlation_ids_rejected_total`,
+    shed: `${prefix}requests_shed_total`,
+  };
+  let registered: { name: string; metric: unknown }[] = [];
+  let detach: (() => void) | undefined;
+
+  function unregister(): void {
+    for (const { name, metric } of registered) {
+      // Only ours: after a clash, the name belongs to whoever registered it first.
+      if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name);
+    }
+    registered = [];
+  }
+
+  function start(monitor: MonitorLike): void {
+    if (detach) return;
+    const fail = (what: string) => (error: unknown) => monitor.reportError(`the Prometheus exporter could not read ${what}`, error);
+    const label = routeLabeler(config.maxRoutes);
+
+    const delay = new PullMetric(
+      {
+        name: names.delay,
+        help: 'Event loop delay beyond the sampling resolution, in seconds: every sample since start, up to the last complete window.',
+        type: 'histogram',
+        aggregator: 'sum',
+        labelNames: ['le'],
+      },
+      () => {
+        const h = monitor.loopDelayHistogram();
+        const samples: Sample[] = h.boundsMs.map((ms, i) => ({
+          metricName: `${names.delay}_bucket`,
+          labels: { le: ms / 1000 },
+          value: h.counts[i] ?? 0,
+        }));
+        samples.push({ metricName: `${names.delay}_bucket`, labels: { le: '+Inf' }, value: h.count });
+        samples.push({ metricName: `${names.delay}_sum`, labels: {}, value: h.sumMs / 1000 });
+        samples.push({ metricName: `${names.delay}_count`, labels: {}, value: h.count });
+        return samples;
+      },
+      fail('the loop delay histogram'),
+    );
+    const utilization = new PullMetric(
+      {
+        name: names.utilization,
+        help: 'Share of time the event loop was busy (0..1), over the last complete window.',
+        type: 'gauge',
+        aggregator: 'average',
+      },
+      () => [{ labels: {}, value: monitor.loopStats().utilization }],
+      fail('the loop utilization'),
+    );
+    const inflight = new PullMetric(
+      { name: names.inflight, help: 'Requests and monitor.run() jobs in flight.', type: 'gauge', aggregator: 'sum' },
+      () => [{ labels: {}, value: monitor.inflight().length }],
+      fail('the requests in flight'),
+    );
+    const rejected = new PullMetric(
+      {
+        name: names.rejected,
+        help: 'Incoming correlation ids refused and replaced, by reason.',
+        type: 'counter',
+        aggregator: 'sum',
+        labelNames: ['reason'],
+      },
+      () => reasonSamples(monitor.counters().correlationIdsRejected),
+      fail('the refused correlation ids'),
+    );
+    const stalls = new Counter({
+      name: names.stalls,
+      help: 'Event loop stalls, by the route template of the request that was blocking the loop.',
+      labelNames: ['route'],
+      registers: [],
+    });
+    const stallSeconds = new Histogram({
+      name: names.stallSeconds,
+      help: 'Duration of event loop stalls in seconds, by the route template of the request that was blocking the loop.',
+      labelNames: ['route'],
+      buckets: [...config.stallBuckets],
+      registers: [],
+    });
+    const promises = new Counter({
+      name: names.promises,
+      help: 'Floating, leaked and unhandled promises, by kind and the route template of the request that created them.',
+      labelNames: ['kind', 'route'],
+      registers: [],
+    });
+    const metrics: { name: string; metric: PullMetric | Counter<string> | Histogram<string> }[] = [
+      { name: names.delay, metric: delay },
+      { name: names.utilization, metric: utilization },
+      { name: names.stalls, metric: stalls },
+      { name: names.stallSeconds, metric: stallSeconds },
+      { name: names.promises, metric: promises },
+      { name: names.inflight, metric: inflight },
+      { name: names.rejected, metric: rejected },
+    ];
+    // Requests shed by the overload guard, once the monitor counts them.
+    if ('shed' in monitor.counters()) {
+      const shed = new PullMetric(
+        {
+          name: names.shed,
+          help: 'Requests refused with 503 by the overload guard, by reason.',
+          type: 'counter',
+          aggregator: 'sum',
+          labelNames: ['reason'],
+        },
+        () => reasonSamples((monitor.counters() as { shed?: unknown }).shed),
+        fail('the shed requests'),
+      );
+      metrics.push({ name: names.shed, metric: shed });
+    }
+
+    try {
+      for (const entry of metrics) {
+        if (entry.metric instanceof PullMetric) entry.metric.register(registry);
+        else registry.registerMetric(entry.metric);
+        registered.push(entry);
+      }
+    } catch (error) {
+      unregister();
+      monitor.reportError('the Prometheus exporter could not register its metrics', error);
+      return;
+    }
+
+    const onStall = (report: StallReport) => {
+      try {
+        const route = label(report.request);
+        stalls.inc({ route });
+        stallSeconds.observe({ route }, report.durationMs / 1000);
+      } catch (error) {
+        monitor.reportError('the Prometheus exporter could not count a stall', error);
+      }
+    };
+    const onPromise = (report: PromiseReport) => {
+      try {
+        promises.inc({ kind: report.kind, route: label(report.request) });
+      } catch (error) {
+        monitor.reportError('the Prometheus exporter could not count a promise', error);
+      }
+    };
+    monitor.on('stall', onStall).on('promise', onPromise);
+    detach = () => {
+      monitor.off('stall', onStall).off('promise', onPromise);
+      unregister();
+    };
+  }
+
+  return {
+    name: componentName(config),
+    registry,
+    metricNames: Object.freeze(Object.values(names)),
+    start,
+    stop() {
+      detach?.();
+      detach = undefined;
+    },
+  };
+}
