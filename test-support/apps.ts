@@ -12,6 +12,7 @@ import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
 import koa3 from 'koa';
 import koa2 from 'koa2';
+import { blockTheLoop, hugeJson, parseHugeJson } from './blockers.js';
 import { busyWait, hops } from './hops.js';
 
 export interface TestApp {
@@ -37,6 +38,8 @@ const handlers = {
     await new Promise((resolve) => setTimeout(resolve, 300));
     return { id: getCorrelationId() };
   },
+  block: (ms: unknown) => ({ id: getCorrelationId(), spins: blockTheLoop(Number(ms)) }),
+  parse: () => ({ id: getCorrelationId(), items: parseHugeJson(hugeJson()) }),
 };
 
 /** Reads a body through the request's own events, the way body parsers do. */
@@ -87,6 +90,9 @@ function expressApp(createExpress: any): Framework['start'] {
     app.get('/hops/:n', send(handlers.hops));
     app.get('/slow', send(handlers.slow));
     app.get('/late', send(handlers.late));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/block/:ms', (req: any, res: any) => res.json(handlers.block(req.params.ms)));
+    app.get('/parse', send(handlers.parse));
     const users = createExpress.Router();
     users.get('/:id', send(handlers.user));
     app.use('/users', users);
@@ -108,6 +114,9 @@ function fastifyApp(createFastify: any): Framework['start'] {
     app.get('/hops/:n', handlers.hops);
     app.get('/slow', async () => handlers.slow());
     app.get('/late', handlers.late);
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/block/:ms', async (request: any) => handlers.block(request.params.ms));
+    app.get('/parse', async () => handlers.parse());
     app.get('/users/:id', async () => handlers.user());
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.post('/json', async (request: any) => ({ id: getCorrelationId(), body: request.body }));
@@ -139,6 +148,11 @@ function koaApp(Koa: any): Framework['start'] {
     router.get('/hops/:n', send(handlers.hops));
     router.get('/slow', send(handlers.slow));
     router.get('/late', send(handlers.late));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/block/:ms', (ctx: any) => {
+      ctx.body = handlers.block(ctx.params.ms);
+    });
+    router.get('/parse', send(handlers.parse));
     router.get('/users/:id', send(handlers.user));
     // biome-ignore lint/suspicious/noExplicitAny: see above
     router.post('/json', async (ctx: any) => {

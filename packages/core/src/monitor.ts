@@ -68,8 +68,11 @@ export class Monitor implements MonitorLike {
       this.#watchdog = createStallWatchdog<RequestScope>({
         thresholdMs: loopLag.stallThresholdMs,
         captureStacks: loopLag.captureStacks,
+        maxStacksPerMinute: loopLag.maxStacksPerMinute,
+        profiler: loopLag.profiler,
         getScope: () => scopeStore.getStore(),
         inflight: () => this.#inflight.size,
+        candidates: () => this.#inflight,
         onStall: (report) => this._report(report),
         onError: (what, error) => this.reportError(what, error),
       });

@@ -23,7 +23,11 @@ export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   stallThresholdMs: 100,
   captureStacks: true,
   windowMs: 10_000,
+  maxStacksPerMinute: 10,
+  profiler: false,
 });
+
+const DEFAULT_PROFILER_INTERVAL_MS = 10;
 
 export const DEFAULT_PROMISES: ResolvedPromises = Object.freeze({ mode: 'sampled', leakAfterMs: 5_000 });
 
@@ -94,7 +98,7 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (value === undefined) return DEFAULT_LOOP_LAG;
   if (!isPlainObject(value)) fail('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
-  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs']);
+  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler']);
   const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, { integer: true, max: 1_000 });
   const windowMs = positive('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
   if (windowMs < resolutionMs * 10) fail('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
@@ -103,6 +107,22 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
     stallThresholdMs: positive('loopLag.stallThresholdMs', o.stallThresholdMs, DEFAULT_LOOP_LAG.stallThresholdMs, { max: 3_600_000 }),
     captureStacks: bool('loopLag.captureStacks', o.captureStacks, DEFAULT_LOOP_LAG.captureStacks),
     windowMs,
+    maxStacksPerMinute: positive('loopLag.maxStacksPerMinute', o.maxStacksPerMinute, DEFAULT_LOOP_LAG.maxStacksPerMinute, {
+      integer: true,
+      max: 6_000,
+    }),
+    profiler: resolveProfiler(o.profiler),
+  });
+}
+
+function resolveProfiler(value: unknown): ResolvedLoopLag['profiler'] {
+  if (value === undefined) return DEFAULT_LOOP_LAG.profiler;
+  if (value === false) return false;
+  if (value === true) return Object.freeze({ intervalMs: DEFAULT_PROFILER_INTERVAL_MS });
+  if (!isPlainObject(value)) fail('loopLag.profiler', 'a boolean or { intervalMs }', value);
+  checkKeys('loopLag.profiler', value, ['intervalMs']);
+  return Object.freeze({
+    intervalMs: positive('loopLag.profiler.intervalMs', value.intervalMs, DEFAULT_PROFILER_INTERVAL_MS, { integer: true, max: 1_000 }),
   });
 }
 

@@ -20,14 +20,29 @@ export interface StackFrame {
   column: number;
 }
 
+/** A loop blocked for at least `loopLag.stallThresholdMs`. Fields are explained in docs/loop-lag.md. */
 export interface StallReport {
   type: 'stall';
+  /** How late the loop ran, ms. */
   durationMs: number;
+  /** Epoch ms when the stall began. */
   at: number;
+  /** Top frame first. */
   stack: StackFrame[];
+  /** `pause`: the blocker itself; `late-pause`: taken after native code returned, not the blocker; `profile`: sampled; `none`. */
   stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
+  /** The request or job that was running, read on the paused frame. Absent rather than guessed. */
   request?: RequestScope;
+  /** Requests in flight during the stall. */
   inflight: number;
+  /** When `request` is absent: requests in flight during the stall (at most 10). */
+  candidates?: RequestScope[];
+  /** How long after it was asked for the pause landed, ms. */
+  pauseDelayMs?: number;
+  /** With the profiler on: share of the stall spent in garbage collection, 0..1. */
+  gcShare?: number;
+  /** Why there is no stack. */
+  stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
 }
 
 export interface PromiseReport {
@@ -135,6 +150,13 @@ export interface LoopLagOptions {
   captureStacks?: boolean;
   /** Length of the window `loopStats()` covers, ms. Default 10000. */
   windowMs?: number;
+  /** Stack captures per minute; later stalls are still counted and timed, without a stack. Default 10. */
+  maxStacksPerMinute?: number;
+  /**
+   * A sampling profiler on the main thread, so that stalls spent inside native code (JSON.parse of a
+   * large body) still get the stack that called it. `true` samples every 10 ms. Default false.
+   */
+  profiler?: boolean | { intervalMs?: number };
 }
 
 export interface PromiseOptions {
@@ -189,6 +211,8 @@ export interface ResolvedLoopLag {
   readonly stallThresholdMs: number;
   readonly captureStacks: boolean;
   readonly windowMs: number;
+  readonly maxStacksPerMinute: number;
+  readonly profiler: false | { readonly intervalMs: number };
 }
 
 export interface ResolvedPromises {

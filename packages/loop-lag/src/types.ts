@@ -1,0 +1,80 @@
+/** A stack frame: 1-based line and column, as in Error stacks. */
+export interface WatchdogStackFrame {
+  functionName: string;
+  /** `file://` URL or path of the script; `node:` for Node's own modules; empty when unknown. */
+  url: string;
+  line: number;
+  column: number;
+}
+
+/**
+ * Where a stall's stack came from:
+ * - `pause`: the loop was paused while blocked; the top frames are the blocker.
+ * - `late-pause`: the pause landed later than asked (`pauseDelayMs`), after native code that
+ *   checks no interrupts (JSON.parse of a large body, say) had returned; the frames show where
+ *   JavaScript went on, not what blocked.
+ * - `profile`: the sampling profiler's most frequent stack inside the stall.
+ * - `none`: no stack (captures off, rate-limited, or no inspector).
+ */
+export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
+
+export interface WatchdogStallReport<S> {
+  type: 'stall';
+  /** How late the loop ran: ms between two heartbeats beyond their interval. */
+  durationMs: number;
+  /** Epoch ms when the stall began. */
+  at: number;
+  stack: WatchdogStackFrame[];
+  stackSource: StackSource;
+  /** The scope that was current on the paused frame; absent when the pause landed late or did not happen. */
+  request?: S;
+  /** Requests in flight when the stall was seen. */
+  inflight: number;
+  /** When `request` is unknown: the requests in flight during the stall (at most 10). */
+  candidates?: S[];
+  /** How long after it was asked the pause landed, ms. */
+  pauseDelayMs?: number;
+  /** Share of the profiler's samples in the stall spent in garbage collection, 0..1 (profiler on). */
+  gcShare?: number;
+  /** Why there is no stack. */
+  stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+}
+
+export interface StallWatchdogOptions<S extends object> {
+  /** A loop late by at least this much is a stall, ms. */
+  thresholdMs: number;
+  /** Pause the loop to read the stack and the scope. */
+  captureStacks: boolean;
+  /** Stack captures allowed per minute; later stalls are counted and timed without a stack. Default 10. */
+  maxStacksPerMinute?: number;
+  /** Sampling profiler on the main thread, for stalls inside native code. Default: off. */
+  profiler?: false | { intervalMs?: number; restartMs?: number };
+  /**
+   * `on-stall` (default) enables the debugger only while a stall is captured; `always` keeps it
+   * enabled (faster first pause, at a cost measured in docs/loop-lag.md).
+   */
+  debuggerMode?: 'always' | 'on-stall';
+  /** The request scope that is current now: read on the paused frame. */
+  getScope: () => S | undefined;
+  /** Number of requests in flight. */
+  inflight: () => number;
+  /** Some in-flight requests (at most 10 are used), for stalls whose request is unknown. */
+  candidates?: () => Iterable<S>;
+  onStall: (report: WatchdogStallReport<S>) => void;
+  /** A contained failure or a degradation (no inspector, worker gone): said once by the caller. */
+  onError: (what: string, error: unknown) => void;
+}
+
+export interface WatchdogStatus {
+  running: boolean;
+  /** `worker`: stalls with stacks (when allowed); `main-thread`: timed on the main thread, no stacks. */
+  mode: 'stopped' | 'starting' | 'worker' | 'main-thread';
+  stacks: boolean;
+  stalls: number;
+}
+
+export interface StallWatchdog {
+  start(): void;
+  stop(): Promise<void>;
+  status(): WatchdogStatus;
+}

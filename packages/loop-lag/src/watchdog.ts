@@ -1,0 +1,262 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import { BEAT_MS, BEAT_SEQ, type WorkerConfig, type WorkerMessage, workerSource } from './worker.js';
+
+const REGISTRY = Symbol.for('loopsight.loop-lag.scopes.v1');
+const MAX_CANDIDATES = 10;
+const MAX_FRAMES = 32;
+
+type ScopeReader = () => string | undefined;
+
+function registry(): Record<string, ScopeReader> {
+  const g = globalThis as unknown as Record<symbol, Record<string, ScopeReader> | undefined>;
+  g[REGISTRY] ??= Object.create(null) as Record<string, ScopeReader>;
+  return g[REGISTRY];
+}
+
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Whether an inspector server is open (`--inspect`, `inspector.open()`): a debugger may be attached. */
+function inspectorInUse(): boolean {
+  try {
+    // Loaded lazily: a Node built without the inspector throws on import, and must still run.
+    const inspector = createRequire(`${process.cwd()}/`)('node:inspector') as typeof import('node:inspector');
+    return inspector.url() !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+let nextId = 0;
+
+/**
+ * Watches the main thread's event loop from a worker thread. The main thread only writes a
+ * heartbeat into shared memory from an unref'd interval; the worker notices when it stops, pauses
+ * the main thread through the inspector to read the stack and the request scope, and reports the
+ * stall once the loop runs again. Nothing runs on the request path.
+ *
+ * If no worker can run, stalls are still timed on the main thread, without stacks.
+ */
+export class Watchdog<S extends object> implements StallWatchdog {
+  readonly #options: StallWatchdogOptions<S>;
+  readonly #key = `w${nextId++}`;
+  readonly #heartbeatMs: number;
+  #beats: Int32Array | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #worker: Worker | undefined;
+  #mode: WatchdogStatus['mode'] = 'stopped';
+  #stacks = false;
+  #stalls = 0;
+  #lastBeat = 0;
+
+  constructor(options: StallWatchdogOptions<S>) {
+    this.#options = options;
+    // Fine enough to time a stall within 10 ms, rare enough to cost nothing measurable.
+    this.#heartbeatMs = Math.max(1, Math.min(10, Math.floor(options.thresholdMs / 4)));
+  }
+
+  start(): void {
+    if (this.#mode !== 'stopped') return;
+    this.#beats = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    this.#mode = 'starting';
+    this.#beat();
+    this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
+    registry()[this.#key] = () => this.#readScope();
+    try {
+      this.#spawn(this.#beats);
+    } catch (error) {
+      this.#degrade('the stall watchdog worker could not start', error);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#mode === 'stopped') return;
+    this.#mode = 'stopped';
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    delete registry()[this.#key];
+    const worker = this.#worker;
+    this.#worker = undefined;
+    this.#beats = undefined;
+    if (worker) {
+      worker.removeAllListeners();
+      // An error from terminate must not surface as an unhandled 'error' event.
+      worker.on('error', () => {});
+      await worker.terminate();
+    }
+  }
+
+  status(): WatchdogStatus {
+    return { running: this.#mode !== 'stopped', mode: this.#mode, stacks: this.#stacks, stalls: this.#stalls };
+  }
+
+  #beat(): void {
+    const now = monotonicMs();
+    if (this.#mode === 'main-thread') {
+      const lateMs = now - this.#lastBeat - this.#heartbeatMs;
+      if (lateMs >= this.#options.thresholdMs) {
+        this.#emit({ type: 'stall', durationMs: lateMs, at: Date.now() - (now - this.#lastBeat), stack: [], stackSource: 'none' });
+      }
+    }
+    this.#lastBeat = now;
+    const beats = this.#beats;
+    if (!beats) return;
+    Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
+    Atomics.add(beats, BEAT_SEQ, 1);
+  }
+
+  #spawn(beats: Int32Array): void {
+    const o = this.#options;
+    const config: WorkerConfig = {
+      heartbeat: beats.buffer as SharedArrayBuffer,
+      thresholdMs: o.thresholdMs,
+      heartbeatMs: this.#heartbeatMs,
+      pollMs: this.#heartbeatMs,
+      captureStacks: o.captureStacks,
+      maxStacksPerMinute: o.maxStacksPerMinute ?? 10,
+      // A pause normally lands within a millisecond or two; much later means native code held it.
+      latePauseMs: Math.max(20, o.thresholdMs / 4),
+      profiler: o.profiler ? { intervalMs: o.profiler.intervalMs ?? 10, restartMs: o.profiler.restartMs ?? 30_000 } : false,
+      debuggerMode: o.debuggerMode ?? 'on-stall',
+      inspectorInUse: o.captureStacks && inspectorInUse(),
+      scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
+      maxFrames: MAX_FRAMES,
+    };
+    const worker = new Worker(workerSource(), {
+      eval: true,
+      workerData: config,
+      // The app's loaders and --inspect flags are not for the watchdog.
+      execArgv: [],
+      env: {},
+      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
+    });
+    worker.unref();
+    this.#worker = worker;
+    worker.on('message', (message: WorkerMessage) => this.#onMessage(message));
+    worker.on('error', (error) => this.#degrade('the stall watchdog worker failed', error));
+    worker.on('exit', (code) => {
+      if (this.#worker === worker) this.#degrade('the stall watchdog worker exited', new Error(`exit code ${code}`));
+    });
+  }
+
+  #onMessage(message: WorkerMessage): void {
+    if (this.#mode === 'stopped') return;
+    switch (message.type) {
+      case 'ready':
+        if (this.#mode === 'starting') this.#mode = 'worker';
+        this.#stacks = message.stacks;
+        return;
+      case 'degraded':
+        this.#stacks = false;
+        this.#options.onError('stall stacks are off', new Error(message.reason));
+        return;
+      case 'error':
+        this.#options.onError(message.what, new Error(message.message));
+        return;
+      case 'stall':
+        this.#onStall(message);
+    }
+  }
+
+  #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
+    const report: WatchdogStallReport<S> = {
+      type: 'stall',
+      durationMs: message.durationMs,
+      at: message.at,
+      stack: message.stack,
+      stackSource: message.stackSource,
+      inflight: 0,
+    };
+    let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
+    if (message.scope !== undefined) {
+      try {
+        seen = JSON.parse(message.scope);
+      } catch {
+        // A scope that does not serialize is left out, not guessed.
+      }
+    }
+    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
+    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
+    report.inflight = seen?.inflight ?? this.#safe(() => this.#options.inflight(), 0);
+    if (!report.request) {
+      const candidates = seen?.candidates ?? this.#candidates();
+      if (candidates.length > 0) report.candidates = candidates;
+    }
+    if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
+    if (message.gcShare !== undefined) report.gcShare = message.gcShare;
+    if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    this.#emit(report);
+  }
+
+  #emit(report: WatchdogStallReport<S>): void {
+    this.#stalls++;
+    report.durationMs = Math.round(report.durationMs * 10) / 10;
+    if (report.inflight === 0) report.inflight = this.#safe(() => this.#options.inflight(), 0);
+    try {
+      this.#options.onStall(report);
+    } catch (error) {
+      this.#options.onError('a stall report could not be delivered', error);
+    }
+  }
+
+  /** Runs on the paused main thread, inside whatever was blocking: keep it small and total. */
+  #readScope(): string | undefined {
+    try {
+      const request = this.#options.getScope();
+      const inflight = this.#options.inflight();
+      return JSON.stringify(request ? { request, inflight } : { request: null, inflight, candidates: this.#candidates() });
+    } catch {
+      return undefined;
+    }
+  }
+
+  #candidates(): S[] {
+    const out: S[] = [];
+    const source = this.#options.candidates;
+    if (!source) return out;
+    try {
+      for (const scope of source()) {
+        if (out.length >= MAX_CANDIDATES) break;
+        out.push(JSON.parse(JSON.stringify(scope)) as S);
+      }
+    } catch {
+      // Candidates are a hint; a scope that cannot be read is skipped.
+    }
+    return out;
+  }
+
+  #safe<T>(fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch {
+      return fallback;
+    }
+  }
+
+  #degrade(what: string, error: unknown): void {
+    if (this.#mode === 'stopped' || this.#mode === 'main-thread') return;
+    this.#mode = 'main-thread';
+    this.#stacks = false;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    worker?.terminate().catch(() => {});
+    this.#lastBeat = monotonicMs();
+    this.#options.onError(`${what}; stalls are now timed on the main thread, without stacks`, error);
+  }
+}
+
+/**
+ * Starts nothing until `start()`. Used by @loopsight/core's Monitor; usable alone:
+ *
+ * @example
+ * const watchdog = createStallWatchdog({
+ *   thresholdMs: 100, captureStacks: true,
+ *   getScope: () => als.getStore(), inflight: () => 0,
+ *   onStall: (r) => console.log(r.durationMs, r.stack[0]), onError: console.warn,
+ * });
+ * watchdog.start();
+ */
+export function createStallWatchdog<S extends object>(options: StallWatchdogOptions<S>): StallWatchdog {
+  return new Watchdog(options);
+}

@@ -1,0 +1,368 @@
+// The watchdog's worker thread. Its functions are sent to the worker as source text (see
+// workerSource()), so each must be self-contained: no imports, no module-level names, only
+// `require` of node builtins inside the function bodies. That way one file serves the sources,
+// the ESM build and the CJS build, with no second entry point to resolve at run time.
+
+import type { WatchdogStackFrame } from './types.js';
+
+/** Slots of the Int32Array over the SharedArrayBuffer the main thread writes. */
+export const BEAT_MS = 0;
+export const BEAT_SEQ = 1;
+
+/** What the main thread hands the worker (workerData). */
+export interface WorkerConfig {
+  heartbeat: SharedArrayBuffer;
+  thresholdMs: number;
+  heartbeatMs: number;
+  pollMs: number;
+  captureStacks: boolean;
+  maxStacksPerMinute: number;
+  /** A pause that lands later than this after it was asked for was delayed by native code. */
+  latePauseMs: number;
+  profiler: false | { intervalMs: number; restartMs: number };
+  debuggerMode: 'always' | 'on-stall';
+  /** Set when another debugger may be attached (--inspect): no pausing then. */
+  inspectorInUse: boolean;
+  /** Expression evaluated on the paused frame; returns JSON of { request, inflight, candidates }. */
+  scopeExpression: string;
+  maxFrames: number;
+}
+
+/** Messages from the worker. Times are monotonic ms (process.hrtime) unless named `at`. */
+export type WorkerMessage =
+  | { type: 'ready'; stacks: boolean }
+  | { type: 'degraded'; reason: string }
+  | { type: 'error'; what: string; message: string }
+  | {
+      type: 'stall';
+      durationMs: number;
+      at: number;
+      stack: WatchdogStackFrame[];
+      stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
+      /** JSON from the paused frame's scope expression, when a pause landed. */
+      scope?: string;
+      pauseDelayMs?: number;
+      gcShare?: number;
+      stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+    };
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+/**
+ * The stack that the sampling profiler saw most inside [fromUs, toUs] (V8's monotonic clock, µs,
+ * which is process.hrtime's), and the share of samples spent in GC. V8 records the JS caller even
+ * while a native builtin such as JSON.parse runs, which a pause cannot see.
+ */
+export function dominantStack(
+  profile: Profile,
+  fromUs: number,
+  toUs: number,
+  maxFrames: number,
+): { stack: WatchdogStackFrame[]; samples: number; gcShare: number } | undefined {
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  const byId = new Map<number, ProfileNode>();
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    byId.set(node.id, node);
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const counts = new Map<number, number>();
+  let t = profile.startTime;
+  let inWindow = 0;
+  let gc = 0;
+  for (let i = 0; i < samples.length; i++) {
+    t += deltas[i] ?? 0;
+    if (t < fromUs || t > toUs) continue;
+    const id = samples[i] as number;
+    const name = byId.get(id)?.callFrame.functionName;
+    if (name === '(idle)') continue;
+    inWindow++;
+    if (name === '(garbage collector)') {
+      gc++;
+      continue;
+    }
+    if (name === '(program)' || name === '(root)') continue;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  if (inWindow === 0) return undefined;
+  let best: number | undefined;
+  let bestCount = 0;
+  for (const [id, count] of counts) {
+    if (count > bestCount) {
+      best = id;
+      bestCount = count;
+    }
+  }
+  const stack: WatchdogStackFrame[] = [];
+  for (let id = best; id !== undefined && stack.length < maxFrames; id = parent.get(id)) {
+    const frame = byId.get(id)?.callFrame;
+    if (!frame || frame.functionName === '(root)') break;
+    stack.push({ functionName: frame.functionName, url: frame.url, line: frame.lineNumber + 1, column: frame.columnNumber + 1 });
+  }
+  return { stack, samples: inWindow, gcShare: gc / inWindow };
+}
+
+/** Runs in the worker. */
+export function workerMain(config: WorkerConfig, analyze: typeof dominantStack): void {
+  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const port = parentPort as import('node:worker_threads').MessagePort;
+  const beat = new Int32Array(config.heartbeat);
+  const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+  const send = (message: WorkerMessage) => port.postMessage(message);
+  const fail = (what: string, error: unknown) =>
+    send({ type: 'error', what, message: error instanceof Error ? error.message : String(error) });
+
+  // Token bucket for stack captures: stalls beyond it are still counted and timed.
+  let tokens = config.maxStacksPerMinute;
+  let refilledAt = nowMs();
+  const takeToken = () => {
+    const now = nowMs();
+    tokens = Math.min(config.maxStacksPerMinute, tokens + ((now - refilledAt) * config.maxStacksPerMinute) / 60_000);
+    refilledAt = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+
+  // biome-ignore lint/suspicious/noExplicitAny: the inspector Session, when available.
+  let session: any;
+  const scripts = new Map<string, string>();
+  let debuggerOn = false;
+  const post = (method: string, params?: object) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      session.post(method, params ?? {}, (error: Error | null, result: Record<string, unknown>) =>
+        error ? reject(error) : resolve(result),
+      );
+    });
+
+  let stacks = config.captureStacks && !config.inspectorInUse;
+  if (config.captureStacks && config.inspectorInUse) {
+    send({ type: 'degraded', reason: 'another debugger may be attached (the inspector is open); stalls are timed without stacks' });
+  }
+  if (stacks) {
+    try {
+      const inspector = require('node:inspector') as typeof import('node:inspector');
+      session = new inspector.Session();
+      session.connectToMainThread();
+      session.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+        if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
+      });
+    } catch (error) {
+      stacks = false;
+      session = undefined;
+      send({
+        type: 'degraded',
+        reason: `the inspector is not available (${error instanceof Error ? error.message : String(error)}); stalls are timed without stacks`,
+      });
+    }
+  }
+
+  const enableDebugger = async () => {
+    if (debuggerOn) return;
+    // Pipelined: the pause that follows is dispatched right behind, in the same interrupt.
+    debuggerOn = true;
+    await post('Debugger.enable');
+    // `debugger;` statements in the app must not stop it while our session is attached.
+    await post('Debugger.setBreakpointsActive', { active: false });
+  };
+  const disableDebugger = async () => {
+    if (!debuggerOn || config.debuggerMode === 'always') return;
+    debuggerOn = false;
+    scripts.clear();
+    await post('Debugger.disable');
+  };
+
+  let profiling = false;
+  let profileRestart: NodeJS.Timeout | undefined;
+  const startProfiler = async () => {
+    if (!config.profiler) return;
+    await post('Profiler.enable');
+    await post('Profiler.setSamplingInterval', { interval: config.profiler.intervalMs * 1000 });
+    await post('Profiler.start');
+    profiling = true;
+  };
+  const takeProfile = async (): Promise<Profile | undefined> => {
+    if (!profiling) return undefined;
+    profiling = false;
+    const { profile } = (await post('Profiler.stop')) as { profile: Profile };
+    await post('Profiler.start');
+    profiling = true;
+    return profile;
+  };
+
+  // One capture at a time: the paused event resolves the pending pause.
+  let pendingPause: ((frames: unknown) => void) | undefined;
+  if (session) {
+    session.on('Debugger.paused', (m: { params: { callFrames: unknown[] } }) => {
+      const resolve = pendingPause;
+      pendingPause = undefined;
+      if (resolve) resolve(m.params.callFrames);
+      else post('Debugger.resume').catch(() => {});
+    });
+  }
+
+  interface CallFrame {
+    callFrameId: string;
+    functionName: string;
+    url?: string;
+    location: { scriptId: string; lineNumber: number; columnNumber?: number };
+  }
+
+  const pause = async (): Promise<{ stack: WatchdogStackFrame[]; scope?: string; delayMs: number } | undefined> => {
+    const paused = new Promise<unknown>((resolve) => {
+      pendingPause = resolve;
+    });
+    const enabling = enableDebugger();
+    const pausing = post('Debugger.pause');
+    await enabling;
+    // Timed from the end of Debugger.enable (which reports every script first): the pause is
+    // dispatched right behind it, so what remains is the wait for V8's next interrupt check.
+    const asked = nowMs();
+    await pausing;
+    // A pause lands at V8's next interrupt check, which the heartbeat guarantees comes; the
+    // timeout only guards against a session that stopped answering.
+    let timer: NodeJS.Timeout | undefined;
+    const frames = (await Promise.race([
+      paused,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          pendingPause = undefined;
+          reject(new Error('no pause within 30 s'));
+        }, 30_000);
+      }),
+    ]).finally(() => clearTimeout(timer))) as CallFrame[];
+    const delayMs = nowMs() - asked;
+    let scope: string | undefined;
+    try {
+      const top = frames[0];
+      if (top) {
+        const evaluated = (await post('Debugger.evaluateOnCallFrame', {
+          callFrameId: top.callFrameId,
+          expression: config.scopeExpression,
+          returnByValue: true,
+          silent: true,
+        })) as { result?: { value?: unknown } };
+        if (typeof evaluated.result?.value === 'string') scope = evaluated.result.value;
+      }
+    } finally {
+      await post('Debugger.resume');
+    }
+    const stack = frames.slice(0, config.maxFrames).map((f) => ({
+      functionName: f.functionName,
+      url: f.url || scripts.get(f.location.scriptId) || '',
+      line: f.location.lineNumber + 1,
+      column: (f.location.columnNumber ?? 0) + 1,
+    }));
+    return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
+  };
+
+  let busy = false;
+  const watch = async () => {
+    if (busy) return;
+    // Slots as in BEAT_MS / BEAT_SEQ (this function cannot see module constants).
+    const lastBeat = Atomics.load(beat, 0);
+    const seq = Atomics.load(beat, 1);
+    if (seq === 0) return; // no heartbeat yet
+    const now = nowMs();
+    // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
+    const age = ((Math.floor(now) | 0) - lastBeat) | 0;
+    if (age < config.thresholdMs) return;
+    busy = true;
+    const startedMono = now - age;
+    const startedAt = Date.now() - age;
+    let captured: Awaited<ReturnType<typeof pause>>;
+    let skipped: 'rate-limited' | 'disabled' | 'unavailable' | undefined;
+    if (!config.captureStacks) skipped = 'disabled';
+    else if (!stacks) skipped = 'unavailable';
+    else if (!takeToken()) skipped = 'rate-limited';
+    else {
+      try {
+        captured = await pause();
+      } catch (error) {
+        fail('a stall stack could not be captured', error);
+      }
+    }
+    // The stall ends when the main thread beats again.
+    while (Atomics.load(beat, 1) === seq) await new Promise((r) => setTimeout(r, config.pollMs));
+    const endedMono = nowMs();
+    const gapMs = ((Atomics.load(beat, 0) - lastBeat) | 0) || endedMono - startedMono;
+    // How late the loop ran: the gap between beats minus the beat interval.
+    const durationMs = Math.max(0, gapMs - config.heartbeatMs);
+    try {
+      if (durationMs < config.thresholdMs) return;
+      let profiled: ReturnType<typeof dominantStack>;
+      if (captured === undefined ? !skipped && stacks : captured.delayMs > config.latePauseMs) {
+        try {
+          const profile = await takeProfile();
+          if (profile) profiled = analyze(profile, startedMono * 1000, (startedMono + gapMs) * 1000, config.maxFrames);
+        } catch (error) {
+          fail('the stall profile could not be read', error);
+        }
+      }
+      const message: WorkerMessage = { type: 'stall', durationMs, at: startedAt, stack: [], stackSource: 'none' };
+      if (captured) {
+        message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
+        if (captured.scope !== undefined) message.scope = captured.scope;
+        message.stack = captured.stack;
+        message.stackSource = captured.delayMs > config.latePauseMs ? 'late-pause' : 'pause';
+      }
+      if (profiled && profiled.stack.length > 0 && message.stackSource !== 'pause') {
+        message.stack = profiled.stack;
+        message.stackSource = 'profile';
+      }
+      if (profiled) message.gcShare = Math.round(profiled.gcShare * 100) / 100;
+      if (skipped) message.stackSkipped = skipped;
+      send(message);
+    } finally {
+      busy = false;
+      if (debuggerOn) disableDebugger().catch((error) => fail('the debugger could not be disabled', error));
+    }
+  };
+
+  const begin = async () => {
+    if (stacks) {
+      try {
+        if (config.debuggerMode === 'always') await enableDebugger();
+        await startProfiler();
+        if (config.profiler) {
+          const { restartMs } = config.profiler;
+          // Restarted now and then so the profile held by V8 stays small.
+          profileRestart = setInterval(() => {
+            if (!busy) takeProfile().catch((error) => fail('the profiler could not be restarted', error));
+          }, restartMs);
+        }
+      } catch (error) {
+        fail('the inspector could not be set up', error);
+      }
+    }
+    send({ type: 'ready', stacks });
+    setInterval(() => {
+      watch().catch((error) => {
+        busy = false;
+        fail('the stall watchdog failed', error);
+      });
+    }, config.pollMs);
+  };
+  begin();
+}
+
+/** The worker's source: the functions above and a call with the config from workerData. */
+export function workerSource(): string {
+  return `'use strict';
+const dominantStack = ${dominantStack.toString()};
+const workerMain = ${workerMain.toString()};
+workerMain(require('node:worker_threads').workerData, dominantStack);
+`;
+}
