@@ -207,7 +207,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
 
     const onStall = (report: StallReport) => {
       try {
-        const route = label(report.request);
+        const route = label(report.request, report.inflight);
         stalls.inc({ route });
         stallSeconds.observe({ route }, report.durationMs / 1000);
       } catch (error) {
@@ -231,7 +231,9 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
   return {
     name: componentName(config),
     registry,
-    metricNames: Object.freeze(Object.values(names)),
+    get metricNames() {
+      return registered.map((entry) => entry.name);
+    },
     start,
     stop() {
       detach?.();

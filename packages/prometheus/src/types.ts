@@ -22,6 +22,6 @@ export interface PrometheusExporterOptions {
 export interface PrometheusExporter extends Exporter {
   /** The registry the metrics live in: serve it on `/metrics`. */
   readonly registry: AnyRegistry;
-  /** The names registered, prefix included. */
+  /** The names registered now, prefix included; empty before the monitor starts it. */
   readonly metricNames: readonly string[];
 }
