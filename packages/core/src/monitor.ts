@@ -24,6 +24,11 @@ import type {
 export const requestChannel = diagnosticsChannel.channel('loopsight:request');
 export const stallChannel = diagnosticsChannel.channel('loopsight:stall');
 export const promiseChannel = diagnosticsChannel.channel('loopsight:promise');
+/**
+ * Published with the scope when a request or job begins, synchronously in the context that began it
+ * (the adapter's middleware, the caller of monitor.run()): the OTel exporter tags the active span there.
+ */
+export const requestStartChannel = diagnosticsChannel.channel('loopsight:request:start');
 
 type EventName = 'stall' | 'promise' | 'request';
 type Listener = (record: never) => void;
@@ -222,6 +227,7 @@ export class Monitor implements MonitorLike {
   _begin(scope: RequestScope): void {
     if (this.#inflight.size < this.options.maxInflight) this.#inflight.add(scope);
     else this.#counters.inflightDropped++;
+    if (requestStartChannel.hasSubscribers) requestStartChannel.publish(scope);
   }
 
   /** @internal Ends a scope: removes it from the registry and emits 'request'. */
