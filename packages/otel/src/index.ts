@@ -1,1 +1,2 @@
-export {};
+export { otelExporter } from './exporter.js';
+export type { OtelExporter, OtelExporterOptions } from './types.js';

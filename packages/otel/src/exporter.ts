@@ -1,0 +1,163 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { MonitorLike, PromiseReport, RequestRecord, RequestScope, StallReport } from '@loopsight/core';
+import { metrics, trace } from '@opentelemetry/api';
+import { createMetrics, type LoopsightMetrics } from './metrics.js';
+import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
+import { recordPromise, recordStall, SpanTracker } from './spans.js';
+import type { OtelExporter, OtelExporterOptions } from './types.js';
+
+/** Published by core when a request or job begins, in the context that began it. */
+const REQUEST_START = 'loopsight:request:start';
+// Ended requests are remembered this long for late reports; a leaked promise comes leakAfterMs
+// (default 5 s) after its request, a stall report within a second of the block.
+const MIN_RETAIN_MS = 30_000;
+
+interface Config {
+  readonly meterProvider: OtelExporterOptions['meterProvider'];
+  readonly tracerProvider: OtelExporterOptions['tracerProvider'];
+  readonly eventLoopMetrics: boolean;
+  readonly traces: boolean;
+  readonly maxRoutes: number;
+  readonly maxTrackedSpans: number;
+}
+
+function positiveInteger(value: unknown, name: string): number {
+  if (!Number.isInteger(value) || (value as number) < 1)
+    throw new TypeError(`loopsight: options.${name} must be a positive integer (got ${String(value)})`);
+  return value as number;
+}
+
+function resolveOptions(options: OtelExporterOptions | undefined): Config {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError('loopsight: otelExporter() options must be an object');
+  }
+  const {
+    meterProvider,
+    tracerProvider,
+    eventLoopMetrics = true,
+    traces = true,
+    maxRoutes = 100,
+    maxTrackedSpans = 10_000,
+  } = options ?? {};
+  if (meterProvider !== undefined && typeof meterProvider?.getMeter !== 'function') {
+    throw new TypeError('loopsight: options.meterProvider must be an OpenTelemetry MeterProvider');
+  }
+  if (tracerProvider !== undefined && typeof tracerProvider?.getTracer !== 'function') {
+    throw new TypeError('loopsight: options.tracerProvider must be an OpenTelemetry TracerProvider');
+  }
+  if (typeof eventLoopMetrics !== 'boolean') throw new TypeError('loopsight: options.eventLoopMetrics must be a boolean');
+  if (typeof traces !== 'boolean') throw new TypeError('loopsight: options.traces must be a boolean');
+  return {
+    meterProvider,
+    tracerProvider,
+    eventLoopMetrics,
+    traces,
+    maxRoutes: positiveInteger(maxRoutes, 'maxRoutes'),
+    maxTrackedSpans: positiveInteger(maxTrackedSpans, 'maxTrackedSpans'),
+  };
+}
+
+/**
+ * OpenTelemetry for a loopsight Monitor. Metrics: `nodejs.eventloop.delay.*` and
+ * `nodejs.eventloop.utilization` (semantic conventions), `loopsight.*` for stalls, promises, requests
+ * in flight and refused ids. Traces: the server span of every request gets `loopsight.correlation_id`;
+ * a stall becomes a `loopsight.stall` child span of the request that blocked, with its real start,
+ * end and `code.stacktrace`; promise reports become span events. Loopsight never creates a server
+ * span: without an HTTP instrumentation there is no span to add to, and only the metrics flow.
+ *
+ * @example
+ * const sdk = new NodeSDK({ instrumentations: [new HttpInstrumentation()], ... });
+ * sdk.start();
+ * app.use(loopsight({ exporters: [otelExporter()] }));
+ */
+export function otelExporter(options?: OtelExporterOptions): OtelExporter {
+  const config = resolveOptions(options);
+  let detach: (() => void) | undefined;
+
+  function start(monitor: MonitorLike): void {
+    if (detach) return;
+    const undo: (() => void)[] = [];
+    try {
+      let instruments: LoopsightMetrics | undefined;
+      try {
+        const meter = (config.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE_NAME, SCOPE_VERSION);
+        instruments = createMetrics(meter, monitor, config);
+        const created = instruments;
+        undo.push(() => created.stop());
+      } catch (error) {
+        monitor.reportError('the OTel exporter could not create its metrics', error);
+      }
+
+      let tracker: SpanTracker | undefined;
+      let tracer: ReturnType<typeof trace.getTracer> | undefined;
+      if (config.traces) {
+        try {
+          tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, SCOPE_VERSION);
+          const leakAfterMs = monitor.options.promises ? monitor.options.promises.leakAfterMs : 0;
+          tracker = new SpanTracker(config.maxTrackedSpans, Math.max(MIN_RETAIN_MS, 2 * leakAfterMs));
+        } catch (error) {
+          monitor.reportError('the OTel exporter could not create its tracer', error);
+        }
+      }
+
+      if (tracker) {
+        const spans = tracker;
+        // Runs in the request path, in the adapter's context: a span lookup and one attribute.
+        const onStart = (message: unknown) => {
+          try {
+            spans.begin(message as RequestScope);
+          } catch (error) {
+            // diagnostics_channel would rethrow on the next tick: an uncaught exception.
+            monitor.reportError('the OTel exporter could not tag a request span', error);
+          }
+        };
+        const onEnd = (record: RequestRecord) => spans.end(record);
+        diagnosticsChannel.subscribe(REQUEST_START, onStart);
+        monitor.on('request', onEnd);
+        undo.push(() => {
+          diagnosticsChannel.unsubscribe(REQUEST_START, onStart);
+          monitor.off('request', onEnd);
+          spans.clear();
+        });
+      }
+
+      const onStall = (report: StallReport) => {
+        try {
+          instruments?.stall(report);
+          if (tracer && tracker) recordStall(tracer, tracker, report);
+        } catch (error) {
+          monitor.reportError('the OTel exporter could not record a stall', error);
+        }
+      };
+      const onPromise = (report: PromiseReport) => {
+        try {
+          instruments?.promise(report);
+          if (tracer && tracker) recordPromise(tracer, tracker, report);
+        } catch (error) {
+          monitor.reportError('the OTel exporter could not record a promise', error);
+        }
+      };
+      monitor.on('stall', onStall).on('promise', onPromise);
+      undo.push(() => monitor.off('stall', onStall).off('promise', onPromise));
+    } finally {
+      detach = () => {
+        for (const fn of undo.reverse()) {
+          try {
+            fn();
+          } catch (error) {
+            monitor.reportError('the OTel exporter could not stop cleanly', error);
+          }
+        }
+      };
+    }
+  }
+
+  return {
+    name: '@loopsight/otel',
+    start,
+    stop() {
+      detach?.();
+      detach = undefined;
+    },
+  };
+}

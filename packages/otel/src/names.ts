@@ -1,0 +1,44 @@
+// Names in one place: the semantic conventions where they exist, `loopsight.*` for the rest.
+
+/** Instrumentation scope of every meter and tracer. */
+export const SCOPE_NAME = '@loopsight/otel';
+export const SCOPE_VERSION = '0.1.0';
+
+// Semantic conventions (Node.js runtime metrics, development status).
+export const EVENTLOOP_DELAY = {
+  min: 'nodejs.eventloop.delay.min',
+  max: 'nodejs.eventloop.delay.max',
+  mean: 'nodejs.eventloop.delay.mean',
+  stddev: 'nodejs.eventloop.delay.stddev',
+  p50: 'nodejs.eventloop.delay.p50',
+  p90: 'nodejs.eventloop.delay.p90',
+  p99: 'nodejs.eventloop.delay.p99',
+} as const;
+export const EVENTLOOP_UTILIZATION = 'nodejs.eventloop.utilization';
+
+export const METRIC_STALLS = 'loopsight.eventloop.stalls';
+export const METRIC_STALL_DURATION = 'loopsight.eventloop.stall.duration';
+export const METRIC_PROMISES = 'loopsight.promises';
+export const METRIC_INFLIGHT = 'loopsight.requests.inflight';
+export const METRIC_REJECTED = 'loopsight.correlation_ids.rejected';
+export const METRIC_SHED = 'loopsight.requests.shed';
+
+// Attributes.
+export const ATTR_HTTP_ROUTE = 'http.route';
+export const ATTR_CODE_STACKTRACE = 'code.stacktrace';
+export const ATTR_CODE_FUNCTION_NAME = 'code.function.name';
+export const ATTR_CODE_FILE_PATH = 'code.file.path';
+export const ATTR_CODE_LINE_NUMBER = 'code.line.number';
+export const ATTR_CODE_COLUMN_NUMBER = 'code.column.number';
+export const ATTR_CORRELATION_ID = 'loopsight.correlation_id';
+export const ATTR_REASON = 'loopsight.reason';
+export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
+export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
+export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';
+export const ATTR_STACK_SOURCE = 'loopsight.stall.stack_source';
+export const ATTR_INFLIGHT = 'loopsight.stall.inflight';
+
+// Spans and events.
+export const SPAN_STALL = 'loopsight.stall';
+export const SPAN_PROMISE = 'loopsight.promise';
+export const EVENT_PROMISE = 'loopsight.promise';

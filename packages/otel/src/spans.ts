@@ -1,0 +1,177 @@
+import type { PromiseReport, RequestRecord, RequestScope, StallReport } from '@loopsight/core';
+import {
+  type Attributes,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  TraceFlags,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import {
+  ATTR_CODE_COLUMN_NUMBER,
+  ATTR_CODE_FILE_PATH,
+  ATTR_CODE_FUNCTION_NAME,
+  ATTR_CODE_LINE_NUMBER,
+  ATTR_CODE_STACKTRACE,
+  ATTR_CORRELATION_ID,
+  ATTR_HTTP_ROUTE,
+  ATTR_INFLIGHT,
+  ATTR_PROMISE_AGE,
+  ATTR_PROMISE_KIND,
+  ATTR_STACK_SOURCE,
+  ATTR_STALL_DURATION,
+  EVENT_PROMISE,
+  SPAN_PROMISE,
+  SPAN_STALL,
+} from './names.js';
+import { formatStack } from './stack.js';
+
+interface Tracked {
+  /** The span while its request runs; dropped when the request ends, so ended spans are not held. */
+  span: Span | undefined;
+  readonly context: SpanContext;
+  endedAt: number | undefined;
+}
+
+// Reports from the watchdog carry a copy of the scope (it crossed a thread), so requests are
+// found by value: the correlation id alone can repeat (clients resend theirs), with startedAt it does not.
+function keyOf(scope: Pick<RequestScope, 'correlationId' | 'startedAt'>): string {
+  return `${scope.correlationId}\n${scope.startedAt}`;
+}
+
+/**
+ * The span that was active when each request began (the HTTP server span of OTel's instrumentation),
+ * remembered for the reports that arrive later: a stall is reported after the loop unblocks, often
+ * after the response went out; a leaked promise seconds after. Bounded: at most `max` requests, and
+ * ended ones for `retainMs`.
+ */
+export class SpanTracker {
+  readonly #entries = new Map<string, Tracked>();
+  readonly #max: number;
+  readonly #retainMs: number;
+
+  constructor(max: number, retainMs: number) {
+    this.#max = max;
+    this.#retainMs = retainMs;
+  }
+
+  /** In the context that began the request: tags the active span with the correlation id. */
+  begin(scope: RequestScope): void {
+    const span = trace.getActiveSpan();
+    if (span === undefined) return; // no tracing here: loopsight never invents a server span
+    const context = span.spanContext();
+    if (!isSpanContextValid(context) || (context.traceFlags & TraceFlags.SAMPLED) === 0) return;
+    span.setAttribute(ATTR_CORRELATION_ID, scope.correlationId);
+    this.#entries.set(keyOf(scope), { span, context, endedAt: undefined });
+    this.#trim();
+  }
+
+  end(record: RequestRecord): void {
+    const entry = this.#entries.get(keyOf(record));
+    if (entry === undefined) return;
+    entry.span = undefined;
+    entry.endedAt = Date.now();
+  }
+
+  find(scope: RequestScope): Tracked | undefined {
+    return this.#entries.get(keyOf(scope));
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  #trim(): void {
+    const entries = this.#entries;
+    if (entries.size > this.#max) {
+      const oldest = entries.keys().next();
+      if (!oldest.done) entries.delete(oldest.value);
+    }
+    // Oldest first: stop at the first entry still wanted.
+    const horizon = Date.now() - this.#retainMs;
+    for (const [key, entry] of entries) {
+      if (entry.endedAt === undefined || entry.endedAt > horizon) break;
+      entries.delete(key);
+    }
+  }
+}
+
+function codeAttributes(report: StallReport | PromiseReport): Attributes {
+  const attributes: Attributes = {};
+  if (report.stack.length === 0) return attributes;
+  attributes[ATTR_CODE_STACKTRACE] = formatStack(report.stack);
+  // A late pause names whatever ran after the blocker: never presented as the blocker's location.
+  if (report.type === 'stall' && report.stackSource !== 'pause' && report.stackSource !== 'profile') return attributes;
+  const [top] = report.stack;
+  if (top) {
+    attributes[ATTR_CODE_FUNCTION_NAME] = top.functionName || '<anonymous>';
+    attributes[ATTR_CODE_FILE_PATH] = top.url;
+    attributes[ATTR_CODE_LINE_NUMBER] = top.line;
+    attributes[ATTR_CODE_COLUMN_NUMBER] = top.column;
+  }
+  return attributes;
+}
+
+/**
+ * A stall becomes a child span of the blocking request's server span, with the stall's real start
+ * and end: trace views (Jaeger, Tempo) draw it as a bar inside the request, and it can be added
+ * after the server span ended, which is the usual case (the report arrives once the loop is free).
+ */
+export function recordStall(tracer: Tracer, tracker: SpanTracker, report: StallReport): boolean {
+  const scope = report.request;
+  if (scope === undefined) return false; // unattributed: metrics only, never a guess
+  const tracked = tracker.find(scope);
+  if (tracked === undefined) return false;
+  const attributes: Attributes = {
+    [ATTR_STALL_DURATION]: report.durationMs,
+    [ATTR_STACK_SOURCE]: report.stackSource,
+    [ATTR_INFLIGHT]: report.inflight,
+    [ATTR_CORRELATION_ID]: scope.correlationId,
+    ...codeAttributes(report),
+  };
+  if (scope.route !== undefined) attributes[ATTR_HTTP_ROUTE] = scope.route;
+  // The watchdog dates a stall from the last heartbeat before it, which can precede the request by
+  // a few ms; the request cannot have blocked the loop before it began.
+  const end = report.at + report.durationMs;
+  const start = Math.min(end, Math.max(report.at, scope.startedAt));
+  const parent = trace.setSpanContext(ROOT_CONTEXT, tracked.context);
+  const span = tracer.startSpan(SPAN_STALL, { kind: SpanKind.INTERNAL, startTime: start, attributes }, parent);
+  span.end(end);
+  return true;
+}
+
+/**
+ * A promise report becomes an event on the request's span while it is open; once it ended (a
+ * leaked promise is reported `leakAfterMs` after its request), a child span from the promise's
+ * creation to the report carries the same attributes, so the trace still shows it.
+ */
+export function recordPromise(tracer: Tracer, tracker: SpanTracker, report: PromiseReport): boolean {
+  const scope = report.request;
+  if (scope === undefined) return false;
+  const tracked = tracker.find(scope);
+  if (tracked === undefined) return false;
+  const attributes: Attributes = {
+    [ATTR_PROMISE_KIND]: report.kind,
+    [ATTR_PROMISE_AGE]: report.ageMs,
+    [ATTR_CORRELATION_ID]: scope.correlationId,
+    ...codeAttributes(report),
+  };
+  const span = tracked.span;
+  if (span?.isRecording()) {
+    span.addEvent(EVENT_PROMISE, attributes);
+    return true;
+  }
+  if (scope.route !== undefined) attributes[ATTR_HTTP_ROUTE] = scope.route;
+  const now = Date.now();
+  const parent = trace.setSpanContext(ROOT_CONTEXT, tracked.context);
+  const child = tracer.startSpan(SPAN_PROMISE, { kind: SpanKind.INTERNAL, startTime: now - report.ageMs, attributes }, parent);
+  child.end(now);
+  return true;
+}
