@@ -5,7 +5,7 @@ const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/inde
 
 export default defineConfig({
   resolve: {
-    // Tests run against the sources; the packed builds are tested by dist.test.ts and the demo.
+    // Tests run against the sources; the builds are tested by dist.test.ts, test/pack (the packed tarballs) and the demo.
     alias: {
       '@loopsight/core': src('core'),
       '@loopsight/context': src('context'),
@@ -19,9 +19,14 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    projects: [
+      { extends: true, test: { name: 'packages', include: ['packages/*/test/**/*.test.ts'] } },
+      // The packed-tarball test installs with npm and compiles with tsc: it runs after the others,
+      // so its load never lands on their timing-sensitive tests (stalls, loop delay).
+      { extends: true, test: { name: 'pack', include: ['test/**/*.test.ts'], sequence: { groupOrder: 1 } } },
+    ],
   },
 });

@@ -1,0 +1,51 @@
+// A TypeScript ESM app (module nodenext, strict): Express 5, Fastify 5 and Koa 3 with their
+// typings. Compiled with tsc, then run.
+import Router from '@koa/router';
+import { getCorrelationId } from '@loopsight/context';
+import type { Monitor } from '@loopsight/core';
+import { loopsight as expressLoopsight } from '@loopsight/express';
+import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as koaLoopsight } from '@loopsight/koa';
+import express from 'express';
+import Fastify from 'fastify';
+import Koa from 'koa';
+import { listen, type ProbedApp, probe } from './probe.cjs';
+
+async function user(): Promise<{ id: string | undefined }> {
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  return { id: getCorrelationId() };
+}
+
+const apps: Record<string, () => Promise<ProbedApp>> = {
+  async express() {
+    const app = express();
+    const ls = expressLoopsight({ loopLag: { stallThresholdMs: 200 } });
+    app.use(ls);
+    app.get('/users/:id', async (_req, res) => {
+      res.json(await user());
+    });
+    return listen(app, ls.monitor);
+  },
+  async fastify() {
+    const app = Fastify();
+    await app.register(fastifyLoopsight, { correlation: { accept: ['x-request-id'] } });
+    const monitor: Monitor = app.loopsight; // typed by the plugin's `declare module 'fastify'`
+    app.get('/users/:id', user);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    return { url, monitor, close: () => app.close() };
+  },
+  async koa() {
+    const app = new Koa();
+    const ls = koaLoopsight();
+    app.use(ls);
+    const router = new Router().get('/users/:id', async (ctx) => {
+      ctx.body = await user();
+    });
+    app.use(router.routes());
+    return listen(app.callback(), ls.monitor);
+  },
+};
+
+const results: unknown[] = [];
+for (const [name, start] of Object.entries(apps)) results.push(await probe(`ts-${name}`, await start()));
+process.stdout.write(JSON.stringify(results));
