@@ -1,3 +1,4 @@
+export { detach, isUserFrame } from '@loopsight/promises';
 export { type AdapterOptions, monitorFor } from './adapter.js';
 export { type RouteResolver, trackRequest } from './http.js';
 export { createMonitor, Monitor } from './monitor.js';

@@ -87,6 +87,11 @@ export class Monitor implements MonitorLike {
       this.#promises = createPromiseTracker<RequestScope>({
         mode: promises.mode,
         leakAfterMs: promises.leakAfterMs,
+        sampleWindowMs: promises.sampleWindowMs,
+        sampleIntervalMs: promises.sampleIntervalMs,
+        maxTracked: promises.maxTracked,
+        stackDepth: promises.stackDepth,
+        frameFilter: promises.frameFilter,
         getScope: () => scopeStore.getStore(),
         onReport: (report) => this._report(report),
         onError: (what, error) => this.reportError(what, error),
@@ -177,7 +182,9 @@ export class Monitor implements MonitorLike {
   /** A copy of the monitor's counters. */
   counters(): MonitorCounters {
     const c = this.#counters;
-    return { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
+    const counters: MonitorCounters = { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
+    if (this.#promises) counters.promises = this.#promises.stats();
+    return counters;
   }
 
   /**

@@ -1,3 +1,5 @@
+import type { PromiseTrackerStats } from '@loopsight/promises';
+
 /**
  * The request (or job) that is running. Lives in one AsyncLocalStorage for the whole process and
  * follows every async hop: timers, promises, I/O callbacks, bound event emitters.
@@ -113,6 +115,8 @@ export interface MonitorCounters {
   inflightDropped: number;
   /** Failures inside loopsight that were contained (listener, exporter, header handling). */
   internalErrors: number;
+  /** The promise tracker's counters: tracked now, the cap, dropped, reported and suppressed by kind. Absent when promises are off. */
+  promises?: PromiseTrackerStats;
 }
 
 /**
@@ -160,10 +164,20 @@ export interface LoopLagOptions {
 }
 
 export interface PromiseOptions {
-  /** Default 'sampled'. */
+  /** 'sampled' tracks in short windows, 'full' always (development, CI). Default 'sampled'. */
   mode?: 'off' | 'sampled' | 'full';
   /** A promise still pending this long after its request ended is leaked, ms. Default 5000. */
   leakAfterMs?: number;
+  /** Sampled mode: length of one tracking window, ms. Default 1000. */
+  sampleWindowMs?: number;
+  /** Sampled mode: a window opens this often, ms. Default 30000. */
+  sampleIntervalMs?: number;
+  /** Hard cap of promises tracked at once; more are counted in `counters().promises.dropped`. Default 10000. */
+  maxTracked?: number;
+  /** Frames captured per tracked promise. Default 10. */
+  stackDepth?: number;
+  /** Which frames are yours, by URL (see `isUserFrame`). Default: all but `node:` internals and node_modules. */
+  frameFilter?: (url: string) => boolean;
 }
 
 export interface CorrelationOptions {
@@ -218,6 +232,11 @@ export interface ResolvedLoopLag {
 export interface ResolvedPromises {
   readonly mode: 'off' | 'sampled' | 'full';
   readonly leakAfterMs: number;
+  readonly sampleWindowMs: number;
+  readonly sampleIntervalMs: number;
+  readonly maxTracked: number;
+  readonly stackDepth: number;
+  readonly frameFilter: (url: string) => boolean;
 }
 
 export interface ResolvedCorrelation {

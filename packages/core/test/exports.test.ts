@@ -13,6 +13,8 @@ it('pins the runtime exports of every package', () => {
     'Monitor',
     'createMonitor',
     'currentScope',
+    'detach',
+    'isUserFrame',
     'monitorFor',
     'runInScope',
     'trackRequest',
