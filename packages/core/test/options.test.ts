@@ -1,4 +1,4 @@
-import { createMonitor, type MonitorOptions } from '@loopsight/core';
+import { createMonitor, isUserFrame, type MonitorOptions } from '@loopsight/core';
 import { describe, expect, it } from 'vitest';
 
 const invalid: [string, unknown, string][] = [
@@ -57,7 +57,15 @@ describe('createMonitor options', () => {
     const monitor = createMonitor({ loopLag: { stallThresholdMs: 250 }, correlation: { header: 'X-Trace-Id' } });
     expect(monitor.options.loopLag).toEqual({ resolutionMs: 10, stallThresholdMs: 250, captureStacks: true, windowMs: 10_000 });
     expect(monitor.options.correlation.header).toBe('x-trace-id');
-    expect(monitor.options.promises).toEqual({ mode: 'sampled', leakAfterMs: 5_000 });
+    expect(monitor.options.promises).toEqual({
+      mode: 'sampled',
+      leakAfterMs: 5_000,
+      sampleWindowMs: 1_000,
+      sampleIntervalMs: 30_000,
+      maxTracked: 10_000,
+      stackDepth: 10,
+      frameFilter: isUserFrame,
+    });
     expect(Object.isFrozen(monitor.options)).toBe(true);
     expect(Object.isFrozen(monitor.options.loopLag)).toBe(true);
   });
@@ -74,5 +82,49 @@ describe('createMonitor options', () => {
     const { validate } = monitor.options.correlation;
     expect([validate('abc'), validate('abc'), validate('abc')]).toEqual([true, true, true]);
     expect(validate('ABC')).toBe(false);
+  });
+});
+
+describe('promises options', () => {
+  const invalidPromises: [string, unknown, string][] = [
+    ['unknown key', { stackTraceLimit: 5 }, 'unknown option options.promises.stackTraceLimit'],
+    ['sampleWindowMs', { sampleWindowMs: 0 }, 'options.promises.sampleWindowMs must be a positive number up to 3600000 (got 0)'],
+    ['sampleIntervalMs', { sampleIntervalMs: 'often' }, 'options.promises.sampleIntervalMs must be a positive number'],
+    [
+      'sampleIntervalMs not above the window',
+      { sampleWindowMs: 2_000, sampleIntervalMs: 1_000 },
+      'options.promises.sampleIntervalMs must be greater than promises.sampleWindowMs (2000) (got 1000)',
+    ],
+    ['maxTracked', { maxTracked: 1.5 }, 'options.promises.maxTracked must be a positive integer'],
+    ['stackDepth', { stackDepth: 500 }, 'options.promises.stackDepth must be a positive integer up to 200 (got 500)'],
+    ['frameFilter', { frameFilter: /node_modules/ }, 'options.promises.frameFilter must be a function (got an object)'],
+  ];
+  for (const [name, promises, message] of invalidPromises) {
+    it(`refuses an invalid promises.${name} with a TypeError naming it`, () => {
+      expect(() => createMonitor({ promises } as MonitorOptions)).toThrow(TypeError);
+      expect(() => createMonitor({ promises } as MonitorOptions)).toThrow(message);
+    });
+  }
+
+  it('keeps what was given and fills in the rest', () => {
+    const frameFilter = (url: string) => isUserFrame(url) || url.includes('/node_modules/@acme/');
+    const monitor = createMonitor({ promises: { mode: 'full', maxTracked: 500, frameFilter } });
+    expect(monitor.options.promises).toMatchObject({ mode: 'full', maxTracked: 500, frameFilter, leakAfterMs: 5_000, stackDepth: 10 });
+    expect(Object.isFrozen(monitor.options.promises)).toBe(true);
+  });
+
+  it('exposes the tracker counters, and none when promises are off', () => {
+    expect(createMonitor({ promises: { mode: 'full', maxTracked: 500 } }).counters().promises).toEqual({
+      mode: 'full',
+      tracked: 0,
+      maxTracked: 500,
+      dropped: 0,
+      sampling: false,
+      windows: 0,
+      reported: { floating: 0, leaked: 0, unhandled: 0 },
+      suppressed: { floating: 0, leaked: 0, unhandled: 0 },
+    });
+    expect(createMonitor({ promises: { mode: 'off' } }).counters().promises).toBeUndefined();
+    expect(createMonitor({ promises: false }).counters().promises).toBeUndefined();
   });
 });
