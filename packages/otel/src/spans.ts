@@ -1,6 +1,8 @@
 import type { PromiseReport, RequestRecord, RequestScope, StallReport } from '@loopsight/core';
 import {
   type Attributes,
+  context,
+  createContextKey,
   isSpanContextValid,
   ROOT_CONTEXT,
   type Span,
@@ -58,9 +60,9 @@ export class SpanTracker {
     this.#retainMs = retainMs;
   }
 
-  /** In the context that began the request: tags the active span with the correlation id. */
+  /** In the context that began the request: tags the request's span with the correlation id. */
   begin(scope: RequestScope): void {
-    const span = trace.getActiveSpan();
+    const span = serverSpan();
     if (span === undefined) return; // no tracing here: loopsight never invents a server span
     const context = span.spanContext();
     if (!isSpanContextValid(context) || (context.traceFlags & TraceFlags.SAMPLED) === 0) return;
@@ -101,6 +103,22 @@ export class SpanTracker {
       entries.delete(key);
     }
   }
+}
+
+// OTel's HTTP instrumentation puts its server span in the context under this key (`setRPCMetadata`
+// of @opentelemetry/core, a public API). Framework instrumentations make their middleware spans
+// active around each middleware, loopsight's included: the active span there would be
+// `middleware - …`, which ends at once. createContextKey is Symbol.for(description), so the key
+// is the same across copies of the API.
+const RPC_METADATA_KEY = createContextKey('OpenTelemetry SDK Context Key RPC_METADATA');
+
+/** The HTTP server span of the request running now, else the active span (a job's own span). */
+function serverSpan(): Span | undefined {
+  const active = context.active();
+  const rpc = active.getValue(RPC_METADATA_KEY) as { type?: unknown; span?: Span } | undefined;
+  const span = rpc?.span;
+  if (span !== undefined && typeof span.spanContext === 'function') return span;
+  return trace.getSpan(active);
 }
 
 function codeAttributes(report: StallReport | PromiseReport): Attributes {
