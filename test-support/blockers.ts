@@ -11,7 +11,7 @@ export function blockTheLoop(ms: number): number {
 let huge: string | undefined;
 
 /** A JSON text of about `mb` MB that takes a few hundred ms to parse. Built once, cached. */
-export function hugeJson(mb = 40): string {
+export function hugeJson(mb = 20): string {
   if (huge && huge.length >= mb * 1e6) return huge;
   const item = JSON.stringify({ id: 123456, name: 'item name', tags: ['a', 'b', 'c'], nested: { x: 1.5, y: [1, 2, 3] } });
   huge = `[${new Array(Math.ceil((mb * 1e6) / (item.length + 1))).fill(item).join(',')}]`;

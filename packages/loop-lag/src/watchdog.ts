@@ -123,7 +123,8 @@ export class Watchdog<S extends object> implements StallWatchdog {
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
     };
-    const worker = new Worker(workerSource(), {
+    const internal = o as { workerSource?: string };
+    const worker = new Worker(internal.workerSource ?? workerSource(), {
       eval: true,
       workerData: config,
       // The app's loaders and --inspect flags are not for the watchdog.
@@ -131,13 +132,14 @@ export class Watchdog<S extends object> implements StallWatchdog {
       env: {},
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
     });
-    worker.unref();
     this.#worker = worker;
     worker.on('message', (message: WorkerMessage) => this.#onMessage(message));
     worker.on('error', (error) => this.#degrade('the stall watchdog worker failed', error));
     worker.on('exit', (code) => {
       if (this.#worker === worker) this.#degrade('the stall watchdog worker exited', new Error(`exit code ${code}`));
     });
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    worker.unref();
   }
 
   #onMessage(message: WorkerMessage): void {

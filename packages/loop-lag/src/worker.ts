@@ -115,8 +115,9 @@ export function dominantStack(
 }
 
 /** Runs in the worker. */
-export function workerMain(config: WorkerConfig, analyze: typeof dominantStack): void {
-  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
+export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, load: NodeJS.Require): void {
+  // `load` is the worker's require: a literal require() here would be rewritten by the ESM build.
+  const { parentPort } = load('node:worker_threads') as typeof import('node:worker_threads');
   const port = parentPort as import('node:worker_threads').MessagePort;
   const beat = new Int32Array(config.heartbeat);
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -153,7 +154,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack):
   }
   if (stacks) {
     try {
-      const inspector = require('node:inspector') as typeof import('node:inspector');
+      const inspector = load('node:inspector') as typeof import('node:inspector');
       session = new inspector.Session();
       session.connectToMainThread();
       session.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
@@ -224,12 +225,14 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack):
     const paused = new Promise<unknown>((resolve) => {
       pendingPause = resolve;
     });
+    // Commands reach the main thread at V8's next interrupt check, which native code such as
+    // JSON.parse does not make. The reply to a trivial command sent first tells how long that took:
+    // if long, the blocking work had already returned when the pause landed.
+    const asked = nowMs();
+    const reached = post('Runtime.getHeapUsage').then(nowMs);
     const enabling = enableDebugger();
     const pausing = post('Debugger.pause');
     await enabling;
-    // Timed from the end of Debugger.enable (which reports every script first): the pause is
-    // dispatched right behind it, so what remains is the wait for V8's next interrupt check.
-    const asked = nowMs();
     await pausing;
     // A pause lands at V8's next interrupt check, which the heartbeat guarantees comes; the
     // timeout only guards against a session that stopped answering.
@@ -243,7 +246,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack):
         }, 30_000);
       }),
     ]).finally(() => clearTimeout(timer))) as CallFrame[];
-    const delayMs = nowMs() - asked;
+    const delayMs = (await reached) - asked;
     let scope: string | undefined;
     try {
       const top = frames[0];
@@ -332,6 +335,13 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack):
   };
 
   const begin = async () => {
+    // First, so the worker has a live handle while it awaits the inspector's replies.
+    setInterval(() => {
+      watch().catch((error) => {
+        busy = false;
+        fail('the stall watchdog failed', error);
+      });
+    }, config.pollMs);
     if (stacks) {
       try {
         if (config.debuggerMode === 'always') await enableDebugger();
@@ -348,12 +358,6 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack):
       }
     }
     send({ type: 'ready', stacks });
-    setInterval(() => {
-      watch().catch((error) => {
-        busy = false;
-        fail('the stall watchdog failed', error);
-      });
-    }, config.pollMs);
   };
   begin();
 }
@@ -363,6 +367,6 @@ export function workerSource(): string {
   return `'use strict';
 const dominantStack = ${dominantStack.toString()};
 const workerMain = ${workerMain.toString()};
-workerMain(require('node:worker_threads').workerData, dominantStack);
+workerMain(require('node:worker_threads').workerData, dominantStack, require);
 `;
 }

@@ -2,6 +2,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StallReport } from '@loopsight/core';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
+import { hugeJson } from '../../../test-support/blockers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const apps: TestApp[] = [];
@@ -36,5 +37,59 @@ describe.each(['express 5', 'fastify 5', 'koa 3'])('%s', (name) => {
     const top = report.stack.find((f) => f.functionName === 'blockTheLoop');
     expect(top?.url).toMatch(/test-support\/blockers\.ts$/);
     expect(report.request).toMatchObject({ correlationId: 'block-350', route: '/block/:ms', method: 'GET' });
+  });
+});
+
+describe('stall detection', () => {
+  it('five separate 160 ms blocks give five reports; a 50 ms block gives none', async () => {
+    const { app, reports } = await start('express 5');
+    for (let i = 0; i < 5; i++) {
+      await (await request(`${app.url}/block/160`)).body.json();
+      await sleep(150);
+    }
+    await (await request(`${app.url}/block/50`)).body.json();
+    await sleep(300);
+    expect(reports.map((r) => Math.round(r.durationMs))).toHaveLength(5);
+    for (const r of reports) expect(r.durationMs).toBeGreaterThanOrEqual(100);
+  });
+
+  it('300 non-blocking requests under concurrency give none', async () => {
+    const { app, reports } = await start('fastify 5');
+    for (let round = 0; round < 6; round++) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => request(`${app.url}/users/${round * 50 + i}`).then((r) => r.body.json())));
+    }
+    await sleep(300);
+    expect(reports).toEqual([]);
+  });
+});
+
+describe('a stall inside native code (JSON.parse of a huge body)', () => {
+  // Built before the request, so that the stall is the parse alone.
+  hugeJson();
+
+  it('with the profiler on, the stack names the function that called JSON.parse', async () => {
+    const { app, reports } = await start('express 5', { profiler: true });
+    const res = await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-1' } });
+    expect(res.statusCode).toBe(200);
+    await res.body.json();
+    await sleep(500);
+    const report = reports.find((r) => r.durationMs >= 250);
+    expect(report, JSON.stringify(reports)).toBeDefined();
+    expect(report?.stackSource).toBe('profile');
+    expect(report?.stack[0]?.functionName).toBe('parseHugeJson');
+    expect(report?.stack[0]?.url).toMatch(/test-support\/blockers\.ts$/);
+    expect(report?.gcShare).toBeGreaterThanOrEqual(0);
+  });
+
+  it('with the profiler off, the report says its stack was taken after the block and names no blocker', async () => {
+    const { app, reports } = await start('express 5');
+    await (await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-2' } })).body.json();
+    await sleep(500);
+    const report = reports.find((r) => r.durationMs >= 250);
+    expect(report, JSON.stringify(reports)).toBeDefined();
+    expect(report?.stackSource).toBe('late-pause');
+    expect(report?.pauseDelayMs).toBeGreaterThan(20);
+    // Not guessed: the scope on a late pause may be whatever ran next.
+    expect(report?.request).toBeUndefined();
   });
 });

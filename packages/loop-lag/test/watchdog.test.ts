@@ -1,0 +1,162 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
+import { createStallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blockTheLoop } from '../../../test-support/blockers.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const monitors: Monitor[] = [];
+afterEach(async () => {
+  await Promise.all(monitors.splice(0).map((m) => m.stop()));
+});
+
+async function started(options: Parameters<typeof createMonitor>[0] = {}) {
+  const reports: StallReport[] = [];
+  const warnings: string[] = [];
+  const monitor = createMonitor({ promises: false, onReport: () => {}, logger: { warn: (m) => warnings.push(m) }, ...options });
+  monitors.push(monitor);
+  monitor.on('stall', (r) => reports.push(r));
+  monitor.start();
+  await sleep(300);
+  return { monitor, reports, warnings };
+}
+
+function threads(): number {
+  return Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+}
+
+describe('attribution outside HTTP', () => {
+  it('attributes a stall inside monitor.run() to that job', async () => {
+    const { monitor, reports } = await started();
+    monitor.run({ correlationId: 'cron-1', route: 'cron:nightly' }, () => blockTheLoop(250));
+    await sleep(300);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]?.request, JSON.stringify(reports[0])).toMatchObject({ correlationId: 'cron-1', route: 'cron:nightly' });
+    expect(reports[0]?.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
+  });
+
+  it('reports a stall with no scope with its stack and no request', async () => {
+    const { reports } = await started();
+    setTimeout(() => blockTheLoop(250), 10);
+    await sleep(400);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]?.request).toBeUndefined();
+    expect(reports[0]?.stackSource).toBe('pause');
+    expect(reports[0]?.stack[0]?.functionName).toBe('blockTheLoop');
+  });
+});
+
+describe('limits and degradation', () => {
+  it('rate-limits stack captures: later stalls are counted and timed without a stack', async () => {
+    const { reports } = await started({ loopLag: { maxStacksPerMinute: 2 } });
+    for (let i = 0; i < 4; i++) {
+      blockTheLoop(150);
+      await sleep(120);
+    }
+    await sleep(200);
+    expect(reports).toHaveLength(4);
+    expect(reports.filter((r) => r.stackSource === 'pause')).toHaveLength(2);
+    const skipped = reports.filter((r) => r.stackSkipped === 'rate-limited');
+    expect(skipped).toHaveLength(2);
+    for (const r of skipped) {
+      expect(r.stack).toEqual([]);
+      expect(r.durationMs).toBeGreaterThanOrEqual(100);
+    }
+  });
+
+  it('times stalls without stacks when captureStacks is false', async () => {
+    const { reports } = await started({ loopLag: { captureStacks: false } });
+    blockTheLoop(200);
+    await sleep(200);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ stackSource: 'none', stack: [], stackSkipped: 'disabled' });
+  });
+
+  it('falls back to timing on the main thread when the worker dies, and says so once', async () => {
+    const reports: WatchdogStallReport<object>[] = [];
+    const errors: string[] = [];
+    const watchdog = createStallWatchdog({
+      thresholdMs: 100,
+      captureStacks: true,
+      getScope: () => undefined,
+      inflight: () => 0,
+      onStall: (r) => reports.push(r),
+      onError: (what) => errors.push(what),
+      // @ts-expect-error internal: a worker that dies at once
+      workerSource: "throw new Error('worker crashed')",
+    });
+    watchdog.start();
+    await sleep(300);
+    expect(watchdog.status().mode).toBe('main-thread');
+    blockTheLoop(200);
+    await sleep(50);
+    blockTheLoop(200);
+    await sleep(50);
+    await watchdog.stop();
+    expect(reports).toHaveLength(2);
+    expect(reports[0]).toMatchObject({ stackSource: 'none' });
+    expect(reports[0]?.durationMs).toBeGreaterThanOrEqual(150);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/worker/);
+  });
+
+  it('works alone, without @loopsight/core: the scope comes from any AsyncLocalStorage', async () => {
+    const als = new AsyncLocalStorage<{ job: string }>();
+    const reports: WatchdogStallReport<{ job: string }>[] = [];
+    const watchdog = createStallWatchdog({
+      thresholdMs: 100,
+      captureStacks: true,
+      getScope: () => als.getStore(),
+      inflight: () => 1,
+      onStall: (r) => reports.push(r),
+      onError: () => {},
+    });
+    watchdog.start();
+    await sleep(300);
+    als.run({ job: 'resize-images' }, () => blockTheLoop(200));
+    await sleep(200);
+    await watchdog.stop();
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ request: { job: 'resize-images' }, inflight: 1, stackSource: 'pause' });
+  });
+});
+
+describe('lifecycle', () => {
+  it('stop() ends the worker; 100 start/stop cycles leave no worker, timer or handle behind', async () => {
+    const before = threads();
+    const resources = process.getActiveResourcesInfo().length;
+    const monitor = createMonitor({ promises: false, onReport: () => {} });
+    monitor.start();
+    await sleep(200);
+    expect(threads()).toBeGreaterThan(before);
+    await monitor.stop();
+    for (let i = 0; i < 100; i++) {
+      monitor.start();
+      if (i % 10 === 0) await sleep(20);
+      await monitor.stop();
+    }
+    await sleep(200);
+    expect(threads()).toBe(before);
+    expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(resources);
+  });
+
+  it('a process with the watchdog running exits on its own', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
+    const started = Date.now();
+    const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 10_000 });
+    expect(stdout).toContain('stall reported');
+    expect(Date.now() - started).toBeLessThan(8_000);
+  });
+
+  it('with an inspector open (a debugger may be attached), times stalls without pausing and says so once', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--inspect=127.0.0.1:0', script], { timeout: 10_000 });
+    const report = JSON.parse(stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}');
+    expect(report).toMatchObject({ type: 'stall', stackSource: 'none', stackSkipped: 'unavailable' });
+    expect(stderr.match(/another debugger may be attached/g)).toHaveLength(1);
+  });
+});
