@@ -164,6 +164,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   #unpatch: (() => void) | undefined;
   #lastUnhandled: unknown;
   #lastStaleCheck = 0;
+  #decideSoon = false;
   readonly #sites = new Map<string, Site>();
   readonly #reported = counts();
   readonly #suppressed = counts();
@@ -218,7 +219,20 @@ class Tracker<S extends object> implements PromiseTracker<S> {
       return;
     }
     rec.state |= SETTLED;
-    if ((rec.state & DONE) === 0 && rec.children > 0) this.#retire(rec);
+    if ((rec.state & DONE) !== 0) return;
+    if (rec.children > 0) this.#retire(rec);
+    else if ((rec.state & ENDED) !== 0 && !this.#decideSoon) {
+      // Settled after its request ended, unobserved so far: decide once this turn of the loop is
+      // over (a reaction attached in the same turn still counts), not at the next sweep, which may
+      // never come in a process about to exit.
+      this.#decideSoon = true;
+      setImmediate(this.#decide);
+    }
+  };
+
+  readonly #decide = (): void => {
+    this.#decideSoon = false;
+    this.#guard('the sweep failed', () => this.#sweep());
   };
 
   #place(scope: S, entry: Entry<S>): void {
@@ -366,12 +380,16 @@ class Tracker<S extends object> implements PromiseTracker<S> {
         this.#floating(entry, now);
       } else if (now - entry.endedAt >= this.#o.leakAfterMs) {
         this.#retire(entry);
-        if ((entry.state & DETACHED) === 0 && !leakedScopes.has(entry.scope)) {
-          const creation = describeCreation(entry.holder, this.#o.frameFilter);
-          if (creation.pendingOwned) {
-            leakedScopes.add(entry.scope);
-            this.#report('leaked', entry.scope, creation, now - entry.createdAt);
-          }
+        if (leakedScopes.has(entry.scope)) continue;
+        if ((entry.state & DETACHED) !== 0) {
+          // Detached work covers what it awaits too.
+          leakedScopes.add(entry.scope);
+          continue;
+        }
+        const creation = describeCreation(entry.holder, this.#o.frameFilter);
+        if (creation.pendingOwned) {
+          leakedScopes.add(entry.scope);
+          this.#report('leaked', entry.scope, creation, now - entry.createdAt);
         }
       } else {
         watch[kept++] = entry;

@@ -4,15 +4,16 @@ import type { PromiseReport } from '@loopsight/core';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks, type PromiseApp } from './apps.js';
-import { type Context, correct, floats, leaks } from './scenarios.js';
+import { type Context, correct, floats, leaks, many } from './scenarios.js';
 
 const SCENARIOS_FILE = 'scenarios.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function run(ctx: Context) {
+export function run(ctx: Context) {
   return (name: string): Promise<unknown> => {
     if (name === 'floats') return floats();
     if (name === 'leaks') return leaks();
+    if (name === 'many') return many();
     const scenario = correct[name];
     if (scenario === undefined) throw new Error(`no scenario ${name}`);
     return scenario(ctx);

@@ -101,3 +101,9 @@ export async function leaks(): Promise<string> {
 
 /** The line numbers the floating report must point at (kept in sync by the test, read from this file). */
 export const FLOATS_CALL = 'audit(5);';
+
+/** Many promises pending at once in one request: more than a small cap. */
+export async function many(): Promise<number> {
+  const all = Array.from({ length: 50 }, () => audit(50));
+  return (await Promise.all(all)).length;
+}
