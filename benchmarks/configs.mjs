@@ -19,7 +19,14 @@ const common = [
 
 /** @type {Record<string, Config[]>} */
 export const frameworks = {
-  express: common,
+  express: [
+    ...common,
+    // Ablations: the watchdog's debugger mode and the sampling profiler.
+    { label: 'loopsight, profiler on', variant: 'loopsight-profiler', echoesId: true, optional: true },
+    { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true },
+    { label: 'loopLag off + watchdog, debugger always on', variant: 'watchdog-debugger-always', echoesId: true, optional: true },
+    { label: 'loopLag off + watchdog, debugger on stall', variant: 'watchdog-debugger-on-stall', echoesId: true, optional: true },
+  ],
   fastify: [
     ...common,
     // Ablations: where loopsight's cost above the floor goes.

@@ -19,8 +19,10 @@ await new Promise((resolve) => inventory.listen(0, '127.0.0.1', resolve));
 const inventoryUrl = `http://127.0.0.1:${inventory.address().port}`;
 
 const app = express();
+// Stall and promise reports go to stderr as JSON lines by default; the demo prints them itself.
+const reports = [];
 // A 1 s stats window so the demo shows a complete one; the default is 10 s.
-const middleware = loopsight({ loopLag: { windowMs: 1000 } });
+const middleware = loopsight({ loopLag: { windowMs: 1000 }, onReport: (report) => reports.push(report) });
 const { monitor } = middleware;
 app.use(middleware);
 app.use(express.json());
@@ -74,6 +76,14 @@ for (const r of seen) {
   console.log(
     `  ${(r.method ?? '').padEnd(5)}${(r.route ?? '(no route)').padEnd(22)}${String(r.status ?? '-').padEnd(5)}${r.durationMs.toFixed(1).padStart(7)} ms  ${r.correlationId}`,
   );
+}
+
+const where = (f) => `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
+console.log('\nStall reports (the loop was blocked: by what, in which request):');
+for (const r of reports.filter((report) => report.type === 'stall')) {
+  const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no request';
+  console.log(`  ${r.durationMs.toFixed(0)} ms  ${who}  (stack: ${r.stackSource}, ${r.inflight} in flight)`);
+  for (const frame of r.stack.slice(0, 3)) console.log(`      at ${where(frame)}`);
 }
 
 // Let the 1 s stats window that holds the block complete.

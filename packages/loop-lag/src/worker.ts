@@ -251,8 +251,9 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
     try {
       const top = frames[0];
       if (top) {
-        const evaluated = (await post('Debugger.evaluateOnCallFrame', {
-          callFrameId: top.callFrameId,
+        // Runtime.evaluate, not evaluateOnCallFrame: in a frame of Node's own modules, globals such
+        // as Symbol are not in scope. The async context is the paused one either way.
+        const evaluated = (await post('Runtime.evaluate', {
           expression: config.scopeExpression,
           returnByValue: true,
           silent: true,
