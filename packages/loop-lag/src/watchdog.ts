@@ -207,7 +207,8 @@ export class Watchdog<S extends object> implements StallWatchdog {
     try {
       const request = this.#options.getScope();
       const inflight = this.#options.inflight();
-      return JSON.stringify(request ? { request, inflight } : { request: null, inflight, candidates: this.#candidates() });
+      // Candidates too: if this pause turns out late, the scope here is only one of them.
+      return JSON.stringify({ request: request ?? null, inflight, candidates: this.#candidates() });
     } catch {
       return undefined;
     }

@@ -5,6 +5,15 @@ import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { hugeJson } from '../../../test-support/blockers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits up to `ms` for a report that `match` accepts: a loaded machine may deliver it late. */
+async function reportOf(reports: StallReport[], match: (r: StallReport) => boolean, ms = 5_000): Promise<StallReport | undefined> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) {
+    const found = reports.find(match);
+    if (found) return found;
+  }
+  return undefined;
+}
 const apps: TestApp[] = [];
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
@@ -22,6 +31,15 @@ async function start(name: string, loopLag: object = {}) {
   return { app, reports };
 }
 
+/**
+ * The reports of the blocks these tests inject. A stall from elsewhere (a loaded CI machine that
+ * deschedules the process) is real but not ours; a second report of the same block would still count.
+ */
+const ours = (reports: StallReport[], id?: string) =>
+  reports.filter((r) =>
+    id ? r.request?.correlationId === id : r.request?.route === '/block/:ms' || r.stack.some((f) => f.functionName === 'blockTheLoop'),
+  );
+
 describe.each(['express 5', 'fastify 5', 'koa 3'])('%s', (name) => {
   it('reports a 350 ms block once, with the named function, its file, the id and the route', async () => {
     const { app, reports } = await start(name);
@@ -29,8 +47,8 @@ describe.each(['express 5', 'fastify 5', 'koa 3'])('%s', (name) => {
     expect(res.statusCode).toBe(200);
     await res.body.json();
     await sleep(300);
-    expect(reports).toHaveLength(1);
-    const [report] = reports as [StallReport];
+    expect(ours(reports)).toHaveLength(1);
+    const [report] = ours(reports) as [StallReport];
     expect(report.durationMs).toBeGreaterThanOrEqual(280);
     expect(report.durationMs).toBeLessThanOrEqual(1500);
     expect(report.stackSource, JSON.stringify(report)).toBe('pause');
@@ -44,13 +62,15 @@ describe('stall detection', () => {
   it('five separate 160 ms blocks give five reports; a 50 ms block gives none', async () => {
     const { app, reports } = await start('express 5');
     for (let i = 0; i < 5; i++) {
-      await (await request(`${app.url}/block/160`)).body.json();
+      await (await request(`${app.url}/block/160`, { headers: { 'x-request-id': `block-160-${i}` } })).body.json();
       await sleep(150);
     }
-    await (await request(`${app.url}/block/50`)).body.json();
+    await (await request(`${app.url}/block/50`, { headers: { 'x-request-id': 'block-50' } })).body.json();
     await sleep(300);
-    expect(reports.map((r) => Math.round(r.durationMs))).toHaveLength(5);
-    for (const r of reports) expect(r.durationMs).toBeGreaterThanOrEqual(100);
+    const five = ours(reports);
+    expect(five.map((r) => r.request?.correlationId)).toEqual([0, 1, 2, 3, 4].map((i) => `block-160-${i}`));
+    for (const r of five) expect(r.durationMs).toBeGreaterThanOrEqual(100);
+    expect(ours(reports, 'block-50')).toEqual([]);
   });
 
   it('300 non-blocking requests under concurrency give none', async () => {
@@ -59,7 +79,7 @@ describe('stall detection', () => {
       await Promise.all(Array.from({ length: 50 }, (_, i) => request(`${app.url}/users/${round * 50 + i}`).then((r) => r.body.json())));
     }
     await sleep(300);
-    expect(reports).toEqual([]);
+    expect(reports.filter((r) => r.request?.route === '/users/:id')).toEqual([]);
   });
 });
 
@@ -72,10 +92,8 @@ describe('a stall inside native code (JSON.parse of a huge body)', () => {
     const res = await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-1' } });
     expect(res.statusCode).toBe(200);
     await res.body.json();
-    await sleep(500);
-    const report = reports.find((r) => r.durationMs >= 250);
+    const report = await reportOf(reports, (r) => r.stackSource === 'profile' && r.durationMs >= 250);
     expect(report, JSON.stringify(reports)).toBeDefined();
-    expect(report?.stackSource).toBe('profile');
     expect(report?.stack[0]?.functionName).toBe('parseHugeJson');
     expect(report?.stack[0]?.url).toMatch(/test-support\/blockers\.ts$/);
     expect(report?.gcShare).toBeGreaterThanOrEqual(0);
@@ -84,8 +102,7 @@ describe('a stall inside native code (JSON.parse of a huge body)', () => {
   it('with the profiler off, the report says its stack was taken after the block and names no blocker', async () => {
     const { app, reports } = await start('express 5');
     await (await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-2' } })).body.json();
-    await sleep(500);
-    const report = reports.find((r) => r.durationMs >= 250);
+    const report = await reportOf(reports, (r) => r.durationMs >= 250 && !!r.candidates?.some((c) => c.correlationId === 'parse-2'));
     expect(report, JSON.stringify(reports)).toBeDefined();
     expect(report?.stackSource).toBe('late-pause');
     expect(report?.pauseDelayMs).toBeGreaterThan(20);

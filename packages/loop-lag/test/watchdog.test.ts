@@ -120,8 +120,9 @@ describe('limits and degradation', () => {
     als.run({ job: 'resize-images' }, () => blockTheLoop(200));
     await sleep(200);
     await watchdog.stop();
-    expect(reports).toHaveLength(1);
-    expect(reports[0]).toMatchObject({ request: { job: 'resize-images' }, inflight: 1, stackSource: 'pause' });
+    const ours = reports.filter((r) => r.request?.job === 'resize-images');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]).toMatchObject({ inflight: 1, stackSource: 'pause' });
   });
 });
 
