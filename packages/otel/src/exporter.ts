@@ -1,5 +1,5 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { MonitorLike, PromiseReport, RequestRecord, RequestScope, StallReport } from '@loopsight/core';
+import type { MonitorLike, PromiseReport, RequestScope, StallReport } from '@loopsight/core';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
 import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
@@ -8,9 +8,6 @@ import type { OtelExporter, OtelExporterOptions } from './types.js';
 
 /** Published by core when a request or job begins, in the context that began it. */
 const REQUEST_START = 'loopsight:request:start';
-// Ended requests are remembered this long for late reports; a leaked promise comes leakAfterMs
-// (default 5 s) after its request, a stall report within a second of the block.
-const MIN_RETAIN_MS = 30_000;
 
 interface Config {
   readonly meterProvider: OtelExporterOptions['meterProvider'];
@@ -93,8 +90,7 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
       if (config.traces) {
         try {
           tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, SCOPE_VERSION);
-          const leakAfterMs = monitor.options.promises ? monitor.options.promises.leakAfterMs : 0;
-          tracker = new SpanTracker(config.maxTrackedSpans, Math.max(MIN_RETAIN_MS, 2 * leakAfterMs));
+          tracker = new SpanTracker(config.maxTrackedSpans);
         } catch (error) {
           monitor.reportError('the OTel exporter could not create its tracer', error);
         }
@@ -111,12 +107,9 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
             monitor.reportError('the OTel exporter could not tag a request span', error);
           }
         };
-        const onEnd = (record: RequestRecord) => spans.end(record);
         diagnosticsChannel.subscribe(REQUEST_START, onStart);
-        monitor.on('request', onEnd);
         undo.push(() => {
           diagnosticsChannel.unsubscribe(REQUEST_START, onStart);
-          monitor.off('request', onEnd);
           spans.clear();
         });
       }

@@ -1,4 +1,4 @@
-import type { PromiseReport, RequestRecord, RequestScope, StallReport } from '@loopsight/core';
+import type { PromiseReport, RequestScope, StallReport } from '@loopsight/core';
 import {
   type Attributes,
   context,
@@ -32,10 +32,9 @@ import {
 import { formatStack } from './stack.js';
 
 interface Tracked {
-  /** The span while its request runs; dropped when the request ends, so ended spans are not held. */
-  span: Span | undefined;
+  /** Weakly: an ended span is the SDK's to drop once exported, not ours to keep. */
+  readonly span: WeakRef<Span>;
   readonly context: SpanContext;
-  endedAt: number | undefined;
 }
 
 // Reports from the watchdog carry a copy of the scope (it crossed a thread), so requests are
@@ -45,19 +44,20 @@ function keyOf(scope: Pick<RequestScope, 'correlationId' | 'startedAt'>): string
 }
 
 /**
- * The span that was active when each request began (the HTTP server span of OTel's instrumentation),
- * remembered for the reports that arrive later: a stall is reported after the loop unblocks, often
- * after the response went out; a leaked promise seconds after. Bounded: at most `max` requests, and
- * ended ones for `retainMs`.
+ * The server span of each request, remembered for the reports that arrive later: a stall is
+ * reported after the loop unblocks, often after the response went out; a leaked promise seconds
+ * after. Bounded: the last `max` requests, each a span context (a few ids) and a weak reference
+ * to the span.
  */
 export class SpanTracker {
   readonly #entries = new Map<string, Tracked>();
-  readonly #max: number;
-  readonly #retainMs: number;
+  // Eviction order as a ring of keys: a Map used as a FIFO (delete its first key on every insert)
+  // makes V8 skip ever more deleted slots from the front; measured at 15 µs per request at 10,000.
+  readonly #ring: (string | undefined)[];
+  #next = 0;
 
-  constructor(max: number, retainMs: number) {
-    this.#max = max;
-    this.#retainMs = retainMs;
+  constructor(max: number) {
+    this.#ring = new Array<string | undefined>(max);
   }
 
   /** In the context that began the request: tags the request's span with the correlation id. */
@@ -67,15 +67,12 @@ export class SpanTracker {
     const context = span.spanContext();
     if (!isSpanContextValid(context) || (context.traceFlags & TraceFlags.SAMPLED) === 0) return;
     span.setAttribute(ATTR_CORRELATION_ID, scope.correlationId);
-    this.#entries.set(keyOf(scope), { span, context, endedAt: undefined });
-    this.#trim();
-  }
-
-  end(record: RequestRecord): void {
-    const entry = this.#entries.get(keyOf(record));
-    if (entry === undefined) return;
-    entry.span = undefined;
-    entry.endedAt = Date.now();
+    const key = keyOf(scope);
+    const evicted = this.#ring[this.#next];
+    if (evicted !== undefined) this.#entries.delete(evicted);
+    this.#ring[this.#next] = key;
+    this.#next = (this.#next + 1) % this.#ring.length;
+    this.#entries.set(key, { span: new WeakRef(span), context });
   }
 
   find(scope: RequestScope): Tracked | undefined {
@@ -88,20 +85,8 @@ export class SpanTracker {
 
   clear(): void {
     this.#entries.clear();
-  }
-
-  #trim(): void {
-    const entries = this.#entries;
-    if (entries.size > this.#max) {
-      const oldest = entries.keys().next();
-      if (!oldest.done) entries.delete(oldest.value);
-    }
-    // Oldest first: stop at the first entry still wanted.
-    const horizon = Date.now() - this.#retainMs;
-    for (const [key, entry] of entries) {
-      if (entry.endedAt === undefined || entry.endedAt > horizon) break;
-      entries.delete(key);
-    }
+    this.#ring.fill(undefined);
+    this.#next = 0;
   }
 }
 
@@ -181,7 +166,7 @@ export function recordPromise(tracer: Tracer, tracker: SpanTracker, report: Prom
     [ATTR_CORRELATION_ID]: scope.correlationId,
     ...codeAttributes(report),
   };
-  const span = tracked.span;
+  const span = tracked.span.deref();
   if (span?.isRecording()) {
     span.addEvent(EVENT_PROMISE, attributes);
     return true;

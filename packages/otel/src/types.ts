@@ -15,7 +15,11 @@ export interface OtelExporterOptions {
   traces?: boolean;
   /** Distinct `http.route` values on loopsight metrics; later templates count as `__other__`. Default 100. */
   maxRoutes?: number;
-  /** Requests whose span is remembered, for reports that arrive after the request (stalls, leaked promises). Default 10000. */
+  /**
+   * Requests whose span is remembered, for reports that arrive after the request: a stall's comes
+   * within a second, a leaked promise's `leakAfterMs` (5 s) later. The last 10,000 requests by
+   * default: raise it above 2,000 requests per second if leaked promises should still find their trace.
+   */
   maxTrackedSpans?: number;
 }
 

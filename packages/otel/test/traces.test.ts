@@ -143,6 +143,34 @@ describe('promise reports', () => {
   });
 });
 
+describe('bounds', () => {
+  it('remembers the spans of the last maxTrackedSpans requests only', async () => {
+    const monitor = createMonitor({ exporters: [otelExporter({ maxTrackedSpans: 3 })], onReport: () => {} });
+    monitor.start();
+    stops.push(() => monitor.stop());
+    const tracer = tracerProvider.getTracer('test');
+    const scopes: RequestScope[] = [];
+    for (let i = 0; i < 5; i++) {
+      tracer.startActiveSpan(`job ${i}`, (span) => {
+        monitor.run({ correlationId: `bounded-${i}` }, () => scopes.push(currentScope() as RequestScope));
+        span.end();
+      });
+    }
+    for (const scope of scopes) {
+      monitor._report({
+        type: 'stall',
+        durationMs: 120,
+        at: Date.now() - 120,
+        stack: [],
+        stackSource: 'pause',
+        inflight: 1,
+        request: scope,
+      });
+    }
+    expect(named('loopsight.stall').map((s) => s.attributes['loopsight.correlation_id'])).toEqual(['bounded-2', 'bounded-3', 'bounded-4']);
+  });
+});
+
 describe('without a span', () => {
   it('a job outside any span: nothing is invented', async () => {
     const monitor = createMonitor({ exporters: [otelExporter()], onReport: () => {} });
