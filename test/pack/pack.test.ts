@@ -130,7 +130,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
+  // LOOPSIGHT_KEEP_PACK=1 keeps the apps to poke at: cd into the printed directory and run them.
+  if (process.env.LOOPSIGHT_KEEP_PACK) console.log(`pack test apps kept in ${work}`);
+  else if (work) rmSync(work, { recursive: true, force: true });
 });
 
 describe.each(packages.map((pkg) => [pkg.name, pkg] as const))('the packed %s', (name, pkg) => {
@@ -205,6 +207,8 @@ describe('installed with npm', () => {
         koa: '^3.0.0',
         '@koa/router': '^15.0.0',
         'legacy-dep': 'file:legacy-dep',
+        'prom-client': '^15.0.0',
+        '@opentelemetry/api': '^1.9.0',
       }),
       createApp('cjs', 'commonjs', { express: '^4.17.0', fastify: '^4.0.0', koa: '^2.13.0', '@koa/router': '^15.0.0' }),
       createApp('ts', 'module', {
@@ -232,6 +236,18 @@ describe('installed with npm', () => {
 
   it('an ESM app: Express 5, Fastify 5 and Koa 3 echo the id, and a CommonJS dependency reads the same one', async () => {
     expectAdapters((await node(apps.esm as string, ['server.mjs'])) as Probe[], 'esm', { viaCommonJs: true });
+  });
+
+  it('an ESM app: a request that blocks the loop is reported with its id and route; the exporters use the prom-client of the app', async () => {
+    const { stall, metricTypes } = (await node(apps.esm as string, ['extras.mjs'])) as {
+      stall?: { durationMs: number; request?: { correlationId: string; route?: string }; stackSource: string; frames: number };
+      metricTypes: string[];
+    };
+    expect(stall?.request).toMatchObject({ correlationId: 'esm-stall-1', route: '/reports/:day' });
+    expect(stall?.durationMs).toBeGreaterThanOrEqual(100);
+    expect(metricTypes).toEqual(
+      expect.arrayContaining(['loopsight_event_loop_delay_seconds histogram', 'loopsight_event_loop_stalls_total counter']),
+    );
   });
 
   it('a CommonJS app: Express 4, Fastify 4 and Koa 2 echo the id the handler reads', async () => {
