@@ -22,7 +22,8 @@ const app = express();
 // Stall and promise reports go to stderr as JSON lines by default; the demo prints them itself.
 const reports = [];
 // A 1 s stats window so the demo shows a complete one; the default is 10 s.
-const middleware = loopsight({ loopLag: { windowMs: 1000 }, onReport: (report) => reports.push(report) });
+// Promise tracking in full mode, as in development and CI; production samples (the default).
+const middleware = loopsight({ loopLag: { windowMs: 1000 }, promises: { mode: 'full' }, onReport: (report) => reports.push(report) });
 const { monitor } = middleware;
 app.use(middleware);
 app.use(express.json());
@@ -34,6 +35,17 @@ app.get('/users/:id', async (req, res) => {
 });
 app.post('/orders', (req, res) => res.status(201).json({ items: req.body.items.length, correlationId: getCorrelationId() }));
 app.get('/reports/daily', (_req, res) => res.json({ rows: buildReport(250), correlationId: getCorrelationId() }));
+
+/** Pretends to email a receipt. */
+async function sendReceipt(order) {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return `receipt for ${order}`;
+}
+app.post('/checkout', (_req, res) => {
+  // A missing `await`: nobody learns whether the receipt went out. loopsight reports it as floating.
+  sendReceipt('order-1');
+  res.status(202).json({ correlationId: getCorrelationId() });
+});
 
 const server = app.listen(0, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
@@ -63,6 +75,7 @@ await call('POST /orders with a hostile id', '/orders', {
   headers: { 'content-type': 'application/json', 'x-request-id': '<script>alert(1)</script>' },
   body: JSON.stringify({ items: [1, 2, 3] }),
 });
+await call('POST /checkout (floats a promise)', '/checkout', { method: 'POST', headers: { 'x-request-id': 'checkout-9c1d' } });
 // The slow one blocks the loop for 250 ms; the request sent alongside it waits for it.
 await Promise.all([call('GET /reports/daily (blocks 250 ms)', '/reports/daily'), call('GET /users/1 (sent alongside)', '/users/1')]);
 await monitor.run({ route: 'job:nightly-export', method: 'JOB' }, async () => {
@@ -78,7 +91,8 @@ for (const r of seen) {
   );
 }
 
-const where = (f) => `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
+const where = (f) =>
+  `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
 console.log('\nStall reports (the loop was blocked: by what, in which request):');
 for (const r of reports.filter((report) => report.type === 'stall')) {
   const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no request';
@@ -94,6 +108,12 @@ console.log(`\nEvent loop over the last ${stats.windowMs} ms window (delay beyon
 console.log(
   `  p50 ${ms(stats.p50)}  p90 ${ms(stats.p90)}  p99 ${ms(stats.p99)}  max ${ms(stats.max)}  utilization ${(stats.utilization * 100).toFixed(0)}%  samples ${stats.count}`,
 );
+console.log('\nPromise reports (floating: never awaited; leaked: outlived its request; unhandled: a rejection nobody handled):');
+for (const r of reports.filter((report) => report.type === 'promise')) {
+  const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no request';
+  console.log(`  ${r.kind}  ${who}  (${r.ageMs} ms old)`);
+  for (const frame of r.stack.slice(0, 3)) console.log(`      at ${where(frame)}`);
+}
 const rejected = monitor.counters().correlationIdsRejected;
 console.log(
   `\nIncoming ids refused and replaced: ${rejected.invalid} invalid, ${rejected.too_long} too long, ${rejected.duplicate} duplicate`,
