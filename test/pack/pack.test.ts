@@ -15,6 +15,8 @@ const fixtures = join(root, 'test', 'pack', 'apps');
 const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const packages: { name: string; dir: string; version: string }[] = publicPackages();
 const names = packages.map((pkg) => pkg.name);
+// Generous: the apps start, serve and exit in about a second, but CI machines are shared.
+const APP_TIMEOUT = 90_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 // Peer dependencies and the majors each must admit: what the adapters and exporters support.
@@ -83,7 +85,7 @@ async function createApp(name: string, type: 'module' | 'commonjs', dependencies
 }
 
 async function node(cwd: string, args: string[]): Promise<unknown> {
-  const { stdout } = await run(process.execPath, args, { cwd, env: npmEnv(), timeoutMs: 30_000 });
+  const { stdout } = await run(process.execPath, args, { cwd, env: npmEnv(), timeoutMs: 60_000 });
   return JSON.parse(stdout);
 }
 
@@ -234,44 +236,63 @@ describe('installed with npm', () => {
     }
   });
 
-  it('an ESM app: Express 5, Fastify 5 and Koa 3 echo the id, and a CommonJS dependency reads the same one', async () => {
-    expectAdapters((await node(apps.esm as string, ['server.mjs'])) as Probe[], 'esm', { viaCommonJs: true });
-  });
+  it(
+    'an ESM app: Express 5, Fastify 5 and Koa 3 echo the id, and a CommonJS dependency reads the same one',
+    async () => {
+      expectAdapters((await node(apps.esm as string, ['server.mjs'])) as Probe[], 'esm', { viaCommonJs: true });
+    },
+    APP_TIMEOUT,
+  );
 
-  it('an ESM app: a request that blocks the loop is reported with its id and route; the exporters use the prom-client of the app', async () => {
-    const { stall, metricTypes } = (await node(apps.esm as string, ['extras.mjs'])) as {
-      stall?: { durationMs: number; request?: { correlationId: string; route?: string }; stackSource: string; frames: number };
-      metricTypes: string[];
-    };
-    expect(stall?.request).toMatchObject({ correlationId: 'esm-stall-1', route: '/reports/:day' });
-    expect(stall?.durationMs).toBeGreaterThanOrEqual(100);
-    expect(metricTypes).toEqual(
-      expect.arrayContaining(['loopsight_event_loop_delay_seconds histogram', 'loopsight_event_loop_stalls_total counter']),
-    );
-  });
+  it(
+    'an ESM app: a request that blocks the loop is reported with its id and route; the exporters use the prom-client of the app',
+    async () => {
+      const { stall, metricTypes } = (await node(apps.esm as string, ['extras.mjs'])) as {
+        stall?: { durationMs: number; request?: { correlationId: string; route?: string }; stackSource: string; frames: number };
+        metricTypes: string[];
+      };
+      expect(stall?.request).toMatchObject({ correlationId: 'esm-stall-1', route: '/reports/:day' });
+      expect(stall?.durationMs).toBeGreaterThanOrEqual(100);
+      expect(metricTypes).toEqual(
+        expect.arrayContaining(['loopsight_event_loop_delay_seconds histogram', 'loopsight_event_loop_stalls_total counter']),
+      );
+    },
+    APP_TIMEOUT,
+  );
 
-  it('a CommonJS app: Express 4, Fastify 4 and Koa 2 echo the id the handler reads', async () => {
-    expectAdapters((await node(apps.cjs as string, ['server.cjs'])) as Probe[], 'cjs');
-  });
+  it(
+    'a CommonJS app: Express 4, Fastify 4 and Koa 2 echo the id the handler reads',
+    async () => {
+      expectAdapters((await node(apps.cjs as string, ['server.cjs'])) as Probe[], 'cjs');
+    },
+    APP_TIMEOUT,
+  );
 
   it('a TypeScript app (module nodenext, strict) type-checks against the shipped .d.ts and .d.cts, and runs', async () => {
     const dir = apps.ts as string;
     const tsc = join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
-    await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, timeoutMs: 120_000 });
-    await run(process.execPath, [tsc, '-p', 'tsconfig.declarations.json'], { cwd: dir, timeoutMs: 120_000 });
+    await Promise.all(
+      ['tsconfig.json', 'tsconfig.declarations.json'].map((config) =>
+        run(process.execPath, [tsc, '-p', config], { cwd: dir, timeoutMs: 150_000 }),
+      ),
+    );
     expectAdapters((await node(dir, ['server.js'])) as Probe[], 'ts');
     expect(await node(dir, ['job.cjs'])).toEqual({
       seen: 'ts-cjs-job',
       events: [{ correlationId: 'ts-cjs-job', route: 'queue:orders' }],
     });
-  });
+  }, 180_000);
 
-  it('every package exports the same names from its ESM and its CommonJS build', async () => {
-    const surface = (await node(apps.esm as string, ['surface.mjs', ...names])) as Record<string, { esm: string[]; cjs: string[] }>;
-    expect(Object.keys(surface)).toEqual(names);
-    for (const name of names) {
-      expect(surface[name]?.esm.length, name).toBeGreaterThan(0);
-      expect(surface[name]?.cjs, name).toEqual(surface[name]?.esm);
-    }
-  });
+  it(
+    'every package exports the same names from its ESM and its CommonJS build',
+    async () => {
+      const surface = (await node(apps.esm as string, ['surface.mjs', ...names])) as Record<string, { esm: string[]; cjs: string[] }>;
+      expect(Object.keys(surface)).toEqual(names);
+      for (const name of names) {
+        expect(surface[name]?.esm.length, name).toBeGreaterThan(0);
+        expect(surface[name]?.cjs, name).toEqual(surface[name]?.esm);
+      }
+    },
+    APP_TIMEOUT,
+  );
 });
