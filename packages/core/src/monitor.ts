@@ -1,12 +1,14 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { createStallWatchdog, type StallWatchdog } from '@loopsight/loop-lag';
+import { createOverloadGuard, createStallWatchdog, type GuardOptions, type OverloadGuard, type StallWatchdog } from '@loopsight/loop-lag';
 import { createPromiseTracker, type PromiseTracker } from '@loopsight/promises';
 import { resolveOptions } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS, LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
   Exporter,
+  Health,
   LoopDelayHistogram,
   LoopStats,
   MonitorCounters,
@@ -17,6 +19,9 @@ import type {
   RequestRecord,
   RequestScope,
   ResolvedOptions,
+  ResolvedShed,
+  ShedInfo,
+  ShedReason,
   StallReport,
 } from './types.js';
 
@@ -57,6 +62,8 @@ export class Monitor implements MonitorLike {
   readonly #sampler: LoopSampler | undefined;
   readonly #watchdog: StallWatchdog | undefined;
   readonly #promises: PromiseTracker<RequestScope> | undefined;
+  readonly #overload: OverloadGuard | undefined;
+  readonly #shed: Record<ShedReason, number> = { event_loop_delay: 0, event_loop_utilization: 0, heap_used: 0 };
   readonly #counters: MonitorCounters = {
     correlationIdsRejected: { too_long: 0, invalid: 0, duplicate: 0 },
     inflightDropped: 0,
@@ -97,6 +104,14 @@ export class Monitor implements MonitorLike {
         onError: (what, error) => this.reportError(what, error),
       });
     }
+    const { shed } = this.options;
+    if (shed) {
+      const limits: GuardOptions = { sampleIntervalMs: shed.sampleIntervalMs };
+      if (shed.maxEventLoopDelayMs !== undefined) limits.maxEventLoopDelayMs = shed.maxEventLoopDelayMs;
+      if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
+      if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
+      this.#overload = createOverloadGuard(limits);
+    }
     for (const exporter of this.options.exporters) this.#components.push(exporter);
   }
 
@@ -112,6 +127,7 @@ export class Monitor implements MonitorLike {
     this.#sampler?.start();
     this.#guard('the stall watchdog failed to start', () => this.#watchdog?.start());
     this.#guard('the promise tracker failed to start', () => this.#promises?.start());
+    this.#guard('the overload guard failed to start', () => this.#overload?.start());
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -121,6 +137,7 @@ export class Monitor implements MonitorLike {
     this.#running = false;
     this.#sampler?.stop();
     this.#guard('the promise tracker failed to stop', () => this.#promises?.stop());
+    this.#guard('the overload guard failed to stop', () => this.#overload?.stop());
     const watchdog = this.#watchdog?.stop().catch((error: unknown) => this.reportError('the stall watchdog failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
@@ -184,7 +201,46 @@ export class Monitor implements MonitorLike {
     const c = this.#counters;
     const counters: MonitorCounters = { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
     if (this.#promises) counters.promises = this.#promises.stats();
+    if (this.#overload) counters.shed = { ...this.#shed };
     return counters;
+  }
+
+  /**
+   * For readiness probes: 'overloaded' while the `shed` option's guard sheds load, with the reasons
+   * and the last sampled signals. Without `shed`, always 'ok'.
+   *
+   * @example
+   * app.get('/ready', (req, res) => res.status(monitor.health().status === 'ok' ? 200 : 503).end());
+   */
+  health(): Health {
+    if (this.#overload) return this.#overload.state();
+    return { status: 'ok', reasons: [], signals: { eventLoopDelayMs: 0, eventLoopUtilization: 0, heapUsedBytes: 0 } };
+  }
+
+  /**
+   * @internal Why this request should be shed now, or undefined. One property read while the
+   * process is healthy; the exemptions are looked at only while it is overloaded.
+   */
+  _shedReason(req: IncomingMessage): ShedReason | undefined {
+    const reason = this.#overload?.overloaded;
+    if (reason === undefined) return undefined;
+    const shed = this.options.shed as ResolvedShed;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    try {
+      if (shed.exempt(req, q === -1 ? url : url.slice(0, q))) return undefined;
+    } catch (error) {
+      this.reportError('shed.exempt threw; the request was served', error);
+      return undefined;
+    }
+    return reason;
+  }
+
+  /** @internal Counts a shed request and tells `shed.onShed`. */
+  _shed(info: ShedInfo): void {
+    this.#shed[info.reason]++;
+    const onShed = (this.options.shed as ResolvedShed).onShed;
+    if (onShed) this.#guard('shed.onShed threw', () => onShed(info));
   }
 
   /**

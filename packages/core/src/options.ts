@@ -10,6 +10,10 @@ import type {
   ResolvedLoopLag,
   ResolvedOptions,
   ResolvedPromises,
+  ResolvedShed,
+  ShedInfo,
+  ShedOptions,
+  ShedResponse,
 } from './types.js';
 
 /** 1-128 characters that are safe in a header, a log line and a metric exemplar. */
@@ -216,7 +220,81 @@ const defaultLogger = {
   },
 };
 
-const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger', 'bindEmitters'] as const;
+const SHED_LIMITS = ['maxEventLoopDelayMs', 'maxEventLoopUtilization', 'maxHeapUsedBytes'] as const;
+
+function resolveShed(value: unknown): ResolvedShed | false {
+  if (value === undefined || value === false) return false;
+  if (!isPlainObject(value)) fail('shed', 'an object such as { maxEventLoopDelayMs: 200 }', value);
+  const o = value as ShedOptions & Record<string, unknown>;
+  checkKeys('shed', o, [...SHED_LIMITS, 'retryAfterSeconds', 'sampleIntervalMs', 'exempt', 'onShed', 'response']);
+  if (SHED_LIMITS.every((k) => o[k] === undefined)) fail('shed', `an object that sets at least one of ${SHED_LIMITS.join(', ')}`, value);
+  const maxUtilization = o.maxEventLoopUtilization;
+  if (maxUtilization !== undefined && !(typeof maxUtilization === 'number' && maxUtilization > 0 && maxUtilization <= 1)) {
+    fail('shed.maxEventLoopUtilization', 'a number in (0, 1]', maxUtilization);
+  }
+  const optional = (path: (typeof SHED_LIMITS)[number], opts: { integer?: boolean; max?: number }) =>
+    o[path] === undefined ? undefined : positive(`shed.${path}`, o[path], 0, opts);
+  const response = o.response;
+  if (response !== undefined) {
+    if (!isPlainObject(response)) fail('shed.response', 'an object { status?, body? }', response);
+    checkKeys('shed.response', response, ['status', 'body']);
+  }
+  const status: unknown = response?.status ?? 503;
+  if (!(typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599)) {
+    fail('shed.response.status', 'an HTTP status from 400 to 599', status);
+  }
+  const body = response?.body;
+  if (body !== undefined && typeof body !== 'string' && !isPlainObject(body)) fail('shed.response.body', 'a string or an object', body);
+  return Object.freeze({
+    maxEventLoopDelayMs: optional('maxEventLoopDelayMs', { max: 60_000 }),
+    maxEventLoopUtilization: maxUtilization,
+    maxHeapUsedBytes: optional('maxHeapUsedBytes', { integer: true }),
+    retryAfterSeconds: positive('shed.retryAfterSeconds', o.retryAfterSeconds, 10, { integer: true, max: 86_400 }),
+    sampleIntervalMs: positive('shed.sampleIntervalMs', o.sampleIntervalMs, 500, { integer: true, max: 60_000 }),
+    exempt: resolveExempt(o.exempt),
+    onShed: o.onShed === undefined ? undefined : fn<(info: ShedInfo) => void>('shed.onShed', o.onShed, () => {}),
+    status,
+    body: shedBody(body),
+  });
+}
+
+function resolveExempt(value: unknown): ResolvedShed['exempt'] {
+  if (value === undefined) return () => false;
+  if (typeof value === 'function') return (req) => (value as (r: typeof req) => boolean)(req) === true;
+  if (!Array.isArray(value)) fail('shed.exempt', 'an array of paths and regexps, or a function (req) => boolean', value);
+  const paths = new Set<string>();
+  const patterns: RegExp[] = [];
+  value.forEach((entry: unknown, i) => {
+    if (typeof entry === 'string') paths.add(entry);
+    // Without g/y: a stateful regexp would exempt every other request.
+    else if (entry instanceof RegExp) patterns.push(new RegExp(entry.source, entry.flags.replace(/[gy]/g, '')));
+    else fail(`shed.exempt[${i}]`, 'a path string or a RegExp', entry);
+  });
+  return (_req, path) => paths.has(path) || patterns.some((re) => re.test(path));
+}
+
+function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
+  if (typeof body === 'string') {
+    const fixed = { type: 'text/plain; charset=utf-8', text: body };
+    return () => fixed;
+  }
+  const json = 'application/json; charset=utf-8';
+  if (body !== undefined) {
+    const fixed = { type: json, text: JSON.stringify(body) };
+    return () => fixed;
+  }
+  const byReason = new Map<string, { type: string; text: string }>();
+  return (reason) => {
+    let entry = byReason.get(reason);
+    if (!entry) {
+      entry = { type: json, text: JSON.stringify({ error: 'overloaded', reason }) };
+      byReason.set(reason, entry);
+    }
+    return entry;
+  };
+}
+
+const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger', 'bindEmitters', 'shed'] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
 export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
@@ -238,5 +316,6 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     maxInflight: positive('maxInflight', o.maxInflight, DEFAULT_MAX_INFLIGHT, { integer: true, max: 1_000_000 }),
     logger,
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
+    shed: resolveShed(o.shed),
   });
 }

@@ -1,4 +1,8 @@
+import type { IncomingMessage } from 'node:http';
+import type { GuardState, ShedReason } from '@loopsight/loop-lag';
 import type { PromiseTrackerStats } from '@loopsight/promises';
+
+export type { ShedReason };
 
 /**
  * The request (or job) that is running. Lives in one AsyncLocalStorage for the whole process and
@@ -47,12 +51,19 @@ export interface StallReport {
   stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
 }
 
+/** A floating, leaked or unhandled promise. Fields are explained in docs/promises.md. */
 export interface PromiseReport {
   type: 'promise';
   kind: 'floating' | 'leaked' | 'unhandled';
+  /** Where the promise was created, user frames first. */
   stack: StackFrame[];
+  /** The request or job that created it. */
   request?: RequestScope;
   ageMs: number;
+  /** `unhandled` only: the rejection reason, one line, at most 200 characters. */
+  reason?: string;
+  /** Reports of the same site and kind left out since the last one (one per site per kind per minute). */
+  suppressed?: number;
 }
 
 export type Report = StallReport | PromiseReport;
@@ -117,7 +128,12 @@ export interface MonitorCounters {
   internalErrors: number;
   /** The promise tracker's counters: tracked now, the cap, dropped, reported and suppressed by kind. Absent when promises are off. */
   promises?: PromiseTrackerStats;
+  /** Requests answered 503 by the overload guard, by reason. Absent without the `shed` option. */
+  shed?: Record<ShedReason, number>;
 }
+
+/** What `monitor.health()` returns: for readiness probes. */
+export type Health = GuardState;
 
 /**
  * Anything with a lifecycle that follows the monitor's: exporters, outbound propagation.
@@ -139,6 +155,8 @@ export interface MonitorLike {
   loopStats(): LoopStats;
   /** Cumulative delay buckets since start, up to the last complete window. */
   loopDelayHistogram(): LoopDelayHistogram;
+  /** ok or overloaded, with the reasons and the last sampled signals (the `shed` option's guard). */
+  health(): Health;
   inflight(): RequestScope[];
   counters(): MonitorCounters;
   /** Counts a contained failure and warns once per kind: for components that must never throw into the service. */
@@ -218,6 +236,54 @@ export interface MonitorOptions {
    * the scope by themselves, and binding costs about 2% CPU per request.
    */
   bindEmitters?: boolean;
+  /** Answer 503 + Retry-After while the process is overloaded. Off unless set. See docs/shed.md. */
+  shed?: ShedOptions;
+}
+
+/** What a shed request is told. */
+export interface ShedResponse {
+  /** Default 503. */
+  status?: number;
+  /** Default `{ "error": "overloaded", "reason": … }`. A string is sent as is, an object as JSON. */
+  body?: string | Record<string, unknown>;
+}
+
+export interface ShedInfo {
+  reason: ShedReason;
+  method: string;
+  path: string;
+  correlationId: string;
+}
+
+export interface ShedOptions {
+  /** Shed while the 90th percentile of the loop delay over a sample interval exceeds this, ms. */
+  maxEventLoopDelayMs?: number;
+  /** Shed while the loop's utilization over a sample interval exceeds this, 0..1. */
+  maxEventLoopUtilization?: number;
+  /** Shed while V8's used heap exceeds this many bytes. */
+  maxHeapUsedBytes?: number;
+  /** The Retry-After header, seconds. Default 10. */
+  retryAfterSeconds?: number;
+  /** How often the signals are sampled, ms. Default 500. */
+  sampleIntervalMs?: number;
+  /** Never shed these: paths (exact, query ignored), regexps tested on the path, or a predicate. */
+  exempt?: readonly (string | RegExp)[] | ((req: IncomingMessage) => boolean);
+  /** Called for each shed request (after it was answered); a throw is contained. */
+  onShed?: (info: ShedInfo) => void;
+  response?: ShedResponse;
+}
+
+export interface ResolvedShed {
+  readonly maxEventLoopDelayMs: number | undefined;
+  readonly maxEventLoopUtilization: number | undefined;
+  readonly maxHeapUsedBytes: number | undefined;
+  readonly retryAfterSeconds: number;
+  readonly sampleIntervalMs: number;
+  readonly exempt: (req: IncomingMessage, path: string) => boolean;
+  readonly onShed: ((info: ShedInfo) => void) | undefined;
+  readonly status: number;
+  /** Body and its content type, serialized once. */
+  readonly body: (reason: ShedReason) => { type: string; text: string };
 }
 
 export interface ResolvedLoopLag {
@@ -259,4 +325,5 @@ export interface ResolvedOptions {
   readonly maxInflight: number;
   readonly logger: Logger;
   readonly bindEmitters: boolean;
+  readonly shed: ResolvedShed | false;
 }

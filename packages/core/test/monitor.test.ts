@@ -6,7 +6,8 @@ import { busyWait } from '../../../test-support/hops.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const monitors: ReturnType<typeof createMonitor>[] = [];
 function monitorFor(options?: Parameters<typeof createMonitor>[0]) {
-  const monitor = createMonitor(options);
+  // Stall reports of the injected blocks would print to stderr by default.
+  const monitor = createMonitor({ onReport: () => {}, ...options });
   monitors.push(monitor);
   return monitor;
 }

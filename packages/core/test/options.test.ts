@@ -55,7 +55,14 @@ describe('createMonitor options', () => {
 
   it('merges defaults once into frozen options', () => {
     const monitor = createMonitor({ loopLag: { stallThresholdMs: 250 }, correlation: { header: 'X-Trace-Id' } });
-    expect(monitor.options.loopLag).toEqual({ resolutionMs: 10, stallThresholdMs: 250, captureStacks: true, windowMs: 10_000 });
+    expect(monitor.options.loopLag).toEqual({
+      resolutionMs: 10,
+      stallThresholdMs: 250,
+      captureStacks: true,
+      windowMs: 10_000,
+      maxStacksPerMinute: 10,
+      profiler: false,
+    });
     expect(monitor.options.correlation.header).toBe('x-trace-id');
     expect(monitor.options.promises).toEqual({
       mode: 'sampled',
@@ -126,5 +133,21 @@ describe('promises options', () => {
     });
     expect(createMonitor({ promises: { mode: 'off' } }).counters().promises).toBeUndefined();
     expect(createMonitor({ promises: false }).counters().promises).toBeUndefined();
+  });
+});
+
+describe('loopLag options of the stall watchdog', () => {
+  it('turns the profiler on with true or an interval, and refuses anything else', () => {
+    expect(createMonitor({ loopLag: { profiler: true } }).options.loopLag).toMatchObject({ profiler: { intervalMs: 10 } });
+    expect(createMonitor({ loopLag: { profiler: { intervalMs: 20 } } }).options.loopLag).toMatchObject({ profiler: { intervalMs: 20 } });
+    expect(() => createMonitor({ loopLag: { profiler: 'yes' as never } })).toThrow(
+      /options\.loopLag\.profiler must be a boolean or \{ intervalMs \}/,
+    );
+    expect(() => createMonitor({ loopLag: { profiler: { intervalMs: 0 } } })).toThrow(
+      /options\.loopLag\.profiler\.intervalMs must be a positive integer/,
+    );
+    expect(() => createMonitor({ loopLag: { maxStacksPerMinute: 2.5 } })).toThrow(
+      /options\.loopLag\.maxStacksPerMinute must be a positive integer/,
+    );
   });
 });

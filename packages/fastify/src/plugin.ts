@@ -1,4 +1,4 @@
-import { createHttpHandler } from '@loopsight/context';
+import { createHttpHandler, type ShedAnswer } from '@loopsight/context';
 import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
@@ -23,6 +23,11 @@ function fastifyHeader(reply: FastifyReply, name: string, value: string): void {
   reply.header(name, value);
 }
 
+// Replying from an onRequest hook without calling its callback is how Fastify ends a request early.
+function fastifyRespond(reply: FastifyReply, answer: ShedAnswer): void {
+  reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
 const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, done) => {
   let monitor: Monitor;
   let owned: boolean;
@@ -32,7 +37,7 @@ const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, do
     done(error as Error);
     return;
   }
-  const handle = createHttpHandler(monitor, { route: fastifyRoute, setHeader: fastifyHeader });
+  const handle = createHttpHandler(monitor, { route: fastifyRoute, setHeader: fastifyHeader, respond: fastifyRespond });
   app.decorate('loopsight', monitor);
   app.addHook('onRequest', (request, reply, next) => {
     handle(request.raw, reply.raw, reply, next);

@@ -1,11 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHttpHandler } from '@loopsight/context';
+import { createHttpHandler, type ShedAnswer } from '@loopsight/context';
 import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
 
 /** The parts of Koa's context loopsight reads; @koa/router sets `_matchedRoute` after matching. */
 export interface KoaContextLike {
   req: IncomingMessage;
   res: ServerResponse;
+  status?: number;
+  body?: unknown;
+  set?: (headers: Record<string, string>) => void;
   _matchedRoute?: unknown;
   routerPath?: unknown;
 }
@@ -14,6 +17,13 @@ export type KoaMiddleware = ((ctx: KoaContextLike, next: () => Promise<unknown>)
   /** The monitor this middleware reports to. */
   readonly monitor: Monitor;
 };
+
+// Through Koa's context, so that Koa writes the response as it does for any other.
+function koaRespond(ctx: KoaContextLike, answer: ShedAnswer): void {
+  ctx.status = answer.status;
+  ctx.set?.(answer.headers);
+  ctx.body = answer.body;
+}
 
 function koaRoute(ctx: KoaContextLike): string | undefined {
   const route = ctx._matchedRoute ?? ctx.routerPath;
@@ -31,7 +41,7 @@ function koaRoute(ctx: KoaContextLike): string | undefined {
  */
 export function loopsight(options?: AdapterOptions): KoaMiddleware {
   const { monitor } = monitorFor(options);
-  const handle = createHttpHandler(monitor, { route: koaRoute });
+  const handle = createHttpHandler(monitor, { route: koaRoute, respond: koaRespond });
   monitor.start();
   const middleware = (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> => handle(ctx.req, ctx.res, ctx, next);
   return Object.assign(middleware, { monitor });

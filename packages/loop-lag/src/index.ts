@@ -1,4 +1,9 @@
+export { createOverloadGuard } from './guard.js';
 export type {
+  GuardOptions,
+  GuardState,
+  OverloadGuard,
+  ShedReason,
   StackSource,
   StallWatchdog,
   StallWatchdogOptions,

@@ -78,3 +78,35 @@ export interface StallWatchdog {
   stop(): Promise<void>;
   status(): WatchdogStatus;
 }
+
+/** Why requests are shed; also the `reason` label of `loopsight_requests_shed_total`. */
+export type ShedReason = 'event_loop_delay' | 'event_loop_utilization' | 'heap_used';
+
+export interface GuardOptions {
+  /** Overloaded when the 90th percentile of the loop delay over a sample interval exceeds this, ms. */
+  maxEventLoopDelayMs?: number;
+  /** Overloaded when the loop's utilization over a sample interval exceeds this, 0..1. */
+  maxEventLoopUtilization?: number;
+  /** Overloaded when V8's used heap exceeds this many bytes. */
+  maxHeapUsedBytes?: number;
+  /** How often the signals are sampled, ms. */
+  sampleIntervalMs: number;
+  /** Called when the state changes (ok → overloaded and back). */
+  onChange?: (state: GuardState) => void;
+}
+
+export interface GuardState {
+  status: 'ok' | 'overloaded';
+  /** The signals over their limit at the sample that entered (or kept) the overloaded state. */
+  reasons: ShedReason[];
+  /** The last sample. */
+  signals: { eventLoopDelayMs: number; eventLoopUtilization: number; heapUsedBytes: number };
+}
+
+export interface OverloadGuard {
+  start(): void;
+  stop(): void;
+  /** The first reason the process is overloaded, or undefined. */
+  readonly overloaded: ShedReason | undefined;
+  state(): GuardState;
+}

@@ -96,7 +96,15 @@ export class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode === 'main-thread') {
       const lateMs = now - this.#lastBeat - this.#heartbeatMs;
       if (lateMs >= this.#options.thresholdMs) {
-        this.#emit({ type: 'stall', durationMs: lateMs, at: Date.now() - (now - this.#lastBeat), stack: [], stackSource: 'none' });
+        this.#emit({
+          type: 'stall',
+          durationMs: lateMs,
+          at: Date.now() - (now - this.#lastBeat),
+          stack: [],
+          stackSource: 'none',
+          inflight: 0,
+          stackSkipped: 'unavailable',
+        });
       }
     }
     this.#lastBeat = now;

@@ -186,7 +186,6 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
   };
 
   let profiling = false;
-  let profileRestart: NodeJS.Timeout | undefined;
   const startProfiler = async () => {
     if (!config.profiler) return;
     await post('Profiler.enable');
@@ -301,7 +300,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
     // The stall ends when the main thread beats again.
     while (Atomics.load(beat, 1) === seq) await new Promise((r) => setTimeout(r, config.pollMs));
     const endedMono = nowMs();
-    const gapMs = ((Atomics.load(beat, 0) - lastBeat) | 0) || endedMono - startedMono;
+    const gapMs = (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
     // How late the loop ran: the gap between beats minus the beat interval.
     const durationMs = Math.max(0, gapMs - config.heartbeatMs);
     try {
@@ -350,7 +349,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
         if (config.profiler) {
           const { restartMs } = config.profiler;
           // Restarted now and then so the profile held by V8 stays small.
-          profileRestart = setInterval(() => {
+          setInterval(() => {
             if (!busy) takeProfile().catch((error) => fail('the profiler could not be restarted', error));
           }, restartMs);
         }

@@ -1,6 +1,6 @@
+import type { StallReport } from '@loopsight/core';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { StallReport } from '@loopsight/core';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { hugeJson } from '../../../test-support/blockers.js';
 

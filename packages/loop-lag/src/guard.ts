@@ -1,0 +1,104 @@
+import { type EventLoopUtilization, type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import type { GuardOptions, GuardState, OverloadGuard, ShedReason } from './types.js';
+
+const RESOLUTION_MS = 10;
+const NS_PER_MS = 1e6;
+/** Leave the overloaded state only once every signal is below this share of its limit... */
+const RECOVER_BELOW = 0.8;
+/** ...for this many samples in a row: a single quiet sample between two busy ones is not recovery. */
+const RECOVER_SAMPLES = 2;
+
+/**
+ * Decides, from signals sampled on an unref'd timer (never per request), whether the process is
+ * overloaded: the loop's delay (90th percentile over the last sample interval), its utilization
+ * over the same interval, and the V8 heap in use. It enters the overloaded state as soon as one
+ * signal passes its limit, and leaves it only when all are well below (hysteresis), so that
+ * shedding does not flap.
+ */
+export class Guard implements OverloadGuard {
+  readonly #options: GuardOptions;
+  #histogram: IntervalHistogram | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #elu: EventLoopUtilization | undefined;
+  #reasons: ShedReason[] = [];
+  #quietSamples = 0;
+  #signals = { eventLoopDelayMs: 0, eventLoopUtilization: 0, heapUsedBytes: 0 };
+
+  constructor(options: GuardOptions) {
+    this.#options = options;
+  }
+
+  /** The first reason the process is overloaded now, or undefined. One property read: safe per request. */
+  get overloaded(): ShedReason | undefined {
+    return this.#reasons[0];
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+    this.#histogram.enable();
+    this.#elu = performance.eventLoopUtilization();
+    this.#timer = setInterval(() => this.#sample(), this.#options.sampleIntervalMs).unref();
+  }
+
+  stop(): void {
+    if (!this.#timer) return;
+    clearInterval(this.#timer);
+    this.#histogram?.disable();
+    this.#timer = undefined;
+    this.#histogram = undefined;
+    this.#reasons = [];
+    this.#quietSamples = 0;
+  }
+
+  state(): GuardState {
+    return { status: this.#reasons.length > 0 ? 'overloaded' : 'ok', reasons: [...this.#reasons], signals: { ...this.#signals } };
+  }
+
+  #sample(): void {
+    const o = this.#options;
+    const h = this.#histogram;
+    if (!h) return;
+    const delayMs = h.count > 0 ? Math.max(0, h.percentile(90) / NS_PER_MS - RESOLUTION_MS) : 0;
+    h.reset();
+    const utilization = performance.eventLoopUtilization(this.#elu).utilization;
+    this.#elu = performance.eventLoopUtilization();
+    const heapUsed = o.maxHeapUsedBytes === undefined ? 0 : getHeapStatistics().used_heap_size;
+    this.#signals = { eventLoopDelayMs: delayMs, eventLoopUtilization: utilization, heapUsedBytes: heapUsed };
+
+    const over: ShedReason[] = [];
+    let quiet = true;
+    const check = (reason: ShedReason, value: number, limit: number | undefined) => {
+      if (limit === undefined) return;
+      if (value > limit) over.push(reason);
+      if (value > limit * RECOVER_BELOW) quiet = false;
+    };
+    check('event_loop_delay', delayMs, o.maxEventLoopDelayMs);
+    check('event_loop_utilization', utilization, o.maxEventLoopUtilization);
+    check('heap_used', heapUsed, o.maxHeapUsedBytes);
+
+    const was = this.#reasons.length > 0;
+    if (over.length > 0) {
+      this.#reasons = over;
+      this.#quietSamples = 0;
+    } else if (was) {
+      this.#quietSamples = quiet ? this.#quietSamples + 1 : 0;
+      if (this.#quietSamples >= RECOVER_SAMPLES) this.#reasons = [];
+    }
+    const is = this.#reasons.length > 0;
+    if (was !== is) o.onChange?.(this.state());
+  }
+}
+
+/**
+ * The overload guard behind the adapters' `shed` option; usable alone:
+ *
+ * @example
+ * const guard = createOverloadGuard({ maxEventLoopDelayMs: 100, sampleIntervalMs: 500 });
+ * guard.start();
+ * server.on('request', (req, res) => { if (guard.overloaded) { res.writeHead(503).end(); return; } … });
+ */
+export function createOverloadGuard(options: GuardOptions): OverloadGuard {
+  return new Guard(options);
+}

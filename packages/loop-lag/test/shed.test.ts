@@ -1,0 +1,118 @@
+import { createMonitor } from '@loopsight/core';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { frameworks, type TestApp } from '../../../test-support/apps.js';
+import { blockTheLoop } from '../../../test-support/blockers.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const apps: TestApp[] = [];
+let busy: NodeJS.Timeout | undefined;
+afterEach(async () => {
+  clearInterval(busy);
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+});
+
+async function get(url: string) {
+  const res = await request(url, { headers: { 'x-request-id': `probe-${Math.random().toString(36).slice(2, 8)}` } });
+  return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+}
+
+describe.each(frameworks.filter((f) => ['express 5', 'fastify 5', 'koa 3', 'express 4', 'fastify 4', 'koa 2'].includes(f.name)))(
+  '$name',
+  (framework) => {
+    it('sheds with 503 + Retry-After while the loop is saturated, never an exempt route, and recovers', async () => {
+      const shedInfo: string[] = [];
+      const app = await framework.start({
+        promises: false,
+        onReport: () => {},
+        shed: { maxEventLoopDelayMs: 50, exempt: ['/users/0'], onShed: (info) => shedInfo.push(info.path) },
+      });
+      apps.push(app);
+      await sleep(600);
+      expect(app.monitor.health().status).toBe('ok');
+
+      // 90 ms of work in every 100 ms, for 3 s.
+      busy = setInterval(() => blockTheLoop(90), 100);
+      const during: Awaited<ReturnType<typeof get>>[] = [];
+      const exempt: number[] = [];
+      for (const end = Date.now() + 3_000; Date.now() < end; ) {
+        during.push(await get(`${app.url}/users/1`));
+        exempt.push((await get(`${app.url}/users/0`)).status);
+      }
+      const overloaded = app.monitor.health();
+      clearInterval(busy);
+
+      const shed = during.filter((r) => r.status === 503);
+      expect(shed.length).toBeGreaterThan(0);
+      expect(during.every((r) => r.status === 503 || r.status === 200)).toBe(true);
+      for (const r of shed) {
+        expect(r.headers['retry-after']).toBe('10');
+        expect(JSON.parse(r.text)).toEqual({ error: 'overloaded', reason: 'event_loop_delay' });
+        expect(r.headers['x-request-id']).toMatch(/^probe-/);
+      }
+      expect(exempt.every((s) => s === 200)).toBe(true);
+      expect(overloaded).toMatchObject({ status: 'overloaded', reasons: ['event_loop_delay'] });
+      expect(app.monitor.counters().shed?.event_loop_delay).toBe(shed.length);
+      expect(shedInfo).toHaveLength(shed.length);
+      expect(new Set(shedInfo)).toEqual(new Set(['/users/1']));
+
+      // Within a few seconds of the load stopping, every request succeeds again.
+      let recoveredAt: number | undefined;
+      const stopped = Date.now();
+      let streak = 0;
+      while (Date.now() - stopped < 6_000 && streak < 10) {
+        const { status } = await get(`${app.url}/users/1`);
+        streak = status === 200 ? streak + 1 : 0;
+        if (streak === 1) recoveredAt = Date.now();
+        await sleep(50);
+      }
+      expect(streak).toBe(10);
+      expect((recoveredAt ?? Number.POSITIVE_INFINITY) - stopped).toBeLessThan(4_000);
+      expect(app.monitor.health().status).toBe('ok');
+    });
+  },
+);
+
+describe('shed options', () => {
+  it('sends a custom status and body', async () => {
+    const express5 = frameworks.find((f) => f.name === 'express 5');
+    if (!express5) throw new Error('express 5 missing');
+    const app = await express5.start({
+      promises: false,
+      onReport: () => {},
+      shed: { maxEventLoopDelayMs: 30, sampleIntervalMs: 200, retryAfterSeconds: 3, response: { status: 429, body: 'busy, retry soon' } },
+    });
+    apps.push(app);
+    busy = setInterval(() => blockTheLoop(90), 100);
+    let answer: Awaited<ReturnType<typeof get>> | undefined;
+    for (const end = Date.now() + 3_000; Date.now() < end && !answer; ) {
+      const r = await get(`${app.url}/users/1`);
+      if (r.status !== 200) answer = r;
+    }
+    expect(answer).toMatchObject({ status: 429, text: 'busy, retry soon' });
+    expect(answer?.headers['retry-after']).toBe('3');
+    expect(answer?.headers['content-type']).toMatch(/^text\/plain/);
+  });
+
+  it.each([
+    [{}, /options\.shed must be an object that sets at least one of maxEventLoopDelayMs/],
+    [{ maxEventLoopDelayMs: -1 }, /options\.shed\.maxEventLoopDelayMs must be a positive number/],
+    [{ maxEventLoopDelayMs: '50' }, /options\.shed\.maxEventLoopDelayMs must be a positive number/],
+    [{ maxEventLoopUtilization: 1.5 }, /options\.shed\.maxEventLoopUtilization must be a number in \(0, 1\]/],
+    [{ maxHeapUsedBytes: 1.5 }, /options\.shed\.maxHeapUsedBytes must be a positive integer/],
+    [{ maxEventLoopDelayMs: 50, retryAfterSeconds: 0 }, /options\.shed\.retryAfterSeconds must be a positive integer/],
+    [{ maxEventLoopDelayMs: 50, exempt: '/health' }, /options\.shed\.exempt must be an array of paths and regexps, or a function/],
+    [{ maxEventLoopDelayMs: 50, exempt: [42] }, /options\.shed\.exempt\[0\] must be a path string or a RegExp/],
+    [{ maxEventLoopDelayMs: 50, response: { status: 200 } }, /options\.shed\.response\.status must be an HTTP status from 400 to 599/],
+    [{ maxEventLoopDelayMs: 50, maxQueue: 3 }, /unknown option options\.shed\.maxQueue; accepted: maxEventLoopDelayMs/],
+  ])('rejects %j with a TypeError naming the option', (shed, message) => {
+    expect(() => createMonitor({ shed: shed as never })).toThrow(TypeError);
+    expect(() => createMonitor({ shed: shed as never })).toThrow(message);
+  });
+
+  it('says ok without the shed option, and counts nothing', () => {
+    const monitor = createMonitor();
+    expect(monitor.health()).toMatchObject({ status: 'ok', reasons: [] });
+    expect(monitor.counters().shed).toBeUndefined();
+  });
+});
