@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { dominantStack, MainThreadProfiler } from './profile.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import { BEAT_MS, BEAT_SEQ, type WorkerConfig, type WorkerMessage, workerSource } from './worker.js';
 
@@ -45,6 +46,7 @@ export class Watchdog<S extends object> implements StallWatchdog {
   #beats: Int32Array | undefined;
   #timer: NodeJS.Timeout | undefined;
   #worker: Worker | undefined;
+  #profiler: MainThreadProfiler | undefined;
   #mode: WatchdogStatus['mode'] = 'stopped';
   #stacks = false;
   #stalls = 0;
@@ -63,15 +65,43 @@ export class Watchdog<S extends object> implements StallWatchdog {
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
     registry()[this.#key] = () => this.#readScope();
+    process.once('exit', this.#onExit);
+    const inUse = this.#options.captureStacks && inspectorInUse();
+    const { profiler } = this.#options;
+    if (profiler && this.#options.captureStacks && !inUse) {
+      try {
+        this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? 10, profiler.restartMs ?? 30_000);
+      } catch (error) {
+        this.#options.onError('the sampling profiler could not start; stalls in native code get no stack', error);
+      }
+    }
     try {
-      this.#spawn(this.#beats);
+      this.#spawn(this.#beats, inUse);
     } catch (error) {
       this.#degrade('the stall watchdog worker could not start', error);
     }
   }
 
+  // An inspector session still connected when the process exits makes Node print "Waiting for
+  // the debugger to disconnect..."; the profiler's is closed first.
+  readonly #onExit = () => {
+    this.#closeProfiler();
+  };
+
+  #closeProfiler(): void {
+    const profiler = this.#profiler;
+    this.#profiler = undefined;
+    try {
+      profiler?.close();
+    } catch {
+      // Exiting or stopping: nothing left to report to.
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.#mode === 'stopped') return;
+    process.off('exit', this.#onExit);
+    this.#closeProfiler();
     this.#mode = 'stopped';
     clearInterval(this.#timer);
     this.#timer = undefined;
@@ -114,7 +144,7 @@ export class Watchdog<S extends object> implements StallWatchdog {
     Atomics.add(beats, BEAT_SEQ, 1);
   }
 
-  #spawn(beats: Int32Array): void {
+  #spawn(beats: Int32Array, inUse: boolean): void {
     const o = this.#options;
     const config: WorkerConfig = {
       heartbeat: beats.buffer as SharedArrayBuffer,
@@ -125,9 +155,9 @@ export class Watchdog<S extends object> implements StallWatchdog {
       maxStacksPerMinute: o.maxStacksPerMinute ?? 10,
       // A pause normally lands within a millisecond or two; much later means native code held it.
       latePauseMs: Math.max(20, o.thresholdMs / 4),
-      profiler: o.profiler ? { intervalMs: o.profiler.intervalMs ?? 10, restartMs: o.profiler.restartMs ?? 30_000 } : false,
+      profiler: this.#profiler !== undefined,
       debuggerMode: o.debuggerMode ?? 'on-stall',
-      inspectorInUse: o.captureStacks && inspectorInUse(),
+      inspectorInUse: inUse,
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
     };
@@ -194,9 +224,25 @@ export class Watchdog<S extends object> implements StallWatchdog {
       if (candidates.length > 0) report.candidates = candidates;
     }
     if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
-    if (message.gcShare !== undefined) report.gcShare = message.gcShare;
+    if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
     this.#emit(report);
+  }
+
+  /** The stack the profiler saw most during the stall, when the pause could not give it. */
+  #profile(report: WatchdogStallReport<S>, [fromUs, toUs]: [number, number]): void {
+    try {
+      const profile = this.#profiler?.take();
+      const found = profile && dominantStack(profile, fromUs, toUs, MAX_FRAMES);
+      if (!found) return;
+      report.gcShare = Math.round(found.gcShare * 100) / 100;
+      if (found.stack.length > 0) {
+        report.stack = found.stack;
+        report.stackSource = 'profile';
+      }
+    } catch (error) {
+      this.#options.onError('the stall profile could not be read', error);
+    }
   }
 
   #emit(report: WatchdogStallReport<S>): void {

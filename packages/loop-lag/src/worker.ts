@@ -19,7 +19,8 @@ export interface WorkerConfig {
   maxStacksPerMinute: number;
   /** A pause that lands later than this after it was asked for was delayed by native code. */
   latePauseMs: number;
-  profiler: false | { intervalMs: number; restartMs: number };
+  /** The main thread samples a profile: ask for its stack when a pause was late or failed. */
+  profiler: boolean;
   debuggerMode: 'always' | 'on-stall';
   /** Set when another debugger may be attached (--inspect): no pausing then. */
   inspectorInUse: boolean;
@@ -42,80 +43,15 @@ export type WorkerMessage =
       /** JSON from the paused frame's scope expression, when a pause landed. */
       scope?: string;
       pauseDelayMs?: number;
-      gcShare?: number;
+      /** Monotonic µs (V8's profiler clock) of the stall, for the main thread's profile. */
+      window: [number, number];
+      /** The pause was late or failed: the main thread's profile may know the stack. */
+      wantsProfile: boolean;
       stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
     };
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-  children?: number[];
-}
-
-interface Profile {
-  nodes: ProfileNode[];
-  startTime: number;
-  samples?: number[];
-  timeDeltas?: number[];
-}
-
-/**
- * The stack that the sampling profiler saw most inside [fromUs, toUs] (V8's monotonic clock, µs,
- * which is process.hrtime's), and the share of samples spent in GC. V8 records the JS caller even
- * while a native builtin such as JSON.parse runs, which a pause cannot see.
- */
-export function dominantStack(
-  profile: Profile,
-  fromUs: number,
-  toUs: number,
-  maxFrames: number,
-): { stack: WatchdogStackFrame[]; samples: number; gcShare: number } | undefined {
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  const byId = new Map<number, ProfileNode>();
-  const parent = new Map<number, number>();
-  for (const node of profile.nodes) {
-    byId.set(node.id, node);
-    for (const child of node.children ?? []) parent.set(child, node.id);
-  }
-  const counts = new Map<number, number>();
-  let t = profile.startTime;
-  let inWindow = 0;
-  let gc = 0;
-  for (let i = 0; i < samples.length; i++) {
-    t += deltas[i] ?? 0;
-    if (t < fromUs || t > toUs) continue;
-    const id = samples[i] as number;
-    const name = byId.get(id)?.callFrame.functionName;
-    if (name === '(idle)') continue;
-    inWindow++;
-    if (name === '(garbage collector)') {
-      gc++;
-      continue;
-    }
-    if (name === '(program)' || name === '(root)') continue;
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  }
-  if (inWindow === 0) return undefined;
-  let best: number | undefined;
-  let bestCount = 0;
-  for (const [id, count] of counts) {
-    if (count > bestCount) {
-      best = id;
-      bestCount = count;
-    }
-  }
-  const stack: WatchdogStackFrame[] = [];
-  for (let id = best; id !== undefined && stack.length < maxFrames; id = parent.get(id)) {
-    const frame = byId.get(id)?.callFrame;
-    if (!frame || frame.functionName === '(root)') break;
-    stack.push({ functionName: frame.functionName, url: frame.url, line: frame.lineNumber + 1, column: frame.columnNumber + 1 });
-  }
-  return { stack, samples: inWindow, gcShare: gc / inWindow };
-}
-
 /** Runs in the worker. */
-export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, load: NodeJS.Require): void {
+export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   // `load` is the worker's require: a literal require() here would be rewritten by the ESM build.
   const { parentPort } = load('node:worker_threads') as typeof import('node:worker_threads');
   const port = parentPort as import('node:worker_threads').MessagePort;
@@ -152,23 +88,46 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
   if (config.captureStacks && config.inspectorInUse) {
     send({ type: 'degraded', reason: 'another debugger may be attached (the inspector is open); stalls are timed without stacks' });
   }
+  // biome-ignore lint/suspicious/noExplicitAny: node:inspector, when the build has it.
+  let inspector: any;
   if (stacks) {
     try {
-      const inspector = load('node:inspector') as typeof import('node:inspector');
-      session = new inspector.Session();
-      session.connectToMainThread();
-      session.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
-        if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
-      });
+      inspector = load('node:inspector');
     } catch (error) {
       stacks = false;
-      session = undefined;
       send({
         type: 'degraded',
         reason: `the inspector is not available (${error instanceof Error ? error.message : String(error)}); stalls are timed without stacks`,
       });
     }
   }
+  // A session stays connected only while it is needed: a process that exits with one connected
+  // prints "Waiting for the debugger to disconnect...". debuggerMode 'always' keeps it; otherwise
+  // it lives for one capture.
+  const keepSession = config.debuggerMode === 'always';
+  // One capture at a time: the paused event resolves the pending pause.
+  let pendingPause: ((frames: unknown) => void) | undefined;
+  const connect = () => {
+    if (session) return;
+    session = new inspector.Session();
+    session.connectToMainThread();
+    session.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+      if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
+    });
+    session.on('Debugger.paused', (m: { params: { callFrames: unknown[] } }) => {
+      const resolve = pendingPause;
+      pendingPause = undefined;
+      if (resolve) resolve(m.params.callFrames);
+      else post('Debugger.resume').catch(() => {});
+    });
+  };
+  const disconnect = () => {
+    if (!session || keepSession) return;
+    session.disconnect();
+    session = undefined;
+    debuggerOn = false;
+    scripts.clear();
+  };
 
   const enableDebugger = async () => {
     if (debuggerOn) return;
@@ -185,34 +144,6 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
     await post('Debugger.disable');
   };
 
-  let profiling = false;
-  const startProfiler = async () => {
-    if (!config.profiler) return;
-    await post('Profiler.enable');
-    await post('Profiler.setSamplingInterval', { interval: config.profiler.intervalMs * 1000 });
-    await post('Profiler.start');
-    profiling = true;
-  };
-  const takeProfile = async (): Promise<Profile | undefined> => {
-    if (!profiling) return undefined;
-    profiling = false;
-    const { profile } = (await post('Profiler.stop')) as { profile: Profile };
-    await post('Profiler.start');
-    profiling = true;
-    return profile;
-  };
-
-  // One capture at a time: the paused event resolves the pending pause.
-  let pendingPause: ((frames: unknown) => void) | undefined;
-  if (session) {
-    session.on('Debugger.paused', (m: { params: { callFrames: unknown[] } }) => {
-      const resolve = pendingPause;
-      pendingPause = undefined;
-      if (resolve) resolve(m.params.callFrames);
-      else post('Debugger.resume').catch(() => {});
-    });
-  }
-
   interface CallFrame {
     callFrameId: string;
     functionName: string;
@@ -227,6 +158,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
     // Commands reach the main thread at V8's next interrupt check, which native code such as
     // JSON.parse does not make. The reply to a trivial command sent first tells how long that took:
     // if long, the blocking work had already returned when the pause landed.
+    connect();
     const asked = nowMs();
     const reached = post('Runtime.getHeapUsage').then(nowMs);
     const enabling = enableDebugger();
@@ -305,32 +237,35 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
     const durationMs = Math.max(0, gapMs - config.heartbeatMs);
     try {
       if (durationMs < config.thresholdMs) return;
-      let profiled: ReturnType<typeof dominantStack>;
-      if (captured === undefined ? !skipped && stacks : captured.delayMs > config.latePauseMs) {
-        try {
-          const profile = await takeProfile();
-          if (profile) profiled = analyze(profile, startedMono * 1000, (startedMono + gapMs) * 1000, config.maxFrames);
-        } catch (error) {
-          fail('the stall profile could not be read', error);
-        }
-      }
-      const message: WorkerMessage = { type: 'stall', durationMs, at: startedAt, stack: [], stackSource: 'none' };
+      const late = captured !== undefined && captured.delayMs > config.latePauseMs;
+      const message: WorkerMessage = {
+        type: 'stall',
+        durationMs,
+        at: startedAt,
+        stack: [],
+        stackSource: 'none',
+        window: [startedMono * 1000, (startedMono + gapMs) * 1000],
+        wantsProfile: config.profiler && (late || (captured === undefined && !skipped && stacks)),
+      };
       if (captured) {
         message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
         if (captured.scope !== undefined) message.scope = captured.scope;
         message.stack = captured.stack;
-        message.stackSource = captured.delayMs > config.latePauseMs ? 'late-pause' : 'pause';
+        message.stackSource = late ? 'late-pause' : 'pause';
       }
-      if (profiled && profiled.stack.length > 0 && message.stackSource !== 'pause') {
-        message.stack = profiled.stack;
-        message.stackSource = 'profile';
-      }
-      if (profiled) message.gcShare = Math.round(profiled.gcShare * 100) / 100;
       if (skipped) message.stackSkipped = skipped;
       send(message);
     } finally {
       busy = false;
-      if (debuggerOn) disableDebugger().catch((error) => fail('the debugger could not be disabled', error));
+      if (keepSession) {
+        if (debuggerOn) disableDebugger().catch((error) => fail('the debugger could not be disabled', error));
+      } else {
+        try {
+          disconnect();
+        } catch (error) {
+          fail('the inspector session could not be closed', error);
+        }
+      }
     }
   };
 
@@ -342,17 +277,10 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
         fail('the stall watchdog failed', error);
       });
     }, config.pollMs);
-    if (stacks) {
+    if (stacks && keepSession) {
       try {
+        connect();
         if (config.debuggerMode === 'always') await enableDebugger();
-        await startProfiler();
-        if (config.profiler) {
-          const { restartMs } = config.profiler;
-          // Restarted now and then so the profile held by V8 stays small.
-          setInterval(() => {
-            if (!busy) takeProfile().catch((error) => fail('the profiler could not be restarted', error));
-          }, restartMs);
-        }
       } catch (error) {
         fail('the inspector could not be set up', error);
       }
@@ -365,8 +293,7 @@ export function workerMain(config: WorkerConfig, analyze: typeof dominantStack, 
 /** The worker's source: the functions above and a call with the config from workerData. */
 export function workerSource(): string {
   return `'use strict';
-const dominantStack = ${dominantStack.toString()};
 const workerMain = ${workerMain.toString()};
-workerMain(require('node:worker_threads').workerData, dominantStack, require);
+workerMain(require('node:worker_threads').workerData, require);
 `;
 }

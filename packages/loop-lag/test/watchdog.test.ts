@@ -153,6 +153,13 @@ describe('lifecycle', () => {
     expect(Date.now() - started).toBeLessThan(8_000);
   });
 
+  it('exits through process.exit() with the profiler on, without "Waiting for the debugger to disconnect"', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [script, 'profiler'], { timeout: 10_000 });
+    expect(stdout).toContain('stall reported');
+    expect(stderr).not.toMatch(/Waiting for the debugger/);
+  });
+
   it('with an inspector open (a debugger may be attached), times stalls without pausing and says so once', async () => {
     const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
     const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--inspect=127.0.0.1:0', script], { timeout: 10_000 });
