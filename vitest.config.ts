@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
 
 export default defineConfig({
+  // What tsup stamps into each build (tsup.shared.ts); the sources under test read this.
+  define: { __LOOPSIGHT_VERSION__: JSON.stringify('0.0.0-source') },
   resolve: {
     // Tests run against the sources; the builds are tested by dist.test.ts, test/pack (the packed tarballs) and the demo.
     alias: {

@@ -36,7 +36,8 @@ export function loopsight(options?: AdapterOptions): ExpressMiddleware {
   const { monitor } = monitorFor(options);
   const handle = createHttpHandler(monitor, { route: expressRoute });
   monitor.start();
-  const middleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void => {
+  // Named, so that tracing tools that name spans after middleware show "loopsight".
+  const middleware = function loopsight(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
     handle(req, res, req as ExpressRequest, next);
   };
   return Object.assign(middleware, { monitor });

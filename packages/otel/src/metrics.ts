@@ -1,4 +1,4 @@
-import type { MonitorLike, PromiseReport, StallReport } from '@loopsight/core';
+import { type MonitorLike, type PromiseReport, routeLabeler, type StallReport } from '@loopsight/core';
 import type { BatchObservableCallback, Meter, Observable, ObservableResult } from '@opentelemetry/api';
 import {
   ATTR_HTTP_ROUTE,
@@ -13,7 +13,6 @@ import {
   METRIC_STALL_DURATION,
   METRIC_STALLS,
 } from './names.js';
-import { routeLabeler } from './routes.js';
 
 const STALL_BOUNDARIES_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -128,7 +127,8 @@ export function createMetrics(
       stallDuration.record(report.durationMs / 1000, attributes);
     },
     promise(report) {
-      promises.add(1, { [ATTR_PROMISE_KIND]: report.kind, [ATTR_HTTP_ROUTE]: label(report.request) });
+      // Reports left out by the tracker's once-a-minute rule arrive as `suppressed` on the next one.
+      promises.add(1 + (report.suppressed ?? 0), { [ATTR_PROMISE_KIND]: report.kind, [ATTR_HTTP_ROUTE]: label(report.request) });
     },
     stop() {
       for (const { callback, observables } of callbacks) meter.removeBatchObservableCallback(callback, observables);

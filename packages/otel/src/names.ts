@@ -2,7 +2,9 @@
 
 /** Instrumentation scope of every meter and tracer. */
 export const SCOPE_NAME = '@loopsight/otel';
-export const SCOPE_VERSION = '0.1.0';
+declare const __LOOPSIGHT_VERSION__: string;
+/** The package's own version, stamped in by the build. */
+export const SCOPE_VERSION = __LOOPSIGHT_VERSION__;
 
 // Semantic conventions (Node.js runtime metrics, development status).
 export const EVENTLOOP_DELAY = {

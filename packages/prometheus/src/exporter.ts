@@ -1,7 +1,6 @@
-import type { MonitorLike, PromiseReport, StallReport } from '@loopsight/core';
+import { type MonitorLike, type PromiseReport, routeLabeler, type StallReport } from '@loopsight/core';
 import { Counter, Histogram, register } from 'prom-client';
 import { PullMetric, type Sample } from './collector.js';
-import { routeLabeler } from './routes.js';
 import type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';
 
 const DEFAULT_STALL_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -216,7 +215,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     };
     const onPromise = (report: PromiseReport) => {
       try {
-        promises.inc({ kind: report.kind, route: label(report.request) });
+        // Reports left out by the tracker's once-a-minute rule arrive as `suppressed` on the next one.
+        promises.inc({ kind: report.kind, route: label(report.request) }, 1 + (report.suppressed ?? 0));
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a promise', error);
       }

@@ -1,4 +1,4 @@
-import type { RequestScope } from '@loopsight/core';
+import type { RequestScope } from './types.js';
 
 /** Label value when nothing was in flight: a timer, startup, a background job outside any scope. */
 export const ROUTE_NONE = '__none__';
