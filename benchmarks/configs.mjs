@@ -1,42 +1,91 @@
-// What is measured. Each entry is one server process: `node servers/<framework>.mjs <variant>`.
+// What is measured. Each entry is one server process: `node [execArgv] servers/<framework>.mjs <variant>`.
 // To add a configuration (an exporter, promise tracking, a peer library), add a variant to the
 // framework's server file and an entry here. The first entry of every framework must be the
 // baseline `bare`; the entry with `control: true` is the same server measured again (A/A), whose
 // ratio to `bare` is the noise floor of the run.
 
 /**
- * @typedef {{ label: string, variant: string, control?: boolean, echoesId?: boolean, optional?: boolean }} Config
- * `optional` configurations are measured only when named with --only.
+ * @typedef {object} Config
+ * @property {string} label shown in the tables; unique per framework
+ * @property {string} variant the server's variant (servers/<framework>.mjs)
+ * @property {string} [route] the route measured (default ROUTE); one of ROUTES
+ * @property {string} [base] label of the configuration its ratios are taken against (default: the first, `bare`)
+ * @property {boolean} [control] the A/A control
+ * @property {boolean} [echoesId] answers with the incoming x-request-id (checked before the load)
+ * @property {string[]} [execArgv] Node options of the server process
+ * @property {boolean} [optional] measured only when named with --only
+ * @property {string} [kind] 'loopsight', 'floor', 'peer' or 'ablation': which rows the summary compares
  */
+
+export { ROUTES } from './servers/lib/routes.mjs';
+
+/** The route measured unless a configuration names another. */
+export const ROUTE = '/hello';
+export const AWAITS = '/awaits';
+const BARE_AWAITS = 'bare, /awaits';
 
 /** @type {Config[]} */
 const common = [
   { label: 'bare', variant: 'bare' },
   { label: 'bare (A/A control)', variant: 'bare', control: true },
-  { label: 'als-floor', variant: 'als-floor', echoesId: true },
-  { label: 'loopsight', variant: 'loopsight', echoesId: true },
+  { label: 'als-floor', variant: 'als-floor', echoesId: true, kind: 'floor' },
+  { label: 'loopsight, promises off', variant: 'loopsight', echoesId: true, kind: 'loopsight' },
+  { label: '+ prometheus exporter', variant: 'loopsight-prometheus', echoesId: true, kind: 'loopsight' },
+  { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
+  { label: '+ promises sampled, 33 ms/1 s', variant: 'loopsight-promises-sampled-scaled', echoesId: true, kind: 'loopsight' },
+  { label: '+ promises full', variant: 'loopsight-promises-full', echoesId: true, kind: 'loopsight' },
+  { label: BARE_AWAITS, variant: 'bare', route: AWAITS },
+  { label: 'loopsight, promises off, /awaits', variant: 'loopsight', route: AWAITS, base: BARE_AWAITS, echoesId: true, kind: 'loopsight' },
+  {
+    label: '+ promises full, /awaits',
+    variant: 'loopsight-promises-full',
+    route: AWAITS,
+    base: BARE_AWAITS,
+    echoesId: true,
+    kind: 'loopsight',
+  },
 ];
+
+const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
+const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
 
 /** @type {Record<string, Config[]>} */
 export const frameworks = {
   express: [
     ...common,
-    // Ablations: the watchdog's debugger mode and the sampling profiler.
-    { label: 'loopsight, profiler on', variant: 'loopsight-profiler', echoesId: true, optional: true },
-    { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true },
-    { label: 'loopLag off + watchdog, debugger always on', variant: 'watchdog-debugger-always', echoesId: true, optional: true },
-    { label: 'loopLag off + watchdog, debugger on stall', variant: 'watchdog-debugger-on-stall', echoesId: true, optional: true },
+    rtracer,
+    { label: 'express-http-context', variant: 'express-http-context', echoesId: true, kind: 'peer' },
+    promClient,
+    { label: 'OTel http + express', variant: 'otel', execArgv: ['--import', './servers/lib/otel-setup.mjs'], kind: 'peer' },
+    // Ablations (issue 4): the watchdog's debugger mode and the sampling profiler. Promise tracking off.
+    { label: 'loopsight, profiler on', variant: 'loopsight-profiler', echoesId: true, optional: true, kind: 'ablation' },
+    { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
+    {
+      label: 'loopLag off + watchdog, debugger always on',
+      variant: 'watchdog-debugger-always',
+      echoesId: true,
+      optional: true,
+      kind: 'ablation',
+    },
+    {
+      label: 'loopLag off + watchdog, debugger on stall',
+      variant: 'watchdog-debugger-on-stall',
+      echoesId: true,
+      optional: true,
+      kind: 'ablation',
+    },
   ],
   fastify: [
     ...common,
+    { label: 'loopsight, promises off, shed at 1 s', variant: 'loopsight-shed', echoesId: true, kind: 'loopsight' },
+    rtracer,
+    { label: '@fastify/request-context', variant: 'request-context', echoesId: true, kind: 'peer' },
+    { label: '@fastify/under-pressure at 1 s', variant: 'under-pressure', kind: 'peer' },
+    promClient,
     // Ablations: where loopsight's cost above the floor goes.
-    { label: 'als-floor, raw header', variant: 'als-floor-raw-header', echoesId: true, optional: true },
-    { label: 'loopsight, echo off', variant: 'loopsight-no-echo', optional: true },
-    { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true },
+    { label: 'als-floor, raw header', variant: 'als-floor-raw-header', echoesId: true, optional: true, kind: 'ablation' },
+    { label: 'loopsight, echo off', variant: 'loopsight-no-echo', optional: true, kind: 'ablation' },
+    { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
   ],
-  koa: common,
+  koa: [...common, rtracer, promClient],
 };
-
-/** The route every server serves, and the body it answers with. */
-export const ROUTE = '/hello';
-export const EXPECTED_BODY = { hello: 'world' };

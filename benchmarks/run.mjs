@@ -17,7 +17,7 @@ import { createHistogram, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { EXPECTED_BODY, frameworks, ROUTE } from './configs.mjs';
+import { frameworks, ROUTE, ROUTES } from './configs.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
@@ -50,19 +50,20 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: node run.mjs [options]
-  --quick               smoke run: 2 rounds of 2 s, 1 s warm-up (about a minute for all three frameworks)
+  --quick               smoke run: 1 round of 1 s, no warm-up (about a minute for all three frameworks)
   --framework NAME      express, fastify or koa; repeat or comma-separate (default: all)
   --rounds N            measured rounds per configuration (default 40)
   --duration S          seconds per measured run (default 1)
   --connections N       autocannon connections (default 50)
-  --warmup S            seconds of unmeasured load per server before the rounds (default 5)
+  --warmup S            seconds of unmeasured load per server before the rounds, 0 for none (default 5)
   --rate R              fixed total request rate (autocannon overallRate) instead of saturating load
   --time-limit S        abort after S seconds (default: three times the expected time, at least 5 minutes)
   --no-write            print the table only; do not write benchmarks/results/
   --priority=N          scheduling priority (nice value, -20..19) of the servers and the load generator;
                         negative values need root (default 0: unchanged)
   --max-foreign F       other processes may use at most F cores during a run, else it is measured
-                        again (3 tries) after waiting up to 30 s for quiet; 0 turns this off (default 0.1)
+                        again (3 tries) after waiting up to 30 s for quiet; 0 turns this off (default 0.1;
+                        0 with --quick)
   --only NAME           measure only these configurations (label or variant; bare always), including
                         the optional ones of configs.mjs; repeat or comma-separate
   --pin                 pin the load generator to CPU 0 and the servers to CPU 1 (Linux, taskset)
@@ -82,12 +83,13 @@ function positiveInt(name, value, fallback) {
 
 const settings = {
   quick: args.quick,
-  rounds: positiveInt('rounds', args.rounds, args.quick ? 2 : 40),
-  duration: positiveInt('duration', args.duration, args.quick ? 2 : 1),
+  rounds: positiveInt('rounds', args.rounds, args.quick ? 1 : 40),
+  duration: positiveInt('duration', args.duration, 1),
   connections: positiveInt('connections', args.connections, 50),
   rate: positiveInt('rate', args.rate, 0),
 };
-settings.maxForeign = Number(args['max-foreign'] ?? 0.1);
+// A smoke run does not wait for a quiet machine: it only proves that the harness works.
+settings.maxForeign = Number(args['max-foreign'] ?? (args.quick ? 0 : 0.1));
 if (!Number.isFinite(settings.maxForeign) || settings.maxForeign < 0) {
   console.error(`--max-foreign must be a number of cores, 0 or more (got ${JSON.stringify(args['max-foreign'])})`);
   process.exit(2);
@@ -99,7 +101,7 @@ if (!Number.isInteger(settings.priority) || settings.priority < -20 || settings.
 }
 if (settings.priority !== 0) os.setPriority(settings.priority);
 if (args.pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
-settings.warmup = positiveInt('warmup', args.warmup, args.quick ? 1 : 5);
+settings.warmup = args.warmup === '0' ? 0 : positiveInt('warmup', args.warmup, args.quick ? 0 : 5);
 
 const selected = (args.framework ?? Object.keys(frameworks)).flatMap((f) => f.split(',')).filter(Boolean);
 for (const f of selected) {
@@ -119,7 +121,7 @@ const configsOf = (framework) =>
   });
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
-  return sum + 5 + n * (settings.warmup + 1) + settings.rounds * n * (settings.duration + 0.8);
+  return sum + 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + 0.6);
 }, 0);
 // Retries and waits for a quiet machine can stretch that; the limit leaves room for them.
 const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Math.ceil(expectedSeconds * 3)));
@@ -173,7 +175,7 @@ async function startServer(framework, config) {
   const script = path.join(HERE, 'servers', `${framework}.mjs`);
   const child = fork(script, [config.variant], {
     cwd: HERE,
-    execArgv: [],
+    execArgv: config.execArgv ?? [],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
   });
@@ -217,7 +219,7 @@ async function startServer(framework, config) {
     }
     children.delete(child);
   };
-  return { child, port, rpc, stop, url: `http://${HOST}:${port}${ROUTE}` };
+  return { child, port, rpc, stop, url: `http://${HOST}:${port}${config.route ?? ROUTE}` };
 }
 
 /** One request by hand before any load: the route answers, and the id is echoed where it should be. */
@@ -225,10 +227,11 @@ async function verify(framework, config, server) {
   const fail = (why) => {
     throw new Error(`${framework} ${config.label}: ${why}`);
   };
+  const route = config.route ?? ROUTE;
   const res = await fetch(server.url, { headers: { 'x-request-id': 'bench-check-1' } });
   const body = await res.json();
-  if (res.status !== 200) fail(`GET ${ROUTE} answered ${res.status}`);
-  if (!isDeepStrictEqual(body, EXPECTED_BODY)) fail(`GET ${ROUTE} answered ${JSON.stringify(body)}`);
+  if (res.status !== 200) fail(`GET ${route} answered ${res.status}`);
+  if (!isDeepStrictEqual(body, ROUTES[route])) fail(`GET ${route} answered ${JSON.stringify(body)}`);
   const echoed = res.headers.get('x-request-id');
   if (config.echoesId && echoed !== 'bench-check-1') fail(`x-request-id was not echoed (got ${echoed})`);
   if (!config.echoesId && echoed !== null) fail(`x-request-id was set by a configuration that should not (${echoed})`);
@@ -331,6 +334,7 @@ async function measureOnce(server) {
     cpuUser: end.cpu.user,
     cpuSystem: end.cpu.system,
     peakRssMB: end.peakRss / 2 ** 20,
+    rssEndMB: end.rss / 2 ** 20,
     served,
     completed: result.requests.total,
     errors: result.errors,
@@ -384,9 +388,10 @@ function medianCi(values) {
 
 const METRICS = ['reqPerSec', 'p50', 'p99', 'cpuPerReq', 'peakRssMB'];
 
-// Ratios are paired: each run is compared with the bare run of the same round (at most three runs
-// away), then the median is taken over rounds. The machine's speed drifts over tens of seconds;
-// pairing within a round cancels most of that drift, which a ratio of two medians would not.
+// Ratios are paired: each run is compared with the baseline run of the same round (`bare`, or the
+// configuration's `base`), then the median is taken over rounds. The machine's speed drifts over
+// tens of seconds; pairing within a round cancels most of that drift, which a ratio of two medians
+// would not.
 const RATIOS = {
   reqRatio: (run, base) => run.reqPerSec / base.reqPerSec,
   p99Ratio: (run, base) => run.p99 / base.p99,
@@ -394,24 +399,59 @@ const RATIOS = {
   rssDelta: (run, base) => run.peakRssMB - base.peakRssMB,
 };
 
+const FLOOR = 'als-floor';
+const LOOPSIGHT = 'loopsight'; // the variant of "loopsight defaults" (promises off)
+
+/** Median and 95 % interval over rounds of f(run of `label`, run of `other`) in the same round. */
+function paired(runs, rounds, label, other, f) {
+  const perRound = rounds.map((round) => {
+    const run = runs.find((r) => r.round === round && r.label === label);
+    const base = runs.find((r) => r.round === round && r.label === other);
+    return run && base ? f(run, base) : Number.NaN;
+  });
+  return { median: median(perRound), ci: medianCi(perRound) };
+}
+
 function summarize(configs, runs) {
   const bareLabel = configs[0].label;
   const rounds = [...new Set(runs.map((r) => r.round))];
+  const last = (label) => runs.filter((r) => r.label === label).at(-1);
+  const floor = configs.find((c) => c.variant === FLOOR && !c.route);
   const summary = configs.map((config) => {
+    const baseLabel = config.base ?? bareLabel;
     const mine = runs.filter((r) => r.label === config.label);
-    const s = { config, problems: mine.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0) };
+    const s = { config, baseLabel, problems: mine.reduce((n, r) => n + r.errors + r.timeouts + r.non2xx, 0) };
     for (const m of METRICS) s[m] = median(mine.map((r) => r[m]));
     for (const [name, of] of Object.entries(RATIOS)) {
-      const perRound = rounds.map((round) => {
-        const run = runs.find((r) => r.round === round && r.label === config.label);
-        const base = runs.find((r) => r.round === round && r.label === bareLabel);
-        return run && base ? of(run, base) : Number.NaN;
+      const { median: m, ci } = paired(runs, rounds, config.label, baseLabel, of);
+      s[name] = m;
+      s[`${name}Ci`] = ci;
+    }
+    // RSS once the run is over (the end of the last round), against the baseline's.
+    s.rssEndMB = last(config.label)?.rssEndMB ?? Number.NaN;
+    s.rssEndDelta = s.rssEndMB - (last(baseLabel)?.rssEndMB ?? Number.NaN);
+    // CPU per request above the ALS floor, as a share of bare's (same round): the "within 0.01 of the floor" target.
+    if (floor && !config.route && config.label !== floor.label && config.label !== bareLabel && !config.control) {
+      const gap = paired(runs, rounds, config.label, floor.label, (run, f) => {
+        const base = runs.find((r) => r.round === run.round && r.label === bareLabel);
+        return base ? (run.cpuPerReq - f.cpuPerReq) / base.cpuPerReq : Number.NaN;
       });
-      s[name] = median(perRound);
-      s[`${name}Ci`] = medianCi(perRound);
+      s.floorGap = gap.median;
+      s.floorGapCi = gap.ci;
     }
     return s;
   });
+  // loopsight defaults against every peer: CPU per request, paired in the round.
+  const mine = configs.find((c) => c.variant === LOOPSIGHT && !c.route);
+  const peers = mine
+    ? configs
+        .filter((c) => c.kind === 'peer')
+        .map((peer) => {
+          const cpu = paired(runs, rounds, mine.label, peer.label, (a, b) => a.cpuPerReq / b.cpuPerReq);
+          const req = paired(runs, rounds, mine.label, peer.label, (a, b) => a.reqPerSec / b.reqPerSec);
+          return { peer, loopsight: mine, cpu, req };
+        })
+    : [];
   const control = summary.find((s) => s.config.control);
   const noise = control
     ? {
@@ -423,7 +463,55 @@ function summarize(configs, runs) {
     : undefined;
   const contaminated = runs.filter((r) => r.contaminated).length;
   const retried = runs.filter((r) => r.attempts > 1).length;
-  return { summary, noise, contaminated, retried };
+  return { summary, peers, noise, contaminated, retried };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets of issue 8, checked on the medians (a miss smaller than the A/A control's deviation is
+// said to be within noise).
+
+function targets({ summary, peers, noise }) {
+  const byVariant = (variant, route) => summary.find((s) => s.config.variant === variant && s.config.route === route);
+  const out = [];
+  const check = (what, s, key, limit, { below = true, unit = '', digits = 3, noiseKey } = {}) => {
+    if (!s) return;
+    const value = s[key];
+    if (!Number.isFinite(value)) return out.push(`- ${what}: n/a`);
+    const met = below ? value <= limit : value >= limit;
+    const by = Math.abs(value - limit);
+    const within = noiseKey && noise && !met && by <= noise[noiseKey] ? ' (within the noise floor)' : '';
+    const ci = s[`${key}Ci`];
+    const interval = ci && Number.isFinite(ci[0]) ? `, 95 % interval ${ci[0].toFixed(digits)} to ${ci[1].toFixed(digits)}` : '';
+    out.push(
+      `- ${what}: ${value.toFixed(digits)}${unit}${interval}: ${met ? 'met' : `**missed** by ${by.toFixed(digits)}${unit}${within}`}`,
+    );
+  };
+  const ls = byVariant(LOOPSIGHT);
+  check('loopsight, promises off: CPU/req ×bare ≤ 1.03', ls, 'cpuRatio', 1.03, { noiseKey: 'cpu' });
+  check('loopsight, promises off: req/s ×bare ≥ 0.97', ls, 'reqRatio', 0.97, { below: false, noiseKey: 'req' });
+  check('loopsight, promises off: CPU/req above the ALS floor ≤ 0.01 of bare', ls, 'floorGap', 0.01, { noiseKey: 'cpu' });
+  check('loopsight, promises off: p99 ×bare ≤ 1.05', ls, 'p99Ratio', 1.05, { noiseKey: 'p99' });
+  check('loopsight, promises off: peak RSS ≤ bare + 10 MB', ls, 'rssDelta', 10, { unit: ' MB', digits: 1 });
+  check('+ prometheus exporter: CPU/req ×bare ≤ 1.04', byVariant('loopsight-prometheus'), 'cpuRatio', 1.04, { noiseKey: 'cpu' });
+  check('loopsight() (promises sampled 1 s/30 s): CPU/req ×bare ≤ 1.05', byVariant('loopsight-promises-sampled'), 'cpuRatio', 1.05, {
+    noiseKey: 'cpu',
+  });
+  check('+ promises sampled, 33 ms/1 s: CPU/req ×bare ≤ 1.05', byVariant('loopsight-promises-sampled-scaled'), 'cpuRatio', 1.05, {
+    noiseKey: 'cpu',
+  });
+  const full = byVariant('loopsight-promises-full');
+  const fullAwaits = byVariant('loopsight-promises-full', '/awaits');
+  if (full) out.push(`- + promises full (no target): CPU/req ×bare ${fmt.ratio(full.cpuRatio)} on /hello`);
+  if (fullAwaits) out.push(`- + promises full (no target): CPU/req ×bare ${fmt.ratio(fullAwaits.cpuRatio)} on /awaits (10 awaits)`);
+  check('+ promises full: RSS after the run ≤ bare + 30 MB', full, 'rssEndDelta', 30, { unit: ' MB', digits: 1 });
+  for (const { peer, cpu } of peers) {
+    const met = cpu.median < 1;
+    out.push(
+      `- loopsight, promises off, cheaper than ${peer.label}: CPU/req ×${peer.label} ${fmt.ratio(cpu.median)}` +
+        `${Number.isFinite(cpu.ci[0]) ? `, 95 % interval ${fmt.ratio(cpu.ci[0])} to ${fmt.ratio(cpu.ci[1])}` : ''}: ${met ? 'met' : `**missed** by ${fmt.ratio(cpu.median - 1)}`}`,
+    );
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,6 +524,7 @@ const fmt = {
   mb: (n) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a'),
   ratio: (n) => (Number.isFinite(n) ? n.toFixed(3) : 'n/a'),
   delta: (n) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}` : 'n/a'),
+  gap: (n) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(3)}` : ''),
 };
 
 function marked(text, deviation, noise, isBaseline) {
@@ -443,20 +532,31 @@ function marked(text, deviation, noise, isBaseline) {
   return Math.abs(deviation) <= noise ? `${text} (within noise)` : `**${text}**`;
 }
 
-function table(framework, { summary, noise, contaminated, retried }) {
+function table(framework, result) {
+  const { summary, peers, noise, contaminated, retried } = result;
   const lines = [
     `### ${framework}`,
     '',
-    '| configuration | req/s | req/s ×bare | p50 ms | p99 ms | p99 ×bare | CPU µs/req | CPU/req ×bare | peak RSS MB | RSS Δ MB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| configuration | req/s | req/s ×bare | p50 ms | p99 ms | p99 ×bare | CPU µs/req | CPU/req ×bare | above floor | peak RSS MB | RSS Δ MB | RSS Δ after MB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const s of summary) {
-    const base = s === summary[0] || s.config.control;
+    // Baselines (bare, its A/A control, the bare server of another route) are not judged against the noise.
+    const isBase = s === summary[0] || s.config.control || summary.some((o) => o.baseLabel === s.config.label && o !== s);
     lines.push(
-      `| ${s.config.label} | ${fmt.int(s.reqPerSec)} | ${marked(fmt.ratio(s.reqRatio), s.reqRatio - 1, noise?.req, base)} | ${fmt.ms(s.p50)} | ${fmt.ms(s.p99)} | ${marked(fmt.ratio(s.p99Ratio), s.p99Ratio - 1, noise?.p99, base)} | ${fmt.us(s.cpuPerReq)} | ${marked(fmt.ratio(s.cpuRatio), s.cpuRatio - 1, noise?.cpu, base)} | ${fmt.mb(s.peakRssMB)} | ${marked(fmt.delta(s.rssDelta), s.rssDelta, noise?.rss, base)} |`,
+      `| ${s.config.label} | ${fmt.int(s.reqPerSec)} | ${marked(fmt.ratio(s.reqRatio), s.reqRatio - 1, noise?.req, isBase)} | ${fmt.ms(s.p50)} | ${fmt.ms(s.p99)} | ${marked(fmt.ratio(s.p99Ratio), s.p99Ratio - 1, noise?.p99, isBase)} | ${fmt.us(s.cpuPerReq)} | ${marked(fmt.ratio(s.cpuRatio), s.cpuRatio - 1, noise?.cpu, isBase)} | ${fmt.gap(s.floorGap)} | ${fmt.mb(s.peakRssMB)} | ${marked(fmt.delta(s.rssDelta), s.rssDelta, noise?.rss, isBase)} | ${fmt.delta(s.rssEndDelta)} |`,
     );
   }
   lines.push('');
+  const based = summary.filter((s) => s.baseLabel !== summary[0].config.label);
+  if (based.length > 0) {
+    lines.push(
+      `Rows measured on another route are compared with that route's bare server: ${based.map((s) => `${s.config.label} with ${s.baseLabel}`).join('; ')}.`,
+    );
+  }
+  lines.push(
+    '“above floor”: CPU per request above the als-floor server in the same round, as a share of bare’s. “RSS Δ after”: RSS at the end of the last round, against the baseline’s.',
+  );
   if (noise) {
     lines.push(
       `Noise floor (A/A control vs bare): req/s ±${(noise.req * 100).toFixed(1)} %, p99 ±${(noise.p99 * 100).toFixed(1)} %, ` +
@@ -466,6 +566,7 @@ function table(framework, { summary, noise, contaminated, retried }) {
   const ci = (key, f) =>
     summary
       .slice(1)
+      .filter((s) => s.config.label !== s.baseLabel && !summary.some((o) => o.baseLabel === s.config.label && o !== s))
       .map((s) => `${s.config.label} ${f(s[key][0])} to ${f(s[key][1])}`)
       .join('; ');
   lines.push(
@@ -482,6 +583,17 @@ function table(framework, { summary, noise, contaminated, retried }) {
   if (problems.length > 0) {
     lines.push(`⚠ errors, timeouts or non-2xx responses: ${problems.map((s) => `${s.config.label} ${s.problems}`).join(', ')}.`);
   }
+  if (peers.length > 0) {
+    lines.push('', `loopsight, promises off, against each peer (paired in the round; below 1.000: loopsight costs less):`, '');
+    lines.push('| peer | CPU/req loopsight ÷ peer | 95 % interval | req/s loopsight ÷ peer |', '| --- | ---: | ---: | ---: |');
+    for (const { peer, cpu, req } of peers) {
+      lines.push(
+        `| ${peer.label} | ${fmt.ratio(cpu.median)} | ${fmt.ratio(cpu.ci[0])} to ${fmt.ratio(cpu.ci[1])} | ${fmt.ratio(req.median)} |`,
+      );
+    }
+  }
+  const checks = targets(result);
+  if (checks.length > 0) lines.push('', 'Targets of issue 8:', '', ...checks);
   lines.push('');
   return lines.join('\n');
 }
@@ -563,15 +675,27 @@ async function benchFramework(framework) {
   const configs = configsOf(framework);
   const servers = [];
   try {
-    for (const config of configs) {
-      const server = await startServer(framework, config);
-      servers.push(server);
-      await verify(framework, config, server);
-    }
-    for (const [i, server] of servers.entries()) {
-      process.stdout.write(`${framework}: warm-up ${configs[i].label} (${settings.warmup} s)\n`);
-      await load(server.url, settings.warmup);
-      await sleep(PAUSE_MS);
+    // Started side by side (each pushed as soon as it listens, so that a failure stops the others too).
+    const started = await Promise.allSettled(
+      configs.map((config) =>
+        startServer(framework, config).then((server) => {
+          servers.push(server);
+          return server;
+        }),
+      ),
+    );
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const byConfig = started.map((s) => s.value);
+    servers.length = 0;
+    servers.push(...byConfig);
+    for (const [i, server] of servers.entries()) await verify(framework, configs[i], server);
+    if (settings.warmup > 0) {
+      for (const [i, server] of servers.entries()) {
+        process.stdout.write(`${framework}: warm-up ${configs[i].label} (${settings.warmup} s)\n`);
+        await load(server.url, settings.warmup);
+        await sleep(PAUSE_MS);
+      }
     }
     const runs = [];
     for (let round = 1; round <= settings.rounds; round++) {
@@ -581,7 +705,7 @@ async function benchFramework(framework) {
         const run = { round, label: config.label, ...(await measure(server, `${framework} round ${round} ${config.label}`)) };
         runs.push(run);
         process.stdout.write(
-          `${framework} round ${round}/${settings.rounds} ${config.label.padEnd(20)} ${fmt.int(run.reqPerSec).padStart(6)} req/s  ` +
+          `${framework} round ${round}/${settings.rounds} ${config.label.padEnd(40)} ${fmt.int(run.reqPerSec).padStart(6)} req/s  ` +
             `p50 ${fmt.ms(run.p50)} ms  p99 ${fmt.ms(run.p99)} ms  ${fmt.us(run.cpuPerReq)} µs CPU/req  ${fmt.mb(run.peakRssMB)} MB` +
             `${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts + run.non2xx}` : ''}\n`,
         );

@@ -1,25 +1,60 @@
-// node servers/express.mjs <variant>: an Express 5 app serving GET /hello → { hello: 'world' }.
-// A variant is what is mounted before the route; add one here and list it in configs.mjs.
+// node servers/express.mjs <variant>: an Express 5 app serving GET /hello and GET /awaits (lib/routes.mjs).
+// A variant is what is mounted before the routes; add one here and list it in configs.mjs.
 import http from 'node:http';
 import { loopsight } from '@loopsight/express';
 import { createStallWatchdog } from '@loopsight/loop-lag';
+import { prometheusExporter } from '@loopsight/prometheus';
+import rTracer from 'cls-rtracer';
 import express from 'express';
+import httpContext from 'express-http-context';
+import { Registry } from 'prom-client';
 import { alsFloorExpress } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
+import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
+import { PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
 
 const variants = {
   bare: () => {},
   'als-floor': (app) => app.use(alsFloorExpress),
-  loopsight: (app) => app.use(loopsight()),
-  // Ablations (configs.mjs: optional, run with --only).
-  'loopsight-profiler': (app) => app.use(loopsight({ loopLag: { profiler: true } })),
-  'loopsight-no-looplag': (app) => app.use(loopsight({ loopLag: false })),
+  // "loopsight defaults" of issue 8: context + loop stats + stall watchdog, promise tracking off.
+  loopsight: (app) => app.use(loopsight({ promises: false })),
+  'loopsight-prometheus': (app) => app.use(loopsight({ promises: false, exporters: [prometheusExporter({ registry: new Registry() })] })),
+  // loopsight() as shipped: the promise tracker is on, sampled (1 s windows every 30 s).
+  'loopsight-promises-sampled': (app) => app.use(loopsight()),
+  'loopsight-promises-sampled-scaled': (app) => app.use(loopsight({ promises: PROMISES_SAMPLED_SCALED })),
+  'loopsight-promises-full': (app) => app.use(loopsight({ promises: { mode: 'full' } })),
+  // Peers.
+  'cls-rtracer': (app) => app.use(rTracer.expressMiddleware({ useHeader: true, echoHeader: true })),
+  'express-http-context': (app) => {
+    app.use(httpContext.middleware);
+    app.use((req, res, next) => {
+      const id = incomingOrNew(req.headers);
+      httpContext.set('requestId', id);
+      res.setHeader('x-request-id', id);
+      next();
+    });
+  },
+  'prom-client': (app) => {
+    const duration = promClientMetrics();
+    app.use((req, res, next) => {
+      const end = duration.startTimer();
+      res.on('finish', () => end({ method: req.method, route: req.route?.path ?? '', status_code: res.statusCode }));
+      next();
+    });
+  },
+  // Needs `--import ./servers/lib/otel-setup.mjs` (configs.mjs passes it): the app itself is bare.
+  otel: () => {
+    if (!globalThis.__benchOtel) throw new Error('the otel variant runs with --import ./servers/lib/otel-setup.mjs');
+  },
+  // Ablations (configs.mjs: optional, run with --only). Promise tracking off, like `loopsight`.
+  'loopsight-profiler': (app) => app.use(loopsight({ promises: false, loopLag: { profiler: true } })),
+  'loopsight-no-looplag': (app) => app.use(loopsight({ promises: false, loopLag: false })),
   'watchdog-debugger-always': (app) => {
-    app.use(loopsight({ loopLag: false }));
+    app.use(loopsight({ promises: false, loopLag: false }));
     watchdog('always');
   },
   'watchdog-debugger-on-stall': (app) => {
-    app.use(loopsight({ loopLag: false }));
+    app.use(loopsight({ promises: false, loopLag: false }));
     watchdog('on-stall');
   },
 };
@@ -42,6 +77,9 @@ const app = express();
 await setup(app);
 app.get('/hello', (_req, res) => {
   res.json({ hello: 'world' });
+});
+app.get('/awaits', async (_req, res) => {
+  res.json(await tenAwaits());
 });
 
 const server = http.createServer(app);
