@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CPU profile of one benchmark server under load: where its time goes, by function and by package.
 //
-//   node profile.mjs [--framework express] [--variant loopsight] [--duration 10] [--connections 50] [--top 25]
+//   node profile.mjs [--framework express] [--variant loopsight] [--route /hello] [--duration 10] [--connections 50] [--top 25]
 //
 // Starts `node --cpu-prof servers/<framework>.mjs <variant>`, warms it up, loads it with autocannon,
 // stops it (the profile is written on exit) and prints the functions with the most self time. The
@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
   options: {
     framework: { type: 'string', default: 'express' },
     variant: { type: 'string', default: 'loopsight' },
+    route: { type: 'string', default: ROUTE },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     top: { type: 'string', default: '25' },
@@ -36,9 +37,11 @@ const dir = path.join(HERE, 'results', 'profiles');
 mkdirSync(dir, { recursive: true });
 const prefix = `${args.framework}-${args.variant}-${Date.now()}`;
 
+// The variant's own Node options (the OTel variant's --import) come first.
+const config = frameworks[args.framework].find((c) => c.variant === args.variant);
 const child = fork(path.join(HERE, 'servers', `${args.framework}.mjs`), [args.variant], {
   cwd: HERE,
-  execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${prefix}.cpuprofile`],
+  execArgv: [...(config?.execArgv ?? []), '--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', `${prefix}.cpuprofile`],
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   env: { ...process.env, NODE_ENV: 'production' },
 });
@@ -58,7 +61,7 @@ const port = await new Promise((resolve, reject) => {
   child.on('message', (m) => m?.type === 'ready' && resolve(m.port));
   child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
 });
-const url = `http://127.0.0.1:${port}${ROUTE}`;
+const url = `http://127.0.0.1:${port}${args.route}`;
 const run = (seconds) => autocannon({ url, connections: Number(args.connections), duration: seconds });
 
 const ended = new Promise((resolve) => child.on('message', (m) => m?.type === 'ended' && resolve(m)));
