@@ -125,6 +125,13 @@ const expectedSeconds = selected.reduce((sum, f) => {
 }, 0);
 // Retries and waits for a quiet machine can stretch that; the limit leaves room for them.
 const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Math.ceil(expectedSeconds * 3)));
+// The run stops starting rounds once a framework's share of the time limit is spent, and reports
+// the rounds it has; the hard stop below (every process killed, nothing written) is the last resort.
+const HARD_STOP_GRACE_S = 90;
+const secondsOf = (framework) => {
+  const n = configsOf(framework).length;
+  return 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + 0.6);
+};
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: every one is killed on exit, on a signal, on an error and at the time limit.
@@ -156,11 +163,14 @@ process.on('unhandledRejection', (error) => {
   killAll();
   process.exit(1);
 });
-setTimeout(() => {
-  console.error(`\ntime limit of ${timeLimit} s reached: stopping`);
-  killAll();
-  process.exit(1);
-}, timeLimit * 1000).unref();
+setTimeout(
+  () => {
+    console.error(`\ntime limit of ${timeLimit} s (+ ${HARD_STOP_GRACE_S} s grace) reached: stopping`);
+    killAll();
+    process.exit(1);
+  },
+  (timeLimit + HARD_STOP_GRACE_S) * 1000,
+).unref();
 
 function withTimeout(promise, ms, what) {
   let timer;
@@ -533,7 +543,7 @@ function marked(text, deviation, noise, isBaseline) {
 }
 
 function table(framework, result) {
-  const { summary, peers, noise, contaminated, retried } = result;
+  const { summary, peers, noise, contaminated, retried, stoppedAfter } = result;
   const lines = [
     `### ${framework}`,
     '',
@@ -548,6 +558,8 @@ function table(framework, result) {
     );
   }
   lines.push('');
+  if (stoppedAfter)
+    lines.push(`⚠ Stopped after ${stoppedAfter} of ${settings.rounds} rounds: this framework's share of the time limit was spent.`);
   const based = summary.filter((s) => s.baseLabel !== summary[0].config.label);
   if (based.length > 0) {
     lines.push(
@@ -671,7 +683,8 @@ function machine() {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function benchFramework(framework) {
+async function benchFramework(framework, budgetMs) {
+  const began = Date.now();
   const configs = configsOf(framework);
   const servers = [];
   try {
@@ -698,7 +711,20 @@ async function benchFramework(framework) {
       }
     }
     const runs = [];
+    let roundsBegan = Date.now();
+    let stoppedAfter;
     for (let round = 1; round <= settings.rounds; round++) {
+      // Time left for this framework: stop before a round that would not fit (at least 6 rounds are kept).
+      const spent = Date.now() - began;
+      const perRound = round > 1 ? (Date.now() - roundsBegan) / (round - 1) : 0;
+      if (round > 6 && spent + perRound > budgetMs) {
+        stoppedAfter = round - 1;
+        process.stdout.write(
+          `${framework}: its share of the time limit is spent; stopping after ${stoppedAfter} of ${settings.rounds} rounds\n`,
+        );
+        break;
+      }
+      if (round === 1) roundsBegan = Date.now();
       const order = configs.map((config, i) => ({ config, server: servers[i] }));
       if (round % 2 === 0) order.reverse();
       for (const { config, server } of order) {
@@ -713,7 +739,7 @@ async function benchFramework(framework) {
       }
     }
     runs.sort((a, b) => a.round - b.round || configs.findIndex((c) => c.label === a.label) - configs.findIndex((c) => c.label === b.label));
-    return { framework, runs, ...summarize(configs, runs) };
+    return { framework, runs, stoppedAfter, ...summarize(configs, runs) };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
@@ -730,7 +756,8 @@ console.log(
 console.log(`${info.nproc} CPUs (${info.cpuModel}), Node ${info.node}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`);
 
 const results = [];
-for (const framework of selected) results.push(await benchFramework(framework));
+const totalSeconds = selected.reduce((sum, f) => sum + secondsOf(f), 0);
+for (const framework of selected) results.push(await benchFramework(framework, (timeLimit * 1000 * secondsOf(framework)) / totalSeconds));
 const loadAfter = os.loadavg();
 const elapsed = (Date.now() - started.getTime()) / 1000;
 
