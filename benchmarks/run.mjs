@@ -10,7 +10,7 @@
 
 import { execFileSync, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHistogram, performance } from 'node:perf_hooks';
@@ -302,15 +302,36 @@ function machineBusyMicros() {
 const cpuMicros = (usage) => usage.user + usage.system;
 
 /** Foreign load (cores) over a window in which only the harness itself ran, plus `others` µs. */
-function foreignSince(mark, others = 0) {
+function foreignSince(mark) {
   const busy = machineBusyMicros();
   if (busy === undefined || mark.busy === undefined) return undefined;
   const wall = (performance.now() - mark.at) * 1000;
-  return Math.max(0, busy - mark.busy - cpuMicros(process.cpuUsage(mark.self)) - others) / wall;
+  const ours = cpuMicros(process.cpuUsage(mark.self)) + (serversCpuMicros() - mark.servers);
+  return Math.max(0, busy - mark.busy - ours) / wall;
 }
 
 function markNow() {
-  return { busy: machineBusyMicros(), self: process.cpuUsage(), at: performance.now() };
+  return { busy: machineBusyMicros(), self: process.cpuUsage(), servers: serversCpuMicros(), at: performance.now() };
+}
+
+/**
+ * CPU time of every server this harness started, all threads, in µs (Linux: the scheduler's ns
+ * counters in /proc/<pid>/task/<tid>/schedstat; clock ticks would be too coarse for 1 s windows).
+ * The servers that wait their turn are not idle: loopsight's stall watchdog and sampler wake up
+ * every 10 ms, ≈ 1.6 % of a core per idle server here, which must not count as other processes' load.
+ */
+function serversCpuMicros() {
+  let ns = 0;
+  for (const child of children) {
+    try {
+      for (const tid of readdirSync(`/proc/${child.pid}/task`)) {
+        ns += Number(readFileSync(`/proc/${child.pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) || 0;
+      }
+    } catch {
+      // exited, or not Linux
+    }
+  }
+  return ns / 1000;
 }
 
 /** Waits until other processes use less than the threshold, for QUIET_WAIT_MAX_MS at most. */
@@ -350,7 +371,7 @@ async function measureOnce(server) {
     errors: result.errors,
     timeouts: result.timeouts,
     non2xx: result.non2xx,
-    foreign: foreignSince(mark, serverCpu),
+    foreign: foreignSince(mark),
     waitedMs,
   };
 }
