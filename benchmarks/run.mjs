@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     connections: { type: 'string' },
     warmup: { type: 'string' },
+    preload: { type: 'string' },
     rate: { type: 'string' },
     'time-limit': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
@@ -56,6 +57,9 @@ if (args.help) {
   --duration S          seconds per measured run (default 1)
   --connections N       autocannon connections (default 50)
   --warmup S            seconds of unmeasured load per server before the rounds, 0 for none (default 5)
+  --preload S           seconds of unmeasured load right before every measured run, 0 for none (default 0.5;
+                        0 with --quick): a server that waited ~30 s for its turn costs up to twice the CPU
+                        per request in its first second of load
   --rate R              fixed total request rate (autocannon overallRate) instead of saturating load
   --time-limit S        abort after S seconds (default: three times the expected time, at least 5 minutes)
   --no-write            print the table only; do not write benchmarks/results/
@@ -102,6 +106,11 @@ if (!Number.isInteger(settings.priority) || settings.priority < -20 || settings.
 if (settings.priority !== 0) os.setPriority(settings.priority);
 if (args.pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
 settings.warmup = args.warmup === '0' ? 0 : positiveInt('warmup', args.warmup, args.quick ? 0 : 5);
+settings.preload = Number(args.preload ?? (args.quick ? 0 : 0.5));
+if (!Number.isFinite(settings.preload) || settings.preload < 0) {
+  console.error(`--preload must be a number of seconds, 0 or more (got ${JSON.stringify(args.preload)})`);
+  process.exit(2);
+}
 
 const selected = (args.framework ?? Object.keys(frameworks)).flatMap((f) => f.split(',')).filter(Boolean);
 for (const f of selected) {
@@ -121,7 +130,7 @@ const configsOf = (framework) =>
   });
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
-  return sum + 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + 0.6);
+  return sum + 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + settings.preload + 0.6);
 }, 0);
 // Retries and waits for a quiet machine can stretch that; the limit leaves room for them.
 const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Math.ceil(expectedSeconds * 3)));
@@ -130,7 +139,7 @@ const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Ma
 const HARD_STOP_GRACE_S = 90;
 const secondsOf = (framework) => {
   const n = configsOf(framework).length;
-  return 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + 0.6);
+  return 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + settings.preload + 0.6);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -351,6 +360,8 @@ async function waitForQuiet() {
 /** One measured run: the server's CPU and peak RSS around an autocannon run of settings.duration. */
 async function measureOnce(server) {
   const waitedMs = await waitForQuiet();
+  // Wake the server up: after waiting for its turn, its first second of load costs more (see --preload).
+  if (settings.preload > 0) await load(server.url, settings.preload);
   await server.rpc('begin');
   const mark = markNow();
   const { result, histogram } = await load(server.url, settings.duration);
@@ -791,7 +802,7 @@ const report = [
   `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, ${info.memGiB} GiB, ${info.platform}`,
   `- Node ${info.node}; autocannon ${info.versions.autocannon}, express ${info.versions.express}, fastify ${info.versions.fastify}, koa ${info.versions.koa}, @koa/router ${info.versions['@koa/router']}`,
   `- loopsight: built dist of commit ${info.commit}; sha256 of packages/{core,context,express,fastify,koa}/dist/index.js: ${info.dist}`,
-  `- Settings: ${settings.rounds} rounds × ${settings.duration} s per configuration, ${settings.connections} connections, pipelining 1, ${loadMode}; warm-up ${settings.warmup} s per server; order alternated every round; servers stay up for all rounds of their framework`,
+  `- Settings: ${settings.rounds} rounds × ${settings.duration} s per configuration (each after ${settings.preload} s of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; warm-up ${settings.warmup} s per server; order alternated every round; servers stay up for all rounds of their framework`,
   `- Other processes: a run during which they used more than ${settings.maxForeign} of a core (from /proc/stat) is measured again, up to ${MAX_ATTEMPTS} tries${settings.priority ? `; servers and load generator at nice ${settings.priority}` : ''}`,
   `- Load average (1, 5, 15 min) before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; took ${Math.round(elapsed)} s`,
   '',
