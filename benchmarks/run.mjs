@@ -68,7 +68,8 @@ if (args.help) {
   --max-foreign F       other processes may use at most F cores during a run, else it is measured
                         again (3 tries) after waiting up to 30 s for quiet; 0 turns this off (default 0.1;
                         0 with --quick)
-  --only NAME           measure only these configurations (label or variant; bare always), including
+  --only NAME           measure only these configurations (label or variant; bare, its A/A control and
+                        the baselines they need always), including
                         the optional ones of configs.mjs; repeat or comma-separate
   --pin                 pin the load generator to CPU 0 and the servers to CPU 1 (Linux, taskset)
   --json FILE           also write every run and the summaries as JSON to FILE`);
@@ -121,13 +122,21 @@ for (const f of selected) {
 }
 
 // Expected wall time: warm-up and rounds of every configuration, plus pauses and start-up.
-const only = args.only?.flatMap((o) => o.split(',')).filter(Boolean);
-const configsOf = (framework) =>
-  frameworks[framework].filter((c, i) => {
-    if (i === 0) return true;
+// A value that is a whole label (labels may hold commas) is taken as it is; others are split on commas.
+const labels = new Set(Object.values(frameworks).flatMap((list) => list.map((c) => c.label)));
+const only = args.only?.flatMap((o) => (labels.has(o) ? [o] : o.split(','))).filter(Boolean);
+const configsOf = (framework) => {
+  const list = frameworks[framework];
+  const picked = list.filter((c, i) => {
+    // bare and its A/A control always: without the control, a ratio has no noise floor.
+    if (i === 0 || c.control) return true;
     if (only) return only.includes(c.label) || only.includes(c.variant);
     return !c.optional;
   });
+  // The baseline of every picked configuration too.
+  const bases = new Set(picked.map((c) => c.base).filter(Boolean));
+  return list.filter((c) => picked.includes(c) || bases.has(c.label));
+};
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
   return sum + 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + settings.preload + 0.6);
@@ -693,7 +702,21 @@ function machine() {
     // not built
   }
   const versions = {};
-  for (const name of ['autocannon', 'express', 'fastify', 'koa', '@koa/router']) {
+  for (const name of [
+    'autocannon',
+    'express',
+    'fastify',
+    'koa',
+    '@koa/router',
+    'cls-rtracer',
+    'express-http-context',
+    '@fastify/request-context',
+    '@fastify/under-pressure',
+    'prom-client',
+    '@opentelemetry/sdk-trace-node',
+    '@opentelemetry/instrumentation-http',
+    '@opentelemetry/instrumentation-express',
+  ]) {
     try {
       versions[name] = JSON.parse(readFileSync(path.join(HERE, 'node_modules', name, 'package.json'), 'utf8')).version;
     } catch {
@@ -800,7 +823,9 @@ const report = [
   `# loopsight benchmarks, ${stamp}${settings.quick ? ' (quick smoke run: not for comparison)' : ''}`,
   '',
   `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, ${info.memGiB} GiB, ${info.platform}`,
-  `- Node ${info.node}; autocannon ${info.versions.autocannon}, express ${info.versions.express}, fastify ${info.versions.fastify}, koa ${info.versions.koa}, @koa/router ${info.versions['@koa/router']}`,
+  `- Node ${info.node}; ${Object.entries(info.versions)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(', ')}`,
   `- loopsight: built dist of commit ${info.commit}; sha256 of packages/{core,context,express,fastify,koa}/dist/index.js: ${info.dist}`,
   `- Settings: ${settings.rounds} rounds × ${settings.duration} s per configuration (each after ${settings.preload} s of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; warm-up ${settings.warmup} s per server; order alternated every round; servers stay up for all rounds of their framework`,
   `- Other processes: a run during which they used more than ${settings.maxForeign} of a core (from /proc/stat) is measured again, up to ${MAX_ATTEMPTS} tries${settings.priority ? `; servers and load generator at nice ${settings.priority}` : ''}`,
