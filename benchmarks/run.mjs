@@ -336,7 +336,7 @@ function markNow() {
  * CPU time of every server this harness started, all threads, in µs (Linux: the scheduler's ns
  * counters in /proc/<pid>/task/<tid>/schedstat; clock ticks would be too coarse for 1 s windows).
  * The servers that wait their turn are not idle: loopsight's stall watchdog and sampler wake up
- * every 10 ms, ≈ 1.6 % of a core per idle server here, which must not count as other processes' load.
+ * every few ms, ≈ 1.6 % of a core per idle server here, which must not count as other processes' load.
  */
 function serversCpuMicros() {
   let ns = 0;
