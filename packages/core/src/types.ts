@@ -256,7 +256,7 @@ export interface ShedInfo {
 }
 
 export interface ShedOptions {
-  /** Shed while the 90th percentile of the loop delay over a sample interval exceeds this, ms. */
+  /** Shed while the loop delay over a sample interval (p90 or time-weighted mean, the higher) exceeds this, ms. */
   maxEventLoopDelayMs?: number;
   /** Shed while the loop's utilization over a sample interval exceeds this, 0..1. */
   maxEventLoopUtilization?: number;

@@ -83,7 +83,7 @@ export interface StallWatchdog {
 export type ShedReason = 'event_loop_delay' | 'event_loop_utilization' | 'heap_used';
 
 export interface GuardOptions {
-  /** Overloaded when the 90th percentile of the loop delay over a sample interval exceeds this, ms. */
+  /** Overloaded when the loop delay over a sample interval (p90 or time-weighted mean, the higher) exceeds this, ms. */
   maxEventLoopDelayMs?: number;
   /** Overloaded when the loop's utilization over a sample interval exceeds this, 0..1. */
   maxEventLoopUtilization?: number;

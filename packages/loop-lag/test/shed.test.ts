@@ -1,4 +1,5 @@
 import { createMonitor } from '@loopsight/core';
+import { createOverloadGuard } from '@loopsight/loop-lag';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
@@ -72,6 +73,34 @@ describe.each(frameworks.filter((f) => ['express 5', 'fastify 5', 'koa 3', 'expr
     });
   },
 );
+
+describe('the guard signal', () => {
+  it('sees a saturated loop that runs many short turns and one long one, but not a single short pause', async () => {
+    const guard = createOverloadGuard({ maxEventLoopDelayMs: 50, sampleIntervalMs: 1_000 });
+    guard.start();
+    // A 100 ms pause in an otherwise idle second: not overload.
+    await sleep(300);
+    blockTheLoop(100);
+    await sleep(1_000);
+    expect(guard.state().status).toBe('ok');
+    // Many 1 ms turns, and a 400 ms one, every 500 ms: the samples' percentiles stay low.
+    let stop = false;
+    const short = () => {
+      if (stop) return;
+      blockTheLoop(1);
+      setImmediate(short);
+    };
+    short();
+    busy = setInterval(() => blockTheLoop(400), 500);
+    await sleep(2_200);
+    const state = guard.state();
+    stop = true;
+    clearInterval(busy);
+    guard.stop();
+    expect(state, JSON.stringify(state)).toMatchObject({ status: 'overloaded', reasons: ['event_loop_delay'] });
+    expect(state.signals.eventLoopDelayMs).toBeGreaterThan(50);
+  });
+});
 
 describe('shed options', () => {
   it('sends a custom status and body', async () => {
