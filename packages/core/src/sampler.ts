@@ -1,4 +1,5 @@
-import { type EventLoopUtilization, type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { type EventLoopUtilization, type Histogram, performance } from 'node:perf_hooks';
+import { createLoopDelayRecorder, type LoopDelayRecorder } from '@loopsight/loop-lag';
 import type { LoopDelayHistogram, LoopStats } from './types.js';
 
 const NS_PER_MS = 1e6;
@@ -21,9 +22,9 @@ export const EMPTY_STATS: LoopStats = Object.freeze({
 });
 
 /**
- * Loop delay (monitorEventLoopDelay) and utilization over fixed windows.
+ * Loop delay and utilization over fixed windows.
  *
- * monitorEventLoopDelay's samples are the timer's whole interval, so an idle loop at the default 10 ms
+ * Delay samples are a timer's whole interval (as monitorEventLoopDelay's), so an idle loop at the default 10 ms
  * resolution reads p50 ≈ 10.2 ms. Every figure here has the resolution taken off: it is the delay
  * beyond what was asked for, and an idle loop reads close to 0.
  *
@@ -33,7 +34,7 @@ export const EMPTY_STATS: LoopStats = Object.freeze({
 export class LoopSampler {
   readonly #resolutionMs: number;
   readonly #windowMs: number;
-  #histogram: IntervalHistogram | undefined;
+  #recorder: LoopDelayRecorder | undefined;
   #timer: NodeJS.Timeout | undefined;
   #windowStart = 0;
   #eluStart: EventLoopUtilization | undefined;
@@ -49,19 +50,19 @@ export class LoopSampler {
   }
 
   start(): void {
-    if (this.#histogram) return;
-    this.#histogram = monitorEventLoopDelay({ resolution: this.#resolutionMs });
-    this.#histogram.enable();
+    if (this.#recorder) return;
+    this.#recorder = createLoopDelayRecorder(this.#resolutionMs);
+    this.#recorder.start();
     this.#windowStart = performance.now();
     this.#eluStart = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#rotate(), this.#windowMs).unref();
   }
 
   stop(): void {
-    if (!this.#histogram) return;
+    if (!this.#recorder) return;
     clearInterval(this.#timer);
-    this.#histogram.disable();
-    this.#histogram = undefined;
+    this.#recorder.stop();
+    this.#recorder = undefined;
     this.#timer = undefined;
     this.#last = undefined;
     this.#bucketCounts = DELAY_BUCKETS_MS.map(() => 0);
@@ -81,43 +82,31 @@ export class LoopSampler {
   /** Stats of the last complete window; before the first window completes, of the time so far. */
   stats(): LoopStats {
     if (this.#last) return this.#last;
-    return this.#histogram ? this.#read() : EMPTY_STATS;
+    return this.#recorder ? this.#read(this.#recorder.current()) : EMPTY_STATS;
   }
 
   #rotate(): void {
-    const h = this.#histogram;
+    const h = this.#recorder?.take();
     if (!h) return;
-    this.#last = this.#read();
+    this.#last = this.#read(h);
     this.#fold(h);
-    h.reset();
     this.#windowStart = performance.now();
     this.#eluStart = performance.eventLoopUtilization();
   }
 
-  #fold(h: IntervalHistogram): void {
-    const n = h.count;
-    if (n === 0) return;
-    // Percentile steps (0, 50, 75, 87.5, …, 100) with the delay at each, lowest first.
-    const steps = [...h.percentiles].sort((a, b) => a[0] - b[0]);
-    for (let i = 0; i < DELAY_BUCKETS_MS.length; i++) {
-      const bound = DELAY_BUCKETS_MS[i] as number;
-      let share = 0;
-      for (const [percentile, ns] of steps) {
-        if (this.#beyond(ns) > bound) break;
-        share = percentile / 100;
-      }
-      this.#bucketCounts[i] = (this.#bucketCounts[i] as number) + Math.round(n * share);
-    }
-    this.#count += n;
-    this.#sumMs += this.#beyond(h.mean) * n;
+  #fold(h: Histogram): void {
+    if (h.count === 0) return;
+    const inBuckets = delayBucketCounts(h, this.#resolutionMs);
+    for (let i = 0; i < inBuckets.length; i++) this.#bucketCounts[i] = (this.#bucketCounts[i] as number) + (inBuckets[i] as number);
+    this.#count += h.count;
+    this.#sumMs += this.#beyond(h.mean) * h.count;
   }
 
   #beyond(ns: number): number {
-    return Math.max(0, ns / NS_PER_MS - this.#resolutionMs);
+    return beyondMs(ns, this.#resolutionMs);
   }
 
-  #read(): LoopStats {
-    const h = this.#histogram as IntervalHistogram;
+  #read(h: Histogram): LoopStats {
     const windowMs = Math.round(performance.now() - this.#windowStart);
     const utilization = this.#eluStart ? performance.eventLoopUtilization(this.#eluStart).utilization : 0;
     if (h.count === 0) return Object.freeze({ ...EMPTY_STATS, utilization, windowMs });
@@ -135,4 +124,31 @@ export class LoopSampler {
       windowMs,
     });
   }
+}
+
+function beyondMs(ns: number, resolutionMs: number): number {
+  return Math.max(0, ns / NS_PER_MS - resolutionMs);
+}
+
+/**
+ * How many of a histogram's samples fall at or under each of DELAY_BUCKETS_MS (cumulative), the
+ * resolution taken off. Read from the HDR histogram's percentile steps: exact at the extremes, within
+ * one step in the body.
+ */
+export function delayBucketCounts(h: Pick<Histogram, 'count' | 'min' | 'max' | 'percentiles'>, resolutionMs: number): number[] {
+  const n = h.count;
+  // Percentile steps (0, 50, 75, 87.5, …, 100) with the delay at each, lowest first.
+  const steps = [...h.percentiles].sort((a, b) => a[0] - b[0]);
+  const maxMs = beyondMs(h.max, resolutionMs);
+  const minMs = beyondMs(h.min, resolutionMs);
+  return DELAY_BUCKETS_MS.map((bound) => {
+    if (n === 0 || minMs > bound) return 0;
+    if (maxMs <= bound) return n;
+    let share = 0;
+    for (const [percentile, ns] of steps) {
+      if (beyondMs(ns, resolutionMs) > bound) break;
+      share = percentile / 100;
+    }
+    return Math.min(Math.round(n * share), n - 1);
+  });
 }

@@ -1,5 +1,6 @@
-import { type EventLoopUtilization, type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { type EventLoopUtilization, type Histogram, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
+import { createLoopDelayRecorder, type LoopDelayRecorder } from './delay.js';
 import type { GuardOptions, GuardState, OverloadGuard, ShedReason } from './types.js';
 
 const RESOLUTION_MS = 10;
@@ -18,7 +19,7 @@ const beyond = (ns: number) => Math.max(0, ns / NS_PER_MS - RESOLUTION_MS);
  * (measured: p90 13–36 ms while 500 ms stalls were reported); weighted by the time each sample
  * stands for, that turn dominates. A single GC pause does not (≈ 20 ms for 100 ms in 500 ms).
  */
-function loopDelay(h: IntervalHistogram): number {
+function loopDelay(h: Histogram): number {
   let previous = 0;
   let weighted = 0;
   let total = 0;
@@ -44,7 +45,7 @@ function loopDelay(h: IntervalHistogram): number {
  */
 export class Guard implements OverloadGuard {
   readonly #options: GuardOptions;
-  #histogram: IntervalHistogram | undefined;
+  #recorder: LoopDelayRecorder | undefined;
   #timer: NodeJS.Timeout | undefined;
   #elu: EventLoopUtilization | undefined;
   #reasons: ShedReason[] = [];
@@ -62,8 +63,8 @@ export class Guard implements OverloadGuard {
 
   start(): void {
     if (this.#timer) return;
-    this.#histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-    this.#histogram.enable();
+    this.#recorder = createLoopDelayRecorder(RESOLUTION_MS);
+    this.#recorder.start();
     this.#elu = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#sample(), this.#options.sampleIntervalMs).unref();
   }
@@ -71,9 +72,9 @@ export class Guard implements OverloadGuard {
   stop(): void {
     if (!this.#timer) return;
     clearInterval(this.#timer);
-    this.#histogram?.disable();
+    this.#recorder?.stop();
     this.#timer = undefined;
-    this.#histogram = undefined;
+    this.#recorder = undefined;
     this.#reasons = [];
     this.#quietSamples = 0;
   }
@@ -84,10 +85,9 @@ export class Guard implements OverloadGuard {
 
   #sample(): void {
     const o = this.#options;
-    const h = this.#histogram;
+    const h = this.#recorder?.take();
     if (!h) return;
     const delayMs = h.count > 0 ? loopDelay(h) : 0;
-    h.reset();
     const utilization = performance.eventLoopUtilization(this.#elu).utilization;
     this.#elu = performance.eventLoopUtilization();
     const heapUsed = o.maxHeapUsedBytes === undefined ? 0 : getHeapStatistics().used_heap_size;

@@ -1,3 +1,5 @@
+export type { LoopDelayRecorder } from './delay.js';
+export { createLoopDelayRecorder } from './delay.js';
 export { createOverloadGuard } from './guard.js';
 export type {
   GuardOptions,
