@@ -203,18 +203,8 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
   };
 
-  let busy = false;
-  const watch = async () => {
-    if (busy) return;
-    // Slots as in BEAT_MS / BEAT_SEQ (this function cannot see module constants).
-    const lastBeat = Atomics.load(beat, 0);
-    const seq = Atomics.load(beat, 1);
-    if (seq === 0) return; // no heartbeat yet
-    const now = nowMs();
-    // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
-    const age = ((Math.floor(now) | 0) - lastBeat) | 0;
-    if (age < config.thresholdMs) return;
-    busy = true;
+  /** Handles the stall that began with the beat `lastBeat`, `age` ms ago, until it ends. */
+  const stalled = async (lastBeat: number, seq: number, now: number, age: number) => {
     const startedMono = now - age;
     const startedAt = Date.now() - age;
     let captured: Awaited<ReturnType<typeof pause>>;
@@ -256,7 +246,6 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
       if (skipped) message.stackSkipped = skipped;
       send(message);
     } finally {
-      busy = false;
       if (keepSession) {
         if (debuggerOn) disableDebugger().catch((error) => fail('the debugger could not be disabled', error));
       } else {
@@ -269,14 +258,39 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     }
   };
 
+  /**
+   * Checks the heartbeat and sleeps until the last beat could first turn stale: on a healthy loop
+   * that is one wake-up per threshold (10 a second at 100 ms) rather than one per beat, and a stall
+   * is still seen the moment it reaches the threshold.
+   */
+  const check = () => {
+    // Slots as in BEAT_MS / BEAT_SEQ (this function cannot see module constants).
+    const lastBeat = Atomics.load(beat, 0);
+    const seq = Atomics.load(beat, 1);
+    if (seq === 0) {
+      setTimeout(check, config.pollMs); // no heartbeat yet
+      return;
+    }
+    const now = nowMs();
+    // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
+    const age = ((Math.floor(now) | 0) - lastBeat) | 0;
+    if (age < config.thresholdMs) {
+      setTimeout(check, Math.max(1, config.thresholdMs - age));
+      return;
+    }
+    // The inspector's replies are not handles: without one, the worker would exit mid-capture.
+    const keepAlive = setInterval(() => {}, 60_000);
+    stalled(lastBeat, seq, now, age)
+      .catch((error) => fail('the stall watchdog failed', error))
+      .finally(() => {
+        clearInterval(keepAlive);
+        setTimeout(check, config.pollMs);
+      });
+  };
+
   const begin = async () => {
     // First, so the worker has a live handle while it awaits the inspector's replies.
-    setInterval(() => {
-      watch().catch((error) => {
-        busy = false;
-        fail('the stall watchdog failed', error);
-      });
-    }, config.pollMs);
+    setTimeout(check, config.pollMs);
     if (stacks && keepSession) {
       try {
         connect();
