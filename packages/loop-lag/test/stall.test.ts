@@ -84,7 +84,9 @@ describe('stall detection', () => {
 });
 
 describe('a stall inside native code (JSON.parse of a huge body)', () => {
-  // Built before the request, so that the stall is the parse alone.
+  // Built before the request, so that the stall is the parse alone. The parse takes 240–900 ms
+  // depending on the machine and Node version (242 ms seen on Node 24): the reports are picked by
+  // request, with a duration well above the 100 ms threshold.
   hugeJson();
 
   it('with the profiler on, the stack names the function that called JSON.parse', async () => {
@@ -92,7 +94,7 @@ describe('a stall inside native code (JSON.parse of a huge body)', () => {
     const res = await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-1' } });
     expect(res.statusCode).toBe(200);
     await res.body.json();
-    const report = await reportOf(reports, (r) => r.stackSource === 'profile' && r.durationMs >= 250);
+    const report = await reportOf(reports, (r) => r.stackSource === 'profile' && r.durationMs >= 150);
     expect(report, JSON.stringify(reports)).toBeDefined();
     expect(report?.stack[0]?.functionName).toBe('parseHugeJson');
     expect(report?.stack[0]?.url).toMatch(/test-support\/blockers\.ts$/);
@@ -102,7 +104,7 @@ describe('a stall inside native code (JSON.parse of a huge body)', () => {
   it('with the profiler off, the report says its stack was taken after the block and names no blocker', async () => {
     const { app, reports } = await start('express 5');
     await (await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-2' } })).body.json();
-    const report = await reportOf(reports, (r) => r.durationMs >= 250 && !!r.candidates?.some((c) => c.correlationId === 'parse-2'));
+    const report = await reportOf(reports, (r) => r.durationMs >= 150 && !!r.candidates?.some((c) => c.correlationId === 'parse-2'));
     expect(report, JSON.stringify(reports)).toBeDefined();
     expect(report?.stackSource).toBe('late-pause');
     expect(report?.pauseDelayMs).toBeGreaterThan(20);
