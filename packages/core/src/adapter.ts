@@ -1,4 +1,4 @@
-import { createMonitor, type Monitor } from './monitor.js';
+import { createMonitor, HELD_WEAKLY, type Monitor } from './monitor.js';
 import type { MonitorOptions } from './types.js';
 
 /** What every adapter accepts: monitor options, or `{ monitor }` to share one Monitor between apps. */
@@ -19,7 +19,13 @@ function isMonitor(value: unknown): value is Monitor {
  * A shared monitor comes alone: its options were fixed when it was created.
  */
 export function monitorFor(options: AdapterOptions | undefined): { monitor: Monitor; owned: boolean } {
-  if (options === undefined || options === null || options.monitor === undefined) return { monitor: createMonitor(options), owned: true };
+  if (options === undefined || options === null || options.monitor === undefined) {
+    // Nobody stops the monitor of an Express or Koa app: it must go when its app goes, so that a
+    // test suite that builds an app per test does not keep a thousand of them.
+    const monitor = createMonitor(options);
+    monitor[HELD_WEAKLY] = true;
+    return { monitor, owned: true };
+  }
   const { monitor, ...rest } = options;
   if (!isMonitor(monitor)) throw new TypeError('loopsight: options.monitor must be a Monitor from createMonitor()');
   const extra = Object.keys(rest);

@@ -1,10 +1,10 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { createOverloadGuard, createStallWatchdog, type GuardOptions, type OverloadGuard, type StallWatchdog } from '@loopsight/loop-lag';
-import { createPromiseTracker, type PromiseTracker } from '@loopsight/promises';
+import type { PromiseTrackerStats } from '@loopsight/promises';
+import { hub, type Member, type Parts } from './hub.js';
 import { resolveOptions } from './options.js';
-import { DELAY_BUCKETS_MS, EMPTY_STATS, LoopSampler } from './sampler.js';
+import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
   Exporter,
@@ -19,6 +19,7 @@ import type {
   RequestRecord,
   RequestScope,
   ResolvedOptions,
+  ResolvedPromises,
   ResolvedShed,
   ShedInfo,
   ShedReason,
@@ -36,6 +37,24 @@ export const promiseChannel = diagnosticsChannel.channel('loopsight:promise');
 export const requestStartChannel = diagnosticsChannel.channel('loopsight:request:start');
 
 type EventName = 'stall' | 'promise' | 'request';
+
+/** Marks a monitor an adapter created for its app: the process holds it weakly (see Hub). */
+export const HELD_WEAKLY = Symbol('loopsight.heldWeakly');
+
+function idleTrackerStats(promises: ResolvedPromises): PromiseTrackerStats {
+  const none = () => ({ floating: 0, leaked: 0, unhandled: 0 });
+  const mode = promises.mode === 'full' ? 'full' : 'sampled';
+  return {
+    mode,
+    tracked: 0,
+    maxTracked: promises.maxTracked,
+    dropped: 0,
+    sampling: false,
+    windows: 0,
+    reported: none(),
+    suppressed: none(),
+  };
+}
 type Listener = (record: never) => void;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -59,86 +78,55 @@ export class Monitor implements MonitorLike {
   readonly #components: Exporter[] = [];
   readonly #started = new Set<Exporter>();
   readonly #warned = new Set<string>();
-  readonly #sampler: LoopSampler | undefined;
-  readonly #watchdog: StallWatchdog | undefined;
-  readonly #promises: PromiseTracker<RequestScope> | undefined;
-  readonly #overload: OverloadGuard | undefined;
   readonly #shed: Record<ShedReason, number> = { event_loop_delay: 0, event_loop_utilization: 0, heap_used: 0 };
   readonly #counters: MonitorCounters = {
     correlationIdsRejected: { too_long: 0, invalid: 0, duplicate: 0 },
     inflightDropped: 0,
     internalErrors: 0,
   };
-  #running = false;
+  /** How the process's shared parts see this monitor. */
+  readonly #member: Member;
+  /** The shared parts, while running. */
+  #parts: Parts | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(options?: MonitorOptions) {
     this.options = resolveOptions(options);
-    const { loopLag } = this.options;
-    if (loopLag) {
-      this.#sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
-      this.#watchdog = createStallWatchdog<RequestScope>({
-        thresholdMs: loopLag.stallThresholdMs,
-        captureStacks: loopLag.captureStacks,
-        maxStacksPerMinute: loopLag.maxStacksPerMinute,
-        profiler: loopLag.profiler,
-        getScope: () => scopeStore.getStore(),
-        inflight: () => this.#inflight.size,
-        candidates: () => this.#inflight,
-        onStall: (report) => this._report(report),
-        onError: (what, error) => this.reportError(what, error),
-      });
-    }
-    const { promises } = this.options;
-    if (promises && promises.mode !== 'off') {
-      this.#promises = createPromiseTracker<RequestScope>({
-        mode: promises.mode,
-        leakAfterMs: promises.leakAfterMs,
-        sampleWindowMs: promises.sampleWindowMs,
-        sampleIntervalMs: promises.sampleIntervalMs,
-        maxTracked: promises.maxTracked,
-        stackDepth: promises.stackDepth,
-        frameFilter: promises.frameFilter,
-        getScope: () => scopeStore.getStore(),
-        onReport: (report) => this._report(report),
-        onError: (what, error) => this.reportError(what, error),
-      });
-    }
-    const { shed } = this.options;
-    if (shed) {
-      const limits: GuardOptions = { sampleIntervalMs: shed.sampleIntervalMs };
-      if (shed.maxEventLoopDelayMs !== undefined) limits.maxEventLoopDelayMs = shed.maxEventLoopDelayMs;
-      if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
-      if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
-      this.#overload = createOverloadGuard(limits);
-    }
     for (const exporter of this.options.exporters) this.#components.push(exporter);
+    this.#member = {
+      options: this.options,
+      inflight: () => this.#inflight,
+      deliver: (report) => this._report(report),
+      reportError: (what, error) => this.reportError(what, error),
+    };
   }
 
   /** Whether start() was called and stop() was not. */
   get running(): boolean {
-    return this.#running;
+    return this.#parts !== undefined;
   }
 
-  /** Starts the sampler and every attached component. Idempotent; adapters call it. */
+  /**
+   * Starts the monitor and every attached component. The watchdog thread, the loop sampler and the
+   * promise hooks are the process's, shared by every monitor: the first start() starts them.
+   * Idempotent; adapters call it.
+   */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#sampler?.start();
-    this.#guard('the stall watchdog failed to start', () => this.#watchdog?.start());
-    this.#guard('the promise tracker failed to start', () => this.#promises?.start());
-    this.#guard('the overload guard failed to start', () => this.#overload?.start());
+    if (this.#parts) return;
+    this.#parts = hub().join(this.#member, this[HELD_WEAKLY] === true);
     for (const component of this.#components) this.#startComponent(component);
   }
 
-  /** Releases timers, hooks, workers and components. Idempotent; the monitor can be started again. */
+  /**
+   * Stops the components and lets go of the shared parts, which stop with the last monitor.
+   * Idempotent; the monitor can be started again.
+   */
   stop(): Promise<void> {
-    if (!this.#running) return this.#stopping ?? Promise.resolve();
-    this.#running = false;
-    this.#sampler?.stop();
-    this.#guard('the promise tracker failed to stop', () => this.#promises?.stop());
-    this.#guard('the overload guard failed to stop', () => this.#overload?.stop());
-    const watchdog = this.#watchdog?.stop().catch((error: unknown) => this.reportError('the stall watchdog failed to stop', error));
+    if (!this.#parts) return this.#stopping ?? Promise.resolve();
+    this.#parts = undefined;
+    const shared = hub()
+      .leave(this.#member)
+      .catch((error: unknown) => this.reportError('the shared parts failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
       try {
@@ -147,9 +135,12 @@ export class Monitor implements MonitorLike {
         this.reportError(`component ${component.name} failed to stop`, error);
       }
     });
-    this.#stopping = Promise.all([...stops, watchdog]).then(() => undefined);
+    this.#stopping = Promise.all([...stops, shared]).then(() => undefined);
     return this.#stopping;
   }
+
+  /** @internal Set by adapters on the monitors they create: such a monitor goes with its app (see Hub). */
+  [HELD_WEAKLY]?: boolean;
 
   /**
    * Ties a component's lifecycle to this monitor: started now if the monitor runs, else on start();
@@ -158,7 +149,7 @@ export class Monitor implements MonitorLike {
   attach(component: Exporter): this {
     if (this.#components.some((c) => c.name === component.name)) return this;
     this.#components.push(component);
-    if (this.#running) this.#startComponent(component);
+    if (this.#parts) this.#startComponent(component);
     return this;
   }
 
@@ -182,12 +173,13 @@ export class Monitor implements MonitorLike {
 
   /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
   loopStats(): LoopStats {
-    return this.#sampler ? this.#sampler.stats() : EMPTY_STATS;
+    return this.#parts?.sampler?.stats() ?? EMPTY_STATS;
   }
 
   /** Delay samples since start() in cumulative buckets (1 ms to 10 s), up to the last complete window. */
   loopDelayHistogram(): LoopDelayHistogram {
-    if (this.#sampler) return this.#sampler.histogram();
+    const sampler = this.#parts?.sampler;
+    if (sampler) return sampler.histogram();
     return { boundsMs: DELAY_BUCKETS_MS, counts: DELAY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 };
   }
 
@@ -200,8 +192,13 @@ export class Monitor implements MonitorLike {
   counters(): MonitorCounters {
     const c = this.#counters;
     const counters: MonitorCounters = { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
-    if (this.#promises) counters.promises = this.#promises.stats();
-    if (this.#overload) counters.shed = { ...this.#shed };
+    const { promises } = this.options;
+    if (promises !== false && promises.mode !== 'off') {
+      // The tracker is the process's: its counts cover every monitor's requests.
+      const tracker = this.#parts ? hub().tracker : undefined;
+      counters.promises = tracker?.stats() ?? idleTrackerStats(promises);
+    }
+    if (this.options.shed) counters.shed = { ...this.#shed };
     return counters;
   }
 
@@ -213,7 +210,8 @@ export class Monitor implements MonitorLike {
    * app.get('/ready', (req, res) => res.status(monitor.health().status === 'ok' ? 200 : 503).end());
    */
   health(): Health {
-    if (this.#overload) return this.#overload.state();
+    const guard = this.#parts?.guard;
+    if (guard) return guard.state();
     return { status: 'ok', reasons: [], signals: { eventLoopDelayMs: 0, eventLoopUtilization: 0, heapUsedBytes: 0 } };
   }
 
@@ -222,7 +220,7 @@ export class Monitor implements MonitorLike {
    * process is healthy; the exemptions are looked at only while it is overloaded.
    */
   _shedReason(req: IncomingMessage): ShedReason | undefined {
-    const reason = this.#overload?.overloaded;
+    const reason = this.#parts?.guard?.overloaded;
     if (reason === undefined) return undefined;
     const shed = this.options.shed as ResolvedShed;
     const url = req.url ?? '/';
@@ -290,13 +288,14 @@ export class Monitor implements MonitorLike {
   _begin(scope: RequestScope): void {
     if (this.#inflight.size < this.options.maxInflight) this.#inflight.add(scope);
     else this.#counters.inflightDropped++;
+    if (this.#parts) hub().own(scope, this.#parts);
     if (requestStartChannel.hasSubscribers) requestStartChannel.publish(scope);
   }
 
   /** @internal Ends a scope: removes it from the registry and emits 'request'. */
   _end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
     this.#inflight.delete(scope);
-    this.#promises?.scopeEnded(scope);
+    hub().tracker?.scopeEnded(scope);
     if (this.#listeners.request.length === 0 && !requestChannel.hasSubscribers) return;
     const record: RequestRecord = {
       type: 'request',

@@ -1,0 +1,381 @@
+import {
+  createOverloadGuard,
+  createStallWatchdog,
+  type GuardOptions,
+  type OverloadGuard,
+  type StallWatchdog,
+  type WatchdogStallReport,
+} from '@loopsight/loop-lag';
+import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } from '@loopsight/promises';
+import { LoopSampler } from './sampler.js';
+import { scopeStore } from './store.js';
+import type { PromiseReport, RequestScope, ResolvedLoopLag, ResolvedOptions, ResolvedPromises, StallReport } from './types.js';
+
+/**
+ * What the hub needs of a monitor. Kept small and structural: the ESM and CJS builds each have a
+ * Monitor class, and one hub serves both.
+ */
+export interface Member {
+  readonly options: ResolvedOptions;
+  /** The scopes this monitor has in flight (live view, not a copy). */
+  inflight(): ReadonlySet<RequestScope>;
+  /** Hands a report to the monitor's listeners, channels and onReport. */
+  deliver(report: StallReport | PromiseReport): void;
+  reportError(what: string, error: unknown): void;
+}
+
+/** What a monitor gets when it joins: the shared parts it reads from directly. */
+export interface Parts {
+  readonly id: number;
+  readonly sampler: LoopSampler | undefined;
+  readonly guard: OverloadGuard | undefined;
+}
+
+interface Slot {
+  readonly id: number;
+  readonly ref: WeakRef<Member>;
+  /** Set for monitors the user created: held until stop(). Adapter-made monitors go with their app. */
+  readonly strong: Member | undefined;
+  readonly loopLag: ResolvedLoopLag | false;
+  readonly promises: ResolvedPromises | false;
+  readonly samplerKey: string | undefined;
+  readonly guardKey: string | undefined;
+}
+
+interface Counted<T> {
+  readonly part: T;
+  refs: number;
+}
+
+/** A scope as the watchdog serializes it on the paused thread: with the id of its monitor's slot. */
+interface Tagged {
+  readonly s: RequestScope;
+  readonly m: number | undefined;
+}
+
+type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler'>;
+type TrackerConfig = { -readonly [K in keyof Omit<ResolvedPromises, 'mode'>]: ResolvedPromises[K] } & { mode: 'sampled' | 'full' };
+
+const promisesOn = (p: ResolvedPromises | false): p is ResolvedPromises => p !== false && p.mode !== 'off';
+
+function sameConfig(a: object | undefined, b: object | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  return keys.every((k) => (typeof x[k] === 'object' && x[k] !== null ? JSON.stringify(x[k]) === JSON.stringify(y[k]) : x[k] === y[k]));
+}
+
+/**
+ * Everything a process has once, whatever the number of monitors: the stall watchdog (one worker
+ * thread), the loop delay sampler, the promise tracker (one set of promise hooks and process
+ * listeners) and the overload guard. Each part starts with the first monitor that needs it and
+ * stops with the last (reference counted). Reports are routed to the monitor whose request they
+ * belong to, so each is delivered once per process, never once per monitor.
+ */
+export class Hub {
+  readonly #slots = new Map<number, Slot>();
+  readonly #slotOf = new WeakMap<Member, Slot>();
+  readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id));
+  /** Which slot a scope belongs to; written only while more than one monitor runs (see own()). */
+  readonly #owners = new WeakMap<object, number>();
+  readonly #samplers = new Map<string, Counted<LoopSampler>>();
+  readonly #guards = new Map<string, Counted<OverloadGuard>>();
+  #nextId = 1;
+  #watchdog: StallWatchdog | undefined;
+  #watchdogConfig: WatchdogConfig | undefined;
+  #tracker: PromiseTracker<RequestScope> | undefined;
+  #trackerConfig: TrackerConfig | undefined;
+  #warnedFrameFilter = false;
+
+  /** How many monitors run in this process. */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** The process's promise tracker, while one runs. */
+  get tracker(): PromiseTracker<RequestScope> | undefined {
+    return this.#tracker;
+  }
+
+  join(member: Member, heldWeakly: boolean): Parts {
+    const existing = this.#slotOf.get(member);
+    if (existing) return this.#partsOf(existing);
+    const { loopLag, promises, shed } = member.options;
+    const slot: Slot = {
+      id: this.#nextId++,
+      ref: new WeakRef(member),
+      strong: heldWeakly ? undefined : member,
+      loopLag,
+      promises,
+      samplerKey: loopLag ? `${loopLag.resolutionMs}/${loopLag.windowMs}` : undefined,
+      guardKey: shed
+        ? JSON.stringify([shed.maxEventLoopDelayMs, shed.maxEventLoopUtilization, shed.maxHeapUsedBytes, shed.sampleIntervalMs])
+        : undefined,
+    };
+    this.#slots.set(slot.id, slot);
+    this.#slotOf.set(member, slot);
+    if (heldWeakly) this.#finalizer.register(member, slot.id, slot);
+    if (loopLag && slot.samplerKey !== undefined) {
+      this.#acquire(this.#samplers, slot.samplerKey, () => {
+        const sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
+        sampler.start();
+        return sampler;
+      });
+    }
+    if (shed && slot.guardKey !== undefined) {
+      this.#acquire(this.#guards, slot.guardKey, () => {
+        const limits: GuardOptions = { sampleIntervalMs: shed.sampleIntervalMs };
+        if (shed.maxEventLoopDelayMs !== undefined) limits.maxEventLoopDelayMs = shed.maxEventLoopDelayMs;
+        if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
+        if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
+        const guard = createOverloadGuard(limits);
+        this.#safely('the overload guard failed to start', () => guard.start());
+        return guard;
+      });
+    }
+    this.#reconcile();
+    return this.#partsOf(slot);
+  }
+
+  /** Releases what the monitor held; the parts nobody needs any more stop. */
+  leave(member: Member): Promise<void> {
+    const slot = this.#slotOf.get(member);
+    if (!slot) return Promise.resolve();
+    this.#slotOf.delete(member);
+    this.#finalizer.unregister(slot);
+    return this.#leave(slot.id);
+  }
+
+  /**
+   * Records which monitor a scope belongs to. With one monitor in the process every report is
+   * its own, so the common case pays nothing; a scope begun then and reported after a second
+   * monitor joined still goes to the first monitor that accepts it, which is that one.
+   */
+  own(scope: RequestScope, parts: Parts): void {
+    if (this.#slots.size > 1) this.#owners.set(scope, parts.id);
+  }
+
+  #partsOf(slot: Slot): Parts {
+    return {
+      id: slot.id,
+      sampler: slot.samplerKey === undefined ? undefined : this.#samplers.get(slot.samplerKey)?.part,
+      guard: slot.guardKey === undefined ? undefined : this.#guards.get(slot.guardKey)?.part,
+    };
+  }
+
+  #acquire<T>(map: Map<string, Counted<T>>, key: string, create: () => T): void {
+    const counted = map.get(key);
+    if (counted) counted.refs++;
+    else map.set(key, { part: create(), refs: 1 });
+  }
+
+  #release<T>(map: Map<string, Counted<T>>, key: string | undefined, stop: (part: T) => void): void {
+    if (key === undefined) return;
+    const counted = map.get(key);
+    if (!counted || --counted.refs > 0) return;
+    map.delete(key);
+    stop(counted.part);
+  }
+
+  #leave(id: number): Promise<void> {
+    const slot = this.#slots.get(id);
+    if (!slot) return Promise.resolve();
+    this.#slots.delete(id);
+    this.#release(this.#samplers, slot.samplerKey, (sampler) => sampler.stop());
+    this.#release(this.#guards, slot.guardKey, (guard) => this.#safely('the overload guard failed to stop', () => guard.stop()));
+    return this.#reconcile();
+  }
+
+  /**
+   * Runs the watchdog and the tracker with what the running monitors ask for together (the lowest
+   * stall threshold, stacks if any wants them, full promise tracking if any wants it...), restarting
+   * one only when that changes. Each monitor still gets only the reports its own options ask for.
+   */
+  #reconcile(): Promise<void> {
+    const stops: Promise<void>[] = [];
+    const watchdogConfig = this.#wantedWatchdog();
+    if (!sameConfig(watchdogConfig, this.#watchdogConfig)) {
+      const old = this.#watchdog;
+      this.#watchdog = undefined;
+      this.#watchdogConfig = watchdogConfig;
+      if (old) stops.push(old.stop().catch((error: unknown) => this.#error('the stall watchdog failed to stop', error)));
+      if (watchdogConfig) this.#startWatchdog(watchdogConfig);
+    }
+    const trackerConfig = this.#wantedTracker();
+    if (!sameConfig(trackerConfig, this.#trackerConfig)) {
+      const old = this.#tracker;
+      this.#tracker = undefined;
+      this.#trackerConfig = trackerConfig;
+      if (old) this.#safely('the promise tracker failed to stop', () => old.stop());
+      if (trackerConfig) this.#startTracker(trackerConfig);
+    }
+    return Promise.all(stops).then(() => undefined);
+  }
+
+  #wantedWatchdog(): WatchdogConfig | undefined {
+    let wanted: { -readonly [K in keyof WatchdogConfig]: WatchdogConfig[K] } | undefined;
+    for (const { loopLag } of this.#slots.values()) {
+      if (!loopLag) continue;
+      if (!wanted) {
+        const { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler } = loopLag;
+        wanted = { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler };
+        continue;
+      }
+      wanted.stallThresholdMs = Math.min(wanted.stallThresholdMs, loopLag.stallThresholdMs);
+      wanted.captureStacks ||= loopLag.captureStacks;
+      wanted.maxStacksPerMinute = Math.max(wanted.maxStacksPerMinute, loopLag.maxStacksPerMinute);
+      if (loopLag.profiler && (!wanted.profiler || loopLag.profiler.intervalMs < wanted.profiler.intervalMs))
+        wanted.profiler = loopLag.profiler;
+    }
+    return wanted;
+  }
+
+  #wantedTracker(): TrackerConfig | undefined {
+    let wanted: TrackerConfig | undefined;
+    for (const { promises } of this.#slots.values()) {
+      if (!promisesOn(promises)) continue;
+      if (!wanted) {
+        wanted = { ...promises, mode: promises.mode === 'full' ? 'full' : 'sampled' };
+        continue;
+      }
+      if (promises.mode === 'full') wanted.mode = 'full';
+      wanted.leakAfterMs = Math.min(wanted.leakAfterMs, promises.leakAfterMs);
+      wanted.sampleWindowMs = Math.max(wanted.sampleWindowMs, promises.sampleWindowMs);
+      wanted.sampleIntervalMs = Math.min(wanted.sampleIntervalMs, promises.sampleIntervalMs);
+      wanted.maxTracked = Math.max(wanted.maxTracked, promises.maxTracked);
+      wanted.stackDepth = Math.max(wanted.stackDepth, promises.stackDepth);
+      if (promises.frameFilter !== wanted.frameFilter && !this.#warnedFrameFilter) {
+        this.#warnedFrameFilter = true;
+        this.#error(
+          'monitors in this process pass different promises.frameFilter functions',
+          new Error('the promise tracker is one per process and uses the first monitor’s; pass the same function to every monitor'),
+        );
+      }
+    }
+    // Windows that overlap mean tracking all the time.
+    if (wanted && wanted.sampleIntervalMs <= wanted.sampleWindowMs) wanted.mode = 'full';
+    return wanted;
+  }
+
+  #startWatchdog(config: WatchdogConfig): void {
+    const watchdog = createStallWatchdog<Tagged>({
+      thresholdMs: config.stallThresholdMs,
+      captureStacks: config.captureStacks,
+      maxStacksPerMinute: config.maxStacksPerMinute,
+      profiler: config.profiler,
+      getScope: () => this.#tag(scopeStore.getStore()),
+      inflight: () => this.#inflightCount(),
+      candidates: () => this.#candidates(),
+      onStall: (report) => this.#onStall(report),
+      onError: (what, error) => this.#error(what, error),
+    });
+    this.#watchdog = watchdog;
+    this.#safely('the stall watchdog failed to start', () => watchdog.start());
+  }
+
+  #startTracker(config: TrackerConfig): void {
+    const tracker = createPromiseTracker<RequestScope>({
+      ...config,
+      getScope: () => scopeStore.getStore(),
+      onReport: (report) => this.#onPromise(report),
+      onError: (what, error) => this.#error(what, error),
+    });
+    this.#tracker = tracker;
+    this.#safely('the promise tracker failed to start', () => tracker.start());
+  }
+
+  #tag(scope: RequestScope | undefined): Tagged | undefined {
+    return scope === undefined ? undefined : { s: scope, m: this.#owners.get(scope) };
+  }
+
+  #inflightCount(): number {
+    let n = 0;
+    for (const slot of this.#slots.values()) n += slot.ref.deref()?.inflight().size ?? 0;
+    return n;
+  }
+
+  *#candidates(): Generator<Tagged> {
+    const single = this.#slots.size === 1;
+    for (const slot of this.#slots.values()) {
+      const member = slot.ref.deref();
+      if (!member) continue;
+      for (const s of member.inflight()) yield { s, m: single ? undefined : slot.id };
+    }
+  }
+
+  #onStall(raw: WatchdogStallReport<Tagged>): void {
+    const { request, candidates, ...rest } = raw;
+    const report: StallReport = rest;
+    let owner = request?.m;
+    if (request) report.request = request.s;
+    if (candidates) {
+      report.candidates = candidates.map((c) => c.s);
+      // A stall with no established request belongs to a monitor only if every candidate does.
+      if (!request && candidates.length > 0 && candidates.every((c) => c.m !== undefined && c.m === candidates[0]?.m)) {
+        owner = candidates[0]?.m;
+      }
+    }
+    const accepts = (slot: Slot) => slot.loopLag !== false && report.durationMs >= slot.loopLag.stallThresholdMs;
+    const slot = this.#recipient(owner, accepts);
+    const member = slot?.ref.deref();
+    if (!slot || !member) return;
+    if (slot.loopLag && !slot.loopLag.captureStacks && report.stack.length > 0) {
+      report.stack = [];
+      report.stackSource = 'none';
+      report.stackSkipped = 'disabled';
+    }
+    member.deliver(report);
+  }
+
+  #onPromise(report: TrackedPromiseReport<RequestScope>): void {
+    const owner = report.request === undefined ? undefined : this.#owners.get(report.request);
+    const slot = this.#recipient(owner, (s) => promisesOn(s.promises));
+    slot?.ref.deref()?.deliver(report as PromiseReport);
+  }
+
+  /**
+   * The monitor a report goes to: the owner of its request if that monitor wants it; with no
+   * owner, the longest-running monitor that wants it. Never more than one.
+   */
+  #recipient(owner: number | undefined, accepts: (slot: Slot) => boolean): Slot | undefined {
+    if (owner !== undefined) {
+      const slot = this.#slots.get(owner);
+      if (slot?.ref.deref()) return accepts(slot) ? slot : undefined;
+    }
+    for (const slot of this.#slots.values()) if (slot.ref.deref() && accepts(slot)) return slot;
+    return undefined;
+  }
+
+  /** A failure of a shared part, told to one monitor (each warns once per kind of failure). */
+  #error(what: string, error: unknown): void {
+    for (const slot of this.#slots.values()) {
+      const member = slot.ref.deref();
+      if (!member) continue;
+      member.reportError(what, error);
+      return;
+    }
+  }
+
+  #safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#error(what, error);
+    }
+  }
+}
+
+// One hub per process, shared by the ESM and CJS builds and by copies of @loopsight/core in
+// node_modules, as the scope store is.
+const KEY = Symbol.for('loopsight.core.hub.v1');
+const holder = globalThis as typeof globalThis & { [KEY]?: Hub };
+
+let cached: Hub | undefined;
+
+/** The process's hub; created on first use (a monitor's start()), never on import. */
+export function hub(): Hub {
+  cached ??= holder[KEY] ??= new Hub();
+  return cached;
+}
