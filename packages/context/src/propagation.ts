@@ -6,12 +6,28 @@ import { currentScope, type Exporter } from '@loopsight/core';
 
 type OnError = (what: string, error: unknown) => void;
 
-// Header names to set, with how many enablers asked for each.
-const wanted = new Map<string, number>();
-const errorSinks = new Set<OnError>();
+interface Shared {
+  /** Header names to set, with how many enablers asked for each. */
+  readonly wanted: Map<string, number>;
+  readonly errorSinks: Set<OnError>;
+  /** Undoes what the build that installed the hooks did; set while installed. */
+  uninstall: (() => void) | undefined;
+}
+
+// One set of hooks per process: the ESM and CJS builds (or two copies) would otherwise each wrap
+// http.request and subscribe to the client channels.
+const KEY = Symbol.for('loopsight.context.propagation.v1');
+const holder = globalThis as typeof globalThis & { [KEY]?: Shared };
+holder[KEY] ??= { wanted: new Map(), errorSinks: new Set(), uninstall: undefined };
+const shared: Shared = holder[KEY];
+const { wanted, errorSinks } = shared;
 
 function contain(what: string, error: unknown): void {
-  for (const sink of errorSinks) sink(what, error);
+  // Told once, not once per enabler: each sink is a monitor that would warn on its own.
+  for (const sink of errorSinks) {
+    sink(what, error);
+    return;
+  }
 }
 
 /** The header names outbound requests carry the id in. */
@@ -129,7 +145,7 @@ function unwrap(mod: ClientModule, { original, wrapper }: { original: ClientModu
   if (mod.get === wrapper.get) mod.get = original.get;
 }
 
-function install(): void {
+function install(): () => void {
   diagnosticsChannel.subscribe('undici:request:create', onUndiciRequest);
   diagnosticsChannel.subscribe('http.client.request.created', onHttpRequestCreated);
   if (NEEDS_WRAP) {
@@ -137,6 +153,7 @@ function install(): void {
     wrap(https);
     syncBuiltinESMExports();
   }
+  return uninstall;
 }
 
 function uninstall(): void {
@@ -154,7 +171,7 @@ function uninstall(): void {
  */
 export function enablePropagation(header = 'x-request-id', onError?: OnError): () => void {
   const name = header.toLowerCase();
-  if (wanted.size === 0) install();
+  if (wanted.size === 0) shared.uninstall ??= install();
   wanted.set(name, (wanted.get(name) ?? 0) + 1);
   if (onError) errorSinks.add(onError);
   let enabled = true;
@@ -165,19 +182,30 @@ export function enablePropagation(header = 'x-request-id', onError?: OnError): (
     const count = (wanted.get(name) ?? 1) - 1;
     if (count > 0) wanted.set(name, count);
     else wanted.delete(name);
-    if (wanted.size === 0) uninstall();
+    if (wanted.size === 0) {
+      shared.uninstall?.();
+      shared.uninstall = undefined;
+    }
   };
 }
 
-/** Outbound propagation as a monitor component: on while the monitor runs. */
+// Nobody stops the monitor of an Express or Koa app; propagation must not keep it (and its app)
+// alive, and goes when it goes.
+const released = new FinalizationRegistry<() => void>((disable) => disable());
+
+/** Outbound propagation as a monitor component: on while the monitor runs, or until it is collected. */
 export function propagation(header: string): Exporter {
   let disable: (() => void) | undefined;
+  const token = {};
   return {
     name: 'loopsight:propagation',
     start(monitor) {
-      disable = enablePropagation(header, (what, error) => monitor.reportError(what, error));
+      const ref = new WeakRef(monitor);
+      disable = enablePropagation(header, (what, error) => ref.deref()?.reportError(what, error));
+      released.register(monitor, disable, token);
     },
     stop() {
+      released.unregister(token);
       disable?.();
       disable = undefined;
     },

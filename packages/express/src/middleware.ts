@@ -6,6 +6,43 @@ import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
 interface ExpressRequest extends IncomingMessage {
   baseUrl?: string;
   route?: { path: unknown };
+  app?: ExpressApp;
+}
+
+interface RouterFlags {
+  strict?: unknown;
+  caseSensitive?: unknown;
+}
+
+/** Express 5 keeps its router at `app.router`, Express 4 at `app._router`. */
+interface ExpressApp {
+  enabled?(setting: string): boolean;
+  router?: RouterFlags;
+  _router?: RouterFlags;
+}
+
+const ROUTER_SETTINGS = [
+  ['strict routing', 'strict'],
+  ['case sensitive routing', 'caseSensitive'],
+] as const;
+
+/**
+ * Express fixes its router's `strict routing` and `case sensitive routing` when the router is
+ * made, by the app's first `app.use()`: a setting changed after mounting loopsight first is
+ * silently ignored (true of any first middleware). The settings and the router disagree then;
+ * say so once, with the fix.
+ */
+function checkRouterSettings(app: ExpressApp | undefined, warn: (message: string) => void): void {
+  if (typeof app?.enabled !== 'function') return;
+  const router = Object.hasOwn(app, '_router') ? app._router : app.router;
+  if (router === undefined) return;
+  for (const [setting, flag] of ROUTER_SETTINGS) {
+    const wanted = app.enabled(setting);
+    if (Boolean(router[flag]) === wanted) continue;
+    warn(
+      `loopsight: app.set('${setting}', ${wanted}) came after the first app.use() (loopsight's), when Express had already made its router; Express ignores it. Call app.set() before app.use(loopsight()).`,
+    );
+  }
 }
 
 export type ExpressMiddleware = ((req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void) & {
@@ -36,8 +73,24 @@ export function loopsight(options?: AdapterOptions): ExpressMiddleware {
   const { monitor } = monitorFor(options);
   const handle = createHttpHandler(monitor, { route: expressRoute });
   monitor.start();
+  let checked = false;
+  const warn = (message: string) => {
+    try {
+      monitor.options.logger.warn(message);
+    } catch {
+      // A broken logger must not fail the request.
+    }
+  };
   // Named, so that tracing tools that name spans after middleware show "loopsight".
   const middleware = function loopsight(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void {
+    if (!checked) {
+      checked = true;
+      try {
+        checkRouterSettings((req as ExpressRequest).app, warn);
+      } catch {
+        // A look at Express's internals, nothing the request depends on.
+      }
+    }
     handle(req, res, req as ExpressRequest, next);
   };
   return Object.assign(middleware, { monitor });
