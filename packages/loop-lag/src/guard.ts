@@ -107,7 +107,7 @@ export class Guard implements OverloadGuard {
   #observeGc(): void {
     this.#gc = new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) {
-        if ((entry.detail as { kind?: number } | undefined)?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
+        if ((entry as { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
         this.#heapAfterGc = getHeapStatistics().used_heap_size;
         this.#heapAge = 0;
         return;
