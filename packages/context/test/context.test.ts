@@ -56,10 +56,11 @@ describe('getCorrelationId / withCorrelationId', () => {
     expect(scope).toMatchObject({ correlationId: 'child', method: 'CRON', route: 'nightly' });
   });
 
-  it('refuses a non-string or oversized id', () => {
-    expect(() => withCorrelationId(42 as unknown as string, () => 1)).toThrow(TypeError);
-    expect(() => withCorrelationId('', () => 1)).toThrow(/non-empty string/);
-    expect(() => withCorrelationId('x'.repeat(2000), () => 1)).toThrow(/at most 1024/);
+  it('replaces a non-string, empty or oversized id with a fresh one instead of throwing', () => {
+    for (const id of [42 as unknown as string, '', 'x'.repeat(2000)]) {
+      expect(withCorrelationId(id, () => getCorrelationId())).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    expect(() => withCorrelationId('ok', 42 as never)).toThrow(/fn must be a function/);
   });
 
   it('gives headers for hand-made outbound calls', () => {
