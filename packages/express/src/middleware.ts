@@ -1,27 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHttpHandler } from '@loopsight/context';
 import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
-
-/** The parts of Express's request the route template is read from. */
-interface ExpressRequest extends IncomingMessage {
-  baseUrl?: string;
-  route?: { path: unknown };
-}
+import { type ExpressRequest, expressRoute } from './route.js';
 
 export type ExpressMiddleware = ((req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void) & {
   /** The monitor this middleware reports to. */
   readonly monitor: Monitor;
 };
-
-// Express sets req.route only once a route matched, so this is read lazily; baseUrl is the mount
-// path of the router the route belongs to.
-function expressRoute(req: ExpressRequest): string | undefined {
-  const route = req.route;
-  if (route === undefined) return undefined;
-  const path = String(route.path);
-  const base = req.baseUrl ?? '';
-  return base !== '' && path === '/' ? base : base + path;
-}
 
 /**
  * Express 4 and 5 middleware: gives every request a correlation id and a scope, and records its
