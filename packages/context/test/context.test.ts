@@ -124,6 +124,23 @@ describe('createHttpHandler with custom correlation options', () => {
     }
   });
 
+  it('with accept: [] trusts no traceparent either, unless traceparent is set to true', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const none = await serve({ correlation: { accept: [] } });
+    try {
+      const { id } = await none.get({ traceparent, 'x-request-id': 'from-client' });
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await none.close();
+    }
+    const asked = await serve({ correlation: { accept: [], traceparent: true } });
+    try {
+      expect((await asked.get({ traceparent })).id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    } finally {
+      await asked.close();
+    }
+  });
+
   it('uses a custom validator and generator, and does not echo when echo is false', async () => {
     let n = 0;
     const app = await serve({ correlation: { validate: /^ord-\d+$/, generate: () => `gen-${++n}`, echo: false } });

@@ -169,9 +169,42 @@ function fn<T>(path: string, value: unknown, fallback: T): T {
   return value as T;
 }
 
+/**
+ * Never a correlation header: `header` is echoed on every response and set on every outbound
+ * request, and `accept` is echoed and logged. Credentials would leak, framing and hop-by-hop headers
+ * would break the message, and trace context would be overwritten with an id.
+ */
+const REFUSED_HEADERS = Object.freeze([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'www-authenticate',
+  'proxy-authenticate',
+  'host',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'expect',
+  'location',
+  'traceparent',
+  'tracestate',
+]);
+
 function headerName(path: string, value: unknown): string {
   if (typeof value !== 'string' || !HEADER_NAME.test(value)) fail(path, 'an HTTP header name (RFC 9110 token)', value);
-  return value.toLowerCase();
+  const name = value.toLowerCase();
+  if (REFUSED_HEADERS.includes(name)) {
+    fail(path, `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`, value);
+  }
+  return name;
 }
 
 function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
@@ -256,7 +289,8 @@ function resolveCorrelation(value: unknown): ResolvedCorrelation {
   return Object.freeze({
     header: o.header === undefined ? DEFAULT_CORRELATION.header : headerName('correlation.header', o.header),
     accept,
-    traceparent: bool('correlation.traceparent', o.traceparent, DEFAULT_CORRELATION.traceparent),
+    // `accept: []` means "trust no incoming id": a traceparent is incoming too, unless asked for.
+    traceparent: bool('correlation.traceparent', o.traceparent, accept.length > 0),
     validate: resolveValidate(o.validate),
     generate: fn('correlation.generate', o.generate, DEFAULT_CORRELATION.generate),
     echo: bool('correlation.echo', o.echo, DEFAULT_CORRELATION.echo),
