@@ -69,7 +69,8 @@ export function withCorrelationId<T>(id: string, fn: () => T): T {
  */
 export function correlationHeaders(): Record<string, string> {
   const id = getCorrelationId();
-  if (id === undefined) return {};
+  // A scope made by hand (runInScope) is not checked when it opens: never hand out an unusable id.
+  if (id === undefined || idRefusal(id) !== undefined) return {};
   const headers: Record<string, string> = {};
   for (const name of propagatedHeaders()) headers[name] = id;
   if (Object.keys(headers).length === 0) headers[DEFAULT_HEADER] = id;

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHttpHandler, getCorrelationId, withCorrelationId } from '@loopsight/context';
+import { correlationHeaders, createHttpHandler, getCorrelationId, withCorrelationId } from '@loopsight/context';
 import { createMonitor, type Monitor, runInScope } from '@loopsight/core';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,7 @@ describe('hostile correlation ids', () => {
 
   it('a scope opened by hand with a hostile id (runInScope): outbound requests go out untagged, never fail', async () => {
     for (const [, hostile] of HOSTILE) {
+      expect(runInScope({ correlationId: hostile, startedAt: Date.now() }, correlationHeaders)).toEqual({});
       const { results } = await runInScope({ correlationId: hostile, startedAt: Date.now() }, callOut);
       for (const r of results) {
         expect(r.status).toBe(200);
