@@ -71,22 +71,23 @@ function decode(segment: string): string {
 
 /**
  * router before 2.3 keeps no pattern: each parameter's value is put back as `:name` on the
- * segment it came from, left to right. A parameter that is not a whole segment ('/f-:name.:ext')
- * gives no template rather than a guess that could carry the value.
+ * segment it came from. Right to left, each on the rightmost segment that fits: in REST paths a
+ * literal comes before its parameter (`/orgs/:org` with the id `orgs`). A parameter that is not a
+ * whole segment ('/f-:name.:ext') gives no template rather than a guess that could carry the value.
  */
 function substitute(matched: string, params: unknown): string | undefined {
   if (typeof params !== 'object' || params === null) return undefined;
   const segments = matched.split('/');
-  let from = 1;
-  for (const [name, value] of Object.entries(params)) {
+  let before = segments.length;
+  for (const [name, value] of Object.entries(params).reverse()) {
     const parts = Array.isArray(value) ? value.map(String) : [String(value)];
     let at = -1;
-    for (let i = from; i + parts.length <= segments.length && at === -1; i++) {
+    for (let i = before - parts.length; i >= 1 && at === -1; i--) {
       if (parts.every((p, j) => decode(segments[i + j] ?? '') === p)) at = i;
     }
     if (at === -1) return undefined;
     segments.splice(at, parts.length, Array.isArray(value) ? `*${name}` : `:${name}`);
-    from = at + 1;
+    before = at;
   }
   return segments.join('/');
 }

@@ -6,6 +6,7 @@ import express5 from 'express';
 import express4 from 'express4';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { expressRoute } from '../src/route.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: Express 4 and 5 are loaded side by side, untyped.
 async function serve(createExpress: any) {
@@ -91,5 +92,42 @@ describe.each([
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('router 2.0–2.2 (Express 5 before router 2.3 kept the mount pattern)', () => {
+  // Those versions' Layer#match returns true and leaves the matched text and decoded params on the
+  // layer; the installed router is 2.3, so the shape is built here from its documented behaviour.
+  function mountLayer(matcher: RegExp, names: string[], inner: unknown[]) {
+    const layer = {
+      path: undefined as string | undefined,
+      params: undefined as Record<string, string> | undefined,
+      handle: { stack: inner },
+      match(path: string) {
+        const m = matcher.exec(path);
+        if (m === null) return false;
+        layer.path = m[0];
+        layer.params = Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1] ?? '')]));
+        return true;
+      },
+    };
+    return layer;
+  }
+  const route = { path: '/:member' };
+  const teams = mountLayer(/^\/teams\/([^/]+)/i, ['team'], [{ route }]);
+  const app = { router: { stack: [{ route: { path: '/other' } }, mountLayer(/^\/orgs\/([^/]+)/i, ['org'], [teams])] } };
+  const resolve = (url: string) => expressRoute({ route, baseUrl: '/orgs/x/teams/y', originalUrl: url, app } as never);
+
+  it('puts each parameter back on the segment it came from', () => {
+    expect(resolve('/orgs/acme/teams/t1/m9')).toBe('/orgs/:org/teams/:team/:member');
+    // A value that is also a literal of the pattern, and an encoded one.
+    expect(resolve('/orgs/orgs/teams/teams/m9?x=1')).toBe('/orgs/:org/teams/:team/:member');
+    expect(resolve('/orgs/a%20b/teams/t%2F1/m9')).toBe('/orgs/:org/teams/:team/:member');
+  });
+
+  it('gives no template when a parameter is not a whole segment, rather than a guess', () => {
+    const partial = mountLayer(/^\/files\/f-([^/.]+)\.json/i, ['name'], [{ route }]);
+    const odd = { router: { stack: [partial] } };
+    expect(expressRoute({ route, baseUrl: '/files/f-x.json', originalUrl: '/files/f-report.json/1', app: odd } as never)).toBeUndefined();
   });
 });
