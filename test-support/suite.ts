@@ -133,6 +133,25 @@ export function adapterSuite(framework: Framework): void {
       expect(record.durationMs).toBeGreaterThanOrEqual(0);
     });
 
+    it('labels many distinct paths of one route with its template, and a request no route matched with none', async () => {
+      const records: RequestRecord[] = [];
+      const listener = (record: RequestRecord) => records.push(record);
+      app.monitor.on('request', listener);
+      try {
+        for (let i = 0; i < 50; i++) await (await request(`${app.url}/users/u-${i}`, { dispatcher: agent })).body.dump();
+        const missing = await request(`${app.url}/nowhere/4711`, { dispatcher: agent });
+        await missing.body.dump();
+        expect(missing.statusCode).toBe(404);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      } finally {
+        app.monitor.off('request', listener);
+      }
+      expect(records).toHaveLength(51);
+      expect(new Set(records.slice(0, 50).map((r) => r.route))).toEqual(new Set(['/users/:id']));
+      // No template known: exporters label it __unrouted__; the path is never used.
+      expect(records[50]?.route).toBeUndefined();
+    });
+
     it('generates a fresh id when none comes in, and falls back to the traceparent trace id', async () => {
       const plain = await request(`${app.url}/users/1`, { dispatcher: agent });
       const plainBody = (await plain.body.json()) as { id: string };

@@ -1,7 +1,24 @@
-import { currentScope, MAX_ID_LENGTH, type RequestScope, runInScope } from '@loopsight/core';
+import { randomUUID } from 'node:crypto';
+import { currentScope, idRefusal, type RequestScope, runInScope } from '@loopsight/core';
 import { propagatedHeaders } from './propagation.js';
 
 const DEFAULT_HEADER = 'x-request-id';
+let warned = false;
+
+/**
+ * There is no monitor to count in here (the id may be set outside any request, by code that never
+ * saw one): a refused id is replaced and said once per process, as a LOOPSIGHT_WARNING.
+ */
+function replaceRefused(): string {
+  if (!warned) {
+    warned = true;
+    process.emitWarning(
+      'loopsight: withCorrelationId() was given an id that is not 1-1024 visible ASCII characters; the work ran under a fresh id (said once)',
+      { code: 'LOOPSIGHT_WARNING' },
+    );
+  }
+  return randomUUID();
+}
 
 /**
  * The correlation id of the request or job that is running, or `undefined` outside any.
@@ -15,16 +32,16 @@ export function getCorrelationId(): string | undefined {
 
 /**
  * Runs `fn` with `id` as the correlation id, across every await and callback it starts. Inside a
- * request, the request's method, route and start stay; only the id changes.
+ * request, the request's method, route and start stay; only the id changes. An id that is not 1 to
+ * 1024 visible ASCII characters (or not a string) is replaced by a fresh UUID, never thrown.
  *
  * @example
  * await withCorrelationId(message.headers['x-request-id'], () => handle(message));
  */
 export function withCorrelationId<T>(id: string, fn: () => T): T {
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
-    throw new TypeError(`loopsight: withCorrelationId() id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
-  }
   if (typeof fn !== 'function') throw new TypeError('loopsight: withCorrelationId() fn must be a function');
+  // Ids often come straight from a message's headers: a hostile one must not reach logs or outbound requests.
+  if (idRefusal(id) !== undefined) id = replaceRefused();
   const parent = currentScope();
   const scope: RequestScope =
     parent === undefined
@@ -52,7 +69,8 @@ export function withCorrelationId<T>(id: string, fn: () => T): T {
  */
 export function correlationHeaders(): Record<string, string> {
   const id = getCorrelationId();
-  if (id === undefined) return {};
+  // A scope made by hand (runInScope) is not checked when it opens: never hand out an unusable id.
+  if (id === undefined || idRefusal(id) !== undefined) return {};
   const headers: Record<string, string> = {};
   for (const name of propagatedHeaders()) headers[name] = id;
   if (Object.keys(headers).length === 0) headers[DEFAULT_HEADER] = id;

@@ -1,13 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { MAX_ID_LENGTH, type Monitor, type RejectReason, type ResolvedCorrelation } from '@loopsight/core';
+import { generateId, idRefusal, type Monitor, type RejectReason, type ResolvedCorrelation } from '@loopsight/core';
 
 const MAX_TRACEPARENT_LENGTH = 512;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/;
 const ZERO_TRACE_ID = '0'.repeat(32);
 const ZERO_PARENT_ID = '0'.repeat(16);
-// Lengths above this are reported as too_long rather than invalid (the default accepts up to 128).
-const LONG_ID = 128;
 
 /** The trace id of a valid W3C traceparent header, or undefined. */
 export function traceIdOf(traceparent: string): string | undefined {
@@ -37,26 +34,7 @@ function refuse(
   if (typeof value !== 'string') return 'duplicate';
   // Node joins repeated headers with ', '; only then is it worth scanning rawHeaders.
   if (value.includes(',') && occurrences(req.rawHeaders, name) > 1) return 'duplicate';
-  if (value.length > MAX_ID_LENGTH) return 'too_long';
-  let ok = false;
-  try {
-    ok = config.validate(value) === true;
-  } catch (error) {
-    monitor.reportError('options.correlation.validate threw', error);
-  }
-  if (ok) return undefined;
-  return value.length > LONG_ID ? 'too_long' : 'invalid';
-}
-
-function generate(config: ResolvedCorrelation, monitor: Monitor): string {
-  try {
-    const id = config.generate();
-    if (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_LENGTH) return id;
-    monitor.reportError('options.correlation.generate returned no usable id', new TypeError(`got ${typeof id}`));
-  } catch (error) {
-    monitor.reportError('options.correlation.generate threw', error);
-  }
-  return randomUUID();
+  return idRefusal(value, config.validate, monitor);
 }
 
 /**
@@ -85,5 +63,5 @@ export function acceptIncoming(req: IncomingMessage, config: ResolvedCorrelation
       if (traceId !== undefined) return traceId;
     }
   }
-  return generate(config, monitor);
+  return generateId(config, monitor);
 }

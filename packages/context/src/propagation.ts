@@ -2,7 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import http, { type ClientRequest, type RequestOptions } from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
-import { currentScope, type Exporter } from '@loopsight/core';
+import { currentScope, type Exporter, idRefusal, type RequestScope } from '@loopsight/core';
 
 type OnError = (what: string, error: unknown) => void;
 
@@ -30,6 +30,17 @@ function contain(what: string, error: unknown): void {
   }
 }
 
+/**
+ * The id to put on an outbound request, or undefined. Every way of opening a scope validates its
+ * id, but runInScope() and hand-made scopes do not: an id with a control character would make
+ * http.request throw into the caller (ERR_INVALID_CHAR), so it goes out untagged instead.
+ */
+function outboundId(scope: RequestScope | undefined): string | undefined {
+  if (scope === undefined) return undefined;
+  const id = scope.correlationId;
+  return idRefusal(id) === undefined ? id : undefined;
+}
+
 /** The header names outbound requests carry the id in. */
 export function propagatedHeaders(): IterableIterator<string> {
   return wanted.keys();
@@ -48,23 +59,23 @@ function undiciHas(headers: UndiciRequest['headers'], name: string): boolean {
 }
 
 function onUndiciRequest(message: unknown): void {
-  const scope = currentScope();
-  if (scope === undefined) return;
+  const id = outboundId(currentScope());
+  if (id === undefined) return;
   try {
     const { request } = message as { request: UndiciRequest };
-    for (const name of wanted.keys()) if (!undiciHas(request.headers, name)) request.addHeader(name, scope.correlationId);
+    for (const name of wanted.keys()) if (!undiciHas(request.headers, name)) request.addHeader(name, id);
   } catch (error) {
     contain('setting the correlation header on a fetch/undici request failed', error);
   }
 }
 
 function onHttpRequestCreated(message: unknown): void {
-  const scope = currentScope();
-  if (scope === undefined) return;
+  const id = outboundId(currentScope());
+  if (id === undefined) return;
   try {
     const { request } = message as { request: ClientRequest };
     if (request.headersSent) return;
-    for (const name of wanted.keys()) if (request.getHeader(name) === undefined) request.setHeader(name, scope.correlationId);
+    for (const name of wanted.keys()) if (request.getHeader(name) === undefined) request.setHeader(name, id);
   } catch (error) {
     contain('setting the correlation header on an http request failed', error);
   }
@@ -109,16 +120,15 @@ function withHeaders(options: RequestOptions, id: string): RequestOptions {
 }
 
 function injectArgs(args: unknown[]): unknown[] {
-  const scope = currentScope();
-  if (scope === undefined) return args;
+  const id = outboundId(currentScope());
+  if (id === undefined) return args;
   try {
     const [first, second] = args;
     if (typeof first === 'string' || first instanceof URL) {
-      if (typeof second === 'object' && second !== null)
-        return [first, withHeaders(second as RequestOptions, scope.correlationId), ...args.slice(2)];
-      return [first, withHeaders({}, scope.correlationId), ...args.slice(1)];
+      if (typeof second === 'object' && second !== null) return [first, withHeaders(second as RequestOptions, id), ...args.slice(2)];
+      return [first, withHeaders({}, id), ...args.slice(1)];
     }
-    if (typeof first === 'object' && first !== null) return [withHeaders(first as RequestOptions, scope.correlationId), ...args.slice(1)];
+    if (typeof first === 'object' && first !== null) return [withHeaders(first as RequestOptions, id), ...args.slice(1)];
   } catch (error) {
     contain('setting the correlation header on an http request failed', error);
   }

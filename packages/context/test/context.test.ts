@@ -56,10 +56,11 @@ describe('getCorrelationId / withCorrelationId', () => {
     expect(scope).toMatchObject({ correlationId: 'child', method: 'CRON', route: 'nightly' });
   });
 
-  it('refuses a non-string or oversized id', () => {
-    expect(() => withCorrelationId(42 as unknown as string, () => 1)).toThrow(TypeError);
-    expect(() => withCorrelationId('', () => 1)).toThrow(/non-empty string/);
-    expect(() => withCorrelationId('x'.repeat(2000), () => 1)).toThrow(/at most 1024/);
+  it('replaces a non-string, empty or oversized id with a fresh one instead of throwing', () => {
+    for (const id of [42 as unknown as string, '', 'x'.repeat(2000)]) {
+      expect(withCorrelationId(id, () => getCorrelationId())).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    expect(() => withCorrelationId('ok', 42 as never)).toThrow(/fn must be a function/);
   });
 
   it('gives headers for hand-made outbound calls', () => {
@@ -120,6 +121,23 @@ describe('createHttpHandler with custom correlation options', () => {
       expect(app.monitor.counters().correlationIdsRejected.invalid).toBe(1);
     } finally {
       await app.close();
+    }
+  });
+
+  it('with accept: [] trusts no traceparent either, unless traceparent is set to true', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const none = await serve({ correlation: { accept: [] } });
+    try {
+      const { id } = await none.get({ traceparent, 'x-request-id': 'from-client' });
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await none.close();
+    }
+    const asked = await serve({ correlation: { accept: [], traceparent: true } });
+    try {
+      expect((await asked.get({ traceparent })).id).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    } finally {
+      await asked.close();
     }
   });
 

@@ -20,17 +20,29 @@ class HttpScope<A> implements RequestScope {
   #route: string | undefined;
   #resolve: RouteResolver<A> | undefined;
   #arg: A | undefined;
+  readonly #monitor: Monitor;
 
-  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A) {
+  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A, monitor: Monitor) {
     this.correlationId = correlationId;
     this.method = method;
     this.startedAt = Date.now();
     this.#resolve = resolve;
     this.#arg = arg;
+    this.#monitor = monitor;
   }
 
   get route(): string | undefined {
-    if (this.#route === undefined && this.#resolve !== undefined) this.#route = this.#resolve(this.#arg as A);
+    if (this.#route === undefined && this.#resolve !== undefined) {
+      try {
+        this.#route = this.#resolve(this.#arg as A);
+      } catch (error) {
+        // Read from res.on('close'), listeners and reports: a throw there would be uncaught.
+        // The route stays unknown (__unrouted__), and the resolver is not asked again.
+        this.#resolve = undefined;
+        this.#arg = undefined;
+        this.#monitor.reportError('the route resolver threw', error);
+      }
+    }
     return this.#route;
   }
 
@@ -81,7 +93,7 @@ export function trackRequest<A, R>(
   routeArg: A,
   next: () => R,
 ): R {
-  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg);
+  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
   const t0 = performance.now();
   monitor._begin(scope);
   // 'close' follows 'finish' on every response, and is the only event of an aborted one.

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { hub, type Member, type Parts } from './hub.js';
-import { resolveOptions } from './options.js';
+import { resolveOptions, scopeId } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
@@ -252,10 +252,8 @@ export class Monitor implements MonitorLike {
     if (typeof scope !== 'object' || scope === null) throw new TypeError('loopsight: monitor.run() scope must be an object');
     if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.run() fn must be a function');
     const { correlationId, method, route, startedAt } = scope;
-    if (correlationId !== undefined && typeof correlationId !== 'string') {
-      throw new TypeError('loopsight: monitor.run() scope.correlationId must be a string');
-    }
-    const job: RequestScope = { correlationId: correlationId ?? this.options.correlation.generate(), startedAt: startedAt ?? Date.now() };
+    // A refused id (hostile, or not a string) is replaced and counted, never thrown into the caller.
+    const job: RequestScope = { correlationId: scopeId(correlationId, this.options.correlation, this), startedAt: startedAt ?? Date.now() };
     if (method !== undefined) job.method = method;
     if (route !== undefined) job.route = route;
     const t0 = performance.now();

@@ -5,6 +5,7 @@ import type {
   LoopLagOptions,
   MonitorOptions,
   PromiseOptions,
+  RejectReason,
   Report,
   ResolvedCorrelation,
   ResolvedLoopLag,
@@ -22,6 +23,73 @@ export const DEFAULT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 export const MAX_ID_LENGTH = 1024;
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * What every id must be, whatever `validate` says or wherever it came from: it is echoed, logged
+ * and set on outbound requests, where a control character makes Node's http throw
+ * ERR_INVALID_CHAR into the application and a character above U+00FF fails fetch.
+ */
+const SAFE_ID = /^[\x21-\x7e]+$/;
+// Lengths above this are reported as too_long rather than invalid (the default accepts up to 128).
+const LONG_ID = 128;
+
+/**
+ * Why an id is refused, or undefined when it may be used: a string of 1 to MAX_ID_LENGTH visible
+ * ASCII characters that `validate` (when given) accepts. A throwing `validate` refuses the id.
+ */
+export function idRefusal(id: unknown, validate?: (id: string) => boolean, sink?: Pick<IdSink, 'reportError'>): RejectReason | undefined {
+  if (typeof id !== 'string') return 'invalid';
+  if (id.length > MAX_ID_LENGTH) return 'too_long';
+  // The default pattern is stricter than SAFE_ID: one regexp per id on the request path.
+  let ok = validate === DEFAULT_CORRELATION.validate || SAFE_ID.test(id);
+  if (ok && validate !== undefined) {
+    try {
+      ok = validate(id) === true;
+    } catch (error) {
+      ok = false;
+      sink?.reportError('options.correlation.validate threw', error);
+    }
+  }
+  if (ok) return undefined;
+  return id.length > LONG_ID ? 'too_long' : 'invalid';
+}
+
+/** Where refused ids are counted and contained failures reported: the monitor. */
+export interface IdSink {
+  _rejected(reason: RejectReason): void;
+  reportError(what: string, error: unknown): void;
+}
+
+/**
+ * A fresh id from `correlation.generate`. Its own output is held to the rules every id meets
+ * (charset and length, not the `validate` of incoming ids: that describes what you accept, not what
+ * you make); a refused or thrown one is replaced by a UUID and counted.
+ */
+export function generateId(config: ResolvedCorrelation, sink: IdSink): string {
+  if (config.generate === randomUUID) return randomUUID();
+  let id: unknown;
+  try {
+    id = config.generate();
+  } catch (error) {
+    sink.reportError('options.correlation.generate threw', error);
+    return randomUUID();
+  }
+  const reason = idRefusal(id);
+  if (reason === undefined) return id as string;
+  sink._rejected(reason);
+  return randomUUID();
+}
+
+/**
+ * The id of a scope opened with `candidate` (monitor.run): used when it passes the same checks as
+ * an incoming header, else replaced by a generated one and counted. Never throws.
+ */
+export function scopeId(candidate: unknown, config: ResolvedCorrelation, sink: IdSink): string {
+  if (candidate === undefined) return generateId(config, sink);
+  const reason = idRefusal(candidate, config.validate, sink);
+  if (reason === undefined) return candidate as string;
+  sink._rejected(reason);
+  return generateId(config, sink);
+}
 
 export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   resolutionMs: 10,
@@ -101,9 +169,42 @@ function fn<T>(path: string, value: unknown, fallback: T): T {
   return value as T;
 }
 
+/**
+ * Never a correlation header: `header` is echoed on every response and set on every outbound
+ * request, and `accept` is echoed and logged. Credentials would leak, framing and hop-by-hop headers
+ * would break the message, and trace context would be overwritten with an id.
+ */
+const REFUSED_HEADERS = Object.freeze([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'www-authenticate',
+  'proxy-authenticate',
+  'host',
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'expect',
+  'location',
+  'traceparent',
+  'tracestate',
+]);
+
 function headerName(path: string, value: unknown): string {
   if (typeof value !== 'string' || !HEADER_NAME.test(value)) fail(path, 'an HTTP header name (RFC 9110 token)', value);
-  return value.toLowerCase();
+  const name = value.toLowerCase();
+  if (REFUSED_HEADERS.includes(name)) {
+    fail(path, `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`, value);
+  }
+  return name;
 }
 
 function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
@@ -188,7 +289,8 @@ function resolveCorrelation(value: unknown): ResolvedCorrelation {
   return Object.freeze({
     header: o.header === undefined ? DEFAULT_CORRELATION.header : headerName('correlation.header', o.header),
     accept,
-    traceparent: bool('correlation.traceparent', o.traceparent, DEFAULT_CORRELATION.traceparent),
+    // `accept: []` means "trust no incoming id": a traceparent is incoming too, unless asked for.
+    traceparent: bool('correlation.traceparent', o.traceparent, accept.length > 0),
     validate: resolveValidate(o.validate),
     generate: fn('correlation.generate', o.generate, DEFAULT_CORRELATION.generate),
     echo: bool('correlation.echo', o.echo, DEFAULT_CORRELATION.echo),

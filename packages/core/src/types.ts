@@ -260,7 +260,7 @@ export interface ShedOptions {
   maxEventLoopDelayMs?: number;
   /** Shed while the loop's utilization over a sample interval exceeds this, 0..1. */
   maxEventLoopUtilization?: number;
-  /** Shed while V8's used heap exceeds this many bytes. */
+  /** Shed while V8's used heap after the last major GC exceeds this many bytes. */
   maxHeapUsedBytes?: number;
   /** The Retry-After header, seconds. Default 10. */
   retryAfterSeconds?: number;

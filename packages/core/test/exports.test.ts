@@ -18,6 +18,8 @@ it('pins the runtime exports of every package', () => {
     'createMonitor',
     'currentScope',
     'detach',
+    'generateId',
+    'idRefusal',
     'isUserFrame',
     'monitorFor',
     'routeLabeler',

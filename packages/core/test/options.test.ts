@@ -30,6 +30,18 @@ const invalid: [string, unknown, string][] = [
     { correlation: { header: 'x request id' } },
     'options.correlation.header must be an HTTP header name (RFC 9110 token) (got "x request id")',
   ],
+  ...['authorization', 'Set-Cookie', 'host', 'content-length', 'cookie', 'transfer-encoding', 'connection', 'traceparent'].map(
+    (name): [string, unknown, string] => [
+      `correlation.header ${name}`,
+      { correlation: { header: name } },
+      `options.correlation.header must be a header name other than authorization, proxy-authorization, cookie, set-cookie`,
+    ],
+  ),
+  [
+    'correlation.accept[0] authorization',
+    { correlation: { accept: ['authorization'] } },
+    'options.correlation.accept[0] must be a header name other than authorization',
+  ],
   ['correlation.accept', { correlation: { accept: 'x-request-id' } }, 'options.correlation.accept must be an array of header names'],
   ['correlation.accept[1]', { correlation: { accept: ['x-id', 'bad:name'] } }, 'options.correlation.accept[1] must be an HTTP header name'],
   ['correlation.traceparent', { correlation: { traceparent: 1 } }, 'options.correlation.traceparent must be true or false (got 1)'],
@@ -82,6 +94,14 @@ describe('createMonitor options', () => {
     expect(monitor.options.loopLag).toBe(false);
     expect(monitor.options.promises).toBe(false);
     expect(monitor.loopStats().count).toBe(0);
+  });
+
+  it('trusts traceparent only when accept is non-empty, or when traceparent is set to true', () => {
+    expect(createMonitor().options.correlation.traceparent).toBe(true);
+    expect(createMonitor({ correlation: { accept: ['x-id'] } }).options.correlation.traceparent).toBe(true);
+    expect(createMonitor({ correlation: { accept: [] } }).options.correlation.traceparent).toBe(false);
+    expect(createMonitor({ correlation: { accept: [], traceparent: true } }).options.correlation.traceparent).toBe(true);
+    expect(createMonitor({ correlation: { traceparent: false } }).options.correlation.traceparent).toBe(false);
   });
 
   it('uses a global RegExp validator without lastIndex drift', () => {

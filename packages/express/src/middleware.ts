@@ -1,13 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHttpHandler } from '@loopsight/context';
 import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
-
-/** The parts of Express's request the route template is read from. */
-interface ExpressRequest extends IncomingMessage {
-  baseUrl?: string;
-  route?: { path: unknown };
-  app?: ExpressApp;
-}
+import { type ExpressRequest, expressRoute } from './route.js';
 
 interface RouterFlags {
   strict?: unknown;
@@ -50,16 +44,6 @@ export type ExpressMiddleware = ((req: IncomingMessage, res: ServerResponse, nex
   readonly monitor: Monitor;
 };
 
-// Express sets req.route only once a route matched, so this is read lazily; baseUrl is the mount
-// path of the router the route belongs to.
-function expressRoute(req: ExpressRequest): string | undefined {
-  const route = req.route;
-  if (route === undefined) return undefined;
-  const path = String(route.path);
-  const base = req.baseUrl ?? '';
-  return base !== '' && path === '/' ? base : base + path;
-}
-
 /**
  * Express 4 and 5 middleware: gives every request a correlation id and a scope, and records its
  * route template. Mount it first.
@@ -86,7 +70,7 @@ export function loopsight(options?: AdapterOptions): ExpressMiddleware {
     if (!checked) {
       checked = true;
       try {
-        checkRouterSettings((req as ExpressRequest).app, warn);
+        checkRouterSettings((req as { app?: ExpressApp }).app, warn);
       } catch {
         // A look at Express's internals, nothing the request depends on.
       }

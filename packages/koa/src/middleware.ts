@@ -25,8 +25,9 @@ function koaRespond(ctx: KoaContextLike, answer: ShedAnswer): void {
   ctx.body = answer.body;
 }
 
+// Only _matchedRoute: @koa/router reads ctx.routerPath as the path to route, which can be the raw path.
 function koaRoute(ctx: KoaContextLike): string | undefined {
-  const route = ctx._matchedRoute ?? ctx.routerPath;
+  const route = ctx._matchedRoute;
   return route === undefined ? undefined : String(route);
 }
 

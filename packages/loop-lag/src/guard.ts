@@ -1,4 +1,4 @@
-import { type EventLoopUtilization, type Histogram, performance } from 'node:perf_hooks';
+import { constants, type EventLoopUtilization, type Histogram, PerformanceObserver, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { createLoopDelayRecorder, type LoopDelayRecorder } from './delay.js';
 import type { GuardOptions, GuardState, OverloadGuard, ShedReason } from './types.js';
@@ -9,6 +9,20 @@ const NS_PER_MS = 1e6;
 const RECOVER_BELOW = 0.8;
 /** ...for this many samples in a row: a single quiet sample between two busy ones is not recovery. */
 const RECOVER_SAMPLES = 2;
+/**
+ * After this many samples in a row overloaded, one request in PROBE_EVERY is let through. Shedding
+ * is meant to let the signal fall; when it does not (the load is not the requests', or the signal
+ * cannot move without work), refusing everything forever is worse than serving a trickle.
+ */
+const PROBE_AFTER_SAMPLES = 10;
+const PROBE_EVERY = 10;
+/**
+ * A heap reading taken after a major GC stands for this many samples. A process that sheds
+ * allocates little, so V8 may not collect again for minutes: without an expiry a reading above the
+ * limit would keep the guard shedding although the live heap may have shrunk since. A process whose
+ * live heap really stays above the limit keeps collecting (and renewing the reading) once served.
+ */
+const HEAP_READING_SAMPLES = 20;
 
 const beyond = (ns: number) => Math.max(0, ns / NS_PER_MS - RESOLUTION_MS);
 
@@ -39,9 +53,10 @@ function loopDelay(h: Histogram): number {
 /**
  * Decides, from signals sampled on an unref'd timer (never per request), whether the process is
  * overloaded: the loop's delay (p90 or time-weighted mean over the last sample interval), its utilization
- * over the same interval, and the V8 heap in use. It enters the overloaded state as soon as one
- * signal passes its limit, and leaves it only when all are well below (hysteresis), so that
- * shedding does not flap.
+ * over the same interval, and the V8 heap that survived the last major GC. It enters the overloaded
+ * state as soon as one signal passes its limit, and leaves it only when the loop signals are well
+ * below (hysteresis) and the heap reading is under its limit or expired, so that shedding neither
+ * flaps nor latches. Past a bounded time overloaded it lets a fraction of requests through.
  */
 export class Guard implements OverloadGuard {
   readonly #options: GuardOptions;
@@ -50,15 +65,29 @@ export class Guard implements OverloadGuard {
   #elu: EventLoopUtilization | undefined;
   #reasons: ShedReason[] = [];
   #quietSamples = 0;
+  #overSamples = 0;
+  #probing = false;
+  #probeCount = 0;
+  #gc: PerformanceObserver | undefined;
+  #heapAfterGc = 0;
+  #heapAge = Number.POSITIVE_INFINITY;
   #signals = { eventLoopDelayMs: 0, eventLoopUtilization: 0, heapUsedBytes: 0 };
 
   constructor(options: GuardOptions) {
     this.#options = options;
   }
 
-  /** The first reason the process is overloaded now, or undefined. One property read: safe per request. */
+  /**
+   * The first reason to shed this request, or undefined. Read once per request: while probing, every
+   * PROBE_EVERY-th read answers undefined, so the decision stays one property read (and, only while
+   * overloaded, a counter).
+   */
   get overloaded(): ShedReason | undefined {
-    return this.#reasons[0];
+    const reason = this.#reasons[0];
+    if (reason === undefined || !this.#probing) return reason;
+    if (++this.#probeCount < PROBE_EVERY) return reason;
+    this.#probeCount = 0;
+    return undefined;
   }
 
   start(): void {
@@ -66,17 +95,41 @@ export class Guard implements OverloadGuard {
     this.#recorder = createLoopDelayRecorder(RESOLUTION_MS);
     this.#recorder.start();
     this.#elu = performance.eventLoopUtilization();
+    if (this.#options.maxHeapUsedBytes !== undefined) this.#observeGc();
     this.#timer = setInterval(() => this.#sample(), this.#options.sampleIntervalMs).unref();
+  }
+
+  /**
+   * used_heap_size counts garbage until V8 collects it, and a process that sheds allocates too
+   * little to make V8 collect: read raw, the heap signal stays wherever the last burst left it. Read
+   * right after a major GC it is the live heap, which only the application can make shrink.
+   */
+  #observeGc(): void {
+    this.#gc = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if ((entry as { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
+        this.#heapAfterGc = getHeapStatistics().used_heap_size;
+        this.#heapAge = 0;
+        return;
+      }
+    });
+    this.#gc.observe({ entryTypes: ['gc'] });
   }
 
   stop(): void {
     if (!this.#timer) return;
     clearInterval(this.#timer);
     this.#recorder?.stop();
+    this.#gc?.disconnect();
+    this.#gc = undefined;
     this.#timer = undefined;
     this.#recorder = undefined;
     this.#reasons = [];
     this.#quietSamples = 0;
+    this.#overSamples = 0;
+    this.#probing = false;
+    this.#heapAfterGc = 0;
+    this.#heapAge = Number.POSITIVE_INFINITY;
   }
 
   state(): GuardState {
@@ -90,7 +143,7 @@ export class Guard implements OverloadGuard {
     const delayMs = h.count > 0 ? loopDelay(h) : 0;
     const utilization = performance.eventLoopUtilization(this.#elu).utilization;
     this.#elu = performance.eventLoopUtilization();
-    const heapUsed = o.maxHeapUsedBytes === undefined ? 0 : getHeapStatistics().used_heap_size;
+    const heapUsed = this.#heapAfterGc;
     this.#signals = { eventLoopDelayMs: delayMs, eventLoopUtilization: utilization, heapUsedBytes: heapUsed };
 
     const over: ShedReason[] = [];
@@ -102,7 +155,11 @@ export class Guard implements OverloadGuard {
     };
     check('event_loop_delay', delayMs, o.maxEventLoopDelayMs);
     check('event_loop_utilization', utilization, o.maxEventLoopUtilization);
-    check('heap_used', heapUsed, o.maxHeapUsedBytes);
+    // No band below the heap limit: a post-GC reading does not jitter from sample to sample, and a
+    // live heap parked between 80% and 100% of the limit must not hold the guard shed forever.
+    if (o.maxHeapUsedBytes !== undefined && this.#heapAge++ < HEAP_READING_SAMPLES && heapUsed > o.maxHeapUsedBytes) {
+      over.push('heap_used');
+    }
 
     const was = this.#reasons.length > 0;
     if (over.length > 0) {
@@ -113,6 +170,8 @@ export class Guard implements OverloadGuard {
       if (this.#quietSamples >= RECOVER_SAMPLES) this.#reasons = [];
     }
     const is = this.#reasons.length > 0;
+    this.#overSamples = is ? this.#overSamples + 1 : 0;
+    this.#probing = this.#overSamples > PROBE_AFTER_SAMPLES;
     if (was !== is) o.onChange?.(this.state());
   }
 }

@@ -87,7 +87,7 @@ export interface GuardOptions {
   maxEventLoopDelayMs?: number;
   /** Overloaded when the loop's utilization over a sample interval exceeds this, 0..1. */
   maxEventLoopUtilization?: number;
-  /** Overloaded when V8's used heap exceeds this many bytes. */
+  /** Overloaded when V8's used heap after the last major GC exceeds this many bytes (the reading expires after 20 samples). */
   maxHeapUsedBytes?: number;
   /** How often the signals are sampled, ms. */
   sampleIntervalMs: number;
@@ -106,7 +106,7 @@ export interface GuardState {
 export interface OverloadGuard {
   start(): void;
   stop(): void;
-  /** The first reason the process is overloaded, or undefined. */
+  /** The first reason to shed this request, or undefined; read it once per request (it lets probes through). */
   readonly overloaded: ShedReason | undefined;
   state(): GuardState;
 }

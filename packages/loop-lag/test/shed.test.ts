@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createMonitor } from '@loopsight/core';
 import { createOverloadGuard } from '@loopsight/loop-lag';
 import { request } from 'undici';
@@ -100,6 +103,26 @@ describe('the guard signal', () => {
     expect(state, JSON.stringify(state)).toMatchObject({ status: 'overloaded', reasons: ['event_loop_delay'] });
     expect(state.signals.eventLoopDelayMs).toBeGreaterThan(50);
   });
+});
+
+describe('the heap signal cannot latch', () => {
+  it('returns to normal within a bounded time when the live heap falls to 80–100% of the limit, and still sheds above it', async () => {
+    // A child process, for gc(): the only way to put a known live heap in front of the guard.
+    const script = fileURLToPath(new URL('./fixtures/heap-latch.mjs', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', script], { timeout: 30_000 });
+    const r = JSON.parse(stdout.trim().split('\n').pop() ?? '{}');
+    expect(r.entered, stdout).toBe(true);
+    // used_heap_size still counts the garbage: the raw reading stays above 80% (the old exit bar).
+    expect(r.rawAtRecovery).toBeGreaterThan(0.8 * r.limit);
+    // Reading expiry (20 samples of 100 ms) plus two quiet samples, with margin for a busy machine.
+    expect(r.recovered, stdout).toBe(true);
+    expect(r.recoveredAfterMs).toBeLessThan(6_000);
+    // Past 10 samples overloaded, about one request in ten is let through to probe.
+    expect(r.served).toBeGreaterThan(0);
+    expect(r.served).toBeLessThan(r.shed);
+    expect(r.underPressure).toMatchObject({ status: 'overloaded', reasons: ['heap_used'] });
+    expect(r.underPressure.refusedShare).toBeGreaterThan(0.85);
+  }, 40_000);
 });
 
 describe('shed options', () => {

@@ -18,11 +18,16 @@ interface Config {
   readonly maxTrackedSpans: number;
 }
 
-function positiveInteger(value: unknown, name: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1)
-    throw new TypeError(`loopsight: options.${name} must be a positive integer (got ${String(value)})`);
+function positiveInteger(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
+    const upTo = max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : '';
+    throw new TypeError(`loopsight: options.${name} must be a positive integer${upTo} (got ${String(value)})`);
+  }
   return value as number;
 }
+
+// Each remembered span holds its context and a map entry (about 200 bytes): 100,000 is ~20 MB.
+const MAX_TRACKED_SPANS = 100_000;
 
 function resolveOptions(options: OtelExporterOptions | undefined): Config {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
@@ -50,7 +55,7 @@ function resolveOptions(options: OtelExporterOptions | undefined): Config {
     eventLoopMetrics,
     traces,
     maxRoutes: positiveInteger(maxRoutes, 'maxRoutes'),
-    maxTrackedSpans: positiveInteger(maxTrackedSpans, 'maxTrackedSpans'),
+    maxTrackedSpans: positiveInteger(maxTrackedSpans, 'maxTrackedSpans', MAX_TRACKED_SPANS),
   };
 }
 

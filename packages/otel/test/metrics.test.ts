@@ -208,6 +208,8 @@ describe('fail safe', () => {
   it('bad options throw a TypeError naming them', () => {
     expect(() => otelExporter({ maxRoutes: 0 })).toThrow(/options.maxRoutes/);
     expect(() => otelExporter({ maxTrackedSpans: -1 })).toThrow(/options.maxTrackedSpans/);
+    expect(() => otelExporter({ maxTrackedSpans: 100_001 })).toThrow(/options.maxTrackedSpans must be a positive integer up to 100000/);
+    expect(() => otelExporter({ maxTrackedSpans: 100_000 })).not.toThrow();
     // biome-ignore lint/suspicious/noExplicitAny: invalid on purpose
     expect(() => otelExporter({ meterProvider: {} as any })).toThrow(/options.meterProvider/);
     // biome-ignore lint/suspicious/noExplicitAny: invalid on purpose

@@ -10,6 +10,7 @@ import type {
   PromiseTrackerStats,
   TrackedPromiseReport,
   TrackerMode,
+  TrackerStackFrame,
 } from './types.js';
 
 /** Defaults of every optional tracker option (the monitor's `promises` options use the same). */
@@ -140,6 +141,51 @@ function describeReason(reason: unknown): string {
   return text.length > 200 ? `${text.slice(0, 199)}…` : text;
 }
 
+// '    at fn (url:line:column)' or '    at url:line:column' of a formatted V8 stack.
+const FRAME_LINE = /^\s+at (?:(.*?) \((.+):(\d+):(\d+)\)|(.+):(\d+):(\d+))$/;
+
+interface ReasonSite {
+  /** Identifies the site for the once-per-minute rule: never the reason's message. */
+  key: string;
+  frames: TrackerStackFrame[];
+}
+
+function typeOf(reason: unknown): string {
+  if (reason === null || (typeof reason !== 'object' && typeof reason !== 'function')) return typeof reason;
+  const name = (reason as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === 'string' && name.length <= 100 ? name : 'object';
+}
+
+/**
+ * Where a rejection whose promise was not tracked comes from, cheaply, on the rare unhandled path:
+ * the top frames of an Error reason's stack that are the application's. Keyed by the message, a
+ * caller that puts request input in it (`new Error('bad input ' + id)`) would get one report per
+ * value and push every real site out of the map. The message is cut off before parsing (it may hold
+ * lines that look like frames); without a frame the key is the route and the reason's type.
+ */
+function reasonSite(reason: unknown, scope: object | undefined, isUser: (url: string) => boolean, depth: number): ReasonSite {
+  const frames: TrackerStackFrame[] = [];
+  if (reason instanceof Error) {
+    const stack = reason.stack;
+    const head = `${reason.name}: ${reason.message}`;
+    const message = String(reason.message);
+    const body = typeof stack !== 'string' ? '' : stack.startsWith(head) ? stack.slice(head.length) : message.includes('\n') ? '' : stack;
+    const all: TrackerStackFrame[] = [];
+    for (const line of body.split('\n', 64)) {
+      const m = FRAME_LINE.exec(line);
+      if (m === null) continue;
+      const url = m[2] ?? m[5] ?? '';
+      all.push({ functionName: m[1] ?? '', url, line: Number(m[3] ?? m[6]), column: Number(m[4] ?? m[7]) });
+    }
+    const mine = all.filter((f) => isUser(f.url));
+    frames.push(...(mine.length > 0 ? mine : all).slice(0, depth));
+  }
+  const top = frames[0];
+  if (top !== undefined) return { key: `${top.url}:${top.line}:${top.column}`, frames };
+  const route = (scope as { route?: unknown } | undefined)?.route;
+  return { key: `route:${typeof route === 'string' ? route : ''}|${typeOf(reason)}`, frames };
+}
+
 class Tracker<S extends object> implements PromiseTracker<S> {
   readonly #o: Resolved<S>;
   readonly #getScope: () => S | undefined;
@@ -168,6 +214,24 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   readonly #sites = new Map<string, Site>();
   readonly #reported = counts();
   readonly #suppressed = counts();
+
+  #filterFailed = false;
+  /**
+   * The frame filter, contained: it runs in the sweep and in scopeEnded(), where a throw used to
+   * abandon the rest of a request's promises still counted as tracked, so maxTracked filled up for
+   * good. A throwing filter counts the frame as the application's only if the default would.
+   */
+  readonly #isUser = (url: string): boolean => {
+    try {
+      return this.#o.frameFilter(url) === true;
+    } catch (error) {
+      if (!this.#filterFailed) {
+        this.#filterFailed = true;
+        this.#fail('promises.frameFilter threw', error);
+      }
+      return isUserFrame(url);
+    }
+  };
 
   constructor(options: PromiseTrackerOptions<S>) {
     this.#o = resolve(options);
@@ -386,7 +450,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
           leakedScopes.add(entry.scope);
           continue;
         }
-        const creation = describeCreation(entry.holder, this.#o.frameFilter);
+        const creation = describeCreation(entry.holder, this.#isUser);
         if (creation.pendingOwned) {
           leakedScopes.add(entry.scope);
           this.#report('leaked', entry.scope, creation, now - entry.createdAt);
@@ -410,7 +474,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   #floating(entry: Entry<S>, now: number): void {
     this.#retire(entry);
     if ((entry.state & (DETACHED | UNHANDLED)) !== 0) return;
-    const creation = describeCreation(entry.holder, this.#o.frameFilter);
+    const creation = describeCreation(entry.holder, this.#isUser);
     if (creation.floatingOwned) this.#report('floating', entry.scope, creation, now - entry.createdAt);
   }
 
@@ -435,27 +499,30 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#tracked = 0;
   }
 
-  #report(kind: PromiseKind, scope: S | undefined, creation: Creation | undefined, ageMs: number, reason?: string): void {
-    const key = `${kind}|${creation?.site || reason || ''}`;
+  #report(kind: PromiseKind, scope: S | undefined, creation: Creation | undefined, ageMs: number, reason?: unknown): void {
+    let site = creation?.site ?? '';
+    let frames = creation?.frames ?? [];
+    if (site === '' && kind === 'unhandled') ({ key: site, frames } = reasonSite(reason, scope, this.#isUser, this.#depth));
+    const key = `${kind}|${site}`;
     const now = performance.now();
-    let site = this.#sites.get(key);
-    if (site !== undefined && now - site.at < REPORT_EVERY_MS) {
-      site.suppressed++;
+    let entry = this.#sites.get(key);
+    if (entry !== undefined && now - entry.at < REPORT_EVERY_MS) {
+      entry.suppressed++;
       this.#suppressed[kind]++;
       return;
     }
-    const suppressed = site?.suppressed ?? 0;
-    if (site !== undefined) this.#sites.delete(key);
+    const suppressed = entry?.suppressed ?? 0;
+    if (entry !== undefined) this.#sites.delete(key);
     else if (this.#sites.size >= MAX_SITES) {
       const oldest = this.#sites.keys().next().value;
       if (oldest !== undefined) this.#sites.delete(oldest);
     }
-    site = { at: now, suppressed: 0 };
-    this.#sites.set(key, site);
+    entry = { at: now, suppressed: 0 };
+    this.#sites.set(key, entry);
     this.#reported[kind]++;
-    const report: TrackedPromiseReport<S> = { type: 'promise', kind, ageMs: Math.round(ageMs), suppressed, stack: creation?.frames ?? [] };
+    const report: TrackedPromiseReport<S> = { type: 'promise', kind, ageMs: Math.round(ageMs), suppressed, stack: frames };
     if (scope !== undefined) report.request = scope;
-    if (reason !== undefined) report.reason = reason;
+    if (kind === 'unhandled') report.reason = describeReason(reason);
     try {
       this.#o.onReport(report);
     } catch (error) {
@@ -494,12 +561,12 @@ class Tracker<S extends object> implements PromiseTracker<S> {
       // Created while not tracking (outside a sampling window): Node runs this emit in the
       // promise's async context, so the scope is still known; the creation stack is not.
       const scope = this.#getScope();
-      if (scope !== undefined) this.#report('unhandled', scope, undefined, 0, describeReason(reason));
+      if (scope !== undefined) this.#report('unhandled', scope, undefined, 0, reason);
       return;
     }
     entry.state |= UNHANDLED;
-    const creation = describeCreation(entry.holder, this.#o.frameFilter);
-    this.#report('unhandled', entry.scope, creation, performance.now() - entry.createdAt, describeReason(reason));
+    const creation = describeCreation(entry.holder, this.#isUser);
+    this.#report('unhandled', entry.scope, creation, performance.now() - entry.createdAt, reason);
   }
 
   /** `--unhandled-rejections=strict` raises before emitting 'unhandledRejection': seen only here. */
@@ -510,7 +577,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#guard('unhandled rejection report failed', () => {
       this.#lastUnhandled = error;
       const scope = this.#getScope();
-      if (scope !== undefined) this.#report('unhandled', scope, undefined, 0, describeReason(error));
+      if (scope !== undefined) this.#report('unhandled', scope, undefined, 0, error);
     });
   };
 

@@ -127,6 +127,33 @@ describe('the tracker alone', () => {
     });
   }
 
+  it('survives a throwing frameFilter: every promise is still decided and uncounted, the failure said once', async () => {
+    const reports: TrackedPromiseReport<{ id: string }>[] = [];
+    const errors: string[] = [];
+    const t = tracker(reports, {
+      frameFilter: () => {
+        throw new Error('filter broke');
+      },
+      onError: (what: string) => errors.push(what),
+    });
+    t.start();
+    for (let r = 0; r < 20; r++) {
+      const scope = { id: `filter-${r}` };
+      als.run(scope, () => {
+        // Settled and never observed (floating), and pending past the request (leaked).
+        for (let i = 0; i < 5; i++) Promise.resolve(i);
+        new Promise((resolve) => setTimeout(resolve, 300));
+      });
+      t.scopeEnded(scope);
+    }
+    await sleep(400);
+    const stats = t.stats();
+    t.stop();
+    expect(stats.tracked).toBe(0);
+    expect(reports.length).toBeGreaterThan(0);
+    expect(errors).toEqual(['promises.frameFilter threw']);
+  });
+
   it('never keeps a promise alive', async () => {
     const reports: TrackedPromiseReport<{ id: string }>[] = [];
     const t = tracker(reports);
