@@ -87,7 +87,7 @@ function sameConfig(a: object | undefined, b: object | undefined): boolean {
 export class Hub {
   readonly #slots = new Map<number, Slot>();
   readonly #slotOf = new WeakMap<Member, Slot>();
-  readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id));
+  readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id, true));
   /** Which slot a scope belongs to; written only while more than one monitor runs (see own()). */
   readonly #owners = new WeakMap<object, number>();
   readonly #samplers = new Map<string, Counted<LoopSampler>>();
@@ -152,17 +152,21 @@ export class Hub {
         return guard;
       });
     }
-    this.#reconcile();
+    this.#reconcile(false);
     return this.#partsOf(slot);
   }
 
-  /** Releases what the monitor held; the parts nobody needs any more stop. */
-  leave(member: Member): Promise<void> {
+  /**
+   * Releases what the monitor held; the parts nobody needs any more stop. With `linger` (a monitor
+   * an adapter made, leaving with its app) the watchdog and the tracker wait for the next monitor
+   * before they stop; without, they stop now.
+   */
+  leave(member: Member, linger: boolean): Promise<void> {
     const slot = this.#slotOf.get(member);
     if (!slot) return Promise.resolve();
     this.#slotOf.delete(member);
     this.#finalizer.unregister(slot);
-    return this.#leave(slot.id);
+    return this.#leave(slot.id, linger);
   }
 
   /**
@@ -206,14 +210,14 @@ export class Hub {
     stop(counted.part);
   }
 
-  #leave(id: number): Promise<void> {
+  #leave(id: number, linger: boolean): Promise<void> {
     const slot = this.#slots.get(id);
     if (!slot) return Promise.resolve();
     this.#slots.delete(id);
     this.#release(this.#configs, slot.configKey, () => {});
     this.#release(this.#samplers, slot.samplerKey, (sampler) => sampler.stop());
     this.#release(this.#guards, slot.guardKey, (guard) => this.#safely('the overload guard failed to stop', () => guard.stop()));
-    return this.#reconcile();
+    return this.#reconcile(linger);
   }
 
   /**
@@ -221,10 +225,10 @@ export class Hub {
    * stall threshold, stacks if any wants them, full promise tracking if any wants it...), restarting
    * one only when that changes. Each monitor still gets only the reports its own options ask for.
    */
-  #reconcile(): Promise<void> {
+  #reconcile(linger: boolean): Promise<void> {
     const watchdogConfig = this.#wantedWatchdog();
     const trackerConfig = this.#wantedTracker();
-    if (watchdogConfig === undefined && trackerConfig === undefined && this.#slots.size === 0) {
+    if (linger && watchdogConfig === undefined && trackerConfig === undefined && this.#slots.size === 0) {
       // The last monitor stopped. A test suite stops one app's monitor and starts the next one's a
       // moment later: a worker thread and the promise hooks started and stopped per test cost more
       // than the tests (measured: 1,000 Fastify apps 4x slower). They go if nobody joins by then.
@@ -326,6 +330,8 @@ export class Hub {
     const tracker = createPromiseTracker<RequestScope>({
       ...config,
       getScope: () => scopeStore.getStore(),
+      // Each monitor hears of a site once a minute, not only the first to hit it.
+      partition: (scope) => this.#ownerOf(scope) ?? 0,
       onReport: (report) => this.#onPromise(report),
       onError: (what, error) => this.#error(what, error),
     });
@@ -374,6 +380,14 @@ export class Hub {
       report.stackSkipped = 'disabled';
     }
     member.deliver(report);
+  }
+
+  /** The slot a scope belongs to: recorded, or with one monitor running, that one. */
+  #ownerOf(scope: RequestScope | undefined): number | undefined {
+    const owner = scope === undefined ? undefined : this.#owners.get(scope);
+    if (owner !== undefined) return owner;
+    for (const slot of this.#slots.values()) if (slot.ref.deref()) return slot.id;
+    return undefined;
   }
 
   #onPromise(report: TrackedPromiseReport<RequestScope>): void {

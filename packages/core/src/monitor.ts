@@ -118,14 +118,15 @@ export class Monitor implements MonitorLike {
   }
 
   /**
-   * Stops the components and lets go of the shared parts, which stop with the last monitor.
-   * Idempotent; the monitor can be started again.
+   * Stops the components and lets go of the shared parts, which stop with the last monitor: at
+   * once for a monitor you created; 2 s later for one an adapter made, in case the next app's
+   * starts (a test suite builds one per test). Idempotent; the monitor can be started again.
    */
   stop(): Promise<void> {
     if (!this.#parts) return this.#stopping ?? Promise.resolve();
     this.#parts = undefined;
     const shared = hub()
-      .leave(this.#member)
+      .leave(this.#member, this[HELD_WEAKLY] === true)
       .catch((error: unknown) => this.reportError('the shared parts failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);

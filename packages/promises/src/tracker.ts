@@ -86,7 +86,8 @@ interface Site {
   suppressed: number;
 }
 
-type Resolved<S extends object> = Required<Omit<PromiseTrackerOptions<S>, 'onError'>> & Pick<PromiseTrackerOptions<S>, 'onError'>;
+type Resolved<S extends object> = Required<Omit<PromiseTrackerOptions<S>, 'onError' | 'partition'>> &
+  Pick<PromiseTrackerOptions<S>, 'onError' | 'partition'>;
 
 const counts = (): PromiseKindCounts => ({ floating: 0, leaked: 0, unhandled: 0 });
 
@@ -127,6 +128,10 @@ function resolve<S extends object>(o: PromiseTrackerOptions<S>): Resolved<S> {
     frameFilter,
   };
   if (o.onError !== undefined) resolved.onError = o.onError;
+  if (o.partition !== undefined) {
+    if (typeof o.partition !== 'function') throw new TypeError('loopsight: promise tracker option partition must be a function');
+    resolved.partition = o.partition;
+  }
   return resolved;
 }
 
@@ -499,11 +504,22 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#tracked = 0;
   }
 
+  #partitionOf(scope: S | undefined): string | number {
+    const { partition } = this.#o;
+    if (partition === undefined) return '';
+    try {
+      return partition(scope);
+    } catch (error) {
+      this.#fail('the partition option threw', error);
+      return '';
+    }
+  }
+
   #report(kind: PromiseKind, scope: S | undefined, creation: Creation | undefined, ageMs: number, reason?: unknown): void {
     let site = creation?.site ?? '';
     let frames = creation?.frames ?? [];
     if (site === '' && kind === 'unhandled') ({ key: site, frames } = reasonSite(reason, scope, this.#isUser, this.#depth));
-    const key = `${kind}|${site}`;
+    const key = `${kind}|${this.#partitionOf(scope)}|${site}`;
     const now = performance.now();
     let entry = this.#sites.get(key);
     if (entry !== undefined && now - entry.at < REPORT_EVERY_MS) {

@@ -62,6 +62,12 @@ export interface PromiseTrackerOptions<S extends object> {
    * `node:` internals and `node_modules`.
    */
   frameFilter?: (url: string) => boolean;
+  /**
+   * Reports are limited to one per creation site and kind a minute; with this, one per site and
+   * kind a minute within each partition (core passes the monitor a scope belongs to, so that each
+   * app hears of its own). Called only when a report is about to be made.
+   */
+  partition?: (scope: S | undefined) => string | number;
 }
 
 export interface PromiseKindCounts {
