@@ -205,3 +205,30 @@ describe('a thousand apps of each framework in one process', () => {
     }
   });
 });
+
+describe('test runners: a suite that builds an app per test', () => {
+  const suite = (name: string) => fixture(`suite/${name}`);
+  const mocha = fileURLToPath(import.meta.resolve('mocha/bin/mocha.js'));
+  const runs = [
+    { runner: 'node:test', framework: 'express', args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
+    { runner: 'node:test', framework: 'koa', args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
+    { runner: 'node:test', framework: 'fastify', args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
+    { runner: 'mocha', framework: 'express', args: [mocha, '--reporter=dot', suite('mocha.test.mjs')] },
+    { runner: 'mocha', framework: 'fastify', args: [mocha, '--reporter=dot', suite('mocha.test.mjs')] },
+  ];
+  for (const { runner, framework, args } of runs) {
+    it(`${runner}, ${framework}: 1,000 tests pass and the run exits on its own, with no listener or inspector warnings`, {
+      timeout: 120_000,
+    }, () => {
+      const child = spawnSync(process.execPath, args, {
+        encoding: 'utf8',
+        timeout: 90_000,
+        env: { ...process.env, LOOPSIGHT_SUITE_FRAMEWORK: framework, LOOPSIGHT_SUITE_N: '1000', NODE_OPTIONS: '' },
+      });
+      expect(child.error, 'the run had to be killed: something kept it alive').toBeUndefined();
+      expect(child.status, child.stdout + child.stderr).toBe(0);
+      expect(child.stdout + child.stderr).not.toMatch(/MaxListenersExceeded|Inspector error|LOOPSIGHT_WARNING/);
+      expect(child.stdout).toMatch(runner === 'mocha' ? /1000 passing/ : /^# pass 1000$/m);
+    });
+  }
+});
