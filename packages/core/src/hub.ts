@@ -17,6 +17,8 @@ import type { PromiseReport, RequestScope, ResolvedLoopLag, ResolvedOptions, Res
  */
 export interface Member {
   readonly options: ResolvedOptions;
+  /** Whether its promises.frameFilter is loopsight's default (each build has its own function). */
+  readonly defaultFrameFilter: boolean;
   /** The scopes this monitor has in flight (live view, not a copy). */
   inflight(): ReadonlySet<RequestScope>;
   /** Hands a report to the monitor's listeners, channels and onReport. */
@@ -47,6 +49,8 @@ interface Slot {
 interface PartsConfig {
   readonly loopLag: ResolvedLoopLag | false;
   readonly promises: ResolvedPromises | false;
+  /** 0 for the default frame filter, else an id per function. */
+  readonly filterId: number;
 }
 
 interface Counted<T> {
@@ -118,6 +122,7 @@ export class Hub {
     const existing = this.#slotOf.get(member);
     if (existing) return this.#partsOf(existing);
     const { loopLag, promises, shed } = member.options;
+    const filterId = this.#filterId(member);
     const slot: Slot = {
       id: this.#nextId++,
       ref: new WeakRef(member),
@@ -128,9 +133,9 @@ export class Hub {
       guardKey: shed
         ? JSON.stringify([shed.maxEventLoopDelayMs, shed.maxEventLoopUtilization, shed.maxHeapUsedBytes, shed.sampleIntervalMs])
         : undefined,
-      configKey: this.#configKey(loopLag, promises),
+      configKey: JSON.stringify([loopLag, promises, filterId]),
     };
-    this.#acquire(this.#configs, slot.configKey, () => ({ loopLag, promises }));
+    this.#acquire(this.#configs, slot.configKey, () => ({ loopLag, promises, filterId }));
     this.#slots.set(slot.id, slot);
     this.#slotOf.set(member, slot);
     if (heldWeakly) this.#finalizer.register(member, slot.id, slot);
@@ -178,14 +183,12 @@ export class Hub {
     if (this.#slots.size > 1) this.#owners.set(scope, parts.id);
   }
 
-  #configKey(loopLag: ResolvedLoopLag | false, promises: ResolvedPromises | false): string {
-    const filter = promises ? promises.frameFilter : undefined;
-    let filterId = 0;
-    if (filter) {
-      filterId = this.#functionIds.get(filter) ?? this.#nextId++;
-      this.#functionIds.set(filter, filterId);
-    }
-    return JSON.stringify([loopLag, promises, filterId]);
+  #filterId(member: Member): number {
+    const { promises } = member.options;
+    if (!promises || member.defaultFrameFilter) return 0;
+    const id = this.#functionIds.get(promises.frameFilter) ?? this.#nextId++;
+    this.#functionIds.set(promises.frameFilter, id);
+    return id;
   }
 
   #partsOf(slot: Slot): Parts {
@@ -284,11 +287,13 @@ export class Hub {
 
   #wantedTracker(): TrackerConfig | undefined {
     let wanted: TrackerConfig | undefined;
+    let filterId = 0;
     for (const { part } of this.#configs.values()) {
       const { promises } = part;
       if (!promisesOn(promises)) continue;
       if (!wanted) {
         wanted = { ...promises, mode: promises.mode === 'full' ? 'full' : 'sampled' };
+        filterId = part.filterId;
         continue;
       }
       if (promises.mode === 'full') wanted.mode = 'full';
@@ -297,7 +302,7 @@ export class Hub {
       wanted.sampleIntervalMs = Math.min(wanted.sampleIntervalMs, promises.sampleIntervalMs);
       wanted.maxTracked = Math.max(wanted.maxTracked, promises.maxTracked);
       wanted.stackDepth = Math.max(wanted.stackDepth, promises.stackDepth);
-      if (promises.frameFilter !== wanted.frameFilter && !this.#warnedFrameFilter) {
+      if (part.filterId !== filterId && !this.#warnedFrameFilter) {
         this.#warnedFrameFilter = true;
         this.#error(
           'monitors in this process pass different promises.frameFilter functions',

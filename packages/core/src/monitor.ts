@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { hub, type Member, type Parts } from './hub.js';
-import { resolveOptions, scopeId } from './options.js';
+import { DEFAULT_PROMISES, resolveOptions, scopeId } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
@@ -93,8 +93,10 @@ export class Monitor implements MonitorLike {
   constructor(options?: MonitorOptions) {
     this.options = resolveOptions(options);
     for (const exporter of this.options.exporters) this.#components.push(exporter);
+    const { promises } = this.options;
     this.#member = {
       options: this.options,
+      defaultFrameFilter: promises !== false && promises.frameFilter === DEFAULT_PROMISES.frameFilter,
       inflight: () => this.#inflight,
       deliver: (report) => this._report(report),
       reportError: (what, error) => this.reportError(what, error),

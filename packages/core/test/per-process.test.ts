@@ -98,6 +98,19 @@ describe('one loopsight per process', () => {
     expect(seen.reports.map((r) => r.request?.correlationId)).toEqual(['low-250', 'high-550']);
   });
 
+  it('runs one promise tracker with the widest options; two different frameFilter functions are said once', async () => {
+    const warnings: string[] = [];
+    const logger = { warn: (m: string) => warnings.push(m) };
+    const sampled = createMonitor({ ...quiet, logger, promises: { mode: 'sampled', frameFilter: (url) => !url.startsWith('node:') } });
+    const full = createMonitor({ ...quiet, logger, promises: { mode: 'full', frameFilter: (url) => !url.includes('node_modules') } });
+    const third = createMonitor({ ...quiet, logger, promises: { mode: 'full', frameFilter: () => true } });
+    open.monitors.push(sampled, full, third);
+    for (const m of [sampled, full, third]) m.start();
+    expect(full.counters().promises?.mode).toBe('full');
+    expect(sampled.counters().promises?.mode).toBe('full');
+    expect(warnings.filter((w) => w.includes('frameFilter'))).toHaveLength(1);
+  });
+
   it('keeps the shared parts while any monitor runs, whatever the stop order, and lets them go after the last', async () => {
     // What earlier tests' apps started outlives them by 2 s.
     await sleep(2_500);
@@ -158,6 +171,14 @@ describe('one loopsight per process', () => {
       expect(JSON.parse(child.stdout)).toEqual({ order, stalls: ['job-of-the-last'] });
       expect(Date.now() - started).toBeLessThan(10_000);
     }
+  });
+});
+
+describe('the ESM and CommonJS builds in one process', () => {
+  it('share one watchdog thread, and a stall goes once to the monitor whose job blocked', () => {
+    const child = spawnSync(process.execPath, [fixture('dual-hub.mjs')], { encoding: 'utf8', timeout: 15_000 });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ added: 1, after: 0, seen: { esm: [], cjs: ['cjs-job'] }, distinctBuilds: true });
   });
 });
 
