@@ -199,27 +199,42 @@ export class Hub {
     };
   }
 
+  /** Takes a reference to the part under `key`, made now if there is none (or none lingering). */
   #acquire<T>(map: Map<string, Counted<T>>, key: string, create: () => T): void {
     const counted = map.get(key);
     if (counted) counted.refs++;
     else map.set(key, { part: create(), refs: 1 });
   }
 
-  #release<T>(map: Map<string, Counted<T>>, key: string | undefined, stop: (part: T) => void): void {
+  /** Drops a reference; a part nobody holds is stopped by #sweep(), now or after the linger. */
+  #release<T>(map: Map<string, Counted<T>>, key: string | undefined): void {
     if (key === undefined) return;
     const counted = map.get(key);
-    if (!counted || --counted.refs > 0) return;
-    map.delete(key);
-    stop(counted.part);
+    if (counted) counted.refs--;
+  }
+
+  /** Stops the samplers and guards no monitor holds. */
+  #sweep(): void {
+    for (const [key, { part, refs }] of this.#samplers) {
+      if (refs > 0) continue;
+      this.#samplers.delete(key);
+      part.stop();
+    }
+    for (const [key, { part, refs }] of this.#guards) {
+      if (refs > 0) continue;
+      this.#guards.delete(key);
+      this.#safely('the overload guard failed to stop', () => part.stop());
+    }
   }
 
   #leave(id: number, linger: boolean): Promise<void> {
     const slot = this.#slots.get(id);
     if (!slot) return Promise.resolve();
     this.#slots.delete(id);
-    this.#release(this.#configs, slot.configKey, () => {});
-    this.#release(this.#samplers, slot.samplerKey, (sampler) => sampler.stop());
-    this.#release(this.#guards, slot.guardKey, (guard) => this.#safely('the overload guard failed to stop', () => guard.stop()));
+    const config = this.#configs.get(slot.configKey);
+    if (config && --config.refs === 0) this.#configs.delete(slot.configKey);
+    this.#release(this.#samplers, slot.samplerKey);
+    this.#release(this.#guards, slot.guardKey);
     return this.#reconcile(linger);
   }
 
@@ -231,14 +246,14 @@ export class Hub {
   #reconcile(linger: boolean): Promise<void> {
     const watchdogConfig = this.#wantedWatchdog();
     const trackerConfig = this.#wantedTracker();
-    if (linger && watchdogConfig === undefined && trackerConfig === undefined && this.#slots.size === 0) {
+    if (linger && this.#slots.size === 0) {
       // The last monitor stopped. A test suite stops one app's monitor and starts the next one's a
-      // moment later: a worker thread and the promise hooks started and stopped per test cost more
-      // than the tests (measured: 1,000 Fastify apps 4x slower). They go if nobody joins by then.
-      if (this.#watchdog || this.#tracker) {
-        clearTimeout(this.#lingering);
-        this.#lingering = setTimeout(() => void this.#apply(undefined, undefined), LINGER_MS).unref();
-      }
+      // moment later: a worker thread, the promise hooks and the sampler's histograms made and
+      // dropped per test cost more than the tests (measured: 1,000 Fastify apps 4x slower; native
+      // histograms made faster than GC frees them stalled the loop for 1.5 s). They go if nobody
+      // joins by then.
+      clearTimeout(this.#lingering);
+      this.#lingering = setTimeout(() => void this.#apply(undefined, undefined), LINGER_MS).unref();
       return Promise.resolve();
     }
     clearTimeout(this.#lingering);
@@ -248,6 +263,7 @@ export class Hub {
 
   #apply(watchdogConfig: WatchdogConfig | undefined, trackerConfig: TrackerConfig | undefined): Promise<void> {
     this.#lingering = undefined;
+    this.#sweep();
     const stops: Promise<void>[] = [];
     if (!sameConfig(watchdogConfig, this.#watchdogConfig)) {
       const old = this.#watchdog;
