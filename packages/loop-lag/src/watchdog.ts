@@ -6,6 +6,7 @@ import {
   BEAT_BUSY,
   BEAT_DEBUGGER,
   BEAT_EXITING,
+  BEAT_GAP,
   BEAT_MS,
   BEAT_SEQ,
   BEAT_SLOTS,
@@ -110,6 +111,7 @@ export class Watchdog<S extends object> implements StallWatchdog {
     this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     this.#mode = 'starting';
     this.#inspectorUrl = this.#options.captureStacks ? inspectorUrl() : undefined;
+    this.#lastBeat = monotonicMs();
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
     registry()[this.#key] = () => this.#readScope();
@@ -221,9 +223,11 @@ export class Watchdog<S extends object> implements StallWatchdog {
         });
       }
     }
+    const gap = Math.round(now - this.#lastBeat);
     this.#lastBeat = now;
     const beats = this.#beats;
     if (!beats) return;
+    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
     Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
     // Read at every beat (tens of nanoseconds): a debugger opened later, by inspector.open() or
     // SIGUSR1, is seen by the next capture.

@@ -15,7 +15,9 @@ export const BEAT_DEBUGGER = 2;
 export const BEAT_EXITING = 3;
 /** 1 while the worker handles a stall or holds an inspector session: an exit must wait for it. */
 export const BEAT_BUSY = 4;
-export const BEAT_SLOTS = 5;
+/** The longest gap between two beats, ms, since the worker last took it. */
+export const BEAT_GAP = 5;
+export const BEAT_SLOTS = 6;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
@@ -114,6 +116,7 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   const DEBUGGER = 2;
   const EXITING = 3;
   const BUSY = 4;
+  const GAP = 5;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -243,7 +246,9 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     let ranAt: number | undefined;
     while (!out) {
       const now = nowMs();
-      if (ranAt === undefined && (Atomics.load(beat, SEQ) !== seq || exiting)) ranAt = now;
+      // An exiting process will not come back for a pause: give up at once and let it go.
+      if (exiting) throw new Error(`${what}: the process exits`);
+      if (ranAt === undefined && Atomics.load(beat, SEQ) !== seq) ranAt = now;
       if (now - started > config.reachTimeoutMs || (ranAt !== undefined && now - ranAt > config.commandTimeoutMs)) {
         throw new Error(`${what}: no answer`);
       }
@@ -450,8 +455,12 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     }
     // Nothing of ours holds the main thread from here on: this wait only reads shared memory.
     await stallEnd(seq);
+    // A debugger that held the thread is likely still attached: stay quiet from its last stop.
+    if (attached && debuggerSeenAt > startedMono) debuggerSeenAt = nowMs();
     const endedMono = nowMs();
-    const gapMs = (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
+    // The gap the main thread measured, not the age of its latest beat: a capture that outlasts
+    // the stall reads the beat several beats after the stall ended.
+    const gapMs = Atomics.exchange(beat, GAP, 0) || (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
     // How late the loop ran: the gap between beats minus the beat interval.
     const durationMs = Math.max(0, gapMs - config.heartbeatMs);
     if (durationMs < config.thresholdMs) return;
@@ -508,6 +517,7 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     // Busy before reading EXITING, the main thread sets EXITING before reading BUSY: one of the
     // two sees the other, so an exit never misses a capture that has begun.
     handling = true;
+    Atomics.store(beat, GAP, 0);
     Atomics.store(beat, BUSY, 1);
     if (Atomics.load(beat, EXITING) === 1) exiting = true;
     const handled = exiting ? Promise.resolve() : stalled(lastBeat, seq, now, age);
