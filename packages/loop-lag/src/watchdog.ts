@@ -51,8 +51,8 @@ function inspectorUrl(): (() => string | undefined) | undefined {
 }
 
 /** A stall threshold below this would make the heartbeat itself a load (one beat per 2 ms at 10). */
-export const MIN_THRESHOLD_MS = 10;
-export const MAX_THRESHOLD_MS = 3_600_000;
+const MIN_THRESHOLD_MS = 10;
+const MAX_THRESHOLD_MS = 3_600_000;
 /** How long a process exit waits, at most, for the worker to let go of the main thread. */
 const EXIT_WAIT_MS = 100;
 
