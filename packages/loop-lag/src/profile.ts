@@ -80,16 +80,27 @@ export class MainThreadProfiler {
   #session: any;
   #timer: NodeJS.Timeout | undefined;
   readonly #intervalMs: number;
+  readonly #onError: (error: unknown) => void;
 
-  constructor(intervalMs: number, restartMs: number) {
+  constructor(intervalMs: number, restartMs: number, onError: (error: unknown) => void = () => {}) {
     this.#intervalMs = intervalMs;
+    this.#onError = onError;
     const inspector = createRequire(`${process.cwd()}/`)('node:inspector') as typeof import('node:inspector');
     this.#session = new inspector.Session();
     this.#session.connect();
     this.#post('Profiler.enable');
     this.#post('Profiler.setSamplingInterval', { interval: intervalMs * 1000 });
     this.#post('Profiler.start');
-    this.#timer = setInterval(() => this.take(), restartMs).unref();
+    this.#timer = setInterval(() => this.#restart(), restartMs).unref();
+  }
+
+  // From a timer: a failure here would be an uncaught exception in the app.
+  #restart(): void {
+    try {
+      this.take();
+    } catch (error) {
+      this.#onError(error);
+    }
   }
 
   /** Stops the running profile, starts the next one, and returns the stopped one. */

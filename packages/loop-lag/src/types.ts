@@ -38,10 +38,16 @@ export interface WatchdogStallReport<S> {
   gcShare?: number;
   /** Why there is no stack. */
   stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+  /**
+   * Set when the stack was skipped because a debugger may be attached (an inspector server is
+   * open, or a debugger paused the main thread within the last minute); `stackSkipped` is then
+   * `'unavailable'`. The watchdog never pauses or resumes a thread a debugger may be stopping.
+   */
+  debuggerAttached?: true;
 }
 
 export interface StallWatchdogOptions<S extends object> {
-  /** A loop late by at least this much is a stall, ms. */
+  /** A loop late by at least this much is a stall, ms: from 10 to 3,600,000 (a TypeError otherwise). */
   thresholdMs: number;
   /** Pause the loop to read the stack and the scope. */
   captureStacks: boolean;
@@ -71,6 +77,8 @@ export interface WatchdogStatus {
   mode: 'stopped' | 'starting' | 'worker' | 'main-thread';
   stacks: boolean;
   stalls: number;
+  /** Stalls timed without a stack because a debugger may be attached (`debuggerAttached`). */
+  debuggerStalls: number;
 }
 
 export interface StallWatchdog {

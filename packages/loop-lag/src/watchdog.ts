@@ -1,10 +1,25 @@
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { dominantStack, MainThreadProfiler } from './profile.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
-import { BEAT_MS, BEAT_SEQ, type WorkerConfig, type WorkerMessage, workerSource } from './worker.js';
+import {
+  BEAT_BUSY,
+  BEAT_DEBUGGER,
+  BEAT_EXITING,
+  BEAT_GAP,
+  BEAT_MS,
+  BEAT_SEQ,
+  BEAT_SLOTS,
+  type Fault,
+  type MainMessage,
+  type WorkerConfig,
+  type WorkerMessage,
+  workerSource,
+} from './worker.js';
 
 const REGISTRY = Symbol.for('loopsight.loop-lag.scopes.v1');
+/** Shared by every copy of this module (ESM and CJS builds, two installs): scope reader keys stay unique. */
+const NEXT_KEY = Symbol.for('loopsight.loop-lag.next-key.v1');
 const MAX_CANDIDATES = 10;
 const MAX_FRAMES = 32;
 
@@ -16,20 +31,46 @@ function registry(): Record<string, ScopeReader> {
   return g[REGISTRY];
 }
 
+function nextKey(): string {
+  const g = globalThis as unknown as Record<symbol, number | undefined>;
+  const id = g[NEXT_KEY] ?? 0;
+  g[NEXT_KEY] = id + 1;
+  return `w${id}`;
+}
+
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Whether an inspector server is open (`--inspect`, `inspector.open()`): a debugger may be attached. */
-function inspectorInUse(): boolean {
+/** The inspector's `url()`, or nothing when Node was built without the inspector. */
+function inspectorUrl(): (() => string | undefined) | undefined {
   try {
     // Loaded lazily: a Node built without the inspector throws on import, and must still run.
-    const inspector = createRequire(`${process.cwd()}/`)('node:inspector') as typeof import('node:inspector');
-    return inspector.url() !== undefined;
+    return (createRequire(`${process.cwd()}/`)('node:inspector') as typeof import('node:inspector')).url;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-let nextId = 0;
+/** A stall threshold below this would make the heartbeat itself a load (one beat per 2 ms at 10). */
+const MIN_THRESHOLD_MS = 10;
+const MAX_THRESHOLD_MS = 3_600_000;
+/** How long a process exit waits, at most, for the worker to let go of the main thread. */
+const EXIT_WAIT_MS = 100;
+
+/** Test seams: not public API, read from the options object like `workerSource`. */
+interface InternalOptions {
+  workerSource?: string;
+  faults?: Fault[];
+  commandTimeoutMs?: number;
+  reachTimeoutMs?: number;
+  debuggerQuietMs?: number;
+}
+
+function checkThreshold(value: unknown): void {
+  if (typeof value === 'number' && value >= MIN_THRESHOLD_MS && value <= MAX_THRESHOLD_MS) return;
+  throw new TypeError(
+    `loopsight: options.thresholdMs must be a number from ${MIN_THRESHOLD_MS} to ${MAX_THRESHOLD_MS} ms (got ${String(value)})`,
+  );
+}
 
 /**
  * Watches the main thread's event loop from a worker thread. The main thread only writes a
@@ -41,11 +82,14 @@ let nextId = 0;
  */
 export class Watchdog<S extends object> implements StallWatchdog {
   readonly #options: StallWatchdogOptions<S>;
-  readonly #key = `w${nextId++}`;
+  readonly #key = nextKey();
   readonly #heartbeatMs: number;
   #beats: Int32Array | undefined;
   #timer: NodeJS.Timeout | undefined;
   #worker: Worker | undefined;
+  #port: MessagePort | undefined;
+  #inspectorUrl: (() => string | undefined) | undefined;
+  #debuggerStalls = 0;
   #profiler: MainThreadProfiler | undefined;
   #mode: WatchdogStatus['mode'] = 'stopped';
   #stacks = false;
@@ -53,6 +97,7 @@ export class Watchdog<S extends object> implements StallWatchdog {
   #lastBeat = 0;
 
   constructor(options: StallWatchdogOptions<S>) {
+    checkThreshold(options.thresholdMs);
     this.#options = options;
     // Times a stall within one interval. The worker wakes when the last beat could first turn
     // stale, so it sees every stall of at least the threshold while it lasts. Measured idle cost per
@@ -63,17 +108,21 @@ export class Watchdog<S extends object> implements StallWatchdog {
 
   start(): void {
     if (this.#mode !== 'stopped') return;
-    this.#beats = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+    this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     this.#mode = 'starting';
+    this.#inspectorUrl = this.#options.captureStacks ? inspectorUrl() : undefined;
+    this.#lastBeat = monotonicMs();
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
     registry()[this.#key] = () => this.#readScope();
     process.once('exit', this.#onExit);
-    const inUse = this.#options.captureStacks && inspectorInUse();
+    const inUse = this.#debuggerOpen();
     const { profiler } = this.#options;
     if (profiler && this.#options.captureStacks && !inUse) {
       try {
-        this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? 10, profiler.restartMs ?? 30_000);
+        this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? 10, profiler.restartMs ?? 30_000, (error) =>
+          this.#options.onError('the sampling profiler could not be restarted', error),
+        );
       } catch (error) {
         this.#options.onError('the sampling profiler could not start; stalls in native code get no stack', error);
       }
@@ -86,10 +135,36 @@ export class Watchdog<S extends object> implements StallWatchdog {
   }
 
   // An inspector session still connected when the process exits makes Node print "Waiting for
-  // the debugger to disconnect..."; the profiler's is closed first.
+  // the debugger to disconnect..." (and wait, with --inspect): the profiler's is closed here, and
+  // the worker, if it is handling a stall or holds a session, is told to let go and waited for, a
+  // bounded time. Inspector messages are still served while this thread waits in Atomics.wait,
+  // so a capture under way finishes; its report is delivered here, synchronously.
   readonly #onExit = () => {
     this.#closeProfiler();
+    const beats = this.#beats;
+    if (!beats) return;
+    try {
+      Atomics.store(beats, BEAT_EXITING, 1);
+      // The stall, if one is under way, ends here.
+      this.#beat();
+      const port = this.#port;
+      if (!port || Atomics.load(beats, BEAT_BUSY) === 0) return;
+      port.postMessage({ type: 'exit' } satisfies MainMessage);
+      Atomics.wait(beats, BEAT_BUSY, 1, EXIT_WAIT_MS);
+      for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.#onMessage(m.message as WorkerMessage);
+    } catch {
+      // Exiting: nothing left to report to.
+    }
   };
+
+  /** Whether an inspector server is open (`--inspect`, `inspector.open()`, SIGUSR1): a debugger may be attached. */
+  #debuggerOpen(): boolean {
+    try {
+      return this.#inspectorUrl?.() !== undefined;
+    } catch {
+      return false;
+    }
+  }
 
   #closeProfiler(): void {
     const profiler = this.#profiler;
@@ -112,6 +187,8 @@ export class Watchdog<S extends object> implements StallWatchdog {
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
+    this.#port?.close();
+    this.#port = undefined;
     if (worker) {
       worker.removeAllListeners();
       // An error from terminate must not surface as an unhandled 'error' event.
@@ -121,7 +198,13 @@ export class Watchdog<S extends object> implements StallWatchdog {
   }
 
   status(): WatchdogStatus {
-    return { running: this.#mode !== 'stopped', mode: this.#mode, stacks: this.#stacks, stalls: this.#stalls };
+    return {
+      running: this.#mode !== 'stopped',
+      mode: this.#mode,
+      stacks: this.#stacks,
+      stalls: this.#stalls,
+      debuggerStalls: this.#debuggerStalls,
+    };
   }
 
   #beat(): void {
@@ -140,17 +223,25 @@ export class Watchdog<S extends object> implements StallWatchdog {
         });
       }
     }
+    const gap = Math.round(now - this.#lastBeat);
     this.#lastBeat = now;
     const beats = this.#beats;
     if (!beats) return;
+    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
     Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
+    // Read at every beat (tens of nanoseconds): a debugger opened later, by inspector.open() or
+    // SIGUSR1, is seen by the next capture.
+    Atomics.store(beats, BEAT_DEBUGGER, this.#debuggerOpen() ? 1 : 0);
     Atomics.add(beats, BEAT_SEQ, 1);
   }
 
   #spawn(beats: Int32Array, inUse: boolean): void {
     const o = this.#options;
+    const internal = o as InternalOptions;
+    const { port1, port2 } = new MessageChannel();
     const config: WorkerConfig = {
       heartbeat: beats.buffer as SharedArrayBuffer,
+      port: port2,
       thresholdMs: o.thresholdMs,
       heartbeatMs: this.#heartbeatMs,
       pollMs: this.#heartbeatMs,
@@ -161,20 +252,29 @@ export class Watchdog<S extends object> implements StallWatchdog {
       profiler: this.#profiler !== undefined,
       debuggerMode: o.debuggerMode ?? 'on-stall',
       inspectorInUse: inUse,
+      // Answers to a running or paused main thread come within a millisecond; half a second is
+      // far beyond that, and short enough that a stuck command holds the main thread little.
+      commandTimeoutMs: internal.commandTimeoutMs ?? 500,
+      reachTimeoutMs: internal.reachTimeoutMs ?? 60_000,
+      debuggerQuietMs: internal.debuggerQuietMs ?? 60_000,
+      faults: internal.faults ?? [],
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
     };
-    const internal = o as { workerSource?: string };
     const worker = new Worker(internal.workerSource ?? workerSource(), {
       eval: true,
       workerData: config,
+      transferList: [port2],
       // The app's loaders and --inspect flags are not for the watchdog.
       execArgv: [],
       env: {},
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
     });
     this.#worker = worker;
-    worker.on('message', (message: WorkerMessage) => this.#onMessage(message));
+    this.#port = port1;
+    port1.on('message', (message: WorkerMessage) => this.#onMessage(message));
+    // After the listener, which refs the port: the watchdog must not keep the process alive.
+    port1.unref();
     worker.on('error', (error) => this.#degrade('the stall watchdog worker failed', error));
     worker.on('exit', (code) => {
       if (this.#worker === worker) this.#degrade('the stall watchdog worker exited', new Error(`exit code ${code}`));
@@ -193,6 +293,9 @@ export class Watchdog<S extends object> implements StallWatchdog {
       case 'degraded':
         this.#stacks = false;
         this.#options.onError('stall stacks are off', new Error(message.reason));
+        return;
+      case 'debugger':
+        this.#options.onError('stall stacks are off while a debugger may be attached', new Error(message.reason));
         return;
       case 'error':
         this.#options.onError(message.what, new Error(message.message));
@@ -229,6 +332,10 @@ export class Watchdog<S extends object> implements StallWatchdog {
     if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
     if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    if (message.debuggerAttached) {
+      report.debuggerAttached = true;
+      this.#debuggerStalls++;
+    }
     this.#emit(report);
   }
 
@@ -300,6 +407,8 @@ export class Watchdog<S extends object> implements StallWatchdog {
     this.#stacks = false;
     const worker = this.#worker;
     this.#worker = undefined;
+    this.#port?.close();
+    this.#port = undefined;
     worker?.terminate().catch(() => {});
     this.#lastBeat = monotonicMs();
     this.#options.onError(`${what}; stalls are now timed on the main thread, without stacks`, error);

@@ -3,15 +3,41 @@
 // `require` of node builtins inside the function bodies. That way one file serves the sources,
 // the ESM build and the CJS build, with no second entry point to resolve at run time.
 
+import type { MessagePort } from 'node:worker_threads';
 import type { WatchdogStackFrame } from './types.js';
 
-/** Slots of the Int32Array over the SharedArrayBuffer the main thread writes. */
+/** Slots of the Int32Array over the SharedArrayBuffer both threads share. */
 export const BEAT_MS = 0;
 export const BEAT_SEQ = 1;
+/** 1 while the main thread has an inspector server open: a debugger may be attached. */
+export const BEAT_DEBUGGER = 2;
+/** Set to 1 by the main thread when the process exits. */
+export const BEAT_EXITING = 3;
+/** 1 while the worker handles a stall or holds an inspector session: an exit must wait for it. */
+export const BEAT_BUSY = 4;
+/** The longest gap between two beats, ms, since the worker last took it. */
+export const BEAT_GAP = 5;
+export const BEAT_SLOTS = 6;
+
+/** The steps of a capture, in order; a fault can be injected at each (tests only). */
+export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
+
+/**
+ * A fault injected at a step of the next captures: `fail` rejects the command (or throws from
+ * disconnect) without sending it, `hang` never answers (disconnect blocks the worker for 1 s),
+ * `kill` ends the worker thread there. Used up after `times` captures (default 1).
+ */
+export interface Fault {
+  step: CaptureStep;
+  kind: 'fail' | 'hang' | 'kill';
+  times?: number;
+}
 
 /** What the main thread hands the worker (workerData). */
 export interface WorkerConfig {
   heartbeat: SharedArrayBuffer;
+  /** Messages both ways; the main thread can read it synchronously while it exits. */
+  port: MessagePort;
   thresholdMs: number;
   heartbeatMs: number;
   pollMs: number;
@@ -22,17 +48,28 @@ export interface WorkerConfig {
   /** The main thread samples a profile: ask for its stack when a pause was late or failed. */
   profiler: boolean;
   debuggerMode: 'always' | 'on-stall';
-  /** Set when another debugger may be attached (--inspect): no pausing then. */
+  /** An inspector server was open at start: say once that stalls go without stacks meanwhile. */
   inspectorInUse: boolean;
+  /** Longest wait for a command's answer while the main thread is paused, or after it ran again. */
+  commandTimeoutMs: number;
+  /** Longest wait for the main thread to take the pause while it is still blocked. */
+  reachTimeoutMs: number;
+  /** After a debugger was seen pausing the main thread, captures stay off this long. */
+  debuggerQuietMs: number;
   /** Expression evaluated on the paused frame; returns JSON of { request, inflight, candidates }. */
   scopeExpression: string;
   maxFrames: number;
+  faults: Fault[];
 }
+
+/** Why a stall has no stack. */
+export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
 
 /** Messages from the worker. Times are monotonic ms (process.hrtime) unless named `at`. */
 export type WorkerMessage =
   | { type: 'ready'; stacks: boolean }
   | { type: 'degraded'; reason: string }
+  | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
   | {
       type: 'stall';
@@ -47,19 +84,62 @@ export type WorkerMessage =
       window: [number, number];
       /** The pause was late or failed: the main thread's profile may know the stack. */
       wantsProfile: boolean;
-      stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+      stackSkipped?: StackSkipped;
+      /** No stack because a debugger may be attached (`stackSkipped` is 'unavailable'). */
+      debuggerAttached?: true;
     };
+
+/** Messages to the worker. */
+export type MainMessage = { type: 'exit' };
+
+interface CallFrame {
+  callFrameId: string;
+  functionName: string;
+  url?: string;
+  location: { scriptId: string; lineNumber: number; columnNumber?: number };
+}
+
+interface PausedEvent {
+  params: { callFrames: CallFrame[]; reason: string; hitBreakpoints?: string[] };
+}
+
+interface Captured {
+  stack: WatchdogStackFrame[];
+  scope?: string;
+  delayMs: number;
+}
 
 /** Runs in the worker. */
 export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
-  // `load` is the worker's require: a literal require() here would be rewritten by the ESM build.
-  const { parentPort } = load('node:worker_threads') as typeof import('node:worker_threads');
-  const port = parentPort as import('node:worker_threads').MessagePort;
+  // Slots as in BEAT_* (this function cannot see module constants).
+  const SEQ = 1;
+  const DEBUGGER = 2;
+  const EXITING = 3;
+  const BUSY = 4;
+  const GAP = 5;
   const beat = new Int32Array(config.heartbeat);
+  const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
   const send = (message: WorkerMessage) => port.postMessage(message);
-  const fail = (what: string, error: unknown) =>
-    send({ type: 'error', what, message: error instanceof Error ? error.message : String(error) });
+  const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+  const fail = (what: string, error: unknown) => send({ type: 'error', what, message: messageOf(error) });
+
+  // Every timer here is unref'd: the port's listener is what keeps this thread alive, and a nap
+  // ends early when the process exits or an awaited answer comes.
+  const wakers = new Set<() => void>();
+  const wakeAll = () => {
+    for (const wake of wakers) wake();
+  };
+  const nap = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms).unref();
+      wakers.add(done);
+    });
 
   // Token bucket for stack captures: stalls beyond it are still counted and timed.
   let tokens = config.maxStacksPerMinute;
@@ -73,21 +153,17 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     return true;
   };
 
-  // biome-ignore lint/suspicious/noExplicitAny: the inspector Session, when available.
-  let session: any;
-  const scripts = new Map<string, string>();
-  let debuggerOn = false;
-  const post = (method: string, params?: object) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      session.post(method, params ?? {}, (error: Error | null, result: Record<string, unknown>) =>
-        error ? reject(error) : resolve(result),
-      );
-    });
+  const faults = config.faults.map((fault) => ({ ...fault, left: fault.times ?? 1 }));
+  /** The fault a test injected at this step, if one is left. */
+  const faultAt = (step: CaptureStep): Fault['kind'] | undefined => {
+    const fault = faults.find((f) => f.step === step && f.left > 0);
+    if (!fault) return undefined;
+    fault.left--;
+    if (fault.kind === 'kill') process.exit(1);
+    return fault.kind;
+  };
 
-  let stacks = config.captureStacks && !config.inspectorInUse;
-  if (config.captureStacks && config.inspectorInUse) {
-    send({ type: 'degraded', reason: 'another debugger may be attached (the inspector is open); stalls are timed without stacks' });
-  }
+  let stacks = config.captureStacks;
   // biome-ignore lint/suspicious/noExplicitAny: node:inspector, when the build has it.
   let inspector: any;
   if (stacks) {
@@ -95,167 +171,326 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
       inspector = load('node:inspector');
     } catch (error) {
       stacks = false;
-      send({
-        type: 'degraded',
-        reason: `the inspector is not available (${error instanceof Error ? error.message : String(error)}); stalls are timed without stacks`,
-      });
+      send({ type: 'degraded', reason: `the inspector is not available (${messageOf(error)}); stalls are timed without stacks` });
     }
   }
+  let debuggerSaid = false;
+  const sayDebugger = (reason: string) => {
+    if (debuggerSaid) return;
+    debuggerSaid = true;
+    send({ type: 'debugger', reason });
+  };
+  const inspectorOpen = 'another debugger may be attached (the inspector is open); stalls are timed without stacks';
+  if (stacks && config.inspectorInUse) sayDebugger(inspectorOpen);
+  let debuggerSeenAt = Number.NEGATIVE_INFINITY;
+
   // A session stays connected only while it is needed: a process that exits with one connected
   // prints "Waiting for the debugger to disconnect...". debuggerMode 'always' keeps it; otherwise
   // it lives for one capture.
   const keepSession = config.debuggerMode === 'always';
-  // One capture at a time: the paused event resolves the pending pause.
-  let pendingPause: ((frames: unknown) => void) | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: the inspector Session.
+  let session: any;
+  // biome-ignore lint/suspicious/noExplicitAny: a session whose disconnect failed, retried later.
+  let stale: any;
+  let debuggerOn = false;
+  const scripts = new Map<string, string>();
+  /** Our Debugger.pause was answered and its pause has not been seen yet. */
+  let pauseAsked = false;
+  /** The capture waiting for its pause. */
+  let waiting: ((paused: { frames: CallFrame[]; at: number } | 'foreign') => void) | undefined;
+  let exiting = false;
+  let handling = false;
+
+  const post = (method: string, params: object = {}, step?: CaptureStep, onAnswer?: () => void) => {
+    const fault = step && faultAt(step);
+    if (fault === 'fail') return Promise.reject(new Error(`${method} failed (injected)`));
+    if (fault === 'hang') return new Promise<Record<string, unknown>>(() => {});
+    const to = session;
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      to.post(method, params, (error: Error | null, result: Record<string, unknown>) => {
+        if (error) return reject(error);
+        onAnswer?.();
+        resolve(result);
+      });
+    });
+  };
+
+  /** Rejects when `promise` is not settled within commandTimeoutMs: for answers due at once. */
+  const within = <T>(promise: Promise<T>, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${config.commandTimeoutMs} ms`)), config.commandTimeoutMs);
+      timer.unref();
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  };
+
+  /**
+   * Waits for an answer the main thread gives only when it next runs JavaScript: without limit
+   * while the stall lasts (waiting costs the main thread nothing, and native code can hold it for
+   * seconds), then commandTimeoutMs once it beats again, and never longer than reachTimeoutMs.
+   */
+  const whileBlocked = async <T>(promise: Promise<T>, seq: number, what: string): Promise<T> => {
+    let out: { value: T } | { error: unknown } | undefined;
+    promise.then(
+      (value) => {
+        out = { value };
+        wakeAll();
+      },
+      (error) => {
+        out = { error };
+        wakeAll();
+      },
+    );
+    const started = nowMs();
+    let ranAt: number | undefined;
+    while (!out) {
+      const now = nowMs();
+      // An exiting process will not come back for a pause: give up at once and let it go.
+      if (exiting) throw new Error(`${what}: the process exits`);
+      if (ranAt === undefined && Atomics.load(beat, SEQ) !== seq) ranAt = now;
+      if (now - started > config.reachTimeoutMs || (ranAt !== undefined && now - ranAt > config.commandTimeoutMs)) {
+        throw new Error(`${what}: no answer`);
+      }
+      await nap(config.pollMs);
+    }
+    if ('error' in out) throw out.error;
+    return out.value;
+  };
+
+  const onPaused = ({ params }: PausedEvent) => {
+    // Ours only if it comes after the answer to our Debugger.pause and hit no breakpoint. A thread
+    // already stopped by a debugger reports that pause while our Debugger.enable is handled, before
+    // that answer. A pause we did not cause is never resumed.
+    const ours = pauseAsked && params.reason === 'other' && !params.hitBreakpoints?.length;
+    const capture = waiting;
+    waiting = undefined;
+    if (!ours) {
+      debuggerSeenAt = nowMs();
+      capture?.('foreign');
+      return;
+    }
+    pauseAsked = false;
+    if (capture) capture({ frames: params.callFrames, at: nowMs() });
+    // Our pause, landing after its capture gave up: closing the session lets it go.
+    else drop();
+  };
+
   const connect = () => {
     if (session) return;
-    session = new inspector.Session();
-    session.connectToMainThread();
-    session.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+    const opened = new inspector.Session();
+    opened.connectToMainThread();
+    session = opened;
+    opened.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
       if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
     });
-    session.on('Debugger.paused', (m: { params: { callFrames: unknown[] } }) => {
-      const resolve = pendingPause;
-      pendingPause = undefined;
-      if (resolve) resolve(m.params.callFrames);
-      else post('Debugger.resume').catch(() => {});
-    });
+    opened.on('Debugger.paused', onPaused);
   };
-  const disconnect = () => {
-    if (!session || keepSession) return;
-    session.disconnect();
+
+  /** Closes the session; V8 resumes a thread whose pausing session goes away. False if that failed. */
+  const drop = (): boolean => {
+    const closing = session;
     session = undefined;
     debuggerOn = false;
+    pauseAsked = false;
     scripts.clear();
-  };
-
-  const enableDebugger = async () => {
-    if (debuggerOn) return;
-    // Pipelined: the pause that follows is dispatched right behind, in the same interrupt.
-    debuggerOn = true;
-    await post('Debugger.enable');
-    // `debugger;` statements in the app must not stop it while our session is attached.
-    await post('Debugger.setBreakpointsActive', { active: false });
-  };
-  const disableDebugger = async () => {
-    if (!debuggerOn || config.debuggerMode === 'always') return;
-    debuggerOn = false;
-    scripts.clear();
-    await post('Debugger.disable');
-  };
-
-  interface CallFrame {
-    callFrameId: string;
-    functionName: string;
-    url?: string;
-    location: { scriptId: string; lineNumber: number; columnNumber?: number };
-  }
-
-  const pause = async (): Promise<{ stack: WatchdogStackFrame[]; scope?: string; delayMs: number } | undefined> => {
-    const paused = new Promise<unknown>((resolve) => {
-      pendingPause = resolve;
-    });
-    // Commands reach the main thread at V8's next interrupt check, which native code such as
-    // JSON.parse does not make. The reply to a trivial command sent first tells how long that took:
-    // if long, the blocking work had already returned when the pause landed.
-    connect();
-    const asked = nowMs();
-    const reached = post('Runtime.getHeapUsage').then(nowMs);
-    const enabling = enableDebugger();
-    const pausing = post('Debugger.pause');
-    await enabling;
-    await pausing;
-    // A pause lands at V8's next interrupt check, which the heartbeat guarantees comes; the
-    // timeout only guards against a session that stopped answering.
-    let timer: NodeJS.Timeout | undefined;
-    const frames = (await Promise.race([
-      paused,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => {
-          pendingPause = undefined;
-          reject(new Error('no pause within 30 s'));
-        }, 30_000);
-      }),
-    ]).finally(() => clearTimeout(timer))) as CallFrame[];
-    const delayMs = (await reached) - asked;
-    let scope: string | undefined;
+    if (!closing) return true;
     try {
-      const top = frames[0];
-      if (top) {
-        // Runtime.evaluate, not evaluateOnCallFrame: in a frame of Node's own modules, globals such
-        // as Symbol are not in scope. The async context is the paused one either way.
-        const evaluated = (await post('Runtime.evaluate', {
-          expression: config.scopeExpression,
-          returnByValue: true,
-          silent: true,
-        })) as { result?: { value?: unknown } };
-        if (typeof evaluated.result?.value === 'string') scope = evaluated.result.value;
+      const fault = faultAt('disconnect');
+      if (fault === 'fail') throw new Error('disconnect failed (injected)');
+      if (fault === 'hang') {
+        const end = nowMs() + 1000;
+        while (nowMs() < end) nowMs();
       }
-    } finally {
-      await post('Debugger.resume');
+      closing.disconnect();
+      return true;
+    } catch (error) {
+      stale = closing;
+      fail('the inspector session could not be closed', error);
+      return false;
     }
-    const stack = frames.slice(0, config.maxFrames).map((f) => ({
-      functionName: f.functionName,
-      url: f.url || scripts.get(f.location.scriptId) || '',
-      line: f.location.lineNumber + 1,
-      column: (f.location.columnNumber ?? 0) + 1,
-    }));
-    return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
+  };
+
+  const retryStale = () => {
+    const closing = stale;
+    stale = undefined;
+    try {
+      closing?.disconnect();
+    } catch (error) {
+      stale = closing;
+      fail('the inspector session could not be closed', error);
+    }
+  };
+
+  const enableDebugger = () => {
+    if (debuggerOn) return Promise.resolve();
+    debuggerOn = true;
+    // `debugger;` statements in the app must not stop it while our session is attached.
+    return Promise.all([post('Debugger.enable', {}, 'enable'), post('Debugger.setBreakpointsActive', { active: false })]).then(() => {});
+  };
+
+  const resume = async (): Promise<boolean> => {
+    try {
+      await within(post('Debugger.resume', {}, 'resume'), 'Debugger.resume');
+      return true;
+    } catch (error) {
+      fail('the main thread could not be resumed; the inspector session is closed instead', error);
+      return false;
+    }
+  };
+
+  /**
+   * Lets the main thread go: resumes it if we paused it, and closes the session if resuming
+   * failed, the capture was cut short, or sessions last one capture.
+   */
+  const release = async (paused: boolean) => {
+    const resumed = paused && (await resume());
+    if (resumed && keepSession) return;
+    if (drop() || !paused || resumed) return;
+    // Neither worked: ending this thread closes its session, which resumes the main thread; the
+    // main thread then times stalls on its own.
+    process.exit(1);
+  };
+
+  const readScope = async (): Promise<string | undefined> => {
+    try {
+      // Runtime.evaluate, not evaluateOnCallFrame: in a frame of Node's own modules, globals such
+      // as Symbol are not in scope. The async context is the paused one either way. V8 stops the
+      // expression after `timeout` should a scope reader loop.
+      const params = { expression: config.scopeExpression, returnByValue: true, silent: true, timeout: config.commandTimeoutMs };
+      const evaluated = (await within(post('Runtime.evaluate', params, 'evaluate'), 'Runtime.evaluate')) as {
+        result?: { value?: unknown };
+      };
+      const value = evaluated.result?.value;
+      return typeof value === 'string' ? value : undefined;
+    } catch (error) {
+      fail('the request scope could not be read on the paused thread', error);
+      return undefined;
+    }
+  };
+
+  /**
+   * Pauses the main thread, reads its stack and scope, and lets it go. Everything after the
+   * pause is asked for sits in the one `finally` that releases the thread.
+   */
+  const capture = async (seq: number): Promise<Captured | 'foreign'> => {
+    retryStale();
+    connect();
+    // Commands reach the main thread at V8's next interrupt check, which native code such as
+    // JSON.parse does not make. The answer to a trivial command sent first tells how long that
+    // took: if long, the blocking work had already returned when the pause landed.
+    const asked = nowMs();
+    let reachedAt: number | undefined;
+    post('Runtime.getHeapUsage', {}, 'probe').then(
+      () => {
+        reachedAt = nowMs();
+      },
+      () => {},
+    );
+    const landing = new Promise<{ frames: CallFrame[]; at: number } | 'foreign'>((resolve) => {
+      waiting = resolve;
+    });
+    let paused = false;
+    try {
+      // Pipelined: the pause is dispatched right behind the enable, in the same interrupt.
+      const asking = Promise.all([
+        enableDebugger(),
+        post('Debugger.pause', {}, 'pause', () => {
+          pauseAsked = true;
+        }),
+      ]);
+      await whileBlocked(asking, seq, 'the debugger could not be enabled and asked to pause');
+      const landed = await whileBlocked(landing, seq, 'the main thread did not pause');
+      if (landed === 'foreign') return 'foreign';
+      paused = true;
+      const scope = landed.frames[0] ? await readScope() : undefined;
+      const stack = landed.frames.slice(0, config.maxFrames).map((f) => ({
+        functionName: f.functionName,
+        url: f.url || scripts.get(f.location.scriptId) || '',
+        line: f.location.lineNumber + 1,
+        column: (f.location.columnNumber ?? 0) + 1,
+      }));
+      const delayMs = (reachedAt ?? landed.at) - asked;
+      return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
+    } finally {
+      waiting = undefined;
+      await release(paused);
+    }
+  };
+
+  const debuggerAttached = () => Atomics.load(beat, DEBUGGER) === 1 || nowMs() - debuggerSeenAt < config.debuggerQuietMs;
+
+  /** The stall ends when the main thread beats again (its last beat is written as the process exits). */
+  const stallEnd = async (seq: number) => {
+    while (Atomics.load(beat, SEQ) === seq && !exiting) await nap(config.pollMs);
   };
 
   /** Handles the stall that began with the beat `lastBeat`, `age` ms ago, until it ends. */
   const stalled = async (lastBeat: number, seq: number, now: number, age: number) => {
     const startedMono = now - age;
     const startedAt = Date.now() - age;
-    let captured: Awaited<ReturnType<typeof pause>>;
-    let skipped: 'rate-limited' | 'disabled' | 'unavailable' | undefined;
+    let captured: Captured | undefined;
+    let skipped: StackSkipped | undefined;
+    let attached = false;
     if (!config.captureStacks) skipped = 'disabled';
     else if (!stacks) skipped = 'unavailable';
+    else if (debuggerAttached()) attached = true;
     else if (!takeToken()) skipped = 'rate-limited';
     else {
       try {
-        captured = await pause();
+        const result = await capture(seq);
+        if (result === 'foreign') attached = true;
+        else captured = result;
       } catch (error) {
         fail('a stall stack could not be captured', error);
       }
     }
-    // The stall ends when the main thread beats again.
-    while (Atomics.load(beat, 1) === seq) await new Promise((r) => setTimeout(r, config.pollMs));
+    if (attached) {
+      skipped = 'unavailable';
+      sayDebugger(
+        Atomics.load(beat, DEBUGGER) === 1
+          ? inspectorOpen
+          : 'a debugger paused the main thread; stalls are timed without stacks while one may be attached',
+      );
+    }
+    // Nothing of ours holds the main thread from here on: this wait only reads shared memory.
+    await stallEnd(seq);
+    // A debugger that held the thread is likely still attached: stay quiet from its last stop.
+    if (attached && debuggerSeenAt > startedMono) debuggerSeenAt = nowMs();
     const endedMono = nowMs();
-    const gapMs = (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
+    // The gap the main thread measured, not the age of its latest beat: a capture that outlasts
+    // the stall reads the beat several beats after the stall ended.
+    const gapMs = Atomics.exchange(beat, GAP, 0) || (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
     // How late the loop ran: the gap between beats minus the beat interval.
     const durationMs = Math.max(0, gapMs - config.heartbeatMs);
-    try {
-      if (durationMs < config.thresholdMs) return;
-      const late = captured !== undefined && captured.delayMs > config.latePauseMs;
-      const message: WorkerMessage = {
-        type: 'stall',
-        durationMs,
-        at: startedAt,
-        stack: [],
-        stackSource: 'none',
-        window: [startedMono * 1000, (startedMono + gapMs) * 1000],
-        wantsProfile: config.profiler && (late || (captured === undefined && !skipped && stacks)),
-      };
-      if (captured) {
-        message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
-        if (captured.scope !== undefined) message.scope = captured.scope;
-        message.stack = captured.stack;
-        message.stackSource = late ? 'late-pause' : 'pause';
-      }
-      if (skipped) message.stackSkipped = skipped;
-      send(message);
-    } finally {
-      if (keepSession) {
-        if (debuggerOn) disableDebugger().catch((error) => fail('the debugger could not be disabled', error));
-      } else {
-        try {
-          disconnect();
-        } catch (error) {
-          fail('the inspector session could not be closed', error);
-        }
-      }
+    if (durationMs < config.thresholdMs) return;
+    const late = captured !== undefined && captured.delayMs > config.latePauseMs;
+    const message: WorkerMessage = {
+      type: 'stall',
+      durationMs,
+      at: startedAt,
+      stack: [],
+      stackSource: 'none',
+      window: [startedMono * 1000, (startedMono + gapMs) * 1000],
+      wantsProfile: config.profiler && (late || (captured === undefined && !skipped && stacks)),
+    };
+    if (captured) {
+      message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
+      if (captured.scope !== undefined) message.scope = captured.scope;
+      message.stack = captured.stack;
+      message.stackSource = late ? 'late-pause' : 'pause';
     }
+    if (skipped) message.stackSkipped = skipped;
+    if (attached) message.debuggerAttached = true;
+    send(message);
+  };
+
+  /** The process exits: close the session so that Node does not wait for a debugger, and say so. */
+  const letGo = () => {
+    drop();
+    retryStale();
+    Atomics.store(beat, BUSY, 0);
+    Atomics.notify(beat, BUSY);
   };
 
   /**
@@ -264,37 +499,52 @@ export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
    * is still seen the moment it reaches the threshold.
    */
   const check = () => {
-    // Slots as in BEAT_MS / BEAT_SEQ (this function cannot see module constants).
+    if (exiting) return;
+    // Slots as in BEAT_MS / BEAT_SEQ.
     const lastBeat = Atomics.load(beat, 0);
-    const seq = Atomics.load(beat, 1);
+    const seq = Atomics.load(beat, SEQ);
     if (seq === 0) {
-      setTimeout(check, config.pollMs); // no heartbeat yet
+      setTimeout(check, config.pollMs).unref(); // no heartbeat yet
       return;
     }
     const now = nowMs();
     // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
     const age = ((Math.floor(now) | 0) - lastBeat) | 0;
     if (age < config.thresholdMs) {
-      setTimeout(check, Math.max(1, config.thresholdMs - age));
+      setTimeout(check, Math.max(1, config.thresholdMs - age)).unref();
       return;
     }
-    // The inspector's replies are not handles: without one, the worker would exit mid-capture.
-    const keepAlive = setInterval(() => {}, 60_000);
-    stalled(lastBeat, seq, now, age)
+    // Busy before reading EXITING, the main thread sets EXITING before reading BUSY: one of the
+    // two sees the other, so an exit never misses a capture that has begun.
+    handling = true;
+    Atomics.store(beat, GAP, 0);
+    Atomics.store(beat, BUSY, 1);
+    if (Atomics.load(beat, EXITING) === 1) exiting = true;
+    const handled = exiting ? Promise.resolve() : stalled(lastBeat, seq, now, age);
+    handled
       .catch((error) => fail('the stall watchdog failed', error))
       .finally(() => {
-        clearInterval(keepAlive);
-        setTimeout(check, config.pollMs);
+        handling = false;
+        if (exiting) return letGo();
+        if (!session && !stale) Atomics.store(beat, BUSY, 0);
+        setTimeout(check, config.pollMs).unref();
       });
   };
 
+  port.on('message', (message: MainMessage) => {
+    if (message?.type !== 'exit') return;
+    exiting = true;
+    wakeAll();
+    if (!handling) letGo();
+  });
+
   const begin = async () => {
-    // First, so the worker has a live handle while it awaits the inspector's replies.
-    setTimeout(check, config.pollMs);
+    setTimeout(check, config.pollMs).unref();
     if (stacks && keepSession) {
       try {
+        Atomics.store(beat, BUSY, 1);
         connect();
-        if (config.debuggerMode === 'always') await enableDebugger();
+        await within(enableDebugger(), 'Debugger.enable');
       } catch (error) {
         fail('the inspector could not be set up', error);
       }

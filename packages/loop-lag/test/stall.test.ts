@@ -68,7 +68,11 @@ describe('stall detection', () => {
     await (await request(`${app.url}/block/50`, { headers: { 'x-request-id': 'block-50' } })).body.json();
     await sleep(300);
     const five = ours(reports);
-    expect(five.map((r) => r.request?.correlationId)).toEqual([0, 1, 2, 3, 4].map((i) => `block-160-${i}`));
+    // A loaded machine can wake the worker more than 25 ms late: the report is then a late pause,
+    // which names the request only among its candidates (here the one request in flight).
+    const id = (r: StallReport) =>
+      r.request?.correlationId ?? (r.stackSource === 'late-pause' ? r.candidates?.[0]?.correlationId : undefined);
+    expect(five.map(id), JSON.stringify(five)).toEqual([0, 1, 2, 3, 4].map((i) => `block-160-${i}`));
     for (const r of five) expect(r.durationMs).toBeGreaterThanOrEqual(100);
     expect(ours(reports, 'block-50')).toEqual([]);
   });
