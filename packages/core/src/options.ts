@@ -218,7 +218,7 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (windowMs < resolutionMs * 10) fail('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
   return Object.freeze({
     resolutionMs,
-    stallThresholdMs: positive('loopLag.stallThresholdMs', o.stallThresholdMs, DEFAULT_LOOP_LAG.stallThresholdMs, { max: 3_600_000 }),
+    stallThresholdMs: stallThreshold(o.stallThresholdMs),
     captureStacks: bool('loopLag.captureStacks', o.captureStacks, DEFAULT_LOOP_LAG.captureStacks),
     windowMs,
     maxStacksPerMinute: positive('loopLag.maxStacksPerMinute', o.maxStacksPerMinute, DEFAULT_LOOP_LAG.maxStacksPerMinute, {
@@ -227,6 +227,15 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
     }),
     profiler: resolveProfiler(o.profiler),
   });
+}
+
+// Below 10 ms the watchdog's own heartbeat would load the loop it watches.
+const MIN_STALL_THRESHOLD_MS = 10;
+
+function stallThreshold(value: unknown): number {
+  const ms = positive('loopLag.stallThresholdMs', value, DEFAULT_LOOP_LAG.stallThresholdMs, { max: 3_600_000 });
+  if (ms < MIN_STALL_THRESHOLD_MS) fail('loopLag.stallThresholdMs', `a number of ms from ${MIN_STALL_THRESHOLD_MS} to 3600000`, value);
+  return ms;
 }
 
 function resolveProfiler(value: unknown): ResolvedLoopLag['profiler'] {

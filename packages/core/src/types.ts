@@ -49,6 +49,11 @@ export interface StallReport {
   gcShare?: number;
   /** Why there is no stack. */
   stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+  /**
+   * Set when no stack was taken because another debugger was attached (an inspector open, or a
+   * session that paused the thread within the last minute): the watchdog never touches it.
+   */
+  debuggerAttached?: true;
 }
 
 /** A floating, leaked or unhandled promise. Fields are explained in docs/promises.md. */

@@ -18,6 +18,11 @@ const invalid: [string, unknown, string][] = [
     { loopLag: { stallThresholdMs: Number.NaN } },
     'options.loopLag.stallThresholdMs must be a positive number',
   ],
+  [
+    'loopLag.stallThresholdMs below the 10 ms floor',
+    { loopLag: { stallThresholdMs: 0.001 } },
+    'options.loopLag.stallThresholdMs must be a number of ms from 10 to 3600000 (got 0.001)',
+  ],
   ['loopLag.captureStacks', { loopLag: { captureStacks: 'yes' } }, 'options.loopLag.captureStacks must be true or false (got "yes")'],
   ['loopLag.windowMs', { loopLag: { windowMs: 50 } }, 'options.loopLag.windowMs must be at least 10 × loopLag.resolutionMs (100) (got 50)'],
   ['promises', { promises: 'full' }, 'options.promises must be an object or false (got "full")'],

@@ -31,8 +31,12 @@ export function capture(depth: number, below: (...args: never) => unknown): Capt
   const holder: CapturedStack = {};
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = depth;
-  Error.captureStackTrace(holder, below);
-  Error.stackTraceLimit = limit;
+  try {
+    Error.captureStackTrace(holder, below);
+  } finally {
+    // Whatever happens (a stack overflow inside the hook), the app's own limit comes back.
+    Error.stackTraceLimit = limit;
+  }
   return holder;
 }
 

@@ -243,3 +243,22 @@ describe('the tracker alone', () => {
     expect(() => createPromiseTracker({ getScope: () => undefined, onReport: () => {}, mode: 'off' })).toThrow(TypeError);
   });
 });
+
+describe('stack capture', () => {
+  it("puts the app's Error.stackTraceLimit back even when capturing throws", async () => {
+    const { capture } = await import('../src/stack.js');
+    const original = Error.captureStackTrace;
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 42;
+    Error.captureStackTrace = () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    };
+    try {
+      expect(() => capture(10, capture)).toThrow(RangeError);
+      expect(Error.stackTraceLimit).toBe(42);
+    } finally {
+      Error.captureStackTrace = original;
+      Error.stackTraceLimit = limit;
+    }
+  });
+});
