@@ -67,6 +67,9 @@ interface Tagged {
 type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler'>;
 type TrackerConfig = { -readonly [K in keyof Omit<ResolvedPromises, 'mode'>]: ResolvedPromises[K] } & { mode: 'sampled' | 'full' };
 
+/** Stands for `false` options in the config key cache. */
+const NONE = Object.freeze({});
+
 /** How long the watchdog and the promise tracker outlive the last monitor, waiting for the next. */
 const LINGER_MS = 2_000;
 
@@ -100,6 +103,7 @@ export class Hub {
   // thousand monitors with the same options cost one comparison.
   readonly #configs = new Map<string, Counted<PartsConfig>>();
   readonly #functionIds = new WeakMap<object, number>();
+  readonly #keys = new WeakMap<object, WeakMap<object, string>>();
   #nextId = 1;
   #watchdog: StallWatchdog | undefined;
   #watchdogConfig: WatchdogConfig | undefined;
@@ -133,8 +137,10 @@ export class Hub {
       guardKey: shed
         ? JSON.stringify([shed.maxEventLoopDelayMs, shed.maxEventLoopUtilization, shed.maxHeapUsedBytes, shed.sampleIntervalMs])
         : undefined,
-      configKey: JSON.stringify([loopLag, promises, filterId]),
+      configKey: this.#configKey(loopLag, promises, filterId),
     };
+    // A configuration some running monitor has already cannot change what the parts run with.
+    const known = this.#configs.has(slot.configKey) && this.#lingering === undefined;
     this.#acquire(this.#configs, slot.configKey, () => ({ loopLag, promises, filterId }));
     this.#slots.set(slot.id, slot);
     this.#slotOf.set(member, slot);
@@ -157,7 +163,7 @@ export class Hub {
         return guard;
       });
     }
-    this.#reconcile(false);
+    if (!known) this.#reconcile(false);
     return this.#partsOf(slot);
   }
 
@@ -181,6 +187,17 @@ export class Hub {
    */
   own(scope: RequestScope, parts: Parts): void {
     if (this.#slots.size > 1) this.#owners.set(scope, parts.id);
+  }
+
+  /** JSON of the options, cached per resolved options object (the defaults are shared objects). */
+  #configKey(loopLag: ResolvedLoopLag | false, promises: ResolvedPromises | false, filterId: number): string {
+    const a = loopLag || NONE;
+    const b = promises || NONE;
+    let byPromises = this.#keys.get(a);
+    if (!byPromises) this.#keys.set(a, (byPromises = new WeakMap()));
+    let key = byPromises.get(b);
+    if (key === undefined) byPromises.set(b, (key = JSON.stringify([loopLag, promises])));
+    return `${filterId}:${key}`;
   }
 
   #filterId(member: Member): number {
