@@ -78,6 +78,10 @@ await call('POST /orders with a hostile id', '/orders', {
 await call('POST /checkout (floats a promise)', '/checkout', { method: 'POST', headers: { 'x-request-id': 'checkout-9c1d' } });
 // The slow one blocks the loop for 250 ms; the request sent alongside it waits for it.
 await Promise.all([call('GET /reports/daily (blocks 250 ms)', '/reports/daily'), call('GET /users/1 (sent alongside)', '/users/1')]);
+// The stall report comes from the watchdog thread once the loop runs again: wait for it (at most 2 s).
+for (const end = Date.now() + 2_000; !reports.some((r) => r.type === 'stall') && Date.now() < end; ) {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
 await monitor.run({ route: 'job:nightly-export', method: 'JOB' }, async () => {
   await fetch(`${inventoryUrl}/export`);
 });
