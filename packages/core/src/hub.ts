@@ -194,9 +194,15 @@ export class Hub {
     const a = loopLag || NONE;
     const b = promises || NONE;
     let byPromises = this.#keys.get(a);
-    if (!byPromises) this.#keys.set(a, (byPromises = new WeakMap()));
+    if (!byPromises) {
+      byPromises = new WeakMap();
+      this.#keys.set(a, byPromises);
+    }
     let key = byPromises.get(b);
-    if (key === undefined) byPromises.set(b, (key = JSON.stringify([loopLag, promises])));
+    if (key === undefined) {
+      key = JSON.stringify([loopLag, promises]);
+      byPromises.set(b, key);
+    }
     return `${filterId}:${key}`;
   }
 
