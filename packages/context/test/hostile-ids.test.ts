@@ -4,6 +4,7 @@ import { correlationHeaders, createHttpHandler, getCorrelationId, withCorrelatio
 import { createMonitor, type Monitor, runInScope } from '@loopsight/core';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIdEcho } from '../../../test-support/id-echo.js';
 
 // Ids no header could carry: outbound requests from their scope must all go out, without them.
 const HOSTILE: [string, string][] = [
@@ -14,20 +15,15 @@ const HOSTILE: [string, string][] = [
 ];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-let upstream: http.Server;
+let upstream: Awaited<ReturnType<typeof startIdEcho>>;
 let target = '';
 beforeAll(async () => {
-  // Answers with the id header it received.
-  upstream = http.createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(req.headers['x-request-id'] ?? null));
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  // A second local server: answers with the id header it received.
+  upstream = await startIdEcho();
+  target = upstream.url;
 });
 afterAll(async () => {
-  upstream.closeAllConnections();
-  await new Promise((resolve) => upstream.close(resolve));
+  await upstream.close();
 });
 
 function httpGet(url: string): Promise<{ status: number; received: unknown }> {

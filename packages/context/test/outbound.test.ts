@@ -1,9 +1,9 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks } from '../../../test-support/apps.js';
+import { startIdEcho } from '../../../test-support/id-echo.js';
 
 // undici 5 with an Agent of its own: undici's global dispatcher is shared across versions, so
 // without one, undici 7's Agent would build the request.
@@ -13,22 +13,17 @@ const undici5Request = (url: string, options: { headers?: Record<string, string>
   undici5.request(url, { ...options, dispatcher: undici5Agent });
 const RAW_ARRAY_TAGGED = Number(process.versions.node.split('.')[0]) < 23;
 
-let upstream: http.Server;
+let upstream: Awaited<ReturnType<typeof startIdEcho>>;
 let target = '';
 
 beforeAll(async () => {
-  // The second local server: answers with the id header it received.
-  upstream = http.createServer((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(req.headers['x-request-id'] ?? null));
-  });
-  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  target = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  // A second local server: answers with the id header it received.
+  upstream = await startIdEcho();
+  target = upstream.url;
 });
 afterAll(async () => {
   await undici5Agent.close();
-  upstream.closeAllConnections();
-  await new Promise((resolve) => upstream.close(resolve));
+  await upstream.close();
 });
 
 function httpCall(fn: typeof http.request, ...args: unknown[]): Promise<unknown> {
