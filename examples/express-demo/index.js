@@ -97,14 +97,21 @@ for (const r of seen) {
 
 const where = (f) =>
   `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
+/** The culprit, then the application's frames below it (its callers). */
+function printFrames(r) {
+  if (!r.culprit) return;
+  console.log(`      culprit ${where(r.culprit)}`);
+  const below = r.stack.slice(r.stack.indexOf(r.culprit) + 1);
+  const own = below.filter((f) => !f.url.startsWith('node:') && !f.url.includes('/node_modules/'));
+  for (const frame of own.slice(0, 1)) console.log(`      at ${where(frame)}`);
+}
 console.log('\nStall reports (the loop was blocked: by what, in which request):');
 for (const r of reports.filter((report) => report.type === 'stall')) {
   const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no request';
   console.log(`  ${r.durationMs.toFixed(0)} ms  ${who}  (stack: ${r.stackSource}, ${r.inflight} in flight)`);
-  // The pause lands wherever the loop is: as often inside Node's own performance.now() as in the
-  // handler's loop. The report keeps every frame; the application's are the ones to read.
-  const own = r.stack.filter((f) => !f.url.startsWith('node:') && !f.url.includes('/node_modules/'));
-  for (const frame of own.slice(0, 2)) console.log(`      at ${where(frame)}`);
+  // The pause lands wherever the loop is, as often inside Node's own performance.now() as in the
+  // handler's loop: `culprit` is the application's frame nearest the top, the line to read first.
+  printFrames(r);
 }
 
 // Let the 1 s stats window that holds the block complete.
@@ -119,7 +126,7 @@ console.log('\nPromise reports (floating: never awaited; leaked: outlived its re
 for (const r of reports.filter((report) => report.type === 'promise')) {
   const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no request';
   console.log(`  ${r.kind}  ${who}  (${r.ageMs} ms old)`);
-  for (const frame of r.stack.slice(0, 3)) console.log(`      at ${where(frame)}`);
+  printFrames(r);
 }
 const rejected = monitor.counters().correlationIdsRejected;
 console.log(

@@ -2,6 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { PromiseTrackerStats } from '@loopsight/promises';
+import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { DEFAULT_PROMISES, resolveOptions, scopeId } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
@@ -336,6 +337,11 @@ export class Monitor implements MonitorLike {
 
   /** @internal A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
   _report(report: StallReport | PromiseReport): void {
+    // A late pause shows what ran after the blocker: it names no culprit.
+    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource === 'pause' || report.stackSource === 'profile')) {
+      const culprit = culpritOf(report.stack);
+      if (culprit) report.culprit = culprit;
+    }
     if (report.type === 'stall') this._emit('stall', report);
     else this._emit('promise', report);
     try {

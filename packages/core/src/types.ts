@@ -37,6 +37,12 @@ export interface StallReport {
   stack: StackFrame[];
   /** `pause`: the blocker itself; `late-pause`: taken after native code returned, not the blocker; `profile`: sampled; `none`. */
   stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
+  /**
+   * The application's own frame nearest the top of the stack (not `node:`, `node_modules` or
+   * loopsight): the line to read first. Only for a stack that shows the blocker (`pause`,
+   * `profile`); a late pause names what ran after it, so it has none.
+   */
+  culprit?: StackFrame;
   /** The request or job that was running, read on the paused frame. Absent rather than guessed. */
   request?: RequestScope;
   /** Requests in flight during the stall. */
@@ -62,6 +68,8 @@ export interface PromiseReport {
   kind: 'floating' | 'leaked' | 'unhandled';
   /** Where the promise was created, user frames first. */
   stack: StackFrame[];
+  /** The application's own frame that created the promise (not `node:`, `node_modules` or loopsight). */
+  culprit?: StackFrame;
   /** The request or job that created it. */
   request?: RequestScope;
   ageMs: number;

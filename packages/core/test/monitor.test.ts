@@ -1,5 +1,5 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { createMonitor, currentScope, type RequestRecord } from '@loopsight/core';
+import { createMonitor, currentScope, type RequestRecord, type StallReport } from '@loopsight/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { busyWait } from '../../../test-support/hops.js';
 
@@ -202,3 +202,48 @@ describe('loopStats', () => {
     expect(monitor.loopStats()).toMatchObject({ count: 0, p99: 0 });
   });
 });
+
+describe('culprit: the application frame a report leads with', () => {
+  const frame = (functionName: string, url: string) => ({ functionName, url, line: 1, column: 1 });
+  const stack = [
+    frame('get performance', 'node:internal/bootstrap/web/exposed-window-or-worker'),
+    frame('handle', 'file:///srv/node_modules/express/lib/router/layer.js'),
+    frame('wrap', 'file:///srv/node_modules/@loopsight/core/dist/index.js'),
+    frame('wrap', 'file:///srv/vendor/@loopsight/core/index.js'),
+    frame('buildReport', 'file:///srv/app/reports.js'),
+    frame('route', 'file:///srv/app/server.js'),
+  ];
+
+  it('skips node: internals, node_modules and loopsight; a late pause names none', () => {
+    const monitor = monitorFor();
+    const seen: unknown[] = [];
+    monitor.on('stall', (r) => seen.push(r.culprit));
+    monitor.on('promise', (r) => seen.push(r.culprit));
+    const stall = { type: 'stall', durationMs: 300, at: Date.now(), inflight: 0 } as const;
+    monitor._report({ ...stall, stack, stackSource: 'pause' });
+    monitor._report({ ...stall, stack, stackSource: 'late-pause' });
+    monitor._report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
+    monitor._report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0 });
+    expect(seen).toEqual([stack[4], undefined, undefined, stack[4]]);
+  });
+
+  it('names the blocking function of a real stall, wherever in it the pause landed', async () => {
+    const monitor = monitorFor({ loopLag: { stallThresholdMs: 100 }, promises: false });
+    const reports: StallReport[] = [];
+    monitor.on('stall', (r) => reports.push(r));
+    monitor.start();
+    await sleep(300); // the watchdog's worker comes up
+    spinInTheApplication(300);
+    for (let i = 0; i < 100 && reports.length === 0; i++) await sleep(20);
+    expect(reports).toHaveLength(1);
+    const pauses = reports.filter((r) => r.stackSource === 'pause');
+    // A loaded machine can land the pause late; then there is rightly no culprit to check.
+    for (const r of pauses) expect(r.culprit, JSON.stringify(r.stack)).toMatchObject({ functionName: 'spinInTheApplication' });
+    for (const r of pauses) expect(r.culprit?.url).toMatch(/core\/test\/monitor\.test\.ts$/);
+  });
+});
+
+function spinInTheApplication(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {}
+}

@@ -124,14 +124,14 @@ function codeAttributes(report: StallReport | PromiseReport): Attributes {
   const attributes: Attributes = {};
   if (report.stack.length === 0) return attributes;
   attributes[ATTR_CODE_STACKTRACE] = formatStack(report.stack);
-  // A late pause names whatever ran after the blocker: never presented as the blocker's location.
-  if (report.type === 'stall' && report.stackSource !== 'pause' && report.stackSource !== 'profile') return attributes;
-  const [top] = report.stack;
-  if (top) {
-    attributes[ATTR_CODE_FUNCTION_NAME] = top.functionName || '<anonymous>';
-    attributes[ATTR_CODE_FILE_PATH] = top.url;
-    attributes[ATTR_CODE_LINE_NUMBER] = top.line;
-    attributes[ATTR_CODE_COLUMN_NUMBER] = top.column;
+  // The application's own frame, not Node's `get performance` above it. A late pause has none: what
+  // ran after the blocker is never presented as the blocker's location.
+  const { culprit } = report;
+  if (culprit) {
+    attributes[ATTR_CODE_FUNCTION_NAME] = culprit.functionName || '<anonymous>';
+    attributes[ATTR_CODE_FILE_PATH] = culprit.url;
+    attributes[ATTR_CODE_LINE_NUMBER] = culprit.line;
+    attributes[ATTR_CODE_COLUMN_NUMBER] = culprit.column;
   }
   return attributes;
 }

@@ -69,7 +69,7 @@ for (const framework of frameworks) {
       expect(reports).toHaveLength(1);
       const [report] = reports;
       expect(report).toMatchObject({ type: 'promise', kind: 'floating', request: { correlationId: 'float-1' } });
-      expect(report?.stack[0]).toMatchObject({ functionName: 'audit' });
+      expect(report?.culprit).toMatchObject({ functionName: 'audit' });
       expect(report?.stack[1]).toMatchObject({ functionName: 'floats' });
       expect(report?.stack[1]?.url).toContain(SCENARIOS_FILE);
       expect(report?.stack.every((f) => !f.url.includes('node_modules') && !f.url.startsWith('node:'))).toBe(true);
