@@ -8,7 +8,9 @@ export default defineConfig({
   define: { __LOOPSIGHT_VERSION__: JSON.stringify('0.0.0-source') },
   resolve: {
     // Tests run against the sources; the builds are tested by dist.test.ts, test/pack (the packed tarballs) and the demo.
+    // Subpaths first: an alias also matches the names it prefixes.
     alias: {
+      '@loopsight/core/internal': fileURLToPath(new URL('./packages/core/src/internal.ts', import.meta.url)),
       '@loopsight/core': src('core'),
       '@loopsight/context': src('context'),
       '@loopsight/express': src('express'),

@@ -8,8 +8,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createHttpHandler, getCorrelationId, withCorrelationId } from '@loopsight/context';
-import { createMonitor, currentScope, DEFAULT_ID_PATTERN, runInScope } from '@loopsight/core';
+import { enablePropagation, getCorrelationId, withCorrelationId } from '@loopsight/context';
+import { createMonitor, currentScope } from '@loopsight/core';
+import { createHttpHandler, DEFAULT_ID_PATTERN, internals, runInScope } from '@loopsight/core/internal';
 import { Bench } from 'tinybench';
 
 const BATCH = 1000;
@@ -19,7 +20,7 @@ const json = process.argv.includes('--json');
 // micro/promises.mjs and the HTTP benchmark); this measures the context alone.
 const monitor = createMonitor({ loopLag: false, promises: false, logger: { warn() {} }, onReport() {} });
 monitor.start();
-const { validate, generate } = monitor.options.correlation;
+const { validate, generate } = internals(monitor).options.correlation;
 
 const als = new AsyncLocalStorage();
 const store = { id: 'bench-id-1' };
@@ -34,7 +35,7 @@ class FakeResponse extends EventEmitter {
   setHeader() {}
 }
 const fakeRequest = (headers) => ({ method: 'GET', url: '/hello', headers, rawHeaders: [] });
-const handle = createHttpHandler(monitor, { route: () => '/hello' });
+const handle = createHttpHandler(monitor, { route: () => '/hello', propagate: enablePropagation });
 /** The hand-written floor of an HTTP scope: take or make the id, echo it, run in ALS until 'close'. */
 function floorHandle(req, res, next) {
   const id = typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : randomUUID();

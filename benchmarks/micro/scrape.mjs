@@ -10,6 +10,7 @@ import { cpus } from 'node:os';
 const ROUNDS = 7;
 const root = new URL('../../packages/', import.meta.url);
 const { createMonitor } = await import(new URL('core/dist/index.js', root).href);
+const { internals } = await import(new URL('core/dist/internal.js', root).href);
 const { prometheusExporter } = await import(new URL('prometheus/dist/index.js', root).href);
 const { otelExporter } = await import(new URL('otel/dist/index.js', root).href);
 const { Registry, collectDefaultMetrics } = createRequire(new URL('prometheus/package.json', root))('prom-client');
@@ -33,8 +34,9 @@ function registryWith({ routes = 0, defaults = false, loopsight = true } = {}) {
   // Stall and promise series for `routes` route templates: 100 is the default cap, the worst case.
   for (let i = 0; i < routes; i++) {
     const request = { correlationId: `c${i}`, route: `/route/${i}/:id`, startedAt: Date.now() };
-    monitor._report({ type: 'stall', durationMs: 150, at: Date.now(), stack: [], stackSource: 'none', inflight: 1, request });
-    for (const kind of ['floating', 'leaked', 'unhandled']) monitor._report({ type: 'promise', kind, stack: [], request, ageMs: 1 });
+    internals(monitor).report({ type: 'stall', durationMs: 150, at: Date.now(), stack: [], stackSource: 'none', inflight: 1, request });
+    for (const kind of ['floating', 'leaked', 'unhandled'])
+      internals(monitor).report({ type: 'promise', kind, stack: [], request, ageMs: 1 });
   }
   return registry;
 }

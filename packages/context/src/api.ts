@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { currentScope, idRefusal, type RequestScope, runInScope } from '@loopsight/core';
+import { currentScope, type RequestScope } from '@loopsight/core';
+import { correlationHeaderNames, idRefusal, runInScope } from '@loopsight/core/internal';
 import { propagatedHeaders } from './propagation.js';
 
 const DEFAULT_HEADER = 'x-request-id';
@@ -71,8 +72,11 @@ export function correlationHeaders(): Record<string, string> {
   const id = getCorrelationId();
   // A scope made by hand (runInScope) is not checked when it opens: never hand out an unusable id.
   if (id === undefined || idRefusal(id) !== undefined) return {};
+  // The headers propagation sets, and each running monitor's `correlation.header` even where it
+  // does not propagate: the id goes out under the name the service was configured with.
   const headers: Record<string, string> = {};
   for (const name of propagatedHeaders()) headers[name] = id;
+  for (const name of correlationHeaderNames()) headers[name] = id;
   if (Object.keys(headers).length === 0) headers[DEFAULT_HEADER] = id;
   return headers;
 }

@@ -2,7 +2,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import http, { type ClientRequest, type RequestOptions } from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
-import { currentScope, type Exporter, idRefusal, type RequestScope } from '@loopsight/core';
+import { currentScope, type RequestScope } from '@loopsight/core';
+import { idRefusal } from '@loopsight/core/internal';
 
 type OnError = (what: string, error: unknown) => void;
 
@@ -196,28 +197,5 @@ export function enablePropagation(header = 'x-request-id', onError?: OnError): (
       shared.uninstall?.();
       shared.uninstall = undefined;
     }
-  };
-}
-
-// Nobody stops the monitor of an Express or Koa app; propagation must not keep it (and its app)
-// alive, and goes when it goes.
-const released = new FinalizationRegistry<() => void>((disable) => disable());
-
-/** Outbound propagation as a monitor component: on while the monitor runs, or until it is collected. */
-export function propagation(header: string): Exporter {
-  let disable: (() => void) | undefined;
-  const token = {};
-  return {
-    name: 'loopsight:propagation',
-    start(monitor) {
-      const ref = new WeakRef(monitor);
-      disable = enablePropagation(header, (what, error) => ref.deref()?.reportError(what, error));
-      released.register(monitor, disable, token);
-    },
-    stop() {
-      released.unregister(token);
-      disable?.();
-      disable = undefined;
-    },
   };
 }

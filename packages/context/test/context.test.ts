@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import {
   correlationHeaders,
-  createHttpHandler,
   enablePropagation,
   getCorrelationId,
   pinoMixin,
@@ -12,6 +11,7 @@ import {
   withCorrelationId,
 } from '@loopsight/context';
 import { createMonitor, currentScope } from '@loopsight/core';
+import { createHttpHandler } from '@loopsight/core/internal';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import winston from 'winston';
@@ -95,7 +95,7 @@ describe('createHttpHandler with custom correlation options', () => {
   async function serve(options: Parameters<typeof createMonitor>[0]) {
     const warnings: string[] = [];
     const monitor = createMonitor({ ...options, logger: { warn: (m) => warnings.push(m) } });
-    const handle = createHttpHandler(monitor, { route: () => undefined });
+    const handle = createHttpHandler(monitor, { route: () => undefined, propagate: enablePropagation });
     monitor.start();
     const server = http.createServer((req, res) => handle(req, res, null, () => res.end(getCorrelationId())));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

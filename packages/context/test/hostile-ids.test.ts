@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { correlationHeaders, createHttpHandler, getCorrelationId, withCorrelationId } from '@loopsight/context';
-import { createMonitor, type Monitor, runInScope } from '@loopsight/core';
+import { correlationHeaders, enablePropagation, getCorrelationId, withCorrelationId } from '@loopsight/context';
+import { createMonitor, type Monitor } from '@loopsight/core';
+import { createHttpHandler, runInScope } from '@loopsight/core/internal';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdEcho } from '../../../test-support/id-echo.js';
@@ -65,7 +66,7 @@ describe('hostile correlation ids', () => {
   beforeAll(() => {
     monitor = createMonitor({ loopLag: false, promises: false, onReport: () => {}, logger: { warn: () => {} } });
     // What an adapter does: attaches outbound propagation to the monitor.
-    createHttpHandler(monitor, { route: () => undefined });
+    createHttpHandler(monitor, { route: () => undefined, propagate: enablePropagation });
     monitor.start();
   });
   afterAll(() => monitor.stop());
@@ -87,7 +88,7 @@ describe('hostile correlation ids', () => {
 
   it.each(HOSTILE)('a generate() that returns %s: replaced, counted, every outbound request succeeds', async (_name, hostile) => {
     const own = createMonitor({ loopLag: false, promises: false, onReport: () => {}, correlation: { generate: () => hostile } });
-    createHttpHandler(own, { route: () => undefined });
+    createHttpHandler(own, { route: () => undefined, propagate: enablePropagation });
     own.start();
     try {
       expectClean(hostile, await own.run({}, callOut));
@@ -100,7 +101,7 @@ describe('hostile correlation ids', () => {
 
   it('a generate() that returns hostile ids for incoming requests: the response echoes a UUID', async () => {
     const own = createMonitor({ loopLag: false, promises: false, onReport: () => {}, correlation: { generate: () => 'a\nb' } });
-    const handle = createHttpHandler(own, { route: () => undefined });
+    const handle = createHttpHandler(own, { route: () => undefined, propagate: enablePropagation });
     own.start();
     const server = http.createServer((req, res) =>
       handle(req, res, undefined, () => callOut().then((out) => res.end(JSON.stringify(out)))),

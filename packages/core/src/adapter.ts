@@ -1,17 +1,9 @@
-import { createMonitor, HELD_WEAKLY, type Monitor } from './monitor.js';
-import type { MonitorOptions } from './types.js';
+import { createMonitor, internals, internalsOf } from './monitor.js';
+import type { Monitor, MonitorOptions } from './types.js';
 
 /** What every adapter accepts: monitor options, or `{ monitor }` to share one Monitor between apps. */
 export interface AdapterOptions extends MonitorOptions {
   monitor?: Monitor;
-}
-
-function isMonitor(value: unknown): value is Monitor {
-  // Duck-typed: the ESM and CJS builds each have their own Monitor class.
-  const m = value as Partial<Monitor> | null;
-  return (
-    typeof m === 'object' && m !== null && typeof m.start === 'function' && typeof m._begin === 'function' && typeof m.options === 'object'
-  );
 }
 
 /**
@@ -23,11 +15,12 @@ export function monitorFor(options: AdapterOptions | undefined): { monitor: Moni
     // Nobody stops the monitor of an Express or Koa app: it must go when its app goes, so that a
     // test suite that builds an app per test does not keep a thousand of them.
     const monitor = createMonitor(options);
-    monitor[HELD_WEAKLY] = true;
+    internals(monitor).heldWeakly = true;
     return { monitor, owned: true };
   }
   const { monitor, ...rest } = options;
-  if (!isMonitor(monitor)) throw new TypeError('loopsight: options.monitor must be a Monitor from createMonitor()');
+  // Recognized by its internals: the ESM and CJS builds (or two copies of core) each have their own class.
+  if (internalsOf(monitor) === undefined) throw new TypeError('loopsight: options.monitor must be a Monitor from createMonitor()');
   const extra = Object.keys(rest);
   if (extra.length > 0) {
     throw new TypeError(

@@ -122,6 +122,16 @@ export class Hub {
     return this.#tracker;
   }
 
+  /** The correlation headers of the running monitors. */
+  headers(): string[] {
+    const names = new Set<string>();
+    for (const slot of this.#slots.values()) {
+      const member = slot.ref.deref();
+      if (member) names.add(member.options.correlation.header);
+    }
+    return [...names];
+  }
+
   join(member: Member, heldWeakly: boolean): Parts {
     const existing = this.#slotOf.get(member);
     if (existing) return this.#partsOf(existing);
@@ -483,4 +493,12 @@ let cached: Hub | undefined;
 export function hub(): Hub {
   cached ??= holder[KEY] ??= new Hub();
   return cached;
+}
+
+/**
+ * The correlation headers of the monitors running in this process (`correlation.header` of each),
+ * whether or not they propagate: what correlationHeaders() hands out. Never creates the hub.
+ */
+export function correlationHeaderNames(): string[] {
+  return (cached ?? holder[KEY])?.headers() ?? [];
 }

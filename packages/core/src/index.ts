@@ -1,19 +1,18 @@
+export type { PromiseTrackerStats } from '@loopsight/promises';
 export { detach, isUserFrame } from '@loopsight/promises';
-export { type AdapterOptions, monitorFor } from './adapter.js';
-export { type RouteResolver, trackRequest } from './http.js';
-export { createMonitor, Monitor } from './monitor.js';
-export { DEFAULT_ID_PATTERN, generateId, type IdSink, idRefusal, MAX_ID_LENGTH } from './options.js';
-export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED, routeLabeler } from './routes.js';
-export { currentScope, runInScope } from './store.js';
+export type { AdapterOptions } from './adapter.js';
+export { createMonitor } from './monitor.js';
+export { currentScope } from './store.js';
 export type {
   CorrelationOptions,
   Exporter,
+  Health,
   Logger,
   LoopDelayHistogram,
   LoopLagOptions,
   LoopStats,
+  Monitor,
   MonitorCounters,
-  MonitorLike,
   MonitorOptions,
   PromiseOptions,
   PromiseReport,
@@ -21,8 +20,10 @@ export type {
   Report,
   RequestRecord,
   RequestScope,
-  ResolvedCorrelation,
-  ResolvedOptions,
+  ShedInfo,
+  ShedOptions,
+  ShedReason,
+  ShedResponse,
   StackFrame,
   StallReport,
 } from './types.js';

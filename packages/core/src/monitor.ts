@@ -2,6 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { PromiseTrackerStats } from '@loopsight/promises';
+import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { DEFAULT_PROMISES, resolveOptions, scopeId } from './options.js';
@@ -12,8 +13,8 @@ import type {
   Health,
   LoopDelayHistogram,
   LoopStats,
+  Monitor,
   MonitorCounters,
-  MonitorLike,
   MonitorOptions,
   PromiseReport,
   RejectReason,
@@ -27,20 +28,56 @@ import type {
   StallReport,
 } from './types.js';
 
-/** Published for every ended request or job; any tool can subscribe without importing loopsight. */
-export const requestChannel = diagnosticsChannel.channel('loopsight:request');
-export const stallChannel = diagnosticsChannel.channel('loopsight:stall');
-export const promiseChannel = diagnosticsChannel.channel('loopsight:promise');
-/**
- * Published with the scope when a request or job begins, synchronously in the context that began it
- * (the adapter's middleware, the caller of monitor.run()): the OTel exporter tags the active span there.
- */
-export const requestStartChannel = diagnosticsChannel.channel('loopsight:request:start');
+const requestChannel = diagnosticsChannel.channel(CHANNELS.request);
+const stallChannel = diagnosticsChannel.channel(CHANNELS.stall);
+const promiseChannel = diagnosticsChannel.channel(CHANNELS.promise);
+const requestStartChannel = diagnosticsChannel.channel(CHANNELS.requestStart);
 
 type EventName = 'stall' | 'promise' | 'request';
 
-/** Marks a monitor an adapter created for its app: the process holds it weakly (see Hub). */
-export const HELD_WEAKLY = Symbol('loopsight.heldWeakly');
+/**
+ * What loopsight's own packages (adapters, context, tests) reach in a monitor, and how they tell one:
+ * a property behind a `Symbol.for` key, so that the ESM and CJS builds (or two copies of core)
+ * recognize each other's monitors, and nothing of it shows in the public type.
+ */
+export const INTERNALS = Symbol.for('loopsight.core.monitor.v1');
+
+export interface MonitorInternals {
+  /** The options after defaults and validation. Frozen. */
+  readonly options: ResolvedOptions;
+  /** Set by adapters on the monitors they create: such a monitor goes with its app (see Hub). */
+  heldWeakly: boolean;
+  /** Registers a scope as in flight. */
+  begin(scope: RequestScope): void;
+  /** Ends a scope: removes it from the registry and emits 'request'. */
+  end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void;
+  /** Counts an incoming correlation id that was refused. */
+  rejected(reason: RejectReason): void;
+  /** A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
+  report(report: StallReport | PromiseReport): void;
+  /**
+   * Why this request should be shed now, or undefined. One property read while the process is
+   * healthy; the exemptions are looked at only while it is overloaded.
+   */
+  shedReason(req: IncomingMessage, path: string): ShedReason | undefined;
+  /** Counts a shed request and tells `shed.onShed`. */
+  shed(info: ShedInfo): void;
+  reportError(what: string, error: unknown): void;
+}
+
+/** The internals of a monitor made by any copy of core, or undefined for anything else. */
+export function internalsOf(value: unknown): MonitorInternals | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const internals = (value as { [INTERNALS]?: unknown })[INTERNALS];
+  return typeof internals === 'object' && internals !== null ? (internals as MonitorInternals) : undefined;
+}
+
+/** The monitor's internals, or a TypeError for anything that is not a monitor. */
+export function internals(monitor: Monitor): MonitorInternals {
+  const found = internalsOf(monitor);
+  if (found === undefined) throw new TypeError('loopsight: expected a Monitor from createMonitor()');
+  return found;
+}
 
 function idleTrackerStats(promises: ResolvedPromises): PromiseTrackerStats {
   const none = () => ({ floating: 0, leaked: 0, unhandled: 0 });
@@ -66,14 +103,10 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-/**
- * One per service (or share one between apps). Holds the in-flight registry, the loop sampler and
- * the components attached to it (exporters, outbound propagation); emits 'request', 'stall' and
- * 'promise'. Create it with `createMonitor()`; adapters do that for you.
- */
-export class Monitor implements MonitorLike {
-  /** The options after defaults and validation. Frozen. */
-  readonly options: ResolvedOptions;
+/** The Monitor; see its interface in types.ts. Made only by createMonitor(). */
+class LoopsightMonitor implements Monitor {
+  readonly #options: ResolvedOptions;
+  readonly #internals: MonitorInternals;
   readonly #inflight = new Set<RequestScope>();
   readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [] };
   readonly #components: Exporter[] = [];
@@ -92,16 +125,31 @@ export class Monitor implements MonitorLike {
   #stopping: Promise<void> | undefined;
 
   constructor(options?: MonitorOptions) {
-    this.options = resolveOptions(options);
-    for (const exporter of this.options.exporters) this.#components.push(exporter);
-    const { promises } = this.options;
+    const resolved = resolveOptions(options);
+    this.#options = resolved;
+    for (const exporter of resolved.exporters) this.#components.push(exporter);
+    const { promises } = resolved;
     this.#member = {
-      options: this.options,
+      options: resolved,
       defaultFrameFilter: promises !== false && promises.frameFilter === DEFAULT_PROMISES.frameFilter,
       inflight: () => this.#inflight,
-      deliver: (report) => this._report(report),
+      deliver: (report) => this.#report(report),
       reportError: (what, error) => this.reportError(what, error),
     };
+    this.#internals = {
+      options: resolved,
+      heldWeakly: false,
+      begin: (scope) => this.#begin(scope),
+      end: (scope, t0, status, aborted) => this.#end(scope, t0, status, aborted),
+      rejected: (reason) => {
+        this.#counters.correlationIdsRejected[reason]++;
+      },
+      report: (report) => this.#report(report),
+      shedReason: (req, path) => this.#shedReason(req, path),
+      shed: (info) => this.#countShed(info),
+      reportError: (what, error) => this.reportError(what, error),
+    };
+    Object.defineProperty(this, INTERNALS, { value: this.#internals });
   }
 
   /** Whether start() was called and stop() was not. */
@@ -116,7 +164,7 @@ export class Monitor implements MonitorLike {
    */
   start(): void {
     if (this.#parts) return;
-    this.#parts = hub().join(this.#member, this[HELD_WEAKLY] === true);
+    this.#parts = hub().join(this.#member, this.#internals.heldWeakly);
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -129,7 +177,7 @@ export class Monitor implements MonitorLike {
     if (!this.#parts) return this.#stopping ?? Promise.resolve();
     this.#parts = undefined;
     const shared = hub()
-      .leave(this.#member, this[HELD_WEAKLY] === true)
+      .leave(this.#member, this.#internals.heldWeakly)
       .catch((error: unknown) => this.reportError('the shared parts failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
@@ -142,9 +190,6 @@ export class Monitor implements MonitorLike {
     this.#stopping = Promise.all([...stops, shared]).then(() => undefined);
     return this.#stopping;
   }
-
-  /** @internal Set by adapters on the monitors they create: such a monitor goes with its app (see Hub). */
-  [HELD_WEAKLY]?: boolean;
 
   /**
    * Ties a component's lifecycle to this monitor: started now if the monitor runs, else on start();
@@ -196,13 +241,13 @@ export class Monitor implements MonitorLike {
   counters(): MonitorCounters {
     const c = this.#counters;
     const counters: MonitorCounters = { ...c, correlationIdsRejected: { ...c.correlationIdsRejected } };
-    const { promises } = this.options;
+    const { promises } = this.#options;
     if (promises !== false && promises.mode !== 'off') {
       // The tracker is the process's: its counts cover every monitor's requests.
       const tracker = this.#parts ? hub().tracker : undefined;
       counters.promises = tracker?.stats() ?? idleTrackerStats(promises);
     }
-    if (this.options.shed) counters.shed = { ...this.#shed };
+    if (this.#options.shed) counters.shed = { ...this.#shed };
     return counters;
   }
 
@@ -219,18 +264,12 @@ export class Monitor implements MonitorLike {
     return { status: 'ok', reasons: [], signals: { eventLoopDelayMs: 0, eventLoopUtilization: 0, heapUsedBytes: 0 } };
   }
 
-  /**
-   * @internal Why this request should be shed now, or undefined. One property read while the
-   * process is healthy; the exemptions are looked at only while it is overloaded.
-   */
-  _shedReason(req: IncomingMessage): ShedReason | undefined {
+  #shedReason(req: IncomingMessage, path: string): ShedReason | undefined {
     const reason = this.#parts?.guard?.overloaded;
     if (reason === undefined) return undefined;
-    const shed = this.options.shed as ResolvedShed;
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
+    const shed = this.#options.shed as ResolvedShed;
     try {
-      if (shed.exempt(req, q === -1 ? url : url.slice(0, q))) return undefined;
+      if (shed.exempt(req, path)) return undefined;
     } catch (error) {
       this.reportError('shed.exempt threw; the request was served', error);
       return undefined;
@@ -238,10 +277,9 @@ export class Monitor implements MonitorLike {
     return reason;
   }
 
-  /** @internal Counts a shed request and tells `shed.onShed`. */
-  _shed(info: ShedInfo): void {
+  #countShed(info: ShedInfo): void {
     this.#shed[info.reason]++;
-    const onShed = (this.options.shed as ResolvedShed).onShed;
+    const onShed = (this.#options.shed as ResolvedShed).onShed;
     if (onShed) this.#guard('shed.onShed threw', () => onShed(info));
   }
 
@@ -257,45 +295,46 @@ export class Monitor implements MonitorLike {
     if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.run() fn must be a function');
     const { correlationId, method, route, startedAt } = scope;
     // A refused id (hostile, or not a string) is replaced and counted, never thrown into the caller.
-    const job: RequestScope = { correlationId: scopeId(correlationId, this.options.correlation, this), startedAt: startedAt ?? Date.now() };
+    const job: RequestScope = {
+      correlationId: scopeId(correlationId, this.#options.correlation, this.#internals),
+      startedAt: startedAt ?? Date.now(),
+    };
     if (method !== undefined) job.method = method;
     if (route !== undefined) job.route = route;
     const t0 = performance.now();
-    this._begin(job);
+    this.#begin(job);
     let result: T;
     try {
       result = scopeStore.run(job, fn);
     } catch (error) {
-      this._end(job, t0, undefined, true);
+      this.#end(job, t0, undefined, true);
       throw error;
     }
     if (!isThenable(result)) {
-      this._end(job, t0, undefined, false);
+      this.#end(job, t0, undefined, false);
       return result;
     }
     // A new promise, so the caller's unhandled-rejection behaviour stays theirs.
     return result.then(
       (value) => {
-        this._end(job, t0, undefined, false);
+        this.#end(job, t0, undefined, false);
         return value;
       },
       (error: unknown) => {
-        this._end(job, t0, undefined, true);
+        this.#end(job, t0, undefined, true);
         throw error;
       },
     ) as T;
   }
 
-  /** @internal Registers a scope as in flight. */
-  _begin(scope: RequestScope): void {
-    if (this.#inflight.size < this.options.maxInflight) this.#inflight.add(scope);
+  #begin(scope: RequestScope): void {
+    if (this.#inflight.size < this.#options.maxInflight) this.#inflight.add(scope);
     else this.#counters.inflightDropped++;
     if (this.#parts) hub().own(scope, this.#parts);
     if (requestStartChannel.hasSubscribers) requestStartChannel.publish(scope);
   }
 
-  /** @internal Ends a scope: removes it from the registry and emits 'request'. */
-  _end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
+  #end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
     this.#inflight.delete(scope);
     hub().tracker?.scopeEnded(scope);
     if (this.#listeners.request.length === 0 && !requestChannel.hasSubscribers) return;
@@ -311,19 +350,14 @@ export class Monitor implements MonitorLike {
     if (route !== undefined) record.route = route;
     if (status !== undefined) record.status = status;
     // Listeners run in the scope of the request they hear about, whatever context ended it.
-    scopeStore.run(scope, () => this._emit('request', record));
+    scopeStore.run(scope, () => this.#emit('request', record));
   }
 
-  /** @internal Counts an incoming correlation id that was refused. */
-  _rejected(reason: RejectReason): void {
-    this.#counters.correlationIdsRejected[reason]++;
-  }
-
-  /** @internal Delivers an event to listeners and to diagnostics_channel; a throwing listener is contained. */
-  _emit(event: 'request', record: RequestRecord): void;
-  _emit(event: 'stall', record: StallReport): void;
-  _emit(event: 'promise', record: PromiseReport): void;
-  _emit(event: EventName, record: RequestRecord | StallReport | PromiseReport): void {
+  /** Delivers an event to listeners and to diagnostics_channel; a throwing listener is contained. */
+  #emit(event: 'request', record: RequestRecord): void;
+  #emit(event: 'stall', record: StallReport): void;
+  #emit(event: 'promise', record: PromiseReport): void;
+  #emit(event: EventName, record: RequestRecord | StallReport | PromiseReport): void {
     for (const fn of this.#listeners[event]) {
       try {
         (fn as (r: typeof record) => void)(record);
@@ -335,17 +369,16 @@ export class Monitor implements MonitorLike {
     if (channel.hasSubscribers) channel.publish(record);
   }
 
-  /** @internal A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
-  _report(report: StallReport | PromiseReport): void {
+  #report(report: StallReport | PromiseReport): void {
     // A late pause shows what ran after the blocker: it names no culprit.
     if (report.culprit === undefined && (report.type === 'promise' || report.stackSource === 'pause' || report.stackSource === 'profile')) {
       const culprit = culpritOf(report.stack);
       if (culprit) report.culprit = culprit;
     }
-    if (report.type === 'stall') this._emit('stall', report);
-    else this._emit('promise', report);
+    if (report.type === 'stall') this.#emit('stall', report);
+    else this.#emit('promise', report);
     try {
-      this.options.onReport(report);
+      this.#options.onReport(report);
     } catch (error) {
       this.reportError('onReport threw', error);
     }
@@ -369,7 +402,7 @@ export class Monitor implements MonitorLike {
     this.#warned.add(what);
     const detail = error instanceof Error ? error.message : String(error);
     try {
-      this.options.logger.warn(`loopsight: ${what}: ${detail} (reported once; counted in monitor.counters().internalErrors)`);
+      this.#options.logger.warn(`loopsight: ${what}: ${detail} (reported once; counted in monitor.counters().internalErrors)`);
     } catch {
       // A broken logger must not break the caller either.
     }
@@ -394,5 +427,5 @@ export class Monitor implements MonitorLike {
  * monitor.on('request', (r) => console.log(r.route, r.durationMs));
  */
 export function createMonitor(options?: MonitorOptions): Monitor {
-  return new Monitor(options);
+  return new LoopsightMonitor(options);
 }

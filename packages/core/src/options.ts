@@ -55,7 +55,7 @@ export function idRefusal(id: unknown, validate?: (id: string) => boolean, sink?
 
 /** Where refused ids are counted and contained failures reported: the monitor. */
 export interface IdSink {
-  _rejected(reason: RejectReason): void;
+  rejected(reason: RejectReason): void;
   reportError(what: string, error: unknown): void;
 }
 
@@ -75,7 +75,7 @@ export function generateId(config: ResolvedCorrelation, sink: IdSink): string {
   }
   const reason = idRefusal(id);
   if (reason === undefined) return id as string;
-  sink._rejected(reason);
+  sink.rejected(reason);
   return randomUUID();
 }
 
@@ -87,7 +87,7 @@ export function scopeId(candidate: unknown, config: ResolvedCorrelation, sink: I
   if (candidate === undefined) return generateId(config, sink);
   const reason = idRefusal(candidate, config.validate, sink);
   if (reason === undefined) return candidate as string;
-  sink._rejected(reason);
+  sink.rejected(reason);
   return generateId(config, sink);
 }
 

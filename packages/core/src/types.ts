@@ -149,30 +149,53 @@ export interface MonitorCounters {
 export type Health = GuardState;
 
 /**
- * Anything with a lifecycle that follows the monitor's: exporters, outbound propagation.
- * `start` runs on `monitor.start()` (or at once when the monitor already runs), `stop` on `monitor.stop()`.
+ * An exporter (or any component whose lifecycle follows the monitor's): `start` runs on
+ * `monitor.start()` (or at once when the monitor already runs), `stop` on `monitor.stop()`.
+ * Write one by listening to the monitor's events and reading its stats; see docs/architecture.md.
  */
 export interface Exporter {
   readonly name: string;
-  start(monitor: MonitorLike): void;
+  start(monitor: Monitor): void;
   stop?(): void | Promise<void>;
 }
 
-/** The part of Monitor that exporters see; keeps types free of the Monitor class. */
-export interface MonitorLike {
-  readonly options: ResolvedOptions;
+/**
+ * One per service, or one shared by every app of a process. Holds the in-flight registry and the
+ * components attached to it (exporters); emits 'request', 'stall' and 'promise'. Made by
+ * `createMonitor()`, or by an adapter for you.
+ */
+export interface Monitor {
+  /** Starts the monitor and its exporters. Idempotent; adapters call it. */
+  start(): void;
+  /** Stops the exporters and releases the process's shared parts once no monitor needs them. Idempotent. */
+  stop(): Promise<void>;
+  /** Whether start() was called and stop() was not. */
+  readonly running: boolean;
   on(event: 'stall', fn: (r: StallReport) => void): this;
   on(event: 'promise', fn: (r: PromiseReport) => void): this;
   on(event: 'request', fn: (r: RequestRecord) => void): this;
   off(event: 'stall' | 'promise' | 'request', fn: (r: never) => void): this;
+  /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
   loopStats(): LoopStats;
-  /** Cumulative delay buckets since start, up to the last complete window. */
+  /** Delay samples since start() in cumulative buckets (1 ms to 10 s), up to the last complete window. */
   loopDelayHistogram(): LoopDelayHistogram;
-  /** ok or overloaded, with the reasons and the last sampled signals (the `shed` option's guard). */
+  /** For readiness probes: 'overloaded' while the `shed` option's guard sheds load. Without `shed`, always 'ok'. */
   health(): Health;
+  /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
   inflight(): RequestScope[];
+  /** A copy of the monitor's counters. */
   counters(): MonitorCounters;
-  /** Counts a contained failure and warns once per kind: for components that must never throw into the service. */
+  /**
+   * Runs non-HTTP work (a queue consumer, a cron job) as a tracked scope: it gets a correlation id,
+   * shows in `inflight()` and emits 'request' when `fn` returns or its promise settles.
+   */
+  run<T>(scope: Partial<RequestScope>, fn: () => T): T;
+  /**
+   * Ties an exporter's lifecycle to this monitor: started now if the monitor runs, else on start();
+   * stopped on stop(). One with the same name as one attached already is ignored.
+   */
+  attach(exporter: Exporter): this;
+  /** Counts a contained failure and warns once per kind: for exporters, which must never throw into the service. */
   reportError(what: string, error: unknown): void;
 }
 

@@ -1,5 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { createMonitor, currentScope, type RequestRecord, type StallReport } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { afterEach, describe, expect, it } from 'vitest';
 import { busyWait } from '../../../test-support/hops.js';
 
@@ -220,10 +221,10 @@ describe('culprit: the application frame a report leads with', () => {
     monitor.on('stall', (r) => seen.push(r.culprit));
     monitor.on('promise', (r) => seen.push(r.culprit));
     const stall = { type: 'stall', durationMs: 300, at: Date.now(), inflight: 0 } as const;
-    monitor._report({ ...stall, stack, stackSource: 'pause' });
-    monitor._report({ ...stall, stack, stackSource: 'late-pause' });
-    monitor._report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
-    monitor._report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0 });
+    internals(monitor).report({ ...stall, stack, stackSource: 'pause' });
+    internals(monitor).report({ ...stall, stack, stackSource: 'late-pause' });
+    internals(monitor).report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
+    internals(monitor).report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0 });
     expect(seen).toEqual([stack[4], undefined, undefined, stack[4]]);
   });
 

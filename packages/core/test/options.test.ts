@@ -1,4 +1,5 @@
 import { createMonitor, isUserFrame, type MonitorOptions } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { describe, expect, it } from 'vitest';
 
 const invalid: [string, unknown, string][] = [
@@ -72,7 +73,7 @@ describe('createMonitor options', () => {
 
   it('merges defaults once into frozen options', () => {
     const monitor = createMonitor({ loopLag: { stallThresholdMs: 250 }, correlation: { header: 'X-Trace-Id' } });
-    expect(monitor.options.loopLag).toEqual({
+    expect(internals(monitor).options.loopLag).toEqual({
       resolutionMs: 10,
       stallThresholdMs: 250,
       captureStacks: true,
@@ -80,8 +81,8 @@ describe('createMonitor options', () => {
       maxStacksPerMinute: 10,
       profiler: false,
     });
-    expect(monitor.options.correlation.header).toBe('x-trace-id');
-    expect(monitor.options.promises).toEqual({
+    expect(internals(monitor).options.correlation.header).toBe('x-trace-id');
+    expect(internals(monitor).options.promises).toEqual({
       mode: 'sampled',
       leakAfterMs: 5_000,
       sampleWindowMs: 1_000,
@@ -90,28 +91,28 @@ describe('createMonitor options', () => {
       stackDepth: 10,
       frameFilter: isUserFrame,
     });
-    expect(Object.isFrozen(monitor.options)).toBe(true);
-    expect(Object.isFrozen(monitor.options.loopLag)).toBe(true);
+    expect(Object.isFrozen(internals(monitor).options)).toBe(true);
+    expect(Object.isFrozen(internals(monitor).options.loopLag)).toBe(true);
   });
 
   it('accepts false to turn loopLag and promises off', () => {
     const monitor = createMonitor({ loopLag: false, promises: false });
-    expect(monitor.options.loopLag).toBe(false);
-    expect(monitor.options.promises).toBe(false);
+    expect(internals(monitor).options.loopLag).toBe(false);
+    expect(internals(monitor).options.promises).toBe(false);
     expect(monitor.loopStats().count).toBe(0);
   });
 
   it('trusts traceparent only when accept is non-empty, or when traceparent is set to true', () => {
-    expect(createMonitor().options.correlation.traceparent).toBe(true);
-    expect(createMonitor({ correlation: { accept: ['x-id'] } }).options.correlation.traceparent).toBe(true);
-    expect(createMonitor({ correlation: { accept: [] } }).options.correlation.traceparent).toBe(false);
-    expect(createMonitor({ correlation: { accept: [], traceparent: true } }).options.correlation.traceparent).toBe(true);
-    expect(createMonitor({ correlation: { traceparent: false } }).options.correlation.traceparent).toBe(false);
+    expect(internals(createMonitor()).options.correlation.traceparent).toBe(true);
+    expect(internals(createMonitor({ correlation: { accept: ['x-id'] } })).options.correlation.traceparent).toBe(true);
+    expect(internals(createMonitor({ correlation: { accept: [] } })).options.correlation.traceparent).toBe(false);
+    expect(internals(createMonitor({ correlation: { accept: [], traceparent: true } })).options.correlation.traceparent).toBe(true);
+    expect(internals(createMonitor({ correlation: { traceparent: false } })).options.correlation.traceparent).toBe(false);
   });
 
   it('uses a global RegExp validator without lastIndex drift', () => {
     const monitor = createMonitor({ correlation: { validate: /^[a-z]+$/g } });
-    const { validate } = monitor.options.correlation;
+    const { validate } = internals(monitor).options.correlation;
     expect([validate('abc'), validate('abc'), validate('abc')]).toEqual([true, true, true]);
     expect(validate('ABC')).toBe(false);
   });
@@ -141,8 +142,14 @@ describe('promises options', () => {
   it('keeps what was given and fills in the rest', () => {
     const frameFilter = (url: string) => isUserFrame(url) || url.includes('/node_modules/@acme/');
     const monitor = createMonitor({ promises: { mode: 'full', maxTracked: 500, frameFilter } });
-    expect(monitor.options.promises).toMatchObject({ mode: 'full', maxTracked: 500, frameFilter, leakAfterMs: 5_000, stackDepth: 10 });
-    expect(Object.isFrozen(monitor.options.promises)).toBe(true);
+    expect(internals(monitor).options.promises).toMatchObject({
+      mode: 'full',
+      maxTracked: 500,
+      frameFilter,
+      leakAfterMs: 5_000,
+      stackDepth: 10,
+    });
+    expect(Object.isFrozen(internals(monitor).options.promises)).toBe(true);
   });
 
   it('exposes the tracker counters, and none when promises are off', () => {
@@ -163,8 +170,10 @@ describe('promises options', () => {
 
 describe('loopLag options of the stall watchdog', () => {
   it('turns the profiler on with true or an interval, and refuses anything else', () => {
-    expect(createMonitor({ loopLag: { profiler: true } }).options.loopLag).toMatchObject({ profiler: { intervalMs: 10 } });
-    expect(createMonitor({ loopLag: { profiler: { intervalMs: 20 } } }).options.loopLag).toMatchObject({ profiler: { intervalMs: 20 } });
+    expect(internals(createMonitor({ loopLag: { profiler: true } })).options.loopLag).toMatchObject({ profiler: { intervalMs: 10 } });
+    expect(internals(createMonitor({ loopLag: { profiler: { intervalMs: 20 } } })).options.loopLag).toMatchObject({
+      profiler: { intervalMs: 20 },
+    });
     expect(() => createMonitor({ loopLag: { profiler: 'yes' as never } })).toThrow(
       /options\.loopLag\.profiler must be a boolean or \{ intervalMs \}/,
     );

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHttpHandler } from '@loopsight/context';
-import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
+import { enablePropagation } from '@loopsight/context';
+import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { createHttpHandler, internals, monitorFor } from '@loopsight/core/internal';
 import { type ExpressRequest, expressRoute } from './route.js';
 
 interface RouterFlags {
@@ -55,12 +56,13 @@ export type ExpressMiddleware = ((req: IncomingMessage, res: ServerResponse, nex
  */
 export function loopsight(options?: AdapterOptions): ExpressMiddleware {
   const { monitor } = monitorFor(options);
-  const handle = createHttpHandler(monitor, { route: expressRoute });
+  const handle = createHttpHandler(monitor, { route: expressRoute, propagate: enablePropagation });
+  const { logger } = internals(monitor).options;
   monitor.start();
   let checked = false;
   const warn = (message: string) => {
     try {
-      monitor.options.logger.warn(message);
+      logger.warn(message);
     } catch {
       // A broken logger must not fail the request.
     }

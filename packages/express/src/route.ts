@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { pathOf } from '@loopsight/core/internal';
 
 /** The parts of Express's request the route template is read from. */
 export interface ExpressRequest extends IncomingMessage {
@@ -152,9 +153,7 @@ export function expressRoute(req: ExpressRequest): string | undefined {
   // Express 4's app.router is a getter that throws: read _router first.
   const stack = stackOf(app?._router ?? app?.router);
   if (stack === undefined) return undefined;
-  const url = req.originalUrl ?? req.url ?? '/';
-  const q = url.indexOf('?');
-  const prefix = find(stack, q === -1 ? url : url.slice(0, q), route, 0);
+  const prefix = find(stack, pathOf(req.originalUrl ?? req.url), route, 0);
   if (prefix === undefined) return undefined;
   return prefix !== '' && path === '/' ? prefix : prefix + path;
 }

@@ -1,5 +1,6 @@
-import { createHttpHandler, type ShedAnswer } from '@loopsight/context';
-import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
+import { enablePropagation } from '@loopsight/context';
+import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/internal';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 
@@ -37,7 +38,12 @@ const plugin: FastifyPluginCallback<LoopsightFastifyOptions> = (app, options, do
     done(error as Error);
     return;
   }
-  const handle = createHttpHandler(monitor, { route: fastifyRoute, setHeader: fastifyHeader, respond: fastifyRespond });
+  const handle = createHttpHandler(monitor, {
+    route: fastifyRoute,
+    setHeader: fastifyHeader,
+    respond: fastifyRespond,
+    propagate: enablePropagation,
+  });
   app.decorate('loopsight', monitor);
   app.addHook('onRequest', (request, reply, next) => {
     handle(request.raw, reply.raw, reply, next);

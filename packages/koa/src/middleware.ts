@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHttpHandler, type ShedAnswer } from '@loopsight/context';
-import { type AdapterOptions, type Monitor, monitorFor } from '@loopsight/core';
+import { enablePropagation } from '@loopsight/context';
+import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/internal';
 
 /** The parts of Koa's context loopsight reads; @koa/router sets `_matchedRoute` after matching. */
 export interface KoaContextLike {
@@ -42,7 +43,7 @@ function koaRoute(ctx: KoaContextLike): string | undefined {
  */
 export function loopsight(options?: AdapterOptions): KoaMiddleware {
   const { monitor } = monitorFor(options);
-  const handle = createHttpHandler(monitor, { route: koaRoute, respond: koaRespond });
+  const handle = createHttpHandler(monitor, { route: koaRoute, respond: koaRespond, propagate: enablePropagation });
   monitor.start();
   const middleware = (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> => handle(ctx.req, ctx.res, ctx, next);
   return Object.assign(middleware, { monitor });

@@ -1,13 +1,11 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { MonitorLike, PromiseReport, RequestScope, StallReport } from '@loopsight/core';
+import type { Monitor, PromiseReport, RequestScope, StallReport } from '@loopsight/core';
+import { CHANNELS, DEFAULT_MAX_ROUTES, positiveInteger } from '@loopsight/core/internal';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
 import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
 import { recordPromise, recordStall, SpanTracker } from './spans.js';
 import type { OtelExporter, OtelExporterOptions } from './types.js';
-
-/** Published by core when a request or job begins, in the context that began it. */
-const REQUEST_START = 'loopsight:request:start';
 
 interface Config {
   readonly meterProvider: OtelExporterOptions['meterProvider'];
@@ -16,14 +14,6 @@ interface Config {
   readonly traces: boolean;
   readonly maxRoutes: number;
   readonly maxTrackedSpans: number;
-}
-
-function positiveInteger(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
-    const upTo = max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : '';
-    throw new TypeError(`loopsight: options.${name} must be a positive integer${upTo} (got ${String(value)})`);
-  }
-  return value as number;
 }
 
 // Each remembered span holds its context and a map entry (about 200 bytes): 100,000 is ~20 MB.
@@ -38,7 +28,7 @@ function resolveOptions(options: OtelExporterOptions | undefined): Config {
     tracerProvider,
     eventLoopMetrics = true,
     traces = true,
-    maxRoutes = 100,
+    maxRoutes = DEFAULT_MAX_ROUTES,
     maxTrackedSpans = 10_000,
   } = options ?? {};
   if (meterProvider !== undefined && typeof meterProvider?.getMeter !== 'function') {
@@ -54,8 +44,8 @@ function resolveOptions(options: OtelExporterOptions | undefined): Config {
     tracerProvider,
     eventLoopMetrics,
     traces,
-    maxRoutes: positiveInteger(maxRoutes, 'maxRoutes'),
-    maxTrackedSpans: positiveInteger(maxTrackedSpans, 'maxTrackedSpans', MAX_TRACKED_SPANS),
+    maxRoutes: positiveInteger('maxRoutes', maxRoutes),
+    maxTrackedSpans: positiveInteger('maxTrackedSpans', maxTrackedSpans, MAX_TRACKED_SPANS),
   };
 }
 
@@ -76,7 +66,7 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
   const config = resolveOptions(options);
   let detach: (() => void) | undefined;
 
-  function start(monitor: MonitorLike): void {
+  function start(monitor: Monitor): void {
     if (detach) return;
     const undo: (() => void)[] = [];
     try {
@@ -112,9 +102,9 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
             monitor.reportError('the OTel exporter could not tag a request span', error);
           }
         };
-        diagnosticsChannel.subscribe(REQUEST_START, onStart);
+        diagnosticsChannel.subscribe(CHANNELS.requestStart, onStart);
         undo.push(() => {
-          diagnosticsChannel.unsubscribe(REQUEST_START, onStart);
+          diagnosticsChannel.unsubscribe(CHANNELS.requestStart, onStart);
           spans.clear();
         });
       }

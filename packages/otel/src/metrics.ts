@@ -1,5 +1,6 @@
-import { type MonitorLike, type PromiseReport, routeLabeler, type StallReport } from '@loopsight/core';
-import type { BatchObservableCallback, Meter, Observable, ObservableResult } from '@opentelemetry/api';
+import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
+import { reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from '@loopsight/core/internal';
+import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
   ATTR_HTTP_ROUTE,
   ATTR_PROMISE_KIND,
@@ -14,20 +15,10 @@ import {
   METRIC_STALLS,
 } from './names.js';
 
-const STALL_BOUNDARIES_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
 export interface LoopsightMetrics {
   stall(report: StallReport): void;
   promise(report: PromiseReport): void;
   stop(): void;
-}
-
-/** `{ reason: n }` entries of a counter map; `shed` exists once the overload guard does. */
-function observeReasons(result: ObservableResult, counts: unknown): void {
-  if (typeof counts !== 'object' || counts === null) return;
-  for (const [reason, value] of Object.entries(counts)) {
-    if (typeof value === 'number') result.observe(value, { [ATTR_REASON]: reason });
-  }
 }
 
 /**
@@ -35,12 +26,8 @@ function observeReasons(result: ObservableResult, counts: unknown): void {
  * reader collects (from the last complete window, so any number of readers agree); stalls and
  * promises are recorded when they are reported. Nothing runs on the request path.
  */
-export function createMetrics(
-  meter: Meter,
-  monitor: MonitorLike,
-  options: { eventLoopMetrics: boolean; maxRoutes: number },
-): LoopsightMetrics {
-  const label = routeLabeler(options.maxRoutes);
+export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLoopMetrics: boolean; maxRoutes: number }): LoopsightMetrics {
+  const labels = reportLabels(options.maxRoutes);
   const stalls = meter.createCounter(METRIC_STALLS, {
     description: 'Event loop stalls, by the route template of the request that was blocking the loop.',
     unit: '{stall}',
@@ -48,7 +35,7 @@ export function createMetrics(
   const stallDuration = meter.createHistogram(METRIC_STALL_DURATION, {
     description: 'Duration of event loop stalls, by the route template of the request that was blocking the loop.',
     unit: 's',
-    advice: { explicitBucketBoundaries: STALL_BOUNDARIES_S },
+    advice: { explicitBucketBoundaries: [...STALL_BUCKETS_SECONDS] },
   });
   const promises = meter.createCounter(METRIC_PROMISES, {
     description: 'Floating, leaked and unhandled promises, by kind and the route template of the request that created them.',
@@ -97,8 +84,7 @@ export function createMetrics(
     unit: '{id}',
   });
   const counted = [inflight, rejected];
-  const hasShed = 'shed' in monitor.counters();
-  const shed = hasShed
+  const shed = sheds(monitor)
     ? meter.createObservableCounter(METRIC_SHED, {
         description: 'Requests refused with 503 by the overload guard, by reason.',
         unit: '{request}',
@@ -109,10 +95,9 @@ export function createMetrics(
   const counters: BatchObservableCallback = (result) => {
     try {
       result.observe(inflight, monitor.inflight().length);
-      const c = monitor.counters();
-      const rejects = c.correlationIdsRejected;
-      for (const [reason, value] of Object.entries(rejects)) result.observe(rejected, value, { [ATTR_REASON]: reason });
-      if (shed) observeReasons({ observe: (value, attributes) => result.observe(shed, value, attributes) }, (c as { shed?: unknown }).shed);
+      const counts = reasonCounts(monitor);
+      for (const [reason, value] of counts.rejected) result.observe(rejected, value, { [ATTR_REASON]: reason });
+      if (shed) for (const [reason, value] of counts.shed) result.observe(shed, value, { [ATTR_REASON]: reason });
     } catch (error) {
       failCounters(error);
     }
@@ -122,13 +107,13 @@ export function createMetrics(
 
   return {
     stall(report) {
-      const attributes = { [ATTR_HTTP_ROUTE]: label(report.request, report.inflight) };
-      stalls.add(1, attributes);
-      stallDuration.record(report.durationMs / 1000, attributes);
+      const { route, seconds } = labels.stall(report);
+      stalls.add(1, { [ATTR_HTTP_ROUTE]: route });
+      stallDuration.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     promise(report) {
-      // Reports left out by the tracker's once-a-minute rule arrive as `suppressed` on the next one.
-      promises.add(1 + (report.suppressed ?? 0), { [ATTR_PROMISE_KIND]: report.kind, [ATTR_HTTP_ROUTE]: label(report.request) });
+      const { kind, route, count } = labels.promise(report);
+      promises.add(count, { [ATTR_PROMISE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
       for (const { callback, observables } of callbacks) meter.removeBatchObservableCallback(callback, observables);

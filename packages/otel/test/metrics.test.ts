@@ -1,4 +1,5 @@
 import { createMonitor, currentScope, type RequestScope } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { otelExporter } from '@loopsight/otel';
 import type { MeterProvider as ApiMeterProvider, Tracer, TracerProvider } from '@opentelemetry/api';
 import {
@@ -104,8 +105,8 @@ describe('metrics', () => {
     const monitor = createMonitor({ exporters: [otelExporter({ meterProvider })], onReport: () => {} });
     monitor.start();
     const scope: RequestScope = { correlationId: 'p', route: '/orders/:id', startedAt: Date.now() };
-    monitor._report({ type: 'promise', kind: 'unhandled', stack: [], request: scope, ageMs: 3 });
-    monitor._report({ type: 'promise', kind: 'floating', stack: [], ageMs: 3 });
+    internals(monitor).report({ type: 'promise', kind: 'unhandled', stack: [], request: scope, ageMs: 3 });
+    internals(monitor).report({ type: 'promise', kind: 'floating', stack: [], ageMs: 3 });
     const promises = (await collect()).get('loopsight.promises');
     expect(promises?.dataPoints.map((p) => [p.attributes['loopsight.promise.kind'], p.attributes['http.route'], p.value]).sort()).toEqual([
       ['floating', '__none__', 1],
@@ -184,7 +185,7 @@ describe('fail safe', () => {
     for (let i = 0; i < 3; i++) {
       context.with(trace.setSpan(ROOT_CONTEXT, parent), () =>
         monitor.run({ correlationId: `j${i}` }, () => {
-          monitor._report({
+          internals(monitor).report({
             type: 'stall',
             durationMs: 150,
             at: Date.now() - 150,

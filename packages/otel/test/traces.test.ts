@@ -1,5 +1,6 @@
 import './setup-tracing.js';
 import { createMonitor, currentScope, type RequestScope } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { otelExporter } from '@loopsight/otel';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -89,7 +90,7 @@ describe('promise reports', () => {
     await tracer.startActiveSpan('job span', async (span) => {
       await monitor.run({ correlationId: 'job-1', route: 'queue:orders' }, async () => {
         const scope = currentScope() as RequestScope;
-        monitor._report({
+        internals(monitor).report({
           type: 'promise',
           kind: 'floating',
           stack: [{ functionName: 'sendMail', url: 'file:///app/mail.js', line: 12, column: 3 }],
@@ -130,7 +131,7 @@ describe('promise reports', () => {
     await (await request(`${app.url}/users/7`, { headers: { 'x-request-id': 'leaky' } })).body.dump();
     const server = await waitFor(() => serverSpans().find((s) => s.attributes['loopsight.correlation_id'] === 'leaky'));
     await waitFor(() => scope);
-    app.monitor._report({ type: 'promise', kind: 'leaked', stack: [], request: scope as RequestScope, ageMs: 5000 });
+    internals(app.monitor).report({ type: 'promise', kind: 'leaked', stack: [], request: scope as RequestScope, ageMs: 5000 });
     const [leak] = named('loopsight.promise');
     expect(leak?.spanContext().traceId).toBe(server.spanContext().traceId);
     expect(leak && parentOf(leak)).toBe(server.spanContext().spanId);
@@ -157,7 +158,7 @@ describe('bounds', () => {
       });
     }
     for (const scope of scopes) {
-      monitor._report({
+      internals(monitor).report({
         type: 'stall',
         durationMs: 120,
         at: Date.now() - 120,
@@ -178,7 +179,7 @@ describe('without a span', () => {
     stops.push(() => monitor.stop());
     expect(trace.getActiveSpan()).toBeUndefined();
     monitor.run({ correlationId: 'lonely' }, () => {
-      monitor._report({
+      internals(monitor).report({
         type: 'stall',
         durationMs: 200,
         at: Date.now() - 200,

@@ -1,9 +1,9 @@
-import { type MonitorLike, type PromiseReport, routeLabeler, type StallReport } from '@loopsight/core';
+import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
+import { DEFAULT_MAX_ROUTES, positiveInteger, reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from '@loopsight/core/internal';
 import { Counter, Histogram, register } from 'prom-client';
 import { PullMetric, type Sample } from './collector.js';
 import type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';
 
-const DEFAULT_STALL_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
 const NAME_PATTERN = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 interface Config {
@@ -14,24 +14,22 @@ interface Config {
 }
 
 function resolveOptions(options: PrometheusExporterOptions | undefined): Config {
-  if (options === undefined) return { registry: register, prefix: 'loopsight_', maxRoutes: 100, stallBuckets: DEFAULT_STALL_BUCKETS };
+  if (options === undefined)
+    return { registry: register, prefix: 'loopsight_', maxRoutes: DEFAULT_MAX_ROUTES, stallBuckets: STALL_BUCKETS_SECONDS };
   if (typeof options !== 'object' || options === null) throw new TypeError('loopsight: prometheusExporter() options must be an object');
-  const { registry = register, prefix = 'loopsight_', maxRoutes = 100, stallBuckets = DEFAULT_STALL_BUCKETS } = options;
+  const { registry = register, prefix = 'loopsight_', maxRoutes = DEFAULT_MAX_ROUTES, stallBuckets = STALL_BUCKETS_SECONDS } = options;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
     throw new TypeError('loopsight: options.registry must be a prom-client Registry');
   }
   if (typeof prefix !== 'string' || (prefix !== '' && !NAME_PATTERN.test(prefix))) {
     throw new TypeError(`loopsight: options.prefix must be a valid Prometheus metric name prefix (got ${JSON.stringify(prefix)})`);
   }
-  if (!Number.isInteger(maxRoutes) || maxRoutes < 1) {
-    throw new TypeError(`loopsight: options.maxRoutes must be a positive integer (got ${String(maxRoutes)})`);
-  }
   const bucketsOk =
     Array.isArray(stallBuckets) &&
     stallBuckets.length > 0 &&
     stallBuckets.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > (stallBuckets[i - 1] as number)));
   if (!bucketsOk) throw new TypeError('loopsight: options.stallBuckets must be ascending positive numbers of seconds');
-  return { registry, prefix, maxRoutes, stallBuckets: Object.freeze([...stallBuckets]) };
+  return { registry, prefix, maxRoutes: positiveInteger('maxRoutes', maxRoutes), stallBuckets: Object.freeze([...stallBuckets]) };
 }
 
 // One exporter per (registry, prefix): a second one would clash on every name, so it gets the same
@@ -47,15 +45,8 @@ function componentName(config: Config): string {
   return `@loopsight/prometheus(${config.prefix}, registry ${id})`;
 }
 
-/** The reject counts and the shed counts as `{ reason: n }`; `shed` exists once the overload guard does. */
-function reasonSamples(counts: unknown): Sample[] {
-  if (typeof counts !== 'object' || counts === null) return [];
-  const samples: Sample[] = [];
-  for (const [reason, value] of Object.entries(counts)) {
-    if (typeof value === 'number') samples.push({ labels: { reason }, value });
-  }
-  return samples;
-}
+const reasonSamples = (counts: [reason: string, count: number][]): Sample[] =>
+  counts.map(([reason, value]) => ({ labels: { reason }, value }));
 
 /**
  * Prometheus metrics for a loopsight Monitor, registered in a prom-client registry: the loop delay
@@ -95,10 +86,10 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     registered = [];
   }
 
-  function start(monitor: MonitorLike): void {
+  function start(monitor: Monitor): void {
     if (detach) return;
     const fail = (what: string) => (error: unknown) => monitor.reportError(`the Prometheus exporter could not read ${what}`, error);
-    const label = routeLabeler(config.maxRoutes);
+    const labels = reportLabels(config.maxRoutes);
 
     const delay = new PullMetric(
       {
@@ -145,7 +136,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         aggregator: 'sum',
         labelNames: ['reason'],
       },
-      () => reasonSamples(monitor.counters().correlationIdsRejected),
+      () => reasonSamples(reasonCounts(monitor).rejected),
       fail('the refused correlation ids'),
     );
     const stalls = new Counter({
@@ -177,7 +168,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       { name: names.rejected, metric: rejected },
     ];
     // Requests shed by the overload guard, once the monitor counts them.
-    if ('shed' in monitor.counters()) {
+    if (sheds(monitor)) {
       const shed = new PullMetric(
         {
           name: names.shed,
@@ -186,7 +177,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
           aggregator: 'sum',
           labelNames: ['reason'],
         },
-        () => reasonSamples((monitor.counters() as { shed?: unknown }).shed),
+        () => reasonSamples(reasonCounts(monitor).shed),
         fail('the shed requests'),
       );
       metrics.push({ name: names.shed, metric: shed });
@@ -206,17 +197,17 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
 
     const onStall = (report: StallReport) => {
       try {
-        const route = label(report.request, report.inflight);
+        const { route, seconds } = labels.stall(report);
         stalls.inc({ route });
-        stallSeconds.observe({ route }, report.durationMs / 1000);
+        stallSeconds.observe({ route }, seconds);
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a stall', error);
       }
     };
     const onPromise = (report: PromiseReport) => {
       try {
-        // Reports left out by the tracker's once-a-minute rule arrive as `suppressed` on the next one.
-        promises.inc({ kind: report.kind, route: label(report.request) }, 1 + (report.suppressed ?? 0));
+        const { kind, route, count } = labels.promise(report);
+        promises.inc({ kind, route }, count);
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a promise', error);
       }

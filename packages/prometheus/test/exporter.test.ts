@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import { createMonitor, type RequestScope } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
@@ -190,7 +191,7 @@ describe('route labels', () => {
       app.monitor.on('request', (record) => {
         if (record.route === undefined || !record.route.startsWith('/users')) return;
         const scope: RequestScope = { correlationId: record.correlationId, route: record.route, startedAt: record.startedAt };
-        app.monitor._report({ type: 'promise', kind: 'floating', stack: [], request: scope, ageMs: 0 });
+        internals(app.monitor).report({ type: 'promise', kind: 'floating', stack: [], request: scope, ageMs: 0 });
       });
       for (let i = 0; i < 300; i += 50) {
         await Promise.all(
@@ -213,7 +214,7 @@ describe('route labels', () => {
     monitor.start();
     stops.push(() => monitor.stop());
     const stall = (request?: RequestScope) =>
-      monitor._report({
+      internals(monitor).report({
         type: 'stall',
         durationMs: 120,
         at: Date.now(),
@@ -225,7 +226,7 @@ describe('route labels', () => {
     for (let i = 0; i < 10; i++) stall({ correlationId: `c${i}`, route: `/r${i}`, startedAt: Date.now() });
     stall({ correlationId: 'x', route: '/r0', startedAt: Date.now() });
     stall();
-    monitor._report({ type: 'stall', durationMs: 120, at: Date.now(), stack: [], stackSource: 'late-pause', inflight: 3 });
+    internals(monitor).report({ type: 'stall', durationMs: 120, at: Date.now(), stack: [], stackSource: 'late-pause', inflight: 3 });
     stall({ correlationId: 'y', startedAt: Date.now() });
     const text = await registry.metrics();
     expect(labelValues(text, 'loopsight_event_loop_stalls_total', 'route')).toEqual([
@@ -377,7 +378,15 @@ describe('fail safe', () => {
       },
     });
     expect(() =>
-      monitor._report({ type: 'stall', durationMs: 120, at: Date.now(), stack: [], stackSource: 'none', inflight: 0, request: bad }),
+      internals(monitor).report({
+        type: 'stall',
+        durationMs: 120,
+        at: Date.now(),
+        stack: [],
+        stackSource: 'none',
+        inflight: 0,
+        request: bad,
+      }),
     ).not.toThrow();
     expect(monitor.counters().internalErrors).toBe(1);
   });

@@ -2,18 +2,31 @@
 // lines marked @ts-expect-error prove the types are not `any`.
 import { correlationHeaders, getCorrelationId, pinoMixin, withCorrelationId } from '@loopsight/context';
 import {
+  type CorrelationOptions,
   createMonitor,
   currentScope,
+  type Exporter,
+  type Health,
+  type LoopLagOptions,
   type LoopStats,
+  type Monitor,
+  type MonitorCounters,
   type MonitorOptions,
+  type PromiseOptions,
   type PromiseReport,
   type RequestRecord,
   type RequestScope,
+  type ShedInfo,
+  type ShedOptions,
+  type ShedReason,
+  type StackFrame,
   type StallReport,
 } from '@loopsight/core';
-import { loopsight as expressLoopsight } from '@loopsight/express';
-import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
-import { loopsight as koaLoopsight } from '@loopsight/koa';
+import { loopsight as expressLoopsight, type LoopsightExpressOptions } from '@loopsight/express';
+import { loopsight as fastifyLoopsight, type LoopsightFastifyOptions } from '@loopsight/fastify';
+import { loopsight as koaLoopsight, type LoopsightKoaOptions } from '@loopsight/koa';
+import type { OtelExporterOptions } from '@loopsight/otel';
+import type { PrometheusExporterOptions } from '@loopsight/prometheus';
 import Fastify from 'fastify';
 
 export async function assertions(): Promise<void> {
@@ -37,6 +50,24 @@ export async function assertions(): Promise<void> {
   const fromId: string = withCorrelationId('job-2', () => `${id}`);
   const mixin: { correlationId?: string } = pinoMixin()();
   void [inflight, scope, doubled, headers, fromId, mixin];
+
+  // Every type a user names comes from a root entry.
+  const shed: ShedOptions = { maxEventLoopDelayMs: 200, onShed: (info: ShedInfo) => void info.reason, exempt: ['/health'] };
+  const reason: ShedReason = 'event_loop_delay';
+  const loopLag: LoopLagOptions = { stallThresholdMs: 150 };
+  const promises: PromiseOptions = { mode: 'full' };
+  const correlation: CorrelationOptions = { header: 'x-trace-id' };
+  const health: Health = monitor.health();
+  const counters: MonitorCounters = monitor.counters();
+  const culprit: StackFrame | undefined = ((r: StallReport) => r.culprit)({} as StallReport);
+  const exporter: Exporter = { name: 'mine', start: (m: Monitor) => void m.loopStats() };
+  const adapterOptions: [LoopsightExpressOptions, LoopsightFastifyOptions, LoopsightKoaOptions] = [
+    { shed },
+    { loopLag },
+    { promises, correlation },
+  ];
+  const exporterOptions: [PrometheusExporterOptions, OtelExporterOptions] = [{ prefix: 'app_' }, { maxRoutes: 50 }];
+  void [reason, health.status, counters.internalErrors, culprit, exporter, adapterOptions, exporterOptions];
 
   // One monitor shared by every adapter.
   expressLoopsight({ monitor });

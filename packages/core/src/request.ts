@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Monitor } from './monitor.js';
+import type { MonitorInternals } from './monitor.js';
 import { scopeStore } from './store.js';
 import type { RequestScope } from './types.js';
 
@@ -20,9 +20,9 @@ class HttpScope<A> implements RequestScope {
   #route: string | undefined;
   #resolve: RouteResolver<A> | undefined;
   #arg: A | undefined;
-  readonly #monitor: Monitor;
+  readonly #monitor: MonitorInternals;
 
-  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A, monitor: Monitor) {
+  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A, monitor: MonitorInternals) {
     this.correlationId = correlationId;
     this.method = method;
     this.startedAt = Date.now();
@@ -85,7 +85,7 @@ function bindEmitter(emitter: EventEmitter, resource: AsyncResource): void {
  * Returns what `next` returns, so Koa's promise chain stays intact.
  */
 export function trackRequest<A, R>(
-  monitor: Monitor,
+  monitor: MonitorInternals,
   correlationId: string,
   req: IncomingMessage,
   res: ServerResponse,
@@ -95,11 +95,11 @@ export function trackRequest<A, R>(
 ): R {
   const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
   const t0 = performance.now();
-  monitor._begin(scope);
+  monitor.begin(scope);
   // 'close' follows 'finish' on every response, and is the only event of an aborted one.
   res.on('close', () => {
     scope.settle();
-    monitor._end(scope, t0, res.statusCode, !res.writableFinished);
+    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
   });
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);

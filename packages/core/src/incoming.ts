@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { generateId, idRefusal, type Monitor, type RejectReason, type ResolvedCorrelation } from '@loopsight/core';
+import type { MonitorInternals } from './monitor.js';
+import { generateId, idRefusal } from './options.js';
+import type { RejectReason, ResolvedCorrelation } from './types.js';
 
 const MAX_TRACEPARENT_LENGTH = 512;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/;
@@ -29,7 +31,7 @@ function refuse(
   name: string,
   req: IncomingMessage,
   config: ResolvedCorrelation,
-  monitor: Monitor,
+  monitor: MonitorInternals,
 ): RejectReason | undefined {
   if (typeof value !== 'string') return 'duplicate';
   // Node joins repeated headers with ', '; only then is it worth scanning rawHeaders.
@@ -41,7 +43,7 @@ function refuse(
  * The correlation id of an incoming request: the first accepted header that validates, else the
  * trace id of a valid traceparent, else a fresh id. A refused value is counted, never returned.
  */
-export function acceptIncoming(req: IncomingMessage, config: ResolvedCorrelation, monitor: Monitor): string {
+export function acceptIncoming(req: IncomingMessage, config: ResolvedCorrelation, monitor: MonitorInternals): string {
   let rejected: RejectReason | undefined;
   const { headers } = req;
   for (const name of config.accept) {
@@ -49,13 +51,13 @@ export function acceptIncoming(req: IncomingMessage, config: ResolvedCorrelation
     if (value === undefined) continue;
     const reason = refuse(value, name, req, config, monitor);
     if (reason === undefined) {
-      if (rejected !== undefined) monitor._rejected(rejected);
+      if (rejected !== undefined) monitor.rejected(rejected);
       return value as string;
     }
     rejected ??= reason;
   }
   // One count per request, for the first header refused.
-  if (rejected !== undefined) monitor._rejected(rejected);
+  if (rejected !== undefined) monitor.rejected(rejected);
   if (config.traceparent) {
     const traceparent = headers.traceparent;
     if (typeof traceparent === 'string') {

@@ -1,0 +1,134 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { acceptIncoming } from './incoming.js';
+import { internals, type MonitorInternals } from './monitor.js';
+import { type RouteResolver, trackRequest } from './request.js';
+import type { Exporter, Monitor, ResolvedShed, ShedInfo } from './types.js';
+
+/** Opens the scope of one request; what an adapter calls from its middleware or hook. */
+export type HttpHandler<A> = <R>(req: IncomingMessage, res: ServerResponse, frameworkArg: A, next: () => R) => R;
+
+/** Turns outbound propagation on for `header`; returns the function that turns it off (context's `enablePropagation`). */
+export type EnablePropagation = (header: string, onError: (what: string, error: unknown) => void) => () => void;
+
+/** How an adapter plugs in: where the route template comes from, and how to write through the framework. */
+export interface HttpGlue<A> {
+  /** Reads the route template from the framework object passed per request; called lazily. */
+  route: RouteResolver<A>;
+  /** Sets the echoed header through the framework, where that is cheaper than `res.setHeader`. */
+  setHeader?: (frameworkArg: A, name: string, value: string) => void;
+  /** Writes a shed request's answer through the framework; default: straight on the Node response. */
+  respond?: (frameworkArg: A, answer: ShedAnswer) => void;
+  /** Outbound propagation (`enablePropagation` of @loopsight/context), turned on when `correlation.propagate` is. */
+  propagate?: EnablePropagation;
+}
+
+/** The response to a shed request, built by core; adapters only write it. */
+export interface ShedAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The path of a request URL: the query string never reaches a callback, a label or a log. */
+export function pathOf(url: string | undefined): string {
+  const value = url ?? '/';
+  const q = value.indexOf('?');
+  return q === -1 ? value : value.slice(0, q);
+}
+
+function respondRaw(res: ServerResponse, answer: ShedAnswer): void {
+  if (res.headersSent) return;
+  res.writeHead(answer.status, answer.headers);
+  res.end(answer.body);
+}
+
+/**
+ * The one shedding path: whether `req` is shed now and, if so, its answer (status, Retry-After,
+ * body, the echoed id) and what `shed.onShed` is told. Undefined: serve it.
+ */
+function shedDecision(
+  monitor: MonitorInternals,
+  shed: ResolvedShed,
+  req: IncomingMessage,
+  id: string,
+  header: string,
+): { answer: ShedAnswer; info: ShedInfo } | undefined {
+  const path = pathOf(req.url);
+  const reason = monitor.shedReason(req, path);
+  if (reason === undefined) return undefined;
+  const { type, text } = shed.body(reason);
+  return {
+    answer: {
+      status: shed.status,
+      headers: { 'retry-after': String(shed.retryAfterSeconds), 'content-type': type, [header]: id },
+      body: text,
+    },
+    info: { reason, method: req.method ?? '', path, correlationId: id },
+  };
+}
+
+// Nobody stops the monitor of an Express or Koa app; propagation must not keep it (and its app)
+// alive, and goes when it goes.
+const released = new FinalizationRegistry<() => void>((disable) => disable());
+
+/** Outbound propagation as a monitor component: on while the monitor runs, or until it is collected. */
+function propagation(enable: EnablePropagation, header: string): Exporter {
+  let disable: (() => void) | undefined;
+  const token = {};
+  return {
+    name: 'loopsight:propagation',
+    start(monitor) {
+      const ref = new WeakRef(monitor);
+      disable = enable(header, (what, error) => ref.deref()?.reportError(what, error));
+      released.register(monitor, disable, token);
+    },
+    stop() {
+      released.unregister(token);
+      disable?.();
+      disable = undefined;
+    },
+  };
+}
+
+/**
+ * Everything an adapter does per request, set up once per monitor: accept or generate the id,
+ * echo it, shed the request while the process is overloaded, open the scope, and (with
+ * correlation.propagate) carry the id on outbound requests.
+ */
+export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpHandler<A> {
+  const inner = internals(monitor);
+  const config = inner.options.correlation;
+  if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
+  const { echo, header } = config;
+  const { route, setHeader, respond } = glue;
+  const { shed } = inner.options;
+  return (req, res, frameworkArg, next) => {
+    let id: string;
+    try {
+      id = acceptIncoming(req, config, inner);
+      if (echo) {
+        if (setHeader) setHeader(frameworkArg, header, id);
+        else if (!res.headersSent) res.setHeader(header, id);
+      }
+    } catch (error) {
+      // Observability never fails a request: serve it untracked.
+      inner.reportError('reading the correlation id failed', error);
+      return next();
+    }
+    if (shed) {
+      const shedding = shedDecision(inner, shed, req, id, header);
+      if (shedding !== undefined) {
+        // Answered before any handler runs, with the id echoed so the refusal can be traced.
+        try {
+          if (respond) respond(frameworkArg, shedding.answer);
+          else respondRaw(res, shedding.answer);
+        } catch (error) {
+          inner.reportError('answering a shed request failed', error);
+        }
+        inner.shed(shedding.info);
+        return undefined as never;
+      }
+    }
+    return trackRequest(inner, id, req, res, route, frameworkArg, next);
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * @packageDocumentation
+ * The kit loopsight's own packages share: adapters (the HTTP glue, a monitor's internals) and
+ * exporters (channel names, route labels, stall buckets, per-reason counts). Not public API: no
+ * stability promise, any release may change it. Build on the root entry instead.
+ */
+export { monitorFor } from './adapter.js';
+export { CHANNELS } from './channels.js';
+export {
+  DEFAULT_MAX_ROUTES,
+  positiveInteger,
+  type ReportLabels,
+  reasonCounts,
+  reportLabels,
+  STALL_BUCKETS_SECONDS,
+  sheds,
+} from './exporting.js';
+export {
+  createHttpHandler,
+  type EnablePropagation,
+  type HttpGlue,
+  type HttpHandler,
+  pathOf,
+  type ShedAnswer,
+} from './handler.js';
+export { correlationHeaderNames } from './hub.js';
+export { acceptIncoming, traceIdOf } from './incoming.js';
+export { INTERNALS, internals, type MonitorInternals } from './monitor.js';
+export { DEFAULT_ID_PATTERN, generateId, type IdSink, idRefusal, MAX_ID_LENGTH } from './options.js';
+export { type RouteResolver, trackRequest } from './request.js';
+export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED, routeLabeler } from './routes.js';
+export { runInScope } from './store.js';
+export type {
+  ResolvedCorrelation,
+  ResolvedLoopLag,
+  ResolvedOptions,
+  ResolvedPromises,
+  ResolvedShed,
+} from './types.js';
