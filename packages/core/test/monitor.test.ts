@@ -223,7 +223,7 @@ describe('culprit: the application frame a report leads with', () => {
     monitor._report({ ...stall, stack, stackSource: 'pause' });
     monitor._report({ ...stall, stack, stackSource: 'late-pause' });
     monitor._report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
-    monitor._report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0 });
+    monitor._report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0, suppressed: 0 });
     expect(seen).toEqual([stack[4], undefined, undefined, stack[4]]);
   });
 
