@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { isUserFrame } from '@loopsight/promises';
+import { resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
   LoopLagOptions,
   MonitorOptions,
-  PromiseOptions,
   RejectReason,
   Report,
   ResolvedCorrelation,
@@ -102,15 +101,8 @@ export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
 
 const DEFAULT_PROFILER_INTERVAL_MS = 10;
 
-export const DEFAULT_PROMISES: ResolvedPromises = Object.freeze({
-  mode: 'sampled',
-  leakAfterMs: 5_000,
-  sampleWindowMs: 1_000,
-  sampleIntervalMs: 30_000,
-  maxTracked: 10_000,
-  stackDepth: 10,
-  frameFilter: isUserFrame,
-});
+/** The tracker's defaults, which the promises package defines: the monitor tells its default frameFilter by them. */
+export const DEFAULT_PROMISES: ResolvedPromises = resolvePromiseOptions(undefined);
 
 export const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
   header: 'x-request-id',
@@ -253,26 +245,8 @@ function resolvePromises(value: unknown): ResolvedPromises | false {
   if (value === false) return false;
   if (value === undefined) return DEFAULT_PROMISES;
   if (!isPlainObject(value)) fail('promises', 'an object or false', value);
-  const o = value as PromiseOptions & Record<string, unknown>;
-  checkKeys('promises', o, ['mode', 'leakAfterMs', 'sampleWindowMs', 'sampleIntervalMs', 'maxTracked', 'stackDepth', 'frameFilter']);
-  const modes = ['off', 'sampled', 'full'] as const;
-  const mode = o.mode ?? DEFAULT_PROMISES.mode;
-  if (!modes.includes(mode)) fail('promises.mode', "one of 'off', 'sampled', 'full'", mode);
-  const sampleWindowMs = positive('promises.sampleWindowMs', o.sampleWindowMs, DEFAULT_PROMISES.sampleWindowMs, { max: 3_600_000 });
-  const sampleIntervalMs = positive('promises.sampleIntervalMs', o.sampleIntervalMs, DEFAULT_PROMISES.sampleIntervalMs, {
-    max: 86_400_000,
-  });
-  if (sampleIntervalMs <= sampleWindowMs)
-    fail('promises.sampleIntervalMs', `greater than promises.sampleWindowMs (${sampleWindowMs})`, sampleIntervalMs);
-  return Object.freeze({
-    mode,
-    leakAfterMs: positive('promises.leakAfterMs', o.leakAfterMs, DEFAULT_PROMISES.leakAfterMs, { max: 3_600_000 }),
-    sampleWindowMs,
-    sampleIntervalMs,
-    maxTracked: positive('promises.maxTracked', o.maxTracked, DEFAULT_PROMISES.maxTracked, { integer: true, max: 10_000_000 }),
-    stackDepth: positive('promises.stackDepth', o.stackDepth, DEFAULT_PROMISES.stackDepth, { integer: true, max: 200 }),
-    frameFilter: fn('promises.frameFilter', o.frameFilter, DEFAULT_PROMISES.frameFilter),
-  });
+  // The promises package owns these options: their defaults, limits and messages.
+  return resolvePromiseOptions(value, 'promises.');
 }
 
 function resolveValidate(value: unknown): (id: string) => boolean {

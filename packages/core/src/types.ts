@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { GuardState, ShedReason } from '@loopsight/loop-lag';
-import type { PromiseTrackerStats } from '@loopsight/promises';
+import type { PromiseOptions, PromiseTrackerStats, ResolvedPromiseOptions, TrackedPromiseReport } from '@loopsight/promises';
 
-export type { ShedReason };
+export type { PromiseOptions, ShedReason };
 
 /**
  * The request (or job) that is running. Lives in one AsyncLocalStorage for the whole process and
@@ -62,21 +62,13 @@ export interface StallReport {
   debuggerAttached?: true;
 }
 
-/** A floating, leaked or unhandled promise. Fields are explained in docs/promises.md. */
-export interface PromiseReport {
-  type: 'promise';
-  kind: 'floating' | 'leaked' | 'unhandled';
-  /** Where the promise was created, user frames first. */
-  stack: StackFrame[];
+/**
+ * A floating, leaked or unhandled promise: the promise tracker's report, with the request or job
+ * that created it and the culprit frame. Fields are explained in docs/promises.md.
+ */
+export interface PromiseReport extends TrackedPromiseReport<RequestScope> {
   /** The application's own frame that created the promise (not `node:`, `node_modules` or loopsight). */
   culprit?: StackFrame;
-  /** The request or job that created it. */
-  request?: RequestScope;
-  ageMs: number;
-  /** `unhandled` only: the rejection reason, one line, at most 200 characters. */
-  reason?: string;
-  /** Reports of the same site and kind left out since the last one (one per site per kind per minute). */
-  suppressed?: number;
 }
 
 export type Report = StallReport | PromiseReport;
@@ -217,23 +209,6 @@ export interface LoopLagOptions {
   profiler?: boolean | { intervalMs?: number };
 }
 
-export interface PromiseOptions {
-  /** 'sampled' tracks in short windows, 'full' always (development, CI). Default 'sampled'. */
-  mode?: 'off' | 'sampled' | 'full';
-  /** A promise still pending this long after its request ended is leaked, ms. Default 5000. */
-  leakAfterMs?: number;
-  /** Sampled mode: length of one tracking window, ms. Default 1000. */
-  sampleWindowMs?: number;
-  /** Sampled mode: a window opens this often, ms. Default 30000. */
-  sampleIntervalMs?: number;
-  /** Hard cap of promises tracked at once; more are counted in `counters().promises.dropped`. Default 10000. */
-  maxTracked?: number;
-  /** Frames captured per tracked promise. Default 10. */
-  stackDepth?: number;
-  /** Which frames are yours, by URL (see `isUserFrame`). Default: all but `node:` internals and node_modules. */
-  frameFilter?: (url: string) => boolean;
-}
-
 export interface CorrelationOptions {
   /** Header echoed on responses and set on outbound requests. Default 'x-request-id'. */
   header?: string;
@@ -331,15 +306,8 @@ export interface ResolvedLoopLag {
   readonly profiler: false | { readonly intervalMs: number };
 }
 
-export interface ResolvedPromises {
-  readonly mode: 'off' | 'sampled' | 'full';
-  readonly leakAfterMs: number;
-  readonly sampleWindowMs: number;
-  readonly sampleIntervalMs: number;
-  readonly maxTracked: number;
-  readonly stackDepth: number;
-  readonly frameFilter: (url: string) => boolean;
-}
+/** The `promises` options after defaults and validation: the promise tracker's own. */
+export type ResolvedPromises = ResolvedPromiseOptions;
 
 export interface ResolvedCorrelation {
   readonly header: string;

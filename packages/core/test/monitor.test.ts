@@ -224,7 +224,7 @@ describe('culprit: the application frame a report leads with', () => {
     internals(monitor).report({ ...stall, stack, stackSource: 'pause' });
     internals(monitor).report({ ...stall, stack, stackSource: 'late-pause' });
     internals(monitor).report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
-    internals(monitor).report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0 });
+    internals(monitor).report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0, suppressed: 0 });
     expect(seen).toEqual([stack[4], undefined, undefined, stack[4]]);
   });
 

@@ -1,12 +1,15 @@
 export { detach } from './detach.js';
+export { resolvePromiseOptions } from './options.js';
 export { isUserFrame } from './stack.js';
-export { createPromiseTracker, TRACKER_DEFAULTS } from './tracker.js';
+export { createPromiseTracker } from './tracker.js';
 export type {
   PromiseKind,
   PromiseKindCounts,
+  PromiseOptions,
   PromiseTracker,
   PromiseTrackerOptions,
   PromiseTrackerStats,
+  ResolvedPromiseOptions,
   TrackedPromiseReport,
   TrackerMode,
   TrackerStackFrame,

@@ -1,7 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { promiseHooks } from 'node:v8';
 import { register, unregister } from './detach.js';
-import { type CapturedStack, type Creation, capture, describeCreation, isUserFrame } from './stack.js';
+import { observeUnhandledRejections } from './emit.js';
+import { type ResolvedTrackerOptions, resolveTrackerOptions } from './options.js';
+import { Bucket, DETACHED, DONE, ENDED, Entry, Link, SETTLED, UNHANDLED } from './records.js';
+import { describeReason, reasonSite, SiteLimiter } from './report.js';
+import { type Creation, capture, describeCreation, isUserFrame } from './stack.js';
 import type {
   PromiseKind,
   PromiseKindCounts,
@@ -9,190 +13,15 @@ import type {
   PromiseTrackerOptions,
   PromiseTrackerStats,
   TrackedPromiseReport,
-  TrackerMode,
-  TrackerStackFrame,
 } from './types.js';
 
-/** Defaults of every optional tracker option (the monitor's `promises` options use the same). */
-export const TRACKER_DEFAULTS = Object.freeze({
-  mode: 'sampled' as TrackerMode,
-  leakAfterMs: 5_000,
-  sampleWindowMs: 1_000,
-  sampleIntervalMs: 30_000,
-  maxTracked: 10_000,
-  stackDepth: 10,
-});
-
-/** One report per creation site and kind in this interval; the rest are counted. */
-const REPORT_EVERY_MS = 60_000;
-/** Creation sites remembered for the rule above (oldest forgotten first). */
-const MAX_SITES = 1_000;
 /** A scope that never ended (a context opened without the monitor) is forgotten after this long. */
 const STALE_SCOPE_MS = 10 * 60_000;
 
-// Entry.state bits.
-const SETTLED = 1;
-const ENDED = 2; // its request ended
-const DONE = 4; // decided: nothing more to report (or no longer tracked)
-const DETACHED = 8; // detach(): intended fire-and-forget
-const UNHANDLED = 16; // reported as unhandled, so not as floating too
-
-/** A promise created in a scope (not by then/catch/finally or an await): the unit that is reported. */
-class Entry<S> {
-  children = 0;
-  state = 0;
-  endedAt = 0;
-  bucket: Bucket<S> | undefined = undefined;
-  direct: Link<S> | undefined = undefined;
-  indirect: Link<S> | undefined = undefined;
-  constructor(
-    readonly scope: S,
-    readonly createdAt: number,
-    readonly holder: CapturedStack,
-  ) {}
-}
-
-/**
- * What a promise derived from a tracked one maps to. `direct`: its parent is the entry itself, so
- * it counts as an observation of the entry, unless it settles while the entry is still pending: a
- * real reaction (then, await, a combinator, adoption) can only settle after its parent did, while
- * the wrapper V8 makes for `await nonPromise` inside an async function names that function's own
- * promise as parent and settles at once. One Link per entry and kind is shared by all its children.
- */
-class Link<S> {
-  constructor(
-    readonly root: Entry<S>,
-    readonly direct: boolean,
-  ) {}
-}
-
-/** The entries of one scope, found again when the scope ends. */
-class Bucket<S> {
-  entries: Entry<S>[] = [];
-  live = 0;
-  constructor(readonly createdAt: number) {}
-  add(entry: Entry<S>): void {
-    entry.bucket = this;
-    this.live++;
-    // A long job retires most of its entries long before it ends: drop them now and then.
-    if (this.entries.length >= 64 && this.entries.length >= 4 * this.live)
-      this.entries = this.entries.filter((e) => (e.state & DONE) === 0);
-    this.entries.push(entry);
-  }
-}
-
-interface Site {
-  at: number;
-  suppressed: number;
-}
-
-type Resolved<S extends object> = Required<Omit<PromiseTrackerOptions<S>, 'onError' | 'partition'>> &
-  Pick<PromiseTrackerOptions<S>, 'onError' | 'partition'>;
-
-const counts = (): PromiseKindCounts => ({ floating: 0, leaked: 0, unhandled: 0 });
-
-function positive(name: string, value: unknown, fallback: number, integer = false): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new TypeError(
-      `loopsight: promise tracker option ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${String(value)})`,
-    );
-  }
-  return value;
-}
-
-function resolve<S extends object>(o: PromiseTrackerOptions<S>): Resolved<S> {
-  if (typeof o !== 'object' || o === null) throw new TypeError('loopsight: promise tracker options must be an object');
-  for (const name of ['getScope', 'onReport'] as const) {
-    if (typeof o[name] !== 'function') throw new TypeError(`loopsight: promise tracker option ${name} must be a function`);
-  }
-  const mode = o.mode ?? TRACKER_DEFAULTS.mode;
-  if (mode !== 'sampled' && mode !== 'full')
-    throw new TypeError(`loopsight: promise tracker option mode must be 'sampled' or 'full' (got ${String(mode)})`);
-  const frameFilter = o.frameFilter ?? isUserFrame;
-  if (typeof frameFilter !== 'function') throw new TypeError('loopsight: promise tracker option frameFilter must be a function');
-  const sampleWindowMs = positive('sampleWindowMs', o.sampleWindowMs, TRACKER_DEFAULTS.sampleWindowMs);
-  const sampleIntervalMs = positive('sampleIntervalMs', o.sampleIntervalMs, TRACKER_DEFAULTS.sampleIntervalMs);
-  if (sampleIntervalMs <= sampleWindowMs) {
-    throw new TypeError(`loopsight: promise tracker option sampleIntervalMs must be greater than sampleWindowMs (got ${sampleIntervalMs})`);
-  }
-  const resolved: Resolved<S> = {
-    getScope: o.getScope,
-    onReport: o.onReport,
-    mode,
-    leakAfterMs: positive('leakAfterMs', o.leakAfterMs, TRACKER_DEFAULTS.leakAfterMs),
-    sampleWindowMs,
-    sampleIntervalMs,
-    maxTracked: positive('maxTracked', o.maxTracked, TRACKER_DEFAULTS.maxTracked, true),
-    stackDepth: positive('stackDepth', o.stackDepth, TRACKER_DEFAULTS.stackDepth, true),
-    frameFilter,
-  };
-  if (o.onError !== undefined) resolved.onError = o.onError;
-  if (o.partition !== undefined) {
-    if (typeof o.partition !== 'function') throw new TypeError('loopsight: promise tracker option partition must be a function');
-    resolved.partition = o.partition;
-  }
-  return resolved;
-}
-
-function describeReason(reason: unknown): string {
-  let text: string;
-  try {
-    text = reason instanceof Error ? `${reason.name}: ${reason.message}` : typeof reason === 'string' ? reason : String(reason);
-  } catch {
-    text = Object.prototype.toString.call(reason);
-  }
-  text = text.split('\n', 1)[0] ?? '';
-  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
-}
-
-// '    at fn (url:line:column)' or '    at url:line:column' of a formatted V8 stack.
-const FRAME_LINE = /^\s+at (?:(.*?) \((.+):(\d+):(\d+)\)|(.+):(\d+):(\d+))$/;
-
-interface ReasonSite {
-  /** Identifies the site for the once-per-minute rule: never the reason's message. */
-  key: string;
-  frames: TrackerStackFrame[];
-}
-
-function typeOf(reason: unknown): string {
-  if (reason === null || (typeof reason !== 'object' && typeof reason !== 'function')) return typeof reason;
-  const name = (reason as { constructor?: { name?: unknown } }).constructor?.name;
-  return typeof name === 'string' && name.length <= 100 ? name : 'object';
-}
-
-/**
- * Where a rejection whose promise was not tracked comes from, cheaply, on the rare unhandled path:
- * the top frames of an Error reason's stack that are the application's. Keyed by the message, a
- * caller that puts request input in it (`new Error('bad input ' + id)`) would get one report per
- * value and push every real site out of the map. The message is cut off before parsing (it may hold
- * lines that look like frames); without a frame the key is the route and the reason's type.
- */
-function reasonSite(reason: unknown, scope: object | undefined, isUser: (url: string) => boolean, depth: number): ReasonSite {
-  const frames: TrackerStackFrame[] = [];
-  if (reason instanceof Error) {
-    const stack = reason.stack;
-    const head = `${reason.name}: ${reason.message}`;
-    const message = String(reason.message);
-    const body = typeof stack !== 'string' ? '' : stack.startsWith(head) ? stack.slice(head.length) : message.includes('\n') ? '' : stack;
-    const all: TrackerStackFrame[] = [];
-    for (const line of body.split('\n', 64)) {
-      const m = FRAME_LINE.exec(line);
-      if (m === null) continue;
-      const url = m[2] ?? m[5] ?? '';
-      all.push({ functionName: m[1] ?? '', url, line: Number(m[3] ?? m[6]), column: Number(m[4] ?? m[7]) });
-    }
-    const mine = all.filter((f) => isUser(f.url));
-    frames.push(...(mine.length > 0 ? mine : all).slice(0, depth));
-  }
-  const top = frames[0];
-  if (top !== undefined) return { key: `${top.url}:${top.line}:${top.column}`, frames };
-  const route = (scope as { route?: unknown } | undefined)?.route;
-  return { key: `route:${typeof route === 'string' ? route : ''}|${typeOf(reason)}`, frames };
-}
+const zeroCounts = (): PromiseKindCounts => ({ floating: 0, leaked: 0, unhandled: 0 });
 
 class Tracker<S extends object> implements PromiseTracker<S> {
-  readonly #o: Resolved<S>;
+  readonly #options: ResolvedTrackerOptions<S>;
   readonly #getScope: () => S | undefined;
   readonly #depth: number;
   readonly #max: number;
@@ -216,9 +45,9 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   #lastUnhandled: unknown;
   #lastStaleCheck = 0;
   #decideSoon = false;
-  readonly #sites = new Map<string, Site>();
-  readonly #reported = counts();
-  readonly #suppressed = counts();
+  readonly #limiter = new SiteLimiter();
+  readonly #reported = zeroCounts();
+  readonly #suppressed = zeroCounts();
 
   #filterFailed = false;
   /**
@@ -228,7 +57,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
    */
   readonly #isUser = (url: string): boolean => {
     try {
-      return this.#o.frameFilter(url) === true;
+      return this.#options.frameFilter(url) === true;
     } catch (error) {
       if (!this.#filterFailed) {
         this.#filterFailed = true;
@@ -239,10 +68,10 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   };
 
   constructor(options: PromiseTrackerOptions<S>) {
-    this.#o = resolve(options);
-    this.#getScope = this.#o.getScope;
-    this.#depth = this.#o.stackDepth;
-    this.#max = this.#o.maxTracked;
+    this.#options = resolveTrackerOptions(options);
+    this.#getScope = this.#options.getScope;
+    this.#depth = this.#options.stackDepth;
+    this.#max = this.#options.maxTracked;
   }
 
   // The two hooks run for every promise in the process while they are installed: keep them tiny.
@@ -333,15 +162,17 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     if (this.#running) return;
     this.#running = true;
     register(this);
-    this.#patchEmit();
+    this.#unpatch = observeUnhandledRejections((reason, promise) =>
+      this.#guard('unhandled rejection report failed', () => this.#unhandled(reason, promise)),
+    );
     process.on('uncaughtExceptionMonitor', this.#onUncaught);
-    const sweepMs = Math.min(1_000, Math.max(20, this.#o.leakAfterMs / 5));
+    const sweepMs = Math.min(1_000, Math.max(20, this.#options.leakAfterMs / 5));
     this.#sweepTimer = setInterval(() => this.#guard('the sweep failed', () => this.#sweep()), sweepMs).unref();
     this.#openWindow();
-    if (this.#o.mode === 'sampled') {
+    if (this.#options.mode === 'sampled') {
       this.#windowTimer = setInterval(
         () => this.#guard('a sampling window failed to open', () => this.#openWindow()),
-        this.#o.sampleIntervalMs,
+        this.#options.sampleIntervalMs,
       ).unref();
     }
   }
@@ -361,7 +192,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#hooksOff();
     this.#abandon();
     this.#records = new WeakMap();
-    this.#sites.clear();
+    this.#limiter.clear();
   }
 
   scopeEnded(scope: S): void {
@@ -389,7 +220,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
 
   stats(): PromiseTrackerStats {
     return {
-      mode: this.#o.mode,
+      mode: this.#options.mode,
       tracked: this.#tracked,
       maxTracked: this.#max,
       dropped: this.#dropped,
@@ -414,9 +245,9 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#capturing = true;
     if (this.#stopHooks === undefined)
       this.#stopHooks = promiseHooks.createHook({ init: this.#init, settled: this.#settled }) as () => void;
-    if (this.#o.mode !== 'sampled') return;
+    if (this.#options.mode !== 'sampled') return;
     clearTimeout(this.#closeTimer);
-    this.#closeTimer = setTimeout(() => this.#closeWindow(), this.#o.sampleWindowMs).unref();
+    this.#closeTimer = setTimeout(() => this.#closeWindow(), this.#options.sampleWindowMs).unref();
   }
 
   /**
@@ -426,7 +257,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
    */
   #closeWindow(): void {
     this.#capturing = false;
-    this.#drainUntil = performance.now() + this.#o.leakAfterMs + this.#o.sampleWindowMs;
+    this.#drainUntil = performance.now() + this.#options.leakAfterMs + this.#options.sampleWindowMs;
     if (this.#tracked === 0) this.#hooksOff();
   }
 
@@ -447,7 +278,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
       if ((entry.state & SETTLED) !== 0) {
         // Settled after its request ended, still unobserved.
         this.#floating(entry, now);
-      } else if (now - entry.endedAt >= this.#o.leakAfterMs) {
+      } else if (now - entry.endedAt >= this.#options.leakAfterMs) {
         this.#retire(entry);
         if (leakedScopes.has(entry.scope)) continue;
         if ((entry.state & DETACHED) !== 0) {
@@ -505,7 +336,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
   }
 
   #partitionOf(scope: S | undefined): string | number {
-    const { partition } = this.#o;
+    const { partition } = this.#options;
     if (partition === undefined) return '';
     try {
       return partition(scope);
@@ -519,53 +350,20 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     let site = creation?.site ?? '';
     let frames = creation?.frames ?? [];
     if (site === '' && kind === 'unhandled') ({ key: site, frames } = reasonSite(reason, scope, this.#isUser, this.#depth));
-    const key = `${kind}|${this.#partitionOf(scope)}|${site}`;
-    const now = performance.now();
-    let entry = this.#sites.get(key);
-    if (entry !== undefined && now - entry.at < REPORT_EVERY_MS) {
-      entry.suppressed++;
+    const suppressed = this.#limiter.admit(`${kind}|${this.#partitionOf(scope)}|${site}`, performance.now());
+    if (suppressed === undefined) {
       this.#suppressed[kind]++;
       return;
     }
-    const suppressed = entry?.suppressed ?? 0;
-    if (entry !== undefined) this.#sites.delete(key);
-    else if (this.#sites.size >= MAX_SITES) {
-      const oldest = this.#sites.keys().next().value;
-      if (oldest !== undefined) this.#sites.delete(oldest);
-    }
-    entry = { at: now, suppressed: 0 };
-    this.#sites.set(key, entry);
     this.#reported[kind]++;
     const report: TrackedPromiseReport<S> = { type: 'promise', kind, ageMs: Math.round(ageMs), suppressed, stack: frames };
     if (scope !== undefined) report.request = scope;
     if (kind === 'unhandled') report.reason = describeReason(reason);
     try {
-      this.#o.onReport(report);
+      this.#options.onReport(report);
     } catch (error) {
       this.#fail('onReport threw', error);
     }
-  }
-
-  /**
-   * Learns of unhandled rejections from Node's own 'unhandledRejection' emit, without listening to
-   * it: a listener would change what the process does (no crash in the default mode, no warning in
-   * 'warn' mode). The wrapper only looks, then calls the original with the same arguments.
-   */
-  #patchEmit(): void {
-    const original = process.emit;
-    let live = true;
-    const tracker = this;
-    const emit = function (this: unknown, event: string | symbol, ...args: unknown[]): boolean {
-      if (live && event === 'unhandledRejection')
-        tracker.#guard('unhandled rejection report failed', () => tracker.#unhandled(args[0], args[1]));
-      return Reflect.apply(original, this, [event, ...args]) as boolean;
-    };
-    process.emit = emit as typeof process.emit;
-    this.#unpatch = () => {
-      live = false;
-      // Someone wrapped emit after us: leave their wrapper in place, ours is a pass-through now.
-      if (process.emit === (emit as typeof process.emit)) process.emit = original;
-    };
   }
 
   #unhandled(reason: unknown, promise: unknown): void {
@@ -607,7 +405,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
 
   #fail(what: string, error: unknown): void {
     try {
-      this.#o.onError?.(what, error);
+      this.#options.onError?.(what, error);
     } catch {
       // A broken error sink must not break the caller either.
     }

@@ -18,6 +18,11 @@ export interface TrackerStackFrame {
  */
 export type PromiseKind = 'floating' | 'leaked' | 'unhandled';
 
+/**
+ * A floating, leaked or unhandled promise, with the scope `S` that created it. Fields are explained
+ * in docs/promises.md; `@loopsight/core`'s `PromiseReport` is this report with its `RequestScope`
+ * and the `culprit` frame the monitor adds.
+ */
 export interface TrackedPromiseReport<S> {
   type: 'promise';
   kind: PromiseKind;
@@ -33,28 +38,33 @@ export interface TrackedPromiseReport<S> {
   suppressed: number;
 }
 
+/** How a running tracker samples: `full` tracks all the time, `sampled` in windows. */
 export type TrackerMode = 'sampled' | 'full';
 
-export interface PromiseTrackerOptions<S extends object> {
-  /** The request scope that is current now (core passes its AsyncLocalStorage getter). */
-  getScope: () => S | undefined;
-  onReport: (report: TrackedPromiseReport<S>) => void;
-  /** A contained failure inside the tracker. Default: ignored (the tracker never throws into your code). */
-  onError?: (what: string, error: unknown) => void;
+/**
+ * What to track and how: the `promises` options of `createMonitor()` and of every adapter, and
+ * the tuning half of `createPromiseTracker()`'s options. Validated once, at construction: a bad
+ * value throws a `TypeError` naming the option and what it accepts.
+ *
+ * @example
+ * createMonitor({ promises: { mode: 'full', leakAfterMs: 2_000 } });
+ */
+export interface PromiseOptions {
   /**
    * `full`: hooks on from start() to stop() (development, CI). `sampled`: tracking windows of
-   * `sampleWindowMs` every `sampleIntervalMs`. Default 'sampled'.
+   * `sampleWindowMs` every `sampleIntervalMs`. `off` (the monitor only): nothing is installed.
+   * Default 'sampled'.
    */
-  mode?: TrackerMode;
-  /** A promise still pending this long after its request ended is leaked, ms. Default 5000. */
+  mode?: 'off' | TrackerMode;
+  /** A promise still pending this long after its request ended is leaked, ms, at most 1 h. Default 5000. */
   leakAfterMs?: number;
-  /** Length of one tracking window in sampled mode, ms. Default 1000. */
+  /** Sampled mode: length of one tracking window, ms, at most 1 h. Default 1000. */
   sampleWindowMs?: number;
-  /** A window opens this often in sampled mode, ms. Default 30000. */
+  /** Sampled mode: a window opens this often, ms, more than `sampleWindowMs` and at most 24 h. Default 30000. */
   sampleIntervalMs?: number;
-  /** Hard cap of promises tracked at once; beyond it new ones are counted in `dropped`. Default 10000. */
+  /** Hard cap of promises tracked at once (integer); beyond it new ones are counted in `dropped`. Default 10000. */
   maxTracked?: number;
-  /** Frames captured per tracked promise. Default 10. */
+  /** Frames captured per tracked promise, an integer from 1 to 200. Default 10. */
   stackDepth?: number;
   /**
    * Which frames are yours, by URL: the only frames reports show (when none is, the raw frames are
@@ -62,6 +72,28 @@ export interface PromiseTrackerOptions<S extends object> {
    * `node:` internals and `node_modules`.
    */
   frameFilter?: (url: string) => boolean;
+}
+
+/** `PromiseOptions` with the defaults merged in and every value checked. Frozen. */
+export interface ResolvedPromiseOptions {
+  readonly mode: 'off' | TrackerMode;
+  readonly leakAfterMs: number;
+  readonly sampleWindowMs: number;
+  readonly sampleIntervalMs: number;
+  readonly maxTracked: number;
+  readonly stackDepth: number;
+  readonly frameFilter: (url: string) => boolean;
+}
+
+/** What `createPromiseTracker()` takes: the `PromiseOptions` (but `off`) and the callbacks that connect it to your scopes and logs. */
+export interface PromiseTrackerOptions<S extends object> extends Omit<PromiseOptions, 'mode'> {
+  /** The request scope that is current now (core passes its AsyncLocalStorage getter). */
+  getScope: () => S | undefined;
+  onReport: (report: TrackedPromiseReport<S>) => void;
+  /** A contained failure inside the tracker. Default: ignored (the tracker never throws into your code). */
+  onError?: (what: string, error: unknown) => void;
+  /** `full` (development, CI) or `sampled`; not `off`: a tracker that tracks nothing is one not created. Default 'sampled'. */
+  mode?: TrackerMode;
   /**
    * Reports are limited to one per creation site and kind a minute; with this, one per site and
    * kind a minute within each partition (core passes the monitor a scope belongs to, so that each

@@ -237,7 +237,7 @@ describe('the tracker alone', () => {
 
   it('refuses bad options with a TypeError naming them', () => {
     expect(() => createPromiseTracker({ getScope: () => undefined, onReport: () => {}, leakAfterMs: -1 })).toThrow(
-      'loopsight: promise tracker option leakAfterMs must be a positive number (got -1)',
+      'loopsight: options.leakAfterMs must be a positive number up to 3600000 (got -1)',
     );
     // @ts-expect-error: a mode the tracker does not know
     expect(() => createPromiseTracker({ getScope: () => undefined, onReport: () => {}, mode: 'off' })).toThrow(TypeError);

@@ -1,0 +1,8 @@
+import * as promises from '@loopsight/promises';
+import { expect, it } from 'vitest';
+
+// The public surface: a change here is a change users see.
+it('pins the runtime exports', () => {
+  // resolvePromiseOptions is there for @loopsight/core, which validates `promises` options with it.
+  expect(Object.keys(promises).sort()).toEqual(['createPromiseTracker', 'detach', 'isUserFrame', 'resolvePromiseOptions']);
+});
