@@ -88,9 +88,10 @@ class Guard implements OverloadGuard {
 
   start(): void {
     if (this.#timer) return;
-    this.#delay = (this.#options.recorder ?? createLoopDelayRecorder(LOOP_LAG_DEFAULTS.resolutionMs)).open();
     this.#elu = performance.eventLoopUtilization();
     if (this.#options.maxHeapUsedBytes !== undefined) this.#observeGc();
+    // Last before the timer: a start that threw above leaves no reader keeping a shared recorder ticking.
+    this.#delay = (this.#options.recorder ?? createLoopDelayRecorder(LOOP_LAG_DEFAULTS.resolutionMs)).open();
     this.#timer = setInterval(() => this.#sample(), this.#options.sampleIntervalMs).unref();
   }
 
