@@ -1,7 +1,10 @@
 import {
+  createLoopDelayRecorder,
   createOverloadGuard,
   createStallWatchdog,
   type GuardOptions,
+  LOOP_LAG_DEFAULTS,
+  type LoopDelayRecorder,
   type OverloadGuard,
   type StallWatchdog,
   type WatchdogStallReport,
@@ -86,7 +89,8 @@ function sameConfig(a: object | undefined, b: object | undefined): boolean {
 
 /**
  * Everything a process has once, whatever the number of monitors: the stall watchdog (one worker
- * thread), the loop delay sampler, the promise tracker (one set of promise hooks and process
+ * thread), the loop delay recorder (one timer per resolution, read by the samplers and the overload
+ * guards), the loop delay sampler, the promise tracker (one set of promise hooks and process
  * listeners) and the overload guard. Each part starts with the first monitor that needs it and
  * stops with the last (reference counted). Reports are routed to the monitor whose request they
  * belong to, so each is delivered once per process, never once per monitor.
@@ -99,6 +103,8 @@ export class Hub {
   readonly #owners = new WeakMap<object, number>();
   readonly #samplers = new Map<string, Counted<LoopSampler>>();
   readonly #guards = new Map<string, Counted<OverloadGuard>>();
+  /** By resolution, ms. A recorder counts its own readers (the samplers and guards above) and ticks while it has one. */
+  readonly #recorders = new Map<number, LoopDelayRecorder>();
   // Distinct configurations, counted: reconciling looks at these, not at every monitor, so that a
   // thousand monitors with the same options cost one comparison.
   readonly #configs = new Map<string, Counted<PartsConfig>>();
@@ -115,6 +121,13 @@ export class Hub {
   /** How many monitors run in this process. */
   get size(): number {
     return this.#slots.size;
+  }
+
+  /** The loop delay recorders whose timer runs now (tests: one per resolution, however many parts read it). */
+  get recordersRunning(): number {
+    let n = 0;
+    for (const recorder of this.#recorders.values()) if (recorder.readers > 0) n++;
+    return n;
   }
 
   /** The process's promise tracker, while one runs. */
@@ -157,14 +170,16 @@ export class Hub {
     if (heldWeakly) this.#finalizer.register(member, slot.id, slot);
     if (loopLag && slot.samplerKey !== undefined) {
       this.#acquire(this.#samplers, slot.samplerKey, () => {
-        const sampler = new LoopSampler(loopLag.resolutionMs, loopLag.windowMs);
+        const sampler = new LoopSampler(this.#recorder(loopLag.resolutionMs), loopLag.windowMs);
         sampler.start();
         return sampler;
       });
     }
     if (shed && slot.guardKey !== undefined) {
       this.#acquire(this.#guards, slot.guardKey, () => {
-        const limits: GuardOptions = { sampleIntervalMs: shed.sampleIntervalMs };
+        // At the default resolution, which its delay limit was tuned at: the sampler's too unless
+        // loopLag.resolutionMs says otherwise, so with both on one recorder ticks, not two.
+        const limits: GuardOptions = { sampleIntervalMs: shed.sampleIntervalMs, recorder: this.#recorder(LOOP_LAG_DEFAULTS.resolutionMs) };
         if (shed.maxEventLoopDelayMs !== undefined) limits.maxEventLoopDelayMs = shed.maxEventLoopDelayMs;
         if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
         if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
@@ -232,6 +247,16 @@ export class Hub {
     };
   }
 
+  /** The process's delay recorder at this resolution. */
+  #recorder(resolutionMs: number): LoopDelayRecorder {
+    let recorder = this.#recorders.get(resolutionMs);
+    if (!recorder) {
+      recorder = createLoopDelayRecorder(resolutionMs);
+      this.#recorders.set(resolutionMs, recorder);
+    }
+    return recorder;
+  }
+
   /** Takes a reference to the part under `key`, made now if there is none (or none lingering). */
   #acquire<T>(map: Map<string, Counted<T>>, key: string, create: () => T): void {
     const counted = map.get(key);
@@ -246,7 +271,7 @@ export class Hub {
     if (counted) counted.refs--;
   }
 
-  /** Stops the samplers and guards no monitor holds. */
+  /** Stops the samplers and guards no monitor holds, and forgets the recorders nothing reads any more. */
   #sweep(): void {
     for (const [key, { part, refs }] of this.#samplers) {
       if (refs > 0) continue;
@@ -258,6 +283,7 @@ export class Hub {
       this.#guards.delete(key);
       this.#safely('the overload guard failed to stop', () => part.stop());
     }
+    for (const [resolutionMs, recorder] of this.#recorders) if (recorder.readers === 0) this.#recorders.delete(resolutionMs);
   }
 
   #leave(id: number, linger: boolean): Promise<void> {
@@ -414,7 +440,7 @@ export class Hub {
 
   #onStall(raw: WatchdogStallReport<Tagged>): void {
     const { request, candidates, ...rest } = raw;
-    const report: StallReport = rest;
+    const report: StallReport = { type: 'stall', ...rest };
     let owner = request?.m;
     if (request) report.request = request.s;
     if (candidates) {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
 import { resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
@@ -91,15 +92,13 @@ export function scopeId(candidate: unknown, config: ResolvedCorrelation, sink: I
 }
 
 export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
-  resolutionMs: 10,
-  stallThresholdMs: 100,
-  captureStacks: true,
+  resolutionMs: LOOP_LAG_DEFAULTS.resolutionMs,
+  stallThresholdMs: LOOP_LAG_DEFAULTS.thresholdMs,
+  captureStacks: LOOP_LAG_DEFAULTS.captureStacks,
   windowMs: 10_000,
-  maxStacksPerMinute: 10,
+  maxStacksPerMinute: LOOP_LAG_DEFAULTS.maxStacksPerMinute,
   profiler: false,
 });
-
-const DEFAULT_PROFILER_INTERVAL_MS = 10;
 
 /** The tracker's defaults, which the promises package defines: the monitor tells its default frameFilter by them. */
 export const DEFAULT_PROMISES: ResolvedPromises = resolvePromiseOptions(undefined);
@@ -205,7 +204,10 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (!isPlainObject(value)) fail('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
   checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler']);
-  const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, { integer: true, max: 1_000 });
+  const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
+    integer: true,
+    max: LOOP_LAG_LIMITS.resolutionMs.max,
+  });
   const windowMs = positive('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
   if (windowMs < resolutionMs * 10) fail('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
   return Object.freeze({
@@ -215,29 +217,30 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
     windowMs,
     maxStacksPerMinute: positive('loopLag.maxStacksPerMinute', o.maxStacksPerMinute, DEFAULT_LOOP_LAG.maxStacksPerMinute, {
       integer: true,
-      max: 6_000,
+      max: LOOP_LAG_LIMITS.maxStacksPerMinute.max,
     }),
     profiler: resolveProfiler(o.profiler),
   });
 }
 
-// Below 10 ms the watchdog's own heartbeat would load the loop it watches.
-const MIN_STALL_THRESHOLD_MS = 10;
-
 function stallThreshold(value: unknown): number {
-  const ms = positive('loopLag.stallThresholdMs', value, DEFAULT_LOOP_LAG.stallThresholdMs, { max: 3_600_000 });
-  if (ms < MIN_STALL_THRESHOLD_MS) fail('loopLag.stallThresholdMs', `a number of ms from ${MIN_STALL_THRESHOLD_MS} to 3600000`, value);
+  const { min, max } = LOOP_LAG_LIMITS.thresholdMs;
+  const ms = positive('loopLag.stallThresholdMs', value, DEFAULT_LOOP_LAG.stallThresholdMs, { max });
+  if (ms < min) fail('loopLag.stallThresholdMs', `a number of ms from ${min} to ${max}`, value);
   return ms;
 }
 
 function resolveProfiler(value: unknown): ResolvedLoopLag['profiler'] {
   if (value === undefined) return DEFAULT_LOOP_LAG.profiler;
   if (value === false) return false;
-  if (value === true) return Object.freeze({ intervalMs: DEFAULT_PROFILER_INTERVAL_MS });
+  if (value === true) return Object.freeze({ intervalMs: LOOP_LAG_DEFAULTS.profilerIntervalMs });
   if (!isPlainObject(value)) fail('loopLag.profiler', 'a boolean or { intervalMs }', value);
   checkKeys('loopLag.profiler', value, ['intervalMs']);
   return Object.freeze({
-    intervalMs: positive('loopLag.profiler.intervalMs', value.intervalMs, DEFAULT_PROFILER_INTERVAL_MS, { integer: true, max: 1_000 }),
+    intervalMs: positive('loopLag.profiler.intervalMs', value.intervalMs, LOOP_LAG_DEFAULTS.profilerIntervalMs, {
+      integer: true,
+      max: LOOP_LAG_LIMITS.profilerIntervalMs.max,
+    }),
   });
 }
 

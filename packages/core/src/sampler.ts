@@ -1,8 +1,6 @@
 import { type EventLoopUtilization, type Histogram, performance } from 'node:perf_hooks';
-import { createLoopDelayRecorder, type LoopDelayRecorder } from '@loopsight/loop-lag';
+import { beyondMs, type LoopDelayReader, type LoopDelayRecorder, NS_PER_MS, percentileSteps } from '@loopsight/loop-lag';
 import type { LoopDelayHistogram, LoopStats } from './types.js';
-
-const NS_PER_MS = 1e6;
 
 /** Upper bounds of the cumulative delay buckets, ms: 1 ms to 10 s, as Prometheus' `le` values. */
 export const DELAY_BUCKETS_MS: readonly number[] = Object.freeze([1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]);
@@ -22,7 +20,8 @@ export const EMPTY_STATS: LoopStats = Object.freeze({
 });
 
 /**
- * Loop delay and utilization over fixed windows.
+ * Loop delay and utilization over fixed windows, read from the process's delay recorder at the
+ * configured resolution (which the overload guard shares at the default one).
  *
  * Delay samples are a timer's whole interval (as monitorEventLoopDelay's), so an idle loop at the default 10 ms
  * resolution reads p50 ≈ 10.2 ms. Every figure here has the resolution taken off: it is the delay
@@ -32,9 +31,10 @@ export const EMPTY_STATS: LoopStats = Object.freeze({
  * same figures and none resets the data under another.
  */
 export class LoopSampler {
+  readonly #recorder: LoopDelayRecorder;
   readonly #resolutionMs: number;
   readonly #windowMs: number;
-  #recorder: LoopDelayRecorder | undefined;
+  #delay: LoopDelayReader | undefined;
   #timer: NodeJS.Timeout | undefined;
   #windowStart = 0;
   #eluStart: EventLoopUtilization | undefined;
@@ -44,25 +44,25 @@ export class LoopSampler {
   #count = 0;
   #sumMs = 0;
 
-  constructor(resolutionMs: number, windowMs: number) {
-    this.#resolutionMs = resolutionMs;
+  constructor(recorder: LoopDelayRecorder, windowMs: number) {
+    this.#recorder = recorder;
+    this.#resolutionMs = recorder.resolutionMs;
     this.#windowMs = windowMs;
   }
 
   start(): void {
-    if (this.#recorder) return;
-    this.#recorder = createLoopDelayRecorder(this.#resolutionMs);
-    this.#recorder.start();
+    if (this.#delay) return;
+    this.#delay = this.#recorder.open();
     this.#windowStart = performance.now();
     this.#eluStart = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#rotate(), this.#windowMs).unref();
   }
 
   stop(): void {
-    if (!this.#recorder) return;
+    if (!this.#delay) return;
     clearInterval(this.#timer);
-    this.#recorder.stop();
-    this.#recorder = undefined;
+    this.#delay.close();
+    this.#delay = undefined;
     this.#timer = undefined;
     this.#last = undefined;
     this.#bucketCounts = DELAY_BUCKETS_MS.map(() => 0);
@@ -82,11 +82,11 @@ export class LoopSampler {
   /** Stats of the last complete window; before the first window completes, of the time so far. */
   stats(): LoopStats {
     if (this.#last) return this.#last;
-    return this.#recorder ? this.#read(this.#recorder.current()) : EMPTY_STATS;
+    return this.#delay ? this.#read(this.#delay.current()) : EMPTY_STATS;
   }
 
   #rotate(): void {
-    const h = this.#recorder?.take();
+    const h = this.#delay?.take();
     if (!h) return;
     this.#last = this.#read(h);
     this.#fold(h);
@@ -99,18 +99,14 @@ export class LoopSampler {
     const inBuckets = delayBucketCounts(h, this.#resolutionMs);
     for (let i = 0; i < inBuckets.length; i++) this.#bucketCounts[i] = (this.#bucketCounts[i] as number) + (inBuckets[i] as number);
     this.#count += h.count;
-    this.#sumMs += this.#beyond(h.mean) * h.count;
-  }
-
-  #beyond(ns: number): number {
-    return beyondMs(ns, this.#resolutionMs);
+    this.#sumMs += beyondMs(h.mean, this.#resolutionMs) * h.count;
   }
 
   #read(h: Histogram): LoopStats {
     const windowMs = Math.round(performance.now() - this.#windowStart);
     const utilization = this.#eluStart ? performance.eventLoopUtilization(this.#eluStart).utilization : 0;
     if (h.count === 0) return Object.freeze({ ...EMPTY_STATS, utilization, windowMs });
-    const beyond = (ns: number) => this.#beyond(ns);
+    const beyond = (ns: number) => beyondMs(ns, this.#resolutionMs);
     return Object.freeze({
       min: beyond(h.min),
       max: beyond(h.max),
@@ -126,10 +122,6 @@ export class LoopSampler {
   }
 }
 
-function beyondMs(ns: number, resolutionMs: number): number {
-  return Math.max(0, ns / NS_PER_MS - resolutionMs);
-}
-
 /**
  * How many of a histogram's samples fall at or under each of DELAY_BUCKETS_MS (cumulative), the
  * resolution taken off. Read from the HDR histogram's percentile steps: exact at the extremes, within
@@ -137,8 +129,7 @@ function beyondMs(ns: number, resolutionMs: number): number {
  */
 export function delayBucketCounts(h: Pick<Histogram, 'count' | 'min' | 'max' | 'percentiles'>, resolutionMs: number): number[] {
   const n = h.count;
-  // Percentile steps (0, 50, 75, 87.5, …, 100) with the delay at each, lowest first.
-  const steps = [...h.percentiles].sort((a, b) => a[0] - b[0]);
+  const steps = percentileSteps(h);
   const maxMs = beyondMs(h.max, resolutionMs);
   const minMs = beyondMs(h.min, resolutionMs);
   return DELAY_BUCKETS_MS.map((bound) => {

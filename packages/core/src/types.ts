@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { GuardState, ShedReason } from '@loopsight/loop-lag';
+import type { GuardState, ProfilerOptions, ShedReason, StallWatchdogOptions, WatchdogStallReport } from '@loopsight/loop-lag';
 import type { PromiseOptions, PromiseTrackerStats, ResolvedPromiseOptions, TrackedPromiseReport } from '@loopsight/promises';
 
 export type { PromiseOptions, ShedReason };
@@ -26,40 +26,18 @@ export interface StackFrame {
   column: number;
 }
 
-/** A loop blocked for at least `loopLag.stallThresholdMs`. Fields are explained in docs/loop-lag.md. */
-export interface StallReport {
+/**
+ * A loop blocked for at least `loopLag.stallThresholdMs`: the stall watchdog's report (fields in
+ * @loopsight/loop-lag and docs/loop-lag.md), for a request scope, with what core adds.
+ */
+export interface StallReport extends WatchdogStallReport<RequestScope> {
   type: 'stall';
-  /** How late the loop ran, ms. */
-  durationMs: number;
-  /** Epoch ms when the stall began. */
-  at: number;
-  /** Top frame first. */
-  stack: StackFrame[];
-  /** `pause`: the blocker itself; `late-pause`: taken after native code returned, not the blocker; `profile`: sampled; `none`. */
-  stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
   /**
    * The application's own frame nearest the top of the stack (not `node:`, `node_modules` or
    * loopsight): the line to read first. Only for a stack that shows the blocker (`pause`,
    * `profile`); a late pause names what ran after it, so it has none.
    */
   culprit?: StackFrame;
-  /** The request or job that was running, read on the paused frame. Absent rather than guessed. */
-  request?: RequestScope;
-  /** Requests in flight during the stall. */
-  inflight: number;
-  /** When `request` is absent: requests in flight during the stall (at most 10). */
-  candidates?: RequestScope[];
-  /** How long after it was asked for the pause landed, ms. */
-  pauseDelayMs?: number;
-  /** With the profiler on: share of the stall spent in garbage collection, 0..1. */
-  gcShare?: number;
-  /** Why there is no stack. */
-  stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
-  /**
-   * Set when no stack was taken because another debugger was attached (an inspector open, or a
-   * session that paused the thread within the last minute): the watchdog never touches it.
-   */
-  debuggerAttached?: true;
 }
 
 /**
@@ -191,22 +169,23 @@ export interface Monitor {
   reportError(what: string, error: unknown): void;
 }
 
-export interface LoopLagOptions {
-  /** Sampling resolution of the delay histogram, ms. Default 10. */
+/**
+ * The stall watchdog's options (`captureStacks`, `maxStacksPerMinute`, `profiler`; `stallThresholdMs`
+ * is its `thresholdMs`) and the loop delay sampler's. Defaults and ranges: @loopsight/loop-lag's
+ * LOOP_LAG_DEFAULTS and LOOP_LAG_LIMITS.
+ */
+export interface LoopLagOptions extends Pick<StallWatchdogOptions<RequestScope>, 'captureStacks' | 'maxStacksPerMinute'> {
+  /** Sampling resolution of the delay histogram, ms: an integer up to 1000. Default 10. */
   resolutionMs?: number;
-  /** A loop blocked at least this long is a stall, ms. Default 100. */
+  /** A loop blocked at least this long is a stall, ms: from 10 to 3,600,000. Default 100. */
   stallThresholdMs?: number;
-  /** Capture the stack of a stall. Default true. */
-  captureStacks?: boolean;
-  /** Length of the window `loopStats()` covers, ms. Default 10000. */
+  /** Length of the window `loopStats()` covers, ms: at least 10 × `resolutionMs`. Default 10000. */
   windowMs?: number;
-  /** Stack captures per minute; later stalls are still counted and timed, without a stack. Default 10. */
-  maxStacksPerMinute?: number;
   /**
    * A sampling profiler on the main thread, so that stalls spent inside native code (JSON.parse of a
    * large body) still get the stack that called it. `true` samples every 10 ms. Default false.
    */
-  profiler?: boolean | { intervalMs?: number };
+  profiler?: boolean | ProfilerOptions;
 }
 
 export interface CorrelationOptions {
@@ -303,7 +282,7 @@ export interface ResolvedLoopLag {
   readonly captureStacks: boolean;
   readonly windowMs: number;
   readonly maxStacksPerMinute: number;
-  readonly profiler: false | { readonly intervalMs: number };
+  readonly profiler: false | Readonly<Required<ProfilerOptions>>;
 }
 
 /** The `promises` options after defaults and validation: the promise tracker's own. */

@@ -1,10 +1,9 @@
 import { constants, type EventLoopUtilization, type Histogram, PerformanceObserver, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { createLoopDelayRecorder, type LoopDelayRecorder } from './delay.js';
+import { beyondMs, createLoopDelayRecorder, type LoopDelayReader, percentileSteps } from './delay.js';
+import { LOOP_LAG_DEFAULTS } from './options.js';
 import type { GuardOptions, GuardState, OverloadGuard, ShedReason } from './types.js';
 
-const RESOLUTION_MS = 10;
-const NS_PER_MS = 1e6;
 /** Leave the overloaded state only once every signal is below this share of its limit... */
 const RECOVER_BELOW = 0.8;
 /** ...for this many samples in a row: a single quiet sample between two busy ones is not recovery. */
@@ -24,8 +23,6 @@ const PROBE_EVERY = 10;
  */
 const HEAP_READING_SAMPLES = 20;
 
-const beyond = (ns: number) => Math.max(0, ns / NS_PER_MS - RESOLUTION_MS);
-
 /**
  * How late the loop ran over the interval: the 90th percentile of the delay samples, or their
  * time-weighted mean if higher. A saturated loop that runs fifty short requests and one 500 ms turn
@@ -33,21 +30,20 @@ const beyond = (ns: number) => Math.max(0, ns / NS_PER_MS - RESOLUTION_MS);
  * (measured: p90 13–36 ms while 500 ms stalls were reported); weighted by the time each sample
  * stands for, that turn dominates. A single GC pause does not (≈ 20 ms for 100 ms in 500 ms).
  */
-function loopDelay(h: Histogram): number {
+function delaySignal(h: Histogram, resolutionMs: number): number {
   let previous = 0;
   let weighted = 0;
   let total = 0;
-  // Percentile steps (0, 50, 75, …, 100), each with the highest delay of the samples below it.
-  for (const [percentile, ns] of [...h.percentiles].sort((a, b) => a[0] - b[0])) {
+  for (const [percentile, ns] of percentileSteps(h)) {
     const share = percentile - previous;
     previous = percentile;
     if (share <= 0) continue;
-    const delay = beyond(ns);
-    const wall = RESOLUTION_MS + delay;
+    const delay = beyondMs(ns, resolutionMs);
+    const wall = resolutionMs + delay;
     weighted += share * delay * wall;
     total += share * wall;
   }
-  return Math.max(beyond(h.percentile(90)), total > 0 ? weighted / total : 0);
+  return Math.max(beyondMs(h.percentile(90), resolutionMs), total > 0 ? weighted / total : 0);
 }
 
 /**
@@ -58,9 +54,9 @@ function loopDelay(h: Histogram): number {
  * below (hysteresis) and the heap reading is under its limit or expired, so that shedding neither
  * flaps nor latches. Past a bounded time overloaded it lets a fraction of requests through.
  */
-export class Guard implements OverloadGuard {
+class Guard implements OverloadGuard {
   readonly #options: GuardOptions;
-  #recorder: LoopDelayRecorder | undefined;
+  #delay: LoopDelayReader | undefined;
   #timer: NodeJS.Timeout | undefined;
   #elu: EventLoopUtilization | undefined;
   #reasons: ShedReason[] = [];
@@ -92,10 +88,10 @@ export class Guard implements OverloadGuard {
 
   start(): void {
     if (this.#timer) return;
-    this.#recorder = createLoopDelayRecorder(RESOLUTION_MS);
-    this.#recorder.start();
     this.#elu = performance.eventLoopUtilization();
     if (this.#options.maxHeapUsedBytes !== undefined) this.#observeGc();
+    // Last before the timer: a start that threw above leaves no reader keeping a shared recorder ticking.
+    this.#delay = (this.#options.recorder ?? createLoopDelayRecorder(LOOP_LAG_DEFAULTS.resolutionMs)).open();
     this.#timer = setInterval(() => this.#sample(), this.#options.sampleIntervalMs).unref();
   }
 
@@ -119,11 +115,11 @@ export class Guard implements OverloadGuard {
   stop(): void {
     if (!this.#timer) return;
     clearInterval(this.#timer);
-    this.#recorder?.stop();
+    this.#delay?.close();
     this.#gc?.disconnect();
     this.#gc = undefined;
     this.#timer = undefined;
-    this.#recorder = undefined;
+    this.#delay = undefined;
     this.#reasons = [];
     this.#quietSamples = 0;
     this.#overSamples = 0;
@@ -138,9 +134,10 @@ export class Guard implements OverloadGuard {
 
   #sample(): void {
     const o = this.#options;
-    const h = this.#recorder?.take();
-    if (!h) return;
-    const delayMs = h.count > 0 ? loopDelay(h) : 0;
+    const delay = this.#delay;
+    if (!delay) return;
+    const h = delay.take();
+    const delayMs = h.count > 0 ? delaySignal(h, delay.resolutionMs) : 0;
     const utilization = performance.eventLoopUtilization(this.#elu).utilization;
     this.#elu = performance.eventLoopUtilization();
     const heapUsed = this.#heapAfterGc;

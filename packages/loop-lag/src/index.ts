@@ -1,11 +1,20 @@
-export type { LoopDelayRecorder } from './delay.js';
-export { createLoopDelayRecorder } from './delay.js';
+export {
+  beyondMs,
+  createLoopDelayRecorder,
+  type LoopDelayReader,
+  type LoopDelayRecorder,
+  NS_PER_MS,
+  percentileSteps,
+} from './delay.js';
 export { createOverloadGuard } from './guard.js';
+export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 export type {
   GuardOptions,
   GuardState,
   OverloadGuard,
+  ProfilerOptions,
   ShedReason,
+  StackSkipped,
   StackSource,
   StallWatchdog,
   StallWatchdogOptions,

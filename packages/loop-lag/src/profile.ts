@@ -7,7 +7,7 @@ interface ProfileNode {
   children?: number[];
 }
 
-export interface Profile {
+interface Profile {
   nodes: ProfileNode[];
   startTime: number;
   samples?: number[];
@@ -24,7 +24,7 @@ export function dominantStack(
   fromUs: number,
   toUs: number,
   maxFrames: number,
-): { stack: WatchdogStackFrame[]; samples: number; gcShare: number } | undefined {
+): { stack: WatchdogStackFrame[]; gcShare: number } | undefined {
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   const byId = new Map<number, ProfileNode>();
@@ -66,24 +66,25 @@ export function dominantStack(
     if (!frame || frame.functionName === '(root)') break;
     stack.push({ functionName: frame.functionName, url: frame.url, line: frame.lineNumber + 1, column: frame.columnNumber + 1 });
   }
-  return { stack, samples: inWindow, gcShare: gc / inWindow };
+  return { stack, gcShare: gc / inWindow };
 }
+
+/** How often the watchdog's profile is taken and restarted, ms, so that its buffer stays small. */
+export const RESTART_MS = 30_000;
 
 /**
  * The main thread's sampling profiler, on a session of its own (same thread): its calls are
  * synchronous, and `close()` on process exit leaves no session behind. V8 samples on its own
  * thread (SIGPROF); the main thread pays only when a profile is taken, after a stall and every
- * `restartMs` to keep the buffer small.
+ * `restartMs`.
  */
 export class MainThreadProfiler {
   // biome-ignore lint/suspicious/noExplicitAny: an inspector Session.
   #session: any;
   #timer: NodeJS.Timeout | undefined;
-  readonly #intervalMs: number;
   readonly #onError: (error: unknown) => void;
 
-  constructor(intervalMs: number, restartMs: number, onError: (error: unknown) => void = () => {}) {
-    this.#intervalMs = intervalMs;
+  constructor(intervalMs: number, restartMs: number, onError: (error: unknown) => void) {
     this.#onError = onError;
     const inspector = createRequire(`${process.cwd()}/`)('node:inspector') as typeof import('node:inspector');
     this.#session = new inspector.Session();
@@ -121,10 +122,6 @@ export class MainThreadProfiler {
     } finally {
       session?.disconnect();
     }
-  }
-
-  get intervalMs(): number {
-    return this.#intervalMs;
   }
 
   #post(method: string, params?: object): unknown {

@@ -1,3 +1,5 @@
+import type { LoopDelayRecorder } from './delay.js';
+
 /** A stack frame: 1-based line and column, as in Error stacks. */
 export interface WatchdogStackFrame {
   functionName: string;
@@ -18,26 +20,34 @@ export interface WatchdogStackFrame {
  */
 export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
 
+/** Why a stall has no stack. */
+export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
+
+/**
+ * A loop blocked for at least the threshold, with the request `S` it ran for. @loopsight/core's
+ * `StallReport` is this with `S` its RequestScope, `type: 'stall'` and a `culprit`. Every field is
+ * explained in docs/loop-lag.md.
+ */
 export interface WatchdogStallReport<S> {
-  type: 'stall';
-  /** How late the loop ran: ms between two heartbeats beyond their interval. */
+  /** How late the loop ran, ms: the gap between two heartbeats minus their interval. */
   durationMs: number;
-  /** Epoch ms when the stall began. */
+  /** Epoch ms when the stall began (the last heartbeat before it). */
   at: number;
+  /** Top frame first, at most 32 frames. */
   stack: WatchdogStackFrame[];
   stackSource: StackSource;
-  /** The scope that was current on the paused frame; absent when the pause landed late or did not happen. */
+  /** The request or job that was running, read on the paused frame; absent when the pause landed late or did not happen: never guessed. */
   request?: S;
-  /** Requests in flight when the stall was seen. */
+  /** Requests in flight during the stall. */
   inflight: number;
-  /** When `request` is unknown: the requests in flight during the stall (at most 10). */
+  /** When `request` is absent: the requests in flight during the stall (at most 10). */
   candidates?: S[];
-  /** How long after it was asked the pause landed, ms. */
+  /** How long after it was asked for the pause landed, ms. */
   pauseDelayMs?: number;
-  /** Share of the profiler's samples in the stall spent in garbage collection, 0..1 (profiler on). */
+  /** With the profiler on: share of the stall spent in garbage collection, 0..1. */
   gcShare?: number;
   /** Why there is no stack. */
-  stackSkipped?: 'rate-limited' | 'disabled' | 'unavailable';
+  stackSkipped?: StackSkipped;
   /**
    * Set when the stack was skipped because a debugger may be attached (an inspector server is
    * open, or a debugger paused the main thread within the last minute); `stackSkipped` is then
@@ -46,15 +56,24 @@ export interface WatchdogStallReport<S> {
   debuggerAttached?: true;
 }
 
+/** The main thread's sampling profiler, for stalls spent inside native code. */
+export interface ProfilerOptions {
+  /** Sampling interval, ms: an integer from 1 to 1000. Default 10. */
+  intervalMs?: number;
+}
+
 export interface StallWatchdogOptions<S extends object> {
   /** A loop late by at least this much is a stall, ms: from 10 to 3,600,000 (a TypeError otherwise). */
   thresholdMs: number;
-  /** Pause the loop to read the stack and the scope. */
-  captureStacks: boolean;
-  /** Stack captures allowed per minute; later stalls are counted and timed without a stack. Default 10. */
+  /** Pause the loop to read the stack and the scope; `false`: stalls are timed and counted only. Default true. */
+  captureStacks?: boolean;
+  /** Stack captures allowed per minute (1 to 6000); later stalls are counted and timed without a stack. Default 10. */
   maxStacksPerMinute?: number;
-  /** Sampling profiler on the main thread, for stalls inside native code. Default: off. */
-  profiler?: false | { intervalMs?: number; restartMs?: number };
+  /**
+   * A sampling profiler on the main thread, so that stalls spent inside native code (JSON.parse of
+   * a large body) still get the stack that called it. Default: off.
+   */
+  profiler?: false | ProfilerOptions;
   /**
    * `on-stall` (default) enables the debugger only while a stall is captured; `always` keeps it
    * enabled (faster first pause, at a cost measured in docs/loop-lag.md).
@@ -99,6 +118,12 @@ export interface GuardOptions {
   maxHeapUsedBytes?: number;
   /** How often the signals are sampled, ms. */
   sampleIntervalMs: number;
+  /**
+   * The loop delay recorder to read, shared with whatever else reads the delay at its resolution
+   * (core's sampler). Default: one of its own at LOOP_LAG_DEFAULTS.resolutionMs (10 ms), the
+   * resolution the delay limit was tuned at.
+   */
+  recorder?: LoopDelayRecorder;
   /** Called when the state changes (ok → overloaded and back). */
   onChange?: (state: GuardState) => void;
 }

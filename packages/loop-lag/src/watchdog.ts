@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { dominantStack, MainThreadProfiler } from './profile.js';
+import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
+import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -50,9 +51,6 @@ function inspectorUrl(): (() => string | undefined) | undefined {
   }
 }
 
-/** A stall threshold below this would make the heartbeat itself a load (one beat per 2 ms at 10). */
-const MIN_THRESHOLD_MS = 10;
-const MAX_THRESHOLD_MS = 3_600_000;
 /** How long a process exit waits, at most, for the worker to let go of the main thread. */
 const EXIT_WAIT_MS = 100;
 
@@ -66,10 +64,14 @@ interface InternalOptions {
 }
 
 function checkThreshold(value: unknown): void {
-  if (typeof value === 'number' && value >= MIN_THRESHOLD_MS && value <= MAX_THRESHOLD_MS) return;
-  throw new TypeError(
-    `loopsight: options.thresholdMs must be a number from ${MIN_THRESHOLD_MS} to ${MAX_THRESHOLD_MS} ms (got ${String(value)})`,
-  );
+  const { min, max } = LOOP_LAG_LIMITS.thresholdMs;
+  if (typeof value === 'number' && value >= min && value <= max) return;
+  throw new TypeError(`loopsight: options.thresholdMs must be a number from ${min} to ${max} ms (got ${String(value)})`);
+}
+
+function checkInteger(path: string, value: unknown, { min, max }: { min: number; max: number }): void {
+  if (value === undefined || (Number.isInteger(value) && (value as number) >= min && (value as number) <= max)) return;
+  throw new TypeError(`loopsight: options.${path} must be an integer from ${min} to ${max} (got ${String(value)})`);
 }
 
 /**
@@ -80,10 +82,11 @@ function checkThreshold(value: unknown): void {
  *
  * If no worker can run, stalls are still timed on the main thread, without stacks.
  */
-export class Watchdog<S extends object> implements StallWatchdog {
+class Watchdog<S extends object> implements StallWatchdog {
   readonly #options: StallWatchdogOptions<S>;
   readonly #key = nextKey();
   readonly #heartbeatMs: number;
+  readonly #captureStacks: boolean;
   #beats: Int32Array | undefined;
   #timer: NodeJS.Timeout | undefined;
   #worker: Worker | undefined;
@@ -98,7 +101,10 @@ export class Watchdog<S extends object> implements StallWatchdog {
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
+    checkInteger('maxStacksPerMinute', options.maxStacksPerMinute, LOOP_LAG_LIMITS.maxStacksPerMinute);
+    if (options.profiler) checkInteger('profiler.intervalMs', options.profiler.intervalMs, LOOP_LAG_LIMITS.profilerIntervalMs);
     this.#options = options;
+    this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
     // Times a stall within one interval. The worker wakes when the last beat could first turn
     // stale, so it sees every stall of at least the threshold while it lasts. Measured idle cost per
     // process of loopsight's loop timers (this beat, the worker, core's 10 ms delay sampler):
@@ -110,7 +116,7 @@ export class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode !== 'stopped') return;
     this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
     this.#mode = 'starting';
-    this.#inspectorUrl = this.#options.captureStacks ? inspectorUrl() : undefined;
+    this.#inspectorUrl = this.#captureStacks ? inspectorUrl() : undefined;
     this.#lastBeat = monotonicMs();
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
@@ -118,9 +124,9 @@ export class Watchdog<S extends object> implements StallWatchdog {
     process.once('exit', this.#onExit);
     const inUse = this.#debuggerOpen();
     const { profiler } = this.#options;
-    if (profiler && this.#options.captureStacks && !inUse) {
+    if (profiler && this.#captureStacks && !inUse) {
       try {
-        this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? 10, profiler.restartMs ?? 30_000, (error) =>
+        this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? LOOP_LAG_DEFAULTS.profilerIntervalMs, RESTART_MS, (error) =>
           this.#options.onError('the sampling profiler could not be restarted', error),
         );
       } catch (error) {
@@ -213,7 +219,6 @@ export class Watchdog<S extends object> implements StallWatchdog {
       const lateMs = now - this.#lastBeat - this.#heartbeatMs;
       if (lateMs >= this.#options.thresholdMs) {
         this.#emit({
-          type: 'stall',
           durationMs: lateMs,
           at: Date.now() - (now - this.#lastBeat),
           stack: [],
@@ -245,8 +250,8 @@ export class Watchdog<S extends object> implements StallWatchdog {
       thresholdMs: o.thresholdMs,
       heartbeatMs: this.#heartbeatMs,
       pollMs: this.#heartbeatMs,
-      captureStacks: o.captureStacks,
-      maxStacksPerMinute: o.maxStacksPerMinute ?? 10,
+      captureStacks: this.#captureStacks,
+      maxStacksPerMinute: o.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
       // A pause normally lands within a millisecond or two; much later means native code held it.
       latePauseMs: Math.max(20, o.thresholdMs / 4),
       profiler: this.#profiler !== undefined,
@@ -307,7 +312,6 @@ export class Watchdog<S extends object> implements StallWatchdog {
 
   #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
     const report: WatchdogStallReport<S> = {
-      type: 'stall',
       durationMs: message.durationMs,
       at: message.at,
       stack: message.stack,

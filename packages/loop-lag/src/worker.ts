@@ -4,7 +4,7 @@
 // the ESM build and the CJS build, with no second entry point to resolve at run time.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { WatchdogStackFrame } from './types.js';
+import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
 
 /** Slots of the Int32Array over the SharedArrayBuffer both threads share. */
 export const BEAT_MS = 0;
@@ -20,7 +20,7 @@ export const BEAT_GAP = 5;
 export const BEAT_SLOTS = 6;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
-export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
+type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
 
 /**
  * A fault injected at a step of the next captures: `fail` rejects the command (or throws from
@@ -62,9 +62,6 @@ export interface WorkerConfig {
   faults: Fault[];
 }
 
-/** Why a stall has no stack. */
-export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
-
 /** Messages from the worker. Times are monotonic ms (process.hrtime) unless named `at`. */
 export type WorkerMessage =
   | { type: 'ready'; stacks: boolean }
@@ -76,7 +73,7 @@ export type WorkerMessage =
       durationMs: number;
       at: number;
       stack: WatchdogStackFrame[];
-      stackSource: 'pause' | 'late-pause' | 'profile' | 'none';
+      stackSource: StackSource;
       /** JSON from the paused frame's scope expression, when a pause landed. */
       scope?: string;
       pauseDelayMs?: number;
@@ -110,7 +107,7 @@ interface Captured {
 }
 
 /** Runs in the worker. */
-export function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
+function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   // Slots as in BEAT_* (this function cannot see module constants).
   const SEQ = 1;
   const DEBUGGER = 2;
