@@ -20,7 +20,7 @@ export interface PrometheusServer {
 }
 
 /** The Debian package's binary, or `undefined`: `.ci/run` installs it with apt-get. */
-export function prometheusBinary(): string | undefined {
+function prometheusBinary(): string | undefined {
   try {
     return execFileSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).trim() || undefined;
   } catch {

@@ -12,7 +12,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
  * Sends raw bytes, so that values Node's own client refuses to send can be tried. A body is sent
  * 50 ms after the headers, so that it reaches the server from the socket, as large uploads do.
  */
-export function rawRequest(
+function rawRequest(
   url: string,
   head: string,
   body?: string,

@@ -3,7 +3,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 
-export const als = new AsyncLocalStorage();
+const als = new AsyncLocalStorage();
 
 const HEADER = 'x-request-id';
 
