@@ -180,7 +180,7 @@ function uninstall(): void {
  * made inside a scope, unless the caller set it. Returns the function that undoes it. Adapters do
  * this for you (correlation.propagate); call it yourself when you use only @loopsight/context.
  */
-export function enablePropagation(header = 'x-request-id', onError?: OnError): () => void {
+export function enablePropagation(header = 'x-request-id', onError?: (what: string, error: unknown) => void): () => void {
   const name = header.toLowerCase();
   if (wanted.size === 0) shared.uninstall ??= install();
   wanted.set(name, (wanted.get(name) ?? 0) + 1);

@@ -91,7 +91,7 @@ export function scopeId(candidate: unknown, config: ResolvedCorrelation, sink: I
   return generateId(config, sink);
 }
 
-export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
+const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   resolutionMs: LOOP_LAG_DEFAULTS.resolutionMs,
   stallThresholdMs: LOOP_LAG_DEFAULTS.thresholdMs,
   captureStacks: LOOP_LAG_DEFAULTS.captureStacks,
@@ -103,7 +103,7 @@ export const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
 /** The tracker's defaults, which the promises package defines: the monitor tells its default frameFilter by them. */
 export const DEFAULT_PROMISES: ResolvedPromises = resolvePromiseOptions(undefined);
 
-export const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
+const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
   header: 'x-request-id',
   accept: Object.freeze(['x-request-id', 'x-correlation-id']),
   traceparent: true,
@@ -298,7 +298,7 @@ function resolveExporters(value: unknown): ResolvedOptions['exporters'] {
 }
 
 /** The default report sink: one JSON line on stderr, so log shippers pick it up as a structured event. */
-export function writeReportLine(report: Report): void {
+function writeReportLine(report: Report): void {
   process.stderr.write(`${JSON.stringify({ loopsight: report.type, culprit: report.culprit, ...report })}\n`);
 }
 

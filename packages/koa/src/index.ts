@@ -1,2 +1,2 @@
 export type { AdapterOptions as LoopsightKoaOptions } from '@loopsight/core';
-export { type KoaMiddleware, loopsight } from './middleware.js';
+export { type KoaContextLike, type KoaMiddleware, loopsight } from './middleware.js';
