@@ -72,6 +72,17 @@ describe('getCorrelationId / withCorrelationId', () => {
       disable();
     }
   });
+
+  it('names the id with the monitor’s correlation.header, even with propagation off', async () => {
+    const monitor = createMonitor({ correlation: { header: 'x-trace-id', propagate: false }, loopLag: false, promises: false });
+    monitor.start();
+    try {
+      expect(withCorrelationId('abc', () => correlationHeaders())).toEqual({ 'x-trace-id': 'abc' });
+    } finally {
+      await monitor.stop();
+    }
+    expect(withCorrelationId('abc', () => correlationHeaders())).toEqual({ 'x-request-id': 'abc' });
+  });
 });
 
 describe('traceIdOf', () => {

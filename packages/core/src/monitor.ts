@@ -106,7 +106,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** The Monitor; see its interface in types.ts. Made only by createMonitor(). */
 class LoopsightMonitor implements Monitor {
   readonly #options: ResolvedOptions;
-  readonly #internals: MonitorInternals;
+  readonly #handle: MonitorInternals;
   readonly #inflight = new Set<RequestScope>();
   readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [] };
   readonly #components: Exporter[] = [];
@@ -136,7 +136,7 @@ class LoopsightMonitor implements Monitor {
       deliver: (report) => this.#report(report),
       reportError: (what, error) => this.reportError(what, error),
     };
-    this.#internals = {
+    this.#handle = {
       options: resolved,
       heldWeakly: false,
       begin: (scope) => this.#begin(scope),
@@ -149,7 +149,7 @@ class LoopsightMonitor implements Monitor {
       shed: (info) => this.#countShed(info),
       reportError: (what, error) => this.reportError(what, error),
     };
-    Object.defineProperty(this, INTERNALS, { value: this.#internals });
+    Object.defineProperty(this, INTERNALS, { value: this.#handle });
   }
 
   /** Whether start() was called and stop() was not. */
@@ -164,7 +164,7 @@ class LoopsightMonitor implements Monitor {
    */
   start(): void {
     if (this.#parts) return;
-    this.#parts = hub().join(this.#member, this.#internals.heldWeakly);
+    this.#parts = hub().join(this.#member, this.#handle.heldWeakly);
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -177,7 +177,7 @@ class LoopsightMonitor implements Monitor {
     if (!this.#parts) return this.#stopping ?? Promise.resolve();
     this.#parts = undefined;
     const shared = hub()
-      .leave(this.#member, this.#internals.heldWeakly)
+      .leave(this.#member, this.#handle.heldWeakly)
       .catch((error: unknown) => this.reportError('the shared parts failed to stop', error));
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
@@ -296,7 +296,7 @@ class LoopsightMonitor implements Monitor {
     const { correlationId, method, route, startedAt } = scope;
     // A refused id (hostile, or not a string) is replaced and counted, never thrown into the caller.
     const job: RequestScope = {
-      correlationId: scopeId(correlationId, this.#options.correlation, this.#internals),
+      correlationId: scopeId(correlationId, this.#options.correlation, this.#handle),
       startedAt: startedAt ?? Date.now(),
     };
     if (method !== undefined) job.method = method;
