@@ -62,11 +62,14 @@ describe('one loopsight per process', () => {
     } finally {
       seen.close();
     }
-    expect(seen.reports).toHaveLength(1);
-    expect(toOther).toHaveLength(0);
-    expect(toBlocking).toHaveLength(1);
-    expect(toBlocking[0]?.request).toMatchObject({ correlationId: 'blocker-1', route: '/block/:ms' });
-    expect(toBlocking[0]?.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
+    // The block's report, not a stall a loaded machine adds on its own (the first requests' compiles, GC).
+    const names = (r: StallReport, id: string) => [r.request, ...(r.candidates ?? [])].some((s) => s?.correlationId === id);
+    const blocks = (list: StallReport[]) => list.filter((r) => names(r, 'blocker-1'));
+    expect(blocks(seen.reports), JSON.stringify(seen.reports)).toHaveLength(1);
+    expect(blocks(toOther)).toHaveLength(0);
+    expect(blocks(toBlocking)).toHaveLength(1);
+    expect(blocks(toBlocking)[0]?.request).toMatchObject({ correlationId: 'blocker-1', route: '/block/:ms' });
+    expect(blocks(toBlocking)[0]?.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
   });
 
   it('runs the watchdog at the lowest threshold and gives each monitor only the stalls its own threshold asks for', async () => {
