@@ -222,7 +222,10 @@ describe('a thousand apps of each framework in one process', () => {
     // varies by up to 40 MB between identical runs, with or without loopsight (docs/core.md): the
     // bound is what loopsight adds over the same apps without it.
     expect(many.rssMb - manyPlain.rssMb).toBeLessThanOrEqual(30);
-    expect(many.idleCpuPercent).toBeLessThanOrEqual(one.idleCpuPercent + 0.5);
+    // Idle CPU over 5 s: identical runs of one configuration differ by up to 1.4 points on this
+    // machine (1000 apps: 1.89 and 3.29 in two runs a minute apart); one monitor per app cost
+    // +11 points at 50 apps before they were shared.
+    expect(many.idleCpuPercent).toBeLessThanOrEqual(one.idleCpuPercent + 1.5);
     for (const result of [one, many]) {
       expect(result.stalls.map((s) => s.correlationId)).toEqual(['the-blocker']);
       expect(result.byMonitor).toEqual({ express: 0, koa: 1, fastify: 0 });
