@@ -7,15 +7,6 @@ export const STALL_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.05, 0.1
 /** Distinct route labels an exporter keeps by default before counting the rest as `__other__`. */
 export const DEFAULT_MAX_ROUTES = 100;
 
-/** An exporter option that must be a positive integer (at most `max`): a TypeError naming it otherwise. */
-export function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > max) {
-    const upTo = max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : '';
-    throw new TypeError(`loopsight: options.${name} must be a positive integer${upTo} (got ${String(value)})`);
-  }
-  return value as number;
-}
-
 /** What an exporter records for a report: the same labels and counts whatever the backend. */
 export interface ReportLabels {
   stall(report: StallReport): { route: string; seconds: number };

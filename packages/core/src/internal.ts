@@ -6,15 +6,7 @@
  */
 export { monitorFor } from './adapter.js';
 export { CHANNELS } from './channels.js';
-export {
-  DEFAULT_MAX_ROUTES,
-  positiveInteger,
-  type ReportLabels,
-  reasonCounts,
-  reportLabels,
-  STALL_BUCKETS_SECONDS,
-  sheds,
-} from './exporting.js';
+export { DEFAULT_MAX_ROUTES, type ReportLabels, reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from './exporting.js';
 export {
   createHttpHandler,
   type EnablePropagation,
@@ -24,11 +16,11 @@ export {
   type ShedAnswer,
 } from './handler.js';
 export { correlationHeaderNames } from './hub.js';
-export { acceptIncoming, traceIdOf } from './incoming.js';
-export { INTERNALS, internals, type MonitorInternals } from './monitor.js';
-export { DEFAULT_ID_PATTERN, generateId, type IdSink, idRefusal, MAX_ID_LENGTH } from './options.js';
+export { traceIdOf } from './incoming.js';
+export { internals, type MonitorInternals } from './monitor.js';
+export { DEFAULT_ID_PATTERN, idRefusal, positiveInteger } from './options.js';
 export { type RouteResolver, trackRequest } from './request.js';
-export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED, routeLabeler } from './routes.js';
+export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { runInScope } from './store.js';
 export type {
   ResolvedCorrelation,

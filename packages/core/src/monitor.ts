@@ -40,7 +40,7 @@ type EventName = 'stall' | 'promise' | 'request';
  * a property behind a `Symbol.for` key, so that the ESM and CJS builds (or two copies of core)
  * recognize each other's monitors, and nothing of it shows in the public type.
  */
-export const INTERNALS = Symbol.for('loopsight.core.monitor.v1');
+const INTERNALS = Symbol.for('loopsight.core.monitor.v1');
 
 export interface MonitorInternals {
   /** The options after defaults and validation. Frozen. */

@@ -20,7 +20,7 @@ import type {
 /** 1-128 characters that are safe in a header, a log line and a metric exemplar. */
 export const DEFAULT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Longest id any validator is asked about: longer input is refused before validation. */
-export const MAX_ID_LENGTH = 1024;
+const MAX_ID_LENGTH = 1024;
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /**
@@ -146,6 +146,12 @@ function positive(path: string, value: unknown, fallback: number, { integer = fa
   const ok = typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= max && (!integer || Number.isInteger(value));
   if (!ok) fail(path, `a positive ${integer ? 'integer' : 'number'}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`, value);
   return value as number;
+}
+
+/** An exporter's option (defaults already applied): a positive integer up to `max`, by the monitor's own rule and message. */
+export function positiveInteger(path: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) fail(path, 'a positive integer', value);
+  return positive(path, value, 0, { integer: true, max });
 }
 
 function bool(path: string, value: unknown, fallback: boolean): boolean {
