@@ -161,9 +161,12 @@ describe("someone else's debugger", () => {
       const resumeSentAt = times?.resumeSentAt ?? Number.NaN;
       // The thread resumed when the debugger asked, not before.
       // (a 1000 ms timer, which may fire a millisecond early by Date.now())
-      expect(resumeSentAt - pausedAt).toBeGreaterThanOrEqual(990);
+      expect(resumeSentAt - pausedAt, JSON.stringify(r.events)).toBeGreaterThanOrEqual(990);
       expect(times?.resumedAt).toBeGreaterThanOrEqual(resumeSentAt);
-      const [held, quiet, after] = r.reports;
+      // From the debugger's pause on: a loaded machine can add a stall of its own before it (the
+      // debugger thread starting).
+      const from = r.reports.findIndex((report) => report.debuggerAttached === true && report.durationMs >= 900);
+      const [held, quiet, after] = r.reports.slice(Math.max(0, from));
       expect(held, JSON.stringify(r.events)).toMatchObject({
         stack: [],
         stackSource: 'none',
@@ -174,7 +177,11 @@ describe("someone else's debugger", () => {
       // Right after, the debugger is likely still there: no pause.
       expect(quiet, JSON.stringify(r.events)).toMatchObject({ stackSkipped: 'unavailable', debuggerAttached: true });
       // Once it has been quiet for debuggerQuietMs, stacks again.
-      expect(after, JSON.stringify(r.events)).toMatchObject({ stackSource: 'pause', request: { id: 'after-quiet' } });
+      // (a loaded machine can land that pause late: then it names no request, but it is taken)
+      expect(after?.debuggerAttached, JSON.stringify(r.events)).toBeUndefined();
+      expect(after?.stack.length).toBeGreaterThan(0);
+      if (after?.stackSource === 'pause') expect(after).toMatchObject({ request: { id: 'after-quiet' } });
+      else expect(after?.stackSource).toBe('late-pause');
       expect(r.of('result')?.status?.debuggerStalls).toBe(2);
       expect(r.events.filter((e) => e.what === 'stall stacks are off while a debugger may be attached')).toHaveLength(1);
     },
