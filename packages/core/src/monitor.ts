@@ -370,9 +370,10 @@ class LoopsightMonitor implements Monitor {
   }
 
   #report(report: StallReport | PromiseReport): void {
-    // A late pause shows what ran after the blocker: it names no culprit.
-    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource === 'pause' || report.stackSource === 'profile')) {
-      const culprit = culpritOf(report.stack);
+    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
+      // A late pause's top frame may have run after the blocker; the frames below it had not returned.
+      const stack = report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(1) : report.stack;
+      const culprit = culpritOf(stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
     }
     if (report.type === 'stall') this.#emit('stall', report);

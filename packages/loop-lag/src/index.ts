@@ -13,6 +13,7 @@ export type {
   GuardState,
   OverloadGuard,
   ProfilerOptions,
+  RequestSource,
   ShedReason,
   StackSkipped,
   StackSource,
