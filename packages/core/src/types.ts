@@ -18,12 +18,14 @@ export interface RequestScope {
   startedAt: number;
 }
 
-/** A stack frame as loopsight reports it. */
+/** A stack frame as loopsight reports it: source-mapped when the script has a source map. */
 export interface StackFrame {
   functionName: string;
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**

@@ -7,6 +7,8 @@ export interface WatchdogStackFrame {
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
+import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -268,6 +269,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       faults: internal.faults ?? [],
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
+      sourceMaps: SOURCE_MAP_LIMITS,
     };
     const worker = new Worker(internal.workerSource ?? workerSource(), {
       eval: true,
@@ -307,6 +309,9 @@ class Watchdog<S extends object> implements StallWatchdog {
         return;
       case 'error':
         this.#options.onError(message.what, new Error(message.message));
+        return;
+      case 'sourcemap':
+        this.#options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
         return;
       case 'stall':
         this.#onStall(message);
@@ -370,7 +375,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       if (!found) return;
       report.gcShare = Math.round(found.gcShare * 100) / 100;
       if (found.stack.length > 0) {
-        report.stack = found.stack;
+        report.stack = mapStackFrames(found.stack);
         report.stackSource = 'profile';
       }
     } catch (error) {
