@@ -377,6 +377,14 @@ class LoopsightMonitor implements Monitor {
       this.#guard('promise frames could not be source-mapped', () => {
         report.stack = mapStackFrames(report.stack);
       });
+    if (report.type === 'stall' && !report.expected && this.#expected(report)) {
+      report.expected = true;
+      report.stack = [];
+      report.stackSource = 'none';
+      report.stackSkipped = 'expected';
+      delete report.requestSource;
+      delete report.pauseDelayMs;
+    }
     if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
       // A late pause's top frame may have run after the blocker; the frames below it had not returned.
       const stack = report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(1) : report.stack;
@@ -385,10 +393,27 @@ class LoopsightMonitor implements Monitor {
     }
     if (report.type === 'stall') this.#emit('stall', report);
     else this.#emit('promise', report);
+    // Declared blocking is counted (the 'stall' event, the exporters) but writes no report line.
+    if (report.type === 'stall' && report.expected) return;
     try {
       this.#options.onReport(report);
     } catch (error) {
       this.reportError('onReport threw', error);
+    }
+  }
+
+  /** Whether a stall matches `loopLag.expected`; a throwing predicate counts as false, said once. */
+  #expected(report: StallReport): boolean {
+    const expected = this.#options.loopLag ? this.#options.loopLag.expected : undefined;
+    if (!expected) return false;
+    const route = report.request?.route;
+    if (route !== undefined && expected.routes.has(route)) return true;
+    if (!expected.when) return false;
+    try {
+      return expected.when(report) === true;
+    } catch (error) {
+      this.reportError('loopLag.expected.when threw', error);
+      return false;
     }
   }
 

@@ -1,5 +1,15 @@
 import type { IncomingMessage } from 'node:http';
-import type { GuardState, ProfilerOptions, ShedReason, StallWatchdogOptions, WatchdogStallReport } from '@loopsight/loop-lag';
+import type {
+  GuardState,
+  ProfilerOptions,
+  RequestSource,
+  ShedReason,
+  StallWatchdogOptions,
+  WatchdogStallReport,
+} from '@loopsight/loop-lag';
+
+export type { RequestSource };
+
 import type { PromiseOptions, PromiseTrackerStats, ResolvedPromiseOptions, TrackedPromiseReport } from '@loopsight/promises';
 
 export type { PromiseOptions, ShedReason };
@@ -189,6 +199,21 @@ export interface LoopLagOptions extends Pick<StallWatchdogOptions<RequestScope>,
    * large body) still get the stack that called it. `true` samples every 10 ms. Default false.
    */
   profiler?: boolean | ProfilerOptions;
+  /**
+   * Stalls that are known and accepted, besides those inside `expectBlocking()`: of requests on
+   * these route templates, or for which `when` returns true. Counted and timed, marked `expected`,
+   * with no stack and no report line. The pause that tells which request was running still
+   * happens (within `maxStacksPerMinute`); its stack is dropped.
+   */
+  expected?: ExpectedStalls;
+}
+
+/** Which stalls are expected: see `loopLag.expected`. */
+export interface ExpectedStalls {
+  /** Route templates, as in reports (`/reports/:id/pdf`). At most 100. */
+  routes?: readonly string[];
+  /** Called with the report before it goes out; a throwing predicate counts as false. */
+  when?: (report: StallReport) => boolean;
 }
 
 export interface CorrelationOptions {
@@ -295,6 +320,7 @@ export interface ResolvedLoopLag {
   readonly windowMs: number;
   readonly maxStacksPerMinute: number;
   readonly profiler: false | Readonly<Required<ProfilerOptions>>;
+  readonly expected: { readonly routes: ReadonlySet<string>; readonly when: ((report: StallReport) => boolean) | undefined } | undefined;
 }
 
 /** The `promises` options after defaults and validation: the promise tracker's own. */

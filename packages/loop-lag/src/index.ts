@@ -6,6 +6,7 @@ export {
   NS_PER_MS,
   percentileSteps,
 } from './delay.js';
+export { expectBlocking } from './expected.js';
 export { createOverloadGuard } from './guard.js';
 export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 export { mapStackFrames } from './sourcemap.js';

@@ -33,7 +33,7 @@ export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
 export type RequestSource = 'pause' | 'late-pause';
 
 /** Why a stall has no stack. */
-export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
+export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable' | 'expected';
 
 /**
  * A loop blocked for at least the threshold, with the request `S` it ran for. @loopsight/core's
@@ -71,6 +71,12 @@ export interface WatchdogStallReport<S> {
    * `'unavailable'`. The watchdog never pauses or resumes a thread a debugger may be stopping.
    */
   debuggerAttached?: true;
+  /**
+   * The stall was declared: the main thread ran inside `expectBlocking()` (or, in core, the
+   * request matched `loopLag.expected`). Counted and timed, with no stack (`stackSkipped:
+   * 'expected'`) and no report line.
+   */
+  expected?: true;
 }
 
 /** The main thread's sampling profiler, for stalls spent inside native code. */

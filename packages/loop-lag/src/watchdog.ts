@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { expectedState } from './expected.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
@@ -8,6 +9,7 @@ import {
   BEAT_BUSY,
   BEAT_DEBUGGER,
   BEAT_EXITING,
+  BEAT_EXPECTED,
   BEAT_GAP,
   BEAT_MS,
   BEAT_SEQ,
@@ -102,6 +104,8 @@ class Watchdog<S extends object> implements StallWatchdog {
   #stacks = false;
   #stalls = 0;
   #lastBeat = 0;
+  /** This watchdog's flag in the process's expectBlocking() state, while it runs. */
+  #expectedFlag: { beats: Int32Array; slot: number } | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
@@ -119,6 +123,10 @@ class Watchdog<S extends object> implements StallWatchdog {
   start(): void {
     if (this.#mode !== 'stopped') return;
     this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#expectedFlag = { beats: this.#beats, slot: BEAT_EXPECTED };
+    const expected = expectedState();
+    expected.flags.add(this.#expectedFlag);
+    if (expected.depth > 0) Atomics.store(this.#beats, BEAT_EXPECTED, 1);
     this.#mode = 'starting';
     this.#inspectorUrl = this.#captureStacks ? inspectorUrl() : undefined;
     this.#lastBeat = monotonicMs();
@@ -194,6 +202,8 @@ class Watchdog<S extends object> implements StallWatchdog {
     clearInterval(this.#timer);
     this.#timer = undefined;
     delete registry()[this.#key];
+    if (this.#expectedFlag) expectedState().flags.delete(this.#expectedFlag);
+    this.#expectedFlag = undefined;
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
@@ -222,13 +232,15 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode === 'main-thread') {
       const lateMs = now - this.#lastBeat - this.#heartbeatMs;
       if (lateMs >= this.#options.thresholdMs) {
+        const expected = expectedState().endedAt > this.#lastBeat;
         this.#emit({
           durationMs: lateMs,
           at: Date.now() - (now - this.#lastBeat),
           stack: [],
           stackSource: 'none',
           inflight: 0,
-          stackSkipped: 'unavailable',
+          stackSkipped: expected ? 'expected' : 'unavailable',
+          ...(expected ? { expected: true as const } : {}),
         });
       }
     }
@@ -347,6 +359,7 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
     if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    if (message.expected) report.expected = true;
     if (message.debuggerAttached) {
       report.debuggerAttached = true;
       this.#debuggerStalls++;

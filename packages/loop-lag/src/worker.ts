@@ -18,7 +18,9 @@ export const BEAT_EXITING = 3;
 export const BEAT_BUSY = 4;
 /** The longest gap between two beats, ms, since the worker last took it. */
 export const BEAT_GAP = 5;
-export const BEAT_SLOTS = 6;
+/** 1 while the main thread runs inside expectBlocking(): a stall then takes no stack. */
+export const BEAT_EXPECTED = 6;
+export const BEAT_SLOTS = 7;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
@@ -88,6 +90,8 @@ export type WorkerMessage =
       stackSkipped?: StackSkipped;
       /** No stack because a debugger may be attached (`stackSkipped` is 'unavailable'). */
       debuggerAttached?: true;
+      /** The main thread was inside expectBlocking() when the stall was seen. */
+      expected?: true;
     };
 
 /** Messages to the worker. */
@@ -120,6 +124,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const EXITING = 3;
   const BUSY = 4;
   const GAP = 5;
+  const EXPECTED = 6;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -464,7 +469,9 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     let captured: Captured | undefined;
     let skipped: StackSkipped | undefined;
     let attached = false;
-    if (!config.captureStacks) skipped = 'disabled';
+    const expected = Atomics.load(beat, EXPECTED) === 1;
+    if (expected) skipped = 'expected';
+    else if (!config.captureStacks) skipped = 'disabled';
     else if (!stacks) skipped = 'unavailable';
     else if (debuggerAttached()) attached = true;
     else if (!takeToken()) skipped = 'rate-limited';
@@ -506,6 +513,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
       window: [startedMono * 1000, (startedMono + gapMs) * 1000],
       wantsProfile: config.profiler && (late || (captured === undefined && !skipped && stacks)),
     };
+    if (expected) message.expected = true;
     if (captured) {
       message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;

@@ -5,6 +5,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
+  ATTR_STALL_EXPECTED,
   EVENTLOOP_DELAY,
   EVENTLOOP_UTILIZATION,
   METRIC_INFLIGHT,
@@ -107,8 +108,8 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
 
   return {
     stall(report) {
-      const { route, seconds } = labels.stall(report);
-      stalls.add(1, { [ATTR_HTTP_ROUTE]: route });
+      const { route, seconds, expected } = labels.stall(report);
+      stalls.add(1, { [ATTR_HTTP_ROUTE]: route, [ATTR_STALL_EXPECTED]: expected === 'true' });
       stallDuration.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     promise(report) {

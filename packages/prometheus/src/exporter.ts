@@ -141,8 +141,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     );
     const stalls = new Counter({
       name: names.stalls,
-      help: 'Event loop stalls, by the route template of the request that was blocking the loop.',
-      labelNames: ['route'],
+      help: 'Event loop stalls, by the route template of the request that was blocking the loop, and whether the blocking was declared expected.',
+      labelNames: ['route', 'expected'],
       registers: [],
     });
     const stallSeconds = new Histogram({
@@ -197,8 +197,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
 
     const onStall = (report: StallReport) => {
       try {
-        const { route, seconds } = labels.stall(report);
-        stalls.inc({ route });
+        const { route, seconds, expected } = labels.stall(report);
+        stalls.inc({ route, expected });
         stallSeconds.observe({ route }, seconds);
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a stall', error);
