@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
-import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { type AdapterOptions, expectBlocking, type Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
@@ -40,6 +40,7 @@ const handlers = {
   },
   block: (ms: unknown) => ({ id: getCorrelationId(), spins: blockTheLoop(Number(ms)) }),
   parse: () => ({ id: getCorrelationId(), items: parseHugeJson(hugeJson()) }),
+  expected: (ms: unknown) => ({ id: getCorrelationId(), spins: expectBlocking(() => blockTheLoop(Number(ms))) }),
   native: (kind: unknown) => ({ id: getCorrelationId(), result: nativeBlockers[String(kind)]?.() }),
 };
 
@@ -96,6 +97,8 @@ function expressApp(createExpress: any): Framework['start'] {
     app.get('/parse', send(handlers.parse));
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/native/:kind', (req: any, res: any) => res.json(handlers.native(req.params.kind)));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/expected/:ms', (req: any, res: any) => res.json(handlers.expected(req.params.ms)));
     const users = createExpress.Router();
     users.get('/:id', send(handlers.user));
     app.use('/users', users);
@@ -122,6 +125,8 @@ function fastifyApp(createFastify: any): Framework['start'] {
     app.get('/parse', async () => handlers.parse());
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/native/:kind', async (request: any) => handlers.native(request.params.kind));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/expected/:ms', async (request: any) => handlers.expected(request.params.ms));
     app.get('/users/:id', async () => handlers.user());
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.post('/json', async (request: any) => ({ id: getCorrelationId(), body: request.body }));
@@ -161,6 +166,10 @@ function koaApp(Koa: any): Framework['start'] {
     // biome-ignore lint/suspicious/noExplicitAny: see above
     router.get('/native/:kind', (ctx: any) => {
       ctx.body = handlers.native(ctx.params.kind);
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/expected/:ms', (ctx: any) => {
+      ctx.body = handlers.expected(ctx.params.ms);
     });
     router.get('/users/:id', send(handlers.user));
     // biome-ignore lint/suspicious/noExplicitAny: see above
