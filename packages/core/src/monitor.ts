@@ -387,7 +387,8 @@ class LoopsightMonitor implements Monitor {
     }
     if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
       // A late pause's top frame may have run after the blocker; the frames below it had not returned.
-      const stack = report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(1) : report.stack;
+      const stack =
+        report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(report.enteredAfter ?? 1) : report.stack;
       const culprit = culpritOf(stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
     }

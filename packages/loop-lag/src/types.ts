@@ -61,6 +61,12 @@ export interface WatchdogStallReport<S> {
   candidates?: S[];
   /** How long after it was asked for the pause landed, ms. */
   pauseDelayMs?: number;
+  /**
+   * A late pause: how many frames at the top of `stack` were entered after the pause was asked (0
+   * or 1; absent when it could not be told, then taken as 1). They may have run after the
+   * blocking work; every frame below them was on the stack before, inside the call that blocked.
+   */
+  enteredAfter?: number;
   /** With the profiler on: share of the stall spent in garbage collection, 0..1. */
   gcShare?: number;
   /** Why there is no stack. */

@@ -357,6 +357,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       if (candidates.length > 0) report.candidates = candidates;
     }
     if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
+    if (message.enteredAfter !== undefined) report.enteredAfter = message.enteredAfter;
     if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
     if (message.expected) report.expected = true;
@@ -377,7 +378,9 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (message.stackSource === 'pause') return 'pause';
     if (message.stackSource !== 'late-pause') return undefined;
     const isApp = this.#options.frameFilter ?? isApplicationUrl;
-    return message.stack.slice(1).some((frame) => this.#safe(() => isApp(frame.url), false)) ? 'late-pause' : undefined;
+    return message.stack.slice(message.enteredAfter ?? 1).some((frame) => this.#safe(() => isApp(frame.url), false))
+      ? 'late-pause'
+      : undefined;
   }
 
   /** The stack the profiler saw most during the stall, when the pause could not give it. */

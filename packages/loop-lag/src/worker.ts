@@ -92,16 +92,24 @@ export type WorkerMessage =
       debuggerAttached?: true;
       /** The main thread was inside expectBlocking() when the stall was seen. */
       expected?: true;
+      enteredAfter?: 0 | 1;
     };
 
 /** Messages to the worker. */
 export type MainMessage = { type: 'exit' };
 
+interface Location {
+  scriptId: string;
+  lineNumber: number;
+  columnNumber?: number;
+}
+
 interface CallFrame {
   callFrameId: string;
   functionName: string;
   url?: string;
-  location: { scriptId: string; lineNumber: number; columnNumber?: number };
+  location: Location;
+  functionLocation?: Location;
 }
 
 interface PausedEvent {
@@ -109,6 +117,8 @@ interface PausedEvent {
 }
 
 interface Captured {
+  /** A late pause: 1 if its top frame was entered after the pause was asked, 0 if it was already running. */
+  enteredAfter?: 0 | 1;
   stack: WatchdogStackFrame[];
   /** Each frame's script's sourceMappingURL as V8 read it, when it has one. */
   maps: (string | undefined)[];
@@ -400,6 +410,25 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   };
 
   /**
+   * Whether a late pause landed at the top frame's entry: V8 takes an interrupt at a function's
+   * entry or a loop's back edge, so a frame paused at its first breakable position was entered
+   * after the pause was asked (it may have run after the blocking work); one paused further in
+   * was already running. Undefined when that cannot be told.
+   */
+  const atEntry = async (frame: CallFrame): Promise<boolean | undefined> => {
+    if (!frame.functionLocation) return undefined;
+    try {
+      const params = { start: frame.functionLocation, end: frame.location, restrictToFunction: true };
+      const answer = (await within(post('Debugger.getPossibleBreakpoints', params), 'Debugger.getPossibleBreakpoints')) as {
+        locations?: unknown[];
+      };
+      return Array.isArray(answer.locations) ? answer.locations.length === 0 : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  /**
    * Pauses the main thread, reads its stack and scope, and lets it go. Everything after the
    * pause is asked for sits in the one `finally` that releases the thread.
    */
@@ -448,7 +477,11 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
       }));
       const maps = frames.map((f) => sourceMapUrls.get(f.location.scriptId));
       const delayMs = (reachedAt ?? landed.at) - asked;
-      return scope === undefined ? { stack, maps, delayMs } : { stack, maps, scope, delayMs };
+      const enteredAfter = delayMs > config.latePauseMs && frames[0] ? await atEntry(frames[0]) : undefined;
+      const captured: Captured = { stack, maps, delayMs };
+      if (scope !== undefined) captured.scope = scope;
+      if (enteredAfter !== undefined) captured.enteredAfter = enteredAfter ? 1 : 0;
+      return captured;
     } finally {
       waiting = undefined;
       await release(paused);
@@ -519,6 +552,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
       if (captured.scope !== undefined) message.scope = captured.scope;
       message.stack = mapStack(captured);
       message.stackSource = late ? 'late-pause' : 'pause';
+      if (late && captured.enteredAfter !== undefined) message.enteredAfter = captured.enteredAfter;
     }
     if (skipped) message.stackSkipped = skipped;
     if (attached) message.debuggerAttached = true;
