@@ -66,15 +66,23 @@ const calls: [string, string, string][] = [
   ['GET', '/catalog', 'catalog-1'],
   ['GET', '/invoices/42/pdf', 'pdf-42'],
 ];
-for (const [method, path, id] of calls) {
+for (const [i, [method, path, id]] of calls.entries()) {
   await (await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { 'x-request-id': id } })).text();
-  for (const end = Date.now() + 5_000; reports.length < calls.indexOf(calls.find((c) => c[2] === id) as never) + 1 && Date.now() < end; ) await sleep(20);
+  // Each report comes from the watchdog's thread once the loop runs again.
+  for (const end = Date.now() + 5_000; reports.length <= i && Date.now() < end; ) await sleep(20);
 }
+// One line per report, paths relative to this folder and the stack cut to three frames.
 const short = (url: string) => url.replace(`file://${process.cwd()}/`, '').replace(`${process.cwd()}/`, '');
-for (const report of reports as { stack?: any[]; culprit?: { url: string; line: number; column: number; generated?: { url: string; line: number } } }[]) {
-  const culprit = report.culprit && { ...report.culprit, url: short(report.culprit.url) };
-  if (culprit?.generated) culprit.generated = { ...culprit.generated, url: short(culprit.generated.url) };
-  process.stdout.write(`${JSON.stringify({ ...report, culprit, stack: report.stack?.slice(0, 3).map((f: any) => `${f.functionName}@${short(f.url)}:${f.line}`) })}\n`);
+type Frame = { functionName: string; url: string; line: number; column: number; generated?: { url: string; line: number; column: number } };
+const shorten = (frame: Frame): Frame => ({
+  ...frame,
+  url: short(frame.url),
+  ...(frame.generated ? { generated: { ...frame.generated, url: short(frame.generated.url) } } : {}),
+});
+for (const report of reports as { culprit?: Frame; stack: Frame[] }[]) {
+  const { culprit, stack, ...rest } = report;
+  const line = { culprit: culprit && shorten(culprit), ...rest, stack: stack.slice(0, 3).map(shorten) };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 server.close();
 rmSync(catalog, { force: true });

@@ -7,10 +7,17 @@ const STATE = Symbol.for('loopsight.loop-lag.expected.v1');
 interface ExpectedState {
   /** expectBlocking() calls under way (nested ones count). */
   depth: number;
-  /** The flag of each running watchdog: slot `slot` of its shared heartbeat. */
-  flags: Set<{ beats: Int32Array; slot: number }>;
+  /** The flag of each running watchdog (slot `slot` of its shared heartbeat) and what it does on entry. */
+  flags: Set<ExpectedFlag>;
   /** Monotonic ms when the last expected block ended (for watchdogs timing stalls on the main thread). */
   endedAt: number;
+}
+
+export interface ExpectedFlag {
+  beats: Int32Array;
+  slot: number;
+  /** Called as an outermost expectBlocking() call begins: the watchdog notes the request it runs for. */
+  enter(): void;
 }
 
 export function expectedState(): ExpectedState {
@@ -31,7 +38,12 @@ export function expectedState(): ExpectedState {
 export function expectBlocking<T>(fn: () => T): T {
   if (typeof fn !== 'function') throw new TypeError(`loopsight: expectBlocking(fn) takes a function (got ${typeof fn})`);
   const state = expectedState();
-  if (state.depth++ === 0) for (const { beats, slot } of state.flags) Atomics.store(beats, slot, 1);
+  if (state.depth++ === 0) {
+    for (const flag of state.flags) {
+      Atomics.store(flag.beats, flag.slot, 1);
+      flag.enter();
+    }
+  }
   try {
     return fn();
   } finally {

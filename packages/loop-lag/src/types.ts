@@ -29,8 +29,9 @@ export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
  *   below its top frame shows it landed inside the same synchronous call: every frame below the
  *   top was already on the stack when the loop was first seen blocked (a function entered later
  *   would have taken the pause at its own entry), so the scope is that call's.
+ * - `expectBlocking`: declared blocking, not paused: the scope current when `expectBlocking()` began.
  */
-export type RequestSource = 'pause' | 'late-pause';
+export type RequestSource = 'pause' | 'late-pause' | 'expectBlocking';
 
 /** Why a stall has no stack. */
 export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable' | 'expected';

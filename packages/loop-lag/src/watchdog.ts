@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { expectedState } from './expected.js';
+import { type ExpectedFlag, expectedState } from './expected.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
@@ -105,7 +105,9 @@ class Watchdog<S extends object> implements StallWatchdog {
   #stalls = 0;
   #lastBeat = 0;
   /** This watchdog's flag in the process's expectBlocking() state, while it runs. */
-  #expectedFlag: { beats: Int32Array; slot: number } | undefined;
+  #expectedFlag: ExpectedFlag | undefined;
+  /** The scope current when the latest expectBlocking() call began. */
+  #expectedScope: S | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
@@ -123,7 +125,14 @@ class Watchdog<S extends object> implements StallWatchdog {
   start(): void {
     if (this.#mode !== 'stopped') return;
     this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
-    this.#expectedFlag = { beats: this.#beats, slot: BEAT_EXPECTED };
+    this.#expectedFlag = {
+      beats: this.#beats,
+      slot: BEAT_EXPECTED,
+      // The request the declared blocking runs for: its stall takes no pause to read it.
+      enter: () => {
+        this.#expectedScope = this.#safe(() => this.#options.getScope(), undefined);
+      },
+    };
     const expected = expectedState();
     expected.flags.add(this.#expectedFlag);
     if (expected.depth > 0) Atomics.store(this.#beats, BEAT_EXPECTED, 1);
@@ -360,7 +369,20 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (message.enteredAfter !== undefined) report.enteredAfter = message.enteredAfter;
     if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
-    if (message.expected) report.expected = true;
+    if (message.expected) {
+      report.expected = true;
+      // A copy, as the paused thread's scope reader would give: the route as resolved by now.
+      const scope = this.#safe(
+        () => (this.#expectedScope === undefined ? undefined : (JSON.parse(JSON.stringify(this.#expectedScope)) as S)),
+        undefined,
+      );
+      this.#expectedScope = undefined;
+      if (scope !== undefined) {
+        report.request = scope;
+        report.requestSource = 'expectBlocking';
+        delete report.candidates;
+      }
+    }
     if (message.debuggerAttached) {
       report.debuggerAttached = true;
       this.#debuggerStalls++;
