@@ -14,6 +14,7 @@ import koa3 from 'koa';
 import koa2 from 'koa2';
 import { blockTheLoop, hugeJson, parseHugeJson } from './blockers.js';
 import { busyWait, hops } from './hops.js';
+import { nestFrameworks } from './nest/apps.js';
 
 export interface TestApp {
   url: string;
@@ -27,7 +28,7 @@ export interface Framework {
 }
 
 /** What every test app serves, whatever the framework. */
-const handlers = {
+export const handlers = {
   hops: async () => ({ id: getCorrelationId(), seen: await hops() }),
   user: () => ({ id: getCorrelationId() }),
   slow: () => {
@@ -43,7 +44,7 @@ const handlers = {
 };
 
 /** Reads a body through the request's own events, the way body parsers do. */
-function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string | null }> {
+export function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string | null }> {
   return new Promise((resolve, reject) => {
     let text = '';
     req.on('data', (chunk: Buffer) => {
@@ -178,4 +179,5 @@ export const frameworks: Framework[] = [
   { name: 'fastify 5', start: fastifyApp(fastify5) },
   { name: 'koa 2', start: koaApp(koa2) },
   { name: 'koa 3', start: koaApp(koa3) },
+  ...nestFrameworks({ handlers, rawBody }),
 ];

@@ -1,0 +1,3 @@
+export { LoopsightModule } from './module.js';
+export { Monitor } from './monitor.js';
+export type { LoopsightModuleAsyncOptions, LoopsightModuleOptions } from './types.js';
