@@ -61,12 +61,16 @@ function suiteController({ handlers, rawBody }: Shared) {
 
 export type Platform = 'express' | 'fastify';
 
-/** A Nest app on `platform` with `imports` (LoopsightModule among them), listening on an ephemeral port. */
+/**
+ * A Nest app on `platform` with `imports` (LoopsightModule among them), listening on an ephemeral
+ * port: `before` gets the platform adapter, `configure` the app before it listens (prefix, versioning).
+ */
 export async function startNest(
   platform: Platform,
   // biome-ignore lint/suspicious/noExplicitAny: Nest's module classes, dynamic modules and arrays of both.
   metadata: { imports?: any[]; controllers?: any[]; providers?: any[] },
   before?: (adapter: ExpressAdapter | FastifyAdapter) => void,
+  configure?: (app: INestApplication) => void,
 ): Promise<INestApplication> {
   @Module(metadata)
   class AppModule {}
@@ -77,6 +81,7 @@ export async function startNest(
     abortOnError: false,
     forceCloseConnections: true,
   });
+  configure?.(app);
   await app.listen(0, '127.0.0.1');
   return app;
 }
