@@ -63,7 +63,8 @@ export type Platform = 'express' | 'fastify';
 
 /**
  * A Nest app on `platform` with `imports` (LoopsightModule among them), listening on an ephemeral
- * port: `before` gets the platform adapter, `configure` the app before it listens (prefix, versioning).
+ * port: `before` gets the platform adapter, `configure` the app before it listens (prefix, versioning),
+ * `options` go to NestFactory.create (default: no Nest logs).
  */
 export async function startNest(
   platform: Platform,
@@ -71,6 +72,7 @@ export async function startNest(
   metadata: { imports?: any[]; controllers?: any[]; providers?: any[] },
   before?: (adapter: ExpressAdapter | FastifyAdapter) => void,
   configure?: (app: INestApplication) => void,
+  options: NestApplicationOptions = {},
 ): Promise<INestApplication> {
   @Module(metadata)
   class AppModule {}
@@ -80,6 +82,7 @@ export async function startNest(
     logger: process.env.NEST_DEBUG ? ['error'] : false,
     abortOnError: false,
     forceCloseConnections: true,
+    ...options,
   });
   configure?.(app);
   await app.listen(0, '127.0.0.1');

@@ -3,12 +3,13 @@ import { getCorrelationId } from '@loopsight/context';
 import type { Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
-import fp from 'fastify-plugin';
 
 /** The part of Nest's `AbstractHttpAdapter` read here; Nest's own type would tie us to one @nestjs/core. */
 export interface NestHttpAdapter {
   getType(): string;
   getInstance(): unknown;
+  /** Nest 11: one hook run before any other of the platform's (Express middleware, Fastify onRequest hooks). */
+  setOnRequestHook?(hook: (request: never, reply: never, done: () => void) => void): void;
 }
 
 type Next = (error?: unknown) => void;
@@ -22,7 +23,6 @@ interface FastifyRequestLike {
 }
 
 interface FastifyApp {
-  register(plugin: unknown, options?: unknown): unknown;
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: unknown, done: () => void) => void): unknown;
 }
 
@@ -44,23 +44,46 @@ function onExpress(app: ExpressApp, monitor: Monitor): void {
  * On Fastify, middie (Nest's middleware runner) copies `request.id` onto the raw request that
  * pino-http reads: the correlation id replaces Fastify's generated `req-1`, `req-2`... there.
  */
-const requestIds = fp(
-  (app: FastifyApp, _options: unknown, done: () => void) => {
-    app.addHook('onRequest', (request, _reply, next) => {
-      const id = getCorrelationId();
-      if (id !== undefined) request.id = id;
-      next();
-    });
-    done();
-  },
-  { name: '@loopsight/nestjs', dependencies: ['@loopsight/fastify'] },
-);
+function correlationAsRequestId(request: FastifyRequestLike, _reply: unknown, next: () => void): void {
+  const id = getCorrelationId();
+  if (id !== undefined) request.id = id;
+  next();
+}
 
-function onFastify(app: FastifyApp, monitor: Monitor): void {
-  // Queued now, loaded before Nest's own plugins (middie) at init: the scope opens in the first
-  // onRequest hook after Nest's CORS and routing checks, before any Nest middleware.
-  app.register(fastifyLoopsight, { monitor });
-  app.register(requestIds);
+type FastifyHook = (request: FastifyRequestLike, reply: unknown, done: () => void) => void;
+
+/**
+ * Nest registers middie (its middleware runner) before it creates any provider, so a hook added
+ * now would run after Nest middleware (pino-http among them). Nest 11 runs its adapter's one
+ * request hook before every other: the plugin's hook is taken from its addHook call and set there.
+ * Nest 10 has no such hook: there, Nest middleware on Fastify runs before the scope opens.
+ */
+function onFastify(adapter: NestHttpAdapter, app: FastifyApp, monitor: Monitor): void {
+  let first: FastifyHook | undefined;
+  const setFirst = adapter.setOnRequestHook?.bind(adapter);
+  const target =
+    setFirst === undefined
+      ? app
+      : new Proxy(app, {
+          get: (instance, key) =>
+            key === 'addHook'
+              ? (name: string, hook: FastifyHook) => {
+                  if (name === 'onRequest' && first === undefined) first = hook;
+                  else instance.addHook(name as 'onRequest', hook);
+                }
+              : Reflect.get(instance, key, instance),
+        });
+  // Called rather than register()ed, which avvio would defer past Nest's own plugins. It calls
+  // back at once, and fails only on an invalid monitor, which monitorFor() already refused.
+  fastifyLoopsight(target as never, { monitor }, (error?: Error) => {
+    if (error) throw error;
+  });
+  if (setFirst !== undefined && first !== undefined) {
+    const open = first;
+    setFirst((request, reply, done) => open(request, reply, () => correlationAsRequestId(request, reply, done)));
+  } else {
+    app.addHook('onRequest', correlationAsRequestId);
+  }
 }
 
 /**
@@ -71,7 +94,7 @@ function onFastify(app: FastifyApp, monitor: Monitor): void {
 export function mountOn(adapter: NestHttpAdapter, monitor: Monitor): boolean {
   const type = adapter.getType();
   if (type === 'express') onExpress(adapter.getInstance() as ExpressApp, monitor);
-  else if (type === 'fastify') onFastify(adapter.getInstance() as FastifyApp, monitor);
+  else if (type === 'fastify') onFastify(adapter, adapter.getInstance() as FastifyApp, monitor);
   else return false;
   return true;
 }
