@@ -49,6 +49,16 @@ const common = [
 const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
 const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
 
+/** Nest on either platform: the module against bare Nest and the floor, nestjs-cls as the peer. */
+const nest = [
+  { label: 'bare', variant: 'bare' },
+  { label: 'bare (A/A control)', variant: 'bare', control: true },
+  { label: 'als-floor', variant: 'als-floor', echoesId: true, kind: 'floor' },
+  { label: 'loopsight, promises off', variant: 'loopsight', echoesId: true, kind: 'loopsight' },
+  { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
+  { label: 'nestjs-cls', variant: 'nestjs-cls', kind: 'peer' },
+];
+
 /** @type {Record<string, Config[]>} */
 export const frameworks = {
   express: [
@@ -88,4 +98,6 @@ export const frameworks = {
     { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
   ],
   koa: [...common, rtracer, promClient],
+  nestjs: nest,
+  'nestjs-fastify': nest,
 };

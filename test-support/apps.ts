@@ -28,7 +28,7 @@ export interface Framework {
 }
 
 /** What every test app serves, whatever the framework. */
-export const handlers = {
+const handlers = {
   hops: async () => ({ id: getCorrelationId(), seen: await hops() }),
   user: () => ({ id: getCorrelationId() }),
   slow: () => {
@@ -44,7 +44,7 @@ export const handlers = {
 };
 
 /** Reads a body through the request's own events, the way body parsers do. */
-export function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string | null }> {
+function rawBody(req: IncomingMessage): Promise<{ text: string; idAtEnd: string | null }> {
   return new Promise((resolve, reject) => {
     let text = '';
     req.on('data', (chunk: Buffer) => {

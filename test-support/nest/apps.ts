@@ -18,8 +18,8 @@ type Extra = Parameters<Framework['start']>[1];
 
 /** What apps.ts serves on every framework; passed in, so that this file does not import apps.ts back. */
 export interface Shared {
-  handlers: typeof import('../apps.js').handlers;
-  rawBody: typeof import('../apps.js').rawBody;
+  handlers: Record<'hops' | 'slow' | 'late' | 'parse' | 'user', () => unknown> & { block(ms: unknown): unknown };
+  rawBody(req: IncomingMessage): Promise<unknown>;
 }
 
 function suiteController({ handlers, rawBody }: Shared) {

@@ -65,6 +65,7 @@ function build(options: Provider, imports: DynamicModule['imports']): DynamicMod
  * @Module({ imports: [LoopsightModule.forRoot({ loopLag: { stallThresholdMs: 200 } })] })
  * export class AppModule {}
  */
+// biome-ignore lint/complexity/noStaticOnlyClass: Nest's module shape: a class (the module's identity) with forRoot()/forRootAsync().
 export class LoopsightModule {
   /** Options known up front; a bad option throws a TypeError here, naming it. */
   static forRoot(options?: LoopsightModuleOptions): DynamicModule {
