@@ -9,6 +9,8 @@ export type LoopsightModuleOptions = AdapterOptions;
  * needs (`inject`) and the modules that export them (`imports`), as Nest's own `forRootAsync`s do.
  */
 export interface LoopsightModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Returns the options (or a promise of them), given the providers named in `inject`, in order. */
   useFactory: (...args: never[]) => LoopsightModuleOptions | undefined | Promise<LoopsightModuleOptions | undefined>;
+  /** The providers `useFactory` receives; the modules exporting them go in `imports`. */
   inject?: (InjectionToken | OptionalFactoryDependency)[];
 }

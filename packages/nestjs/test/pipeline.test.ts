@@ -102,7 +102,8 @@ describe.each<Platform>(['express', 'fastify'])('nest 11 %s: guards, interceptor
   } as const;
 
   for (const [place, [culprit, caller]] of Object.entries(where)) {
-    it(`attributes a 350 ms block in the ${place} to its request, once, with the route`, async () => {
+    // A loaded machine can wake the watchdog late (a late pause names no request): tried again then.
+    it(`attributes a 350 ms block in the ${place} to its request, once, with the route`, { retry: 2 }, async () => {
       stalls.length = 0;
       const id = `stall-${place}-${platform}`;
       const fail = place === 'filter' ? '&fail=1' : '';
