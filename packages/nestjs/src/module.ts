@@ -10,29 +10,39 @@ import type { LoopsightModuleAsyncOptions, LoopsightModuleOptions } from './type
 const OPTIONS = Symbol('loopsight options');
 const SETUP = Symbol('loopsight setup');
 
-/** What the module holds per app: its monitor, and the hook Nest calls on `app.close()`. */
+/** What the module holds per app: its monitor, and the hooks Nest calls on it. */
 interface Setup {
   monitor: Monitor;
+  onApplicationBootstrap(): void;
   onApplicationShutdown(): Promise<void>;
 }
 
 /**
  * Runs while Nest creates the app's providers (`NestFactory.create`), so before Nest mounts its
- * body parser, middleware and routes on the platform: the scope covers all of them.
+ * body parser, middleware and routes on the platform: the hook mounted now comes first. The
+ * monitor starts when the app is bootstrapped, after Nest's own start-up work.
  */
 function setup(options: AdapterOptions | undefined, host: HttpAdapterHost | undefined): Setup {
   const { monitor, owned } = monitorFor(options);
   const adapter = host?.httpAdapter;
   // A standalone application context (createApplicationContext) serves no HTTP: monitor.run() only.
-  if (adapter !== undefined && adapter !== null && !mountOn(adapter, monitor)) {
+  const attach = adapter === undefined || adapter === null ? undefined : mountOn(adapter, monitor);
+  if (adapter && attach === undefined) {
     internals(monitor).options.logger.warn(
       `loopsight: Nest's '${adapter.getType()}' platform is not supported (express and fastify are); its requests are not tracked`,
     );
   }
+  // Now, not at bootstrap: a logger the app sets with app.useLogger() (nestjs-pino's) replaces it.
   const restoreLogger = correlateNestLogger();
-  monitor.start();
+  let started = false;
   return {
     monitor: monitor as Monitor,
+    onApplicationBootstrap() {
+      if (started) return;
+      started = true;
+      attach?.();
+      monitor.start();
+    },
     async onApplicationShutdown() {
       restoreLogger();
       // A shared monitor belongs to whoever created it.
