@@ -49,13 +49,10 @@ const common = [
 const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
 const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
 
-/** Nest on either platform: the module against bare Nest and the floor, nestjs-cls as the peer. */
+/** Nest on either platform: the module against bare Nest and the floor on /hello, nestjs-cls as the peer. */
+const NEST_VARIANTS = new Set(['bare', 'als-floor', 'loopsight', 'loopsight-promises-sampled']);
 const nest = [
-  { label: 'bare', variant: 'bare' },
-  { label: 'bare (A/A control)', variant: 'bare', control: true },
-  { label: 'als-floor', variant: 'als-floor', echoesId: true, kind: 'floor' },
-  { label: 'loopsight, promises off', variant: 'loopsight', echoesId: true, kind: 'loopsight' },
-  { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
+  ...common.filter((c) => NEST_VARIANTS.has(c.variant) && c.route === undefined),
   { label: 'nestjs-cls', variant: 'nestjs-cls', kind: 'peer' },
 ];
 
