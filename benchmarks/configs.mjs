@@ -49,6 +49,13 @@ const common = [
 const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
 const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
 
+/** Nest on either platform: the module against bare Nest and the floor on /hello, nestjs-cls as the peer. */
+const NEST_VARIANTS = new Set(['bare', 'als-floor', 'loopsight', 'loopsight-promises-sampled']);
+const nest = [
+  ...common.filter((c) => NEST_VARIANTS.has(c.variant) && c.route === undefined),
+  { label: 'nestjs-cls', variant: 'nestjs-cls', kind: 'peer' },
+];
+
 /** @type {Record<string, Config[]>} */
 export const frameworks = {
   express: [
@@ -88,4 +95,6 @@ export const frameworks = {
     { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
   ],
   koa: [...common, rtracer, promClient],
+  nestjs: nest,
+  'nestjs-fastify': nest,
 };

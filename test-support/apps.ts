@@ -14,6 +14,7 @@ import koa3 from 'koa';
 import koa2 from 'koa2';
 import { blockTheLoop, hugeJson, nativeBlockers, parseHugeJson } from './blockers.js';
 import { busyWait, hops } from './hops.js';
+import { nestFrameworks } from './nest/apps.js';
 
 export interface TestApp {
   url: string;
@@ -196,4 +197,5 @@ export const frameworks: Framework[] = [
   { name: 'fastify 5', start: fastifyApp(fastify5) },
   { name: 'koa 2', start: koaApp(koa2) },
   { name: 'koa 3', start: koaApp(koa3) },
+  ...nestFrameworks({ handlers, rawBody }),
 ];

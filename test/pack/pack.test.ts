@@ -26,6 +26,8 @@ const PEER_MAJORS: Record<string, number[]> = {
   koa: [2, 3],
   'prom-client': [15],
   '@opentelemetry/api': [1],
+  '@nestjs/common': [10, 11],
+  '@nestjs/core': [10, 11],
 };
 const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/express': ['express'],
@@ -33,6 +35,7 @@ const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/koa': ['koa'],
   '@loopsight/prometheus': ['prom-client'],
   '@loopsight/otel': ['@opentelemetry/api'],
+  '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
 };
 
 let work: string;
@@ -69,9 +72,9 @@ function npmEnv(): NodeJS.ProcessEnv {
 }
 
 /** A throw-away app: the fixture's files, a package.json with every packed package, one npm install. */
-async function createApp(name: string, type: 'module' | 'commonjs', dependencies: Record<string, string>): Promise<string> {
+async function createApp(name: string, type: 'module' | 'commonjs', dependencies: Record<string, string>, fixture = name): Promise<string> {
   const dir = join(work, name);
-  cpSync(join(fixtures, name), dir, { recursive: true });
+  cpSync(join(fixtures, fixture), dir, { recursive: true });
   cpSync(join(fixtures, 'shared'), dir, { recursive: true });
   const loopsight = Object.fromEntries(packages.map((pkg) => [pkg.name, `file:${tarballs.get(pkg.name)}`]));
   const manifest = { name: `loopsight-${name}-app`, private: true, type, dependencies: { ...loopsight, ...dependencies } };
@@ -97,8 +100,8 @@ interface Probe {
 }
 
 /** What every adapter must do, whatever the app's module format. */
-function expectAdapters(results: Probe[], prefix: string, { viaCommonJs = false } = {}): void {
-  expect(results.map((r) => r.name)).toEqual([`${prefix}-express`, `${prefix}-fastify`, `${prefix}-koa`]);
+function expectAdapters(results: Probe[], prefix: string, { viaCommonJs = false, frameworks = ['express', 'fastify', 'koa'] } = {}): void {
+  expect(results.map((r) => r.name)).toEqual(frameworks.map((framework) => `${prefix}-${framework}`));
   for (const { name, given, generated, events } of results) {
     // An incoming id is echoed and is the one the handler reads, after an async hop.
     expect(given, name).toMatchObject({ status: 200, echoed: `${name}-42`, body: { id: `${name}-42` } });
@@ -217,6 +220,11 @@ describe('installed with npm', () => {
         'legacy-dep': 'file:legacy-dep',
         'prom-client': '^15.0.0',
         '@opentelemetry/api': '^1.9.0',
+        // @loopsight/nestjs loads them (surface.mjs imports every package).
+        '@nestjs/common': '^11.0.0',
+        '@nestjs/core': '^11.0.0',
+        'reflect-metadata': '^0.2.0',
+        rxjs: '^7.8.0',
       }),
       createApp('cjs', 'commonjs', { express: '^4.17.0', fastify: '^4.0.0', koa: '^2.13.0', '@koa/router': '^15.0.0' }),
       createApp('ts', 'module', {
@@ -298,6 +306,47 @@ describe('installed with npm', () => {
         expect(surface[name]?.esm.length, name).toBeGreaterThan(0);
         expect(surface[name]?.cjs, name).toEqual(surface[name]?.esm);
       }
+    },
+    APP_TIMEOUT,
+  );
+});
+
+describe('installed with npm into Nest apps', () => {
+  const apps: Record<string, string> = {};
+  const nest = (major: number) => ({
+    '@nestjs/common': `^${major}.0.0`,
+    '@nestjs/core': `^${major}.0.0`,
+    '@nestjs/platform-express': `^${major}.0.0`,
+    '@nestjs/platform-fastify': `^${major}.0.0`,
+    'reflect-metadata': '^0.2.0',
+    rxjs: '^7.8.0',
+  });
+
+  beforeAll(async () => {
+    const { typescript, '@types/node': typesNode } = rootManifest.devDependencies;
+    const tools = { typescript, '@types/node': typesNode };
+    const [nest11, nest10] = await Promise.all([
+      createApp('nest', 'commonjs', { ...nest(11), ...tools }),
+      createApp('nest10', 'commonjs', { ...nest(10), ...tools }, 'nest'),
+    ]);
+    Object.assign(apps, { nest11, nest10 });
+  }, 240_000);
+
+  for (const major of [11, 10]) {
+    it(`Nest ${major}: a strict TypeScript app with decorators compiles, and serves on Express and Fastify`, async () => {
+      const dir = apps[`nest${major}`] as string;
+      await run(process.execPath, [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+        cwd: dir,
+        timeoutMs: 150_000,
+      });
+      expectAdapters((await node(dir, ['server.js', `nest${major}`])) as Probe[], `nest${major}`, { frameworks: ['express', 'fastify'] });
+    }, 180_000);
+  }
+
+  it(
+    'Nest 11 from an ES module: the ESM build serves on Express and Fastify',
+    async () => {
+      expectAdapters((await node(apps.nest11 as string, ['server.mjs'])) as Probe[], 'esm-nest', { frameworks: ['express', 'fastify'] });
     },
     APP_TIMEOUT,
   );
