@@ -16,6 +16,7 @@ export default defineConfig({
       '@loopsight/express': src('express'),
       '@loopsight/fastify': src('fastify'),
       '@loopsight/koa': src('koa'),
+      '@loopsight/hono': src('hono'),
       '@loopsight/loop-lag': src('loop-lag'),
       '@loopsight/promises': src('promises'),
       '@loopsight/prometheus': src('prometheus'),
