@@ -88,4 +88,10 @@ export const frameworks = {
     { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
   ],
   koa: [...common, rtracer, promClient],
+  hono: [
+    ...common,
+    { label: 'hono/request-id', variant: 'request-id', echoesId: true, kind: 'peer' },
+    { label: 'hono/request-id + hono/context-storage', variant: 'request-id-context-storage', echoesId: true, kind: 'peer' },
+    promClient,
+  ],
 };
