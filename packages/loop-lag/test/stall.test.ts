@@ -40,7 +40,7 @@ const ours = (reports: StallReport[], id?: string) =>
     id ? r.request?.correlationId === id : r.request?.route === '/block/:ms' || r.stack.some((f) => f.functionName === 'blockTheLoop'),
   );
 
-describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4'])('%s', (name) => {
+describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4', 'hono 4 (node-server 1)'])('%s', (name) => {
   it('reports a 350 ms block once, with the named function, its file, the id and the route', async () => {
     const { app, reports } = await start(name);
     const res = await request(`${app.url}/block/350`, { headers: { 'x-request-id': 'block-350' } });
