@@ -12,6 +12,7 @@ declare module 'hono' {
   }
 }
 
+/** What `loopsight()` returns: a Hono middleware, with the Monitor it reports to as `.monitor`. */
 export type HonoMiddleware = MiddlewareHandler & {
   /** The monitor this middleware reports to. */
   readonly monitor: Monitor;
