@@ -11,16 +11,25 @@ export interface HonoRequestLike {
 }
 
 /**
- * The route template of the handler Hono dispatched last ('/users/:id'), or undefined while only
- * middleware has run. Middleware mounted with `app.use()` (method ALL, a path ending in `*`: this
- * one, a logger, a mounted sub-app) is no route: a request it answers, or that falls through to
- * `notFound`, has no template rather than a wildcard shared by every path.
+ * Middleware mounted with `app.use()` (method ALL, a path ending in `*`: this one, a logger, auth,
+ * a mounted sub-app) is no route: labelling by it would put every path under '/*'.
+ */
+function isMiddleware(route: MatchedRoute): boolean {
+  return route.method === 'ALL' && route.path.endsWith('*');
+}
+
+/**
+ * The route template of a Hono request ('/users/:id'): the first route, from the handler running
+ * now on, among those Hono matched before dispatching any handler. So it is known inside the
+ * middleware that runs before the route (a stall there is reported with it), and a request no
+ * route matched (notFound) has none rather than a wildcard.
  */
 export function honoRoute(req: HonoRequestLike): string | undefined {
-  const index = req.routeIndex;
-  if (index === undefined) return undefined;
-  const route = req.matchedRoutes?.[index];
-  if (route === undefined || typeof route.path !== 'string') return undefined;
-  if (route.method === 'ALL' && route.path.endsWith('*')) return undefined;
-  return route.path;
+  const routes = req.matchedRoutes;
+  if (routes === undefined) return undefined;
+  for (let i = req.routeIndex ?? 0; i < routes.length; i++) {
+    const route = routes[i];
+    if (route !== undefined && typeof route.path === 'string' && !isMiddleware(route)) return route.path;
+  }
+  return undefined;
 }
