@@ -16,7 +16,7 @@ import { Hono } from 'hono';
 import { serve as honoServe1 } from 'hono-node-server1';
 import koa3 from 'koa';
 import koa2 from 'koa2';
-import { blockTheLoop, hugeJson, parseHugeJson } from './blockers.js';
+import { blockTheLoop, hugeJson, nativeBlockers, parseHugeJson } from './blockers.js';
 import { busyWait, hops } from './hops.js';
 
 export interface TestApp {
@@ -44,6 +44,7 @@ const handlers = {
   },
   block: (ms: unknown) => ({ id: getCorrelationId(), spins: blockTheLoop(Number(ms)) }),
   parse: () => ({ id: getCorrelationId(), items: parseHugeJson(hugeJson()) }),
+  native: (kind: unknown) => ({ id: getCorrelationId(), result: nativeBlockers[String(kind)]?.() }),
 };
 
 /** Reads a body through the request's own events, the way body parsers do. */
@@ -97,6 +98,8 @@ function expressApp(createExpress: any): Framework['start'] {
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/block/:ms', (req: any, res: any) => res.json(handlers.block(req.params.ms)));
     app.get('/parse', send(handlers.parse));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/native/:kind', (req: any, res: any) => res.json(handlers.native(req.params.kind)));
     const users = createExpress.Router();
     users.get('/:id', send(handlers.user));
     app.use('/users', users);
@@ -121,6 +124,8 @@ function fastifyApp(createFastify: any): Framework['start'] {
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/block/:ms', async (request: any) => handlers.block(request.params.ms));
     app.get('/parse', async () => handlers.parse());
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/native/:kind', async (request: any) => handlers.native(request.params.kind));
     app.get('/users/:id', async () => handlers.user());
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.post('/json', async (request: any) => ({ id: getCorrelationId(), body: request.body }));
@@ -157,6 +162,10 @@ function koaApp(Koa: any): Framework['start'] {
       ctx.body = handlers.block(ctx.params.ms);
     });
     router.get('/parse', send(handlers.parse));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/native/:kind', (ctx: any) => {
+      ctx.body = handlers.native(ctx.params.kind);
+    });
     router.get('/users/:id', send(handlers.user));
     // biome-ignore lint/suspicious/noExplicitAny: see above
     router.post('/json', async (ctx: any) => {

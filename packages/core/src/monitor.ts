@@ -1,6 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { mapStackFrames } from '@loopsight/loop-lag';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
@@ -370,9 +371,16 @@ class LoopsightMonitor implements Monitor {
   }
 
   #report(report: StallReport | PromiseReport): void {
-    // A late pause shows what ran after the blocker: it names no culprit.
-    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource === 'pause' || report.stackSource === 'profile')) {
-      const culprit = culpritOf(report.stack);
+    // A promise report's frames come from the main thread's own stack: mapped here, once per report
+    // (the watchdog's worker maps stall stacks).
+    if (report.type === 'promise' && report.stack.length > 0)
+      this.#guard('promise frames could not be source-mapped', () => {
+        report.stack = mapStackFrames(report.stack);
+      });
+    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
+      // A late pause's top frame may have run after the blocker; the frames below it had not returned.
+      const stack = report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(1) : report.stack;
+      const culprit = culpritOf(stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
     }
     if (report.type === 'stall') this.#emit('stall', report);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
-import { resolvePromiseOptions } from '@loopsight/promises';
+import { isUserFrame, resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
   LoopLagOptions,
@@ -388,7 +388,18 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
-const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger', 'bindEmitters', 'shed'] as const;
+const TOP_LEVEL = [
+  'loopLag',
+  'promises',
+  'correlation',
+  'exporters',
+  'onReport',
+  'maxInflight',
+  'logger',
+  'bindEmitters',
+  'shed',
+  'frameFilter',
+] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
 export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
@@ -401,9 +412,17 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function') fail('logger', 'an object with a warn(message) method', o.logger);
     logger = o.logger;
   }
+  const frameFilter = o.frameFilter === undefined ? undefined : fn('frameFilter', o.frameFilter, isUserFrame);
   return Object.freeze({
     loopLag: resolveLoopLag(o.loopLag),
-    promises: resolvePromises(o.promises),
+    // The monitor's frameFilter is the tracker's too, unless promises.frameFilter says otherwise.
+    promises: resolvePromises(
+      frameFilter && isPlainObject(o.promises) && o.promises.frameFilter === undefined
+        ? { ...o.promises, frameFilter }
+        : o.promises === undefined && frameFilter
+          ? { frameFilter }
+          : o.promises,
+    ),
     correlation: resolveCorrelation(o.correlation),
     exporters: resolveExporters(o.exporters),
     onReport: fn('onReport', o.onReport, writeReportLine),
@@ -411,5 +430,6 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     logger,
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
     shed: resolveShed(o.shed),
+    frameFilter: frameFilter ?? isUserFrame,
   });
 }

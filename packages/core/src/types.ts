@@ -18,12 +18,14 @@ export interface RequestScope {
   startedAt: number;
 }
 
-/** A stack frame as loopsight reports it. */
+/** A stack frame as loopsight reports it: source-mapped when the script has a source map. */
 export interface StackFrame {
   functionName: string;
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**
@@ -33,9 +35,10 @@ export interface StackFrame {
 export interface StallReport extends WatchdogStallReport<RequestScope> {
   type: 'stall';
   /**
-   * The application's own frame nearest the top of the stack (not `node:`, `node_modules` or
-   * loopsight): the line to read first. Only for a stack that shows the blocker (`pause`,
-   * `profile`); a late pause names what ran after it, so it has none.
+   * The application's own frame nearest the top of the stack (see `frameFilter`): the line to read
+   * first. From a late pause, the first one below its top frame (the top may have run after the
+   * blocker; the frames below it were on the stack before the pause was asked); none when the
+   * stack has no application frame there.
    */
   culprit?: StackFrame;
 }
@@ -45,7 +48,7 @@ export interface StallReport extends WatchdogStallReport<RequestScope> {
  * that created it and the culprit frame. Fields are explained in docs/promises.md.
  */
 export interface PromiseReport extends TrackedPromiseReport<RequestScope> {
-  /** The application's own frame that created the promise (not `node:`, `node_modules` or loopsight). */
+  /** The application's own frame that created the promise (see `frameFilter`; never loopsight's). */
   culprit?: StackFrame;
 }
 
@@ -228,6 +231,15 @@ export interface MonitorOptions {
   bindEmitters?: boolean;
   /** Answer 503 + Retry-After while the process is overloaded. Off unless set. See docs/shed.md. */
   shed?: ShedOptions;
+  /**
+   * Whether a frame, by its script URL, is the application's own: a report's `culprit` is the
+   * first such frame (loopsight's own frames never are). Also the default of
+   * `promises.frameFilter`. Default `isUserFrame`: not `node:`, not in node_modules.
+   *
+   * @example
+   * createMonitor({ frameFilter: (url) => isUserFrame(url) || url.includes('/node_modules/@acme/') });
+   */
+  frameFilter?: (url: string) => boolean;
 }
 
 /** What a shed request is told. */
@@ -309,4 +321,5 @@ export interface ResolvedOptions {
   readonly logger: Logger;
   readonly bindEmitters: boolean;
   readonly shed: ResolvedShed | false;
+  readonly frameFilter: (url: string) => boolean;
 }

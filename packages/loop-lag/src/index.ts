@@ -8,11 +8,13 @@ export {
 } from './delay.js';
 export { createOverloadGuard } from './guard.js';
 export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
+export { mapStackFrames } from './sourcemap.js';
 export type {
   GuardOptions,
   GuardState,
   OverloadGuard,
   ProfilerOptions,
+  RequestSource,
   ShedReason,
   StackSkipped,
   StackSource,

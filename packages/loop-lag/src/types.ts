@@ -7,6 +7,8 @@ export interface WatchdogStackFrame {
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**
@@ -19,6 +21,16 @@ export interface WatchdogStackFrame {
  * - `none`: no stack (captures off, rate-limited, or no inspector).
  */
 export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
+
+/**
+ * How a stall's `request` was established:
+ * - `pause`: the scope that was current where the pause landed, while the loop was still blocked.
+ * - `late-pause`: the pause landed late, after native code returned, but an application frame
+ *   below its top frame shows it landed inside the same synchronous call: every frame below the
+ *   top was already on the stack when the loop was first seen blocked (a function entered later
+ *   would have taken the pause at its own entry), so the scope is that call's.
+ */
+export type RequestSource = 'pause' | 'late-pause';
 
 /** Why a stall has no stack. */
 export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
@@ -36,8 +48,13 @@ export interface WatchdogStallReport<S> {
   /** Top frame first, at most 32 frames. */
   stack: WatchdogStackFrame[];
   stackSource: StackSource;
-  /** The request or job that was running, read on the paused frame; absent when the pause landed late or did not happen: never guessed. */
+  /**
+   * The request or job that was running, read on the paused frame; absent when it could not be
+   * established (no pause, or a late pause with no application frame below its top): never guessed.
+   */
   request?: S;
+  /** How `request` was established; present with it. */
+  requestSource?: RequestSource;
   /** Requests in flight during the stall. */
   inflight: number;
   /** When `request` is absent: the requests in flight during the stall (at most 10). */
@@ -81,6 +98,11 @@ export interface StallWatchdogOptions<S extends object> {
   debuggerMode?: 'always' | 'on-stall';
   /** The request scope that is current now: read on the paused frame. */
   getScope: () => S | undefined;
+  /**
+   * Whether a frame's script URL is the application's own: a late pause names its request only
+   * when such a frame is below its top frame. Default: not empty, not `node:`, not in node_modules.
+   */
+  frameFilter?: (url: string) => boolean;
   /** Number of requests in flight. */
   inflight: () => number;
   /** Some in-flight requests (at most 10 are used), for stalls whose request is unknown. */

@@ -2,7 +2,8 @@ import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
-import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
+import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
   BEAT_DEBUGGER,
@@ -38,6 +39,9 @@ function nextKey(): string {
   g[NEXT_KEY] = id + 1;
   return `w${id}`;
 }
+
+/** A frame of the application's own code, when the caller gives no frameFilter. */
+const isApplicationUrl = (url: string) => url !== '' && !url.startsWith('node:') && !/[\\/]node_modules[\\/]/.test(url);
 
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -265,6 +269,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       faults: internal.faults ?? [],
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
+      sourceMaps: SOURCE_MAP_LIMITS,
     };
     const worker = new Worker(internal.workerSource ?? workerSource(), {
       eval: true,
@@ -305,6 +310,9 @@ class Watchdog<S extends object> implements StallWatchdog {
       case 'error':
         this.#options.onError(message.what, new Error(message.message));
         return;
+      case 'sourcemap':
+        this.#options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
+        return;
       case 'stall':
         this.#onStall(message);
     }
@@ -326,8 +334,11 @@ class Watchdog<S extends object> implements StallWatchdog {
         // A scope that does not serialize is left out, not guessed.
       }
     }
-    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
-    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
+    const requestSource = seen?.request ? this.#requestSource(message) : undefined;
+    if (seen?.request && requestSource) {
+      report.request = seen.request;
+      report.requestSource = requestSource;
+    }
     report.inflight = seen?.inflight ?? this.#safe(() => this.#options.inflight(), 0);
     if (!report.request) {
       const candidates = seen?.candidates ?? this.#candidates();
@@ -343,6 +354,19 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#emit(report);
   }
 
+  /**
+   * Whether the paused scope is the blocker's. A late pause landed at the first interrupt check
+   * after native code returned: whatever it ran next may be another request's (a microtask, the
+   * next timer), but a frame below the top was on the stack before the pause was asked, so an
+   * application frame there means the pause landed inside the synchronous call that blocked.
+   */
+  #requestSource(message: Extract<WorkerMessage, { type: 'stall' }>): RequestSource | undefined {
+    if (message.stackSource === 'pause') return 'pause';
+    if (message.stackSource !== 'late-pause') return undefined;
+    const isApp = this.#options.frameFilter ?? isApplicationUrl;
+    return message.stack.slice(1).some((frame) => this.#safe(() => isApp(frame.url), false)) ? 'late-pause' : undefined;
+  }
+
   /** The stack the profiler saw most during the stall, when the pause could not give it. */
   #profile(report: WatchdogStallReport<S>, [fromUs, toUs]: [number, number]): void {
     try {
@@ -351,7 +375,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       if (!found) return;
       report.gcShare = Math.round(found.gcShare * 100) / 100;
       if (found.stack.length > 0) {
-        report.stack = found.stack;
+        report.stack = mapStackFrames(found.stack);
         report.stackSource = 'profile';
       }
     } catch (error) {

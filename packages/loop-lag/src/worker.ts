@@ -4,6 +4,7 @@
 // the ESM build and the CJS build, with no second entry point to resolve at run time.
 
 import type { MessagePort } from 'node:worker_threads';
+import { createSourceMapper, type SourceMapLimits } from './sourcemap.js';
 import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
 
 /** Slots of the Int32Array over the SharedArrayBuffer both threads share. */
@@ -59,6 +60,8 @@ export interface WorkerConfig {
   /** Expression evaluated on the paused frame; returns JSON of { request, inflight, candidates }. */
   scopeExpression: string;
   maxFrames: number;
+  /** Map frames through source maps (after the main thread runs again); undefined: do not. */
+  sourceMaps?: SourceMapLimits;
   faults: Fault[];
 }
 
@@ -68,6 +71,7 @@ export type WorkerMessage =
   | { type: 'degraded'; reason: string }
   | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
+  | { type: 'sourcemap'; url: string; why: string }
   | {
       type: 'stall';
       durationMs: number;
@@ -102,12 +106,14 @@ interface PausedEvent {
 
 interface Captured {
   stack: WatchdogStackFrame[];
+  /** Each frame's script's sourceMappingURL as V8 read it, when it has one. */
+  maps: (string | undefined)[];
   scope?: string;
   delayMs: number;
 }
 
 /** Runs in the worker. */
-function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
+function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof createSourceMapper): void {
   // Slots as in BEAT_* (this function cannot see module constants).
   const SEQ = 1;
   const DEBUGGER = 2;
@@ -191,6 +197,26 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   let stale: any;
   let debuggerOn = false;
   const scripts = new Map<string, string>();
+  const sourceMapUrls = new Map<string, string>();
+  let mapFrame: ReturnType<typeof createSourceMapper> | undefined;
+  const skippedMaps = new Set<string>();
+  /** Source-maps a captured stack; runs after the main thread was let go. */
+  const mapStack = (captured: Captured): WatchdogStackFrame[] => {
+    if (!config.sourceMaps) return captured.stack;
+    try {
+      mapFrame ??= mapperOf(load, config.sourceMaps, (url, why) => {
+        // Once per script, and a bounded number of scripts.
+        if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
+        skippedMaps.add(url);
+        send({ type: 'sourcemap', url, why });
+      });
+      const map = mapFrame;
+      return captured.stack.map((frame, i) => map(frame, captured.maps[i]));
+    } catch (error) {
+      fail('stall frames could not be source-mapped', error);
+      return captured.stack;
+    }
+  };
   /** Our Debugger.pause was answered and its pause has not been seen yet. */
   let pauseAsked = false;
   /** The capture waiting for its pause. */
@@ -278,8 +304,9 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     const opened = new inspector.Session();
     opened.connectToMainThread();
     session = opened;
-    opened.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+    opened.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string; sourceMapURL?: string } }) => {
       if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
+      if (m.params.sourceMapURL) sourceMapUrls.set(m.params.scriptId, m.params.sourceMapURL);
     });
     opened.on('Debugger.paused', onPaused);
   };
@@ -291,6 +318,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     debuggerOn = false;
     pauseAsked = false;
     scripts.clear();
+    sourceMapUrls.clear();
     if (!closing) return true;
     try {
       const fault = faultAt('disconnect');
@@ -374,13 +402,18 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     retryStale();
     connect();
     // Commands reach the main thread at V8's next interrupt check, which native code such as
-    // JSON.parse does not make. The answer to a trivial command sent first tells how long that
-    // took: if long, the blocking work had already returned when the pause landed.
+    // JSON.parse does not make. The main thread's own clock read by a trivial command sent first
+    // tells how long that took (process.hrtime is one monotonic clock for both threads, so a
+    // worker descheduled on a loaded machine does not make a prompt pause look late): if long,
+    // the blocking work had already returned when the pause landed.
     const asked = nowMs();
     let reachedAt: number | undefined;
-    post('Runtime.getHeapUsage', {}, 'probe').then(
-      () => {
-        reachedAt = nowMs();
+    post('Runtime.evaluate', { expression: 'process.hrtime()', returnByValue: true, silent: true }, 'probe').then(
+      (answer) => {
+        const value = (answer as { result?: { value?: unknown } }).result?.value;
+        const main = Array.isArray(value) && value.length === 2 ? Number(value[0]) * 1e3 + Number(value[1]) / 1e6 : Number.NaN;
+        // Not later than the answer came; the worker's clock when the main thread's is unreadable.
+        reachedAt = Number.isFinite(main) && main >= asked ? Math.min(main, nowMs()) : nowMs();
       },
       () => {},
     );
@@ -401,14 +434,16 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
       if (landed === 'foreign') return 'foreign';
       paused = true;
       const scope = landed.frames[0] ? await readScope() : undefined;
-      const stack = landed.frames.slice(0, config.maxFrames).map((f) => ({
+      const frames = landed.frames.slice(0, config.maxFrames);
+      const stack = frames.map((f) => ({
         functionName: f.functionName,
         url: f.url || scripts.get(f.location.scriptId) || '',
         line: f.location.lineNumber + 1,
         column: (f.location.columnNumber ?? 0) + 1,
       }));
+      const maps = frames.map((f) => sourceMapUrls.get(f.location.scriptId));
       const delayMs = (reachedAt ?? landed.at) - asked;
-      return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
+      return scope === undefined ? { stack, maps, delayMs } : { stack, maps, scope, delayMs };
     } finally {
       waiting = undefined;
       await release(paused);
@@ -474,7 +509,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     if (captured) {
       message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;
-      message.stack = captured.stack;
+      message.stack = mapStack(captured);
       message.stackSource = late ? 'late-pause' : 'pause';
     }
     if (skipped) message.stackSkipped = skipped;
@@ -554,7 +589,8 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
 /** The worker's source: the functions above and a call with the config from workerData. */
 export function workerSource(): string {
   return `'use strict';
+const createSourceMapper = ${createSourceMapper.toString()};
 const workerMain = ${workerMain.toString()};
-workerMain(require('node:worker_threads').workerData, require);
+workerMain(require('node:worker_threads').workerData, require, createSourceMapper);
 `;
 }

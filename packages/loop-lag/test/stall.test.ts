@@ -107,15 +107,17 @@ describe('a stall inside native code (JSON.parse of a huge body)', () => {
     expect(report?.gcShare).toBeGreaterThanOrEqual(0);
   });
 
-  it('with the profiler off, the report says its stack was taken after the block and names no blocker', async () => {
+  it('with the profiler off, the pause is late and names the request and the handler still on the stack', async () => {
     const { app, reports } = await start('express 5');
     await (await request(`${app.url}/parse`, { headers: { 'x-request-id': 'parse-2' } })).body.json();
-    const report = await reportOf(reports, (r) => r.durationMs >= 150 && !!r.candidates?.some((c) => c.correlationId === 'parse-2'));
+    const report = await reportOf(reports, (r) => r.durationMs >= 150 && r.request?.correlationId === 'parse-2');
     expect(report, JSON.stringify(reports)).toBeDefined();
     expect(report?.stackSource).toBe('late-pause');
+    expect(report?.requestSource).toBe('late-pause');
     expect(report?.pauseDelayMs).toBeGreaterThan(20);
-    // Not guessed: the scope on a late pause may be whatever ran next.
-    expect(report?.request).toBeUndefined();
-    expect(report?.culprit).toBeUndefined();
+    // parseHugeJson had returned when the pause landed: the culprit is the handler below the top
+    // frame that called it, never the top frame (entered after JSON.parse returned).
+    expect(report?.culprit?.url).toMatch(/test-support\/apps\.ts$/);
+    expect(report?.culprit).not.toBe(report?.stack[0]);
   });
 });
