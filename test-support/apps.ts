@@ -195,6 +195,7 @@ function honoApp(serveHono: typeof honoServe2): Framework['start'] {
     app.get('/late', async (c) => c.json(await handlers.late()));
     app.get('/block/:ms', (c) => c.json(handlers.block(c.req.param('ms'))));
     app.get('/parse', (c) => c.json(handlers.parse()));
+    app.get('/native/:kind', (c) => c.json(handlers.native(c.req.param('kind'))));
     const users = new Hono();
     users.get('/:id', (c) => c.json(handlers.user()));
     app.route('/users', users);
