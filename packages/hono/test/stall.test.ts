@@ -45,7 +45,8 @@ it('a 350 ms block in a middleware is one report, with the function, the id and 
   expect(ours, JSON.stringify(reports)).toHaveLength(1);
   const [report] = ours as [StallReport];
   expect(report.durationMs).toBeGreaterThanOrEqual(280);
-  expect(report.stackSource).toBe('pause');
+  // A loaded machine can wake the watchdog late; the paused stack still holds the blocking call.
+  expect(['pause', 'late-pause']).toContain(report.stackSource);
   expect(report.culprit, JSON.stringify(report.stack)).toMatchObject({ functionName: 'blockTheLoop' });
   expect(report.request).toMatchObject({ correlationId: 'mw-block-1', route: '/reports/:day', method: 'GET' });
 });
