@@ -138,7 +138,8 @@ afterAll(() => {
   // LOOPSIGHT_KEEP_PACK=1 keeps the apps to poke at: cd into the printed directory and run them.
   if (process.env.LOOPSIGHT_KEEP_PACK) console.log(`pack test apps kept in ${work}`);
   else if (work) rmSync(work, { recursive: true, force: true });
-});
+  // Three apps' node_modules: deleting them took over 30 s on a loaded machine.
+}, 120_000);
 
 describe.each(packages.map((pkg) => [pkg.name, pkg] as const))('the packed %s', (name, pkg) => {
   const manifest = () => manifests.get(name) as Manifest;
