@@ -17,6 +17,7 @@ export default defineConfig({
       '@loopsight/fastify': src('fastify'),
       '@loopsight/koa': src('koa'),
       '@loopsight/nestjs': src('nestjs'),
+      '@loopsight/hono': src('hono'),
       '@loopsight/loop-lag': src('loop-lag'),
       '@loopsight/promises': src('promises'),
       '@loopsight/prometheus': src('prometheus'),

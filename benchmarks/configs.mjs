@@ -97,4 +97,10 @@ export const frameworks = {
   koa: [...common, rtracer, promClient],
   nestjs: nest,
   'nestjs-fastify': nest,
+  hono: [
+    ...common,
+    { label: 'hono/request-id', variant: 'request-id', echoesId: true, kind: 'peer' },
+    { label: 'hono/request-id + hono/context-storage', variant: 'request-id-context-storage', echoesId: true, kind: 'peer' },
+    promClient,
+  ],
 };

@@ -1,15 +1,19 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type HttpBindings, serve as honoServe2 } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
 import { type AdapterOptions, expectBlocking, type Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express5 from 'express';
 import express4 from 'express4';
 import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
+import { Hono } from 'hono';
+import { serve as honoServe1 } from 'hono-node-server1';
 import koa3 from 'koa';
 import koa2 from 'koa2';
 import { blockTheLoop, hugeJson, nativeBlockers, parseHugeJson } from './blockers.js';
@@ -190,6 +194,38 @@ function koaApp(Koa: any): Framework['start'] {
   };
 }
 
+/** Hono 4 on @hono/node-server 2 or 1: `serve` is the one that version exports. */
+function honoApp(serveHono: typeof honoServe2): Framework['start'] {
+  return async (options, extra) => {
+    const app = new Hono<{ Bindings: HttpBindings }>();
+    const middleware = honoLoopsight(options);
+    app.use(middleware);
+    app.get('/hops/:n', async (c) => c.json(await handlers.hops()));
+    app.get('/slow', (c) => c.json(handlers.slow()));
+    app.get('/late', async (c) => c.json(await handlers.late()));
+    app.get('/block/:ms', (c) => c.json(handlers.block(c.req.param('ms'))));
+    app.get('/parse', (c) => c.json(handlers.parse()));
+    app.get('/native/:kind', (c) => c.json(handlers.native(c.req.param('kind'))));
+    const users = new Hono();
+    users.get('/:id', (c) => c.json(handlers.user()));
+    app.route('/users', users);
+    app.post('/json', async (c) => c.json({ id: getCorrelationId(), body: await c.req.json() }));
+    app.post('/raw', async (c) => c.json(await rawBody(c.env.incoming)));
+    app.get('/outbound', async (c) => c.json((await extra?.outbound?.(extra.target ?? '')) ?? null));
+    const server = await new Promise<Server>((resolve) => {
+      const s = serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+    });
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      monitor: middleware.monitor,
+      close: async () => {
+        await closeServer(server);
+        if (!options?.monitor) await middleware.monitor.stop();
+      },
+    };
+  };
+}
+
 export const frameworks: Framework[] = [
   { name: 'express 4', start: expressApp(express4) },
   { name: 'express 5', start: expressApp(express5) },
@@ -198,4 +234,6 @@ export const frameworks: Framework[] = [
   { name: 'koa 2', start: koaApp(koa2) },
   { name: 'koa 3', start: koaApp(koa3) },
   ...nestFrameworks({ handlers, rawBody }),
+  { name: 'hono 4', start: honoApp(honoServe2) },
+  { name: 'hono 4 (node-server 1)', start: honoApp(honoServe1 as typeof honoServe2) },
 ];

@@ -24,6 +24,8 @@ const PEER_MAJORS: Record<string, number[]> = {
   express: [4, 5],
   fastify: [4, 5],
   koa: [2, 3],
+  hono: [4],
+  '@hono/node-server': [1, 2],
   'prom-client': [15],
   '@opentelemetry/api': [1],
   '@nestjs/common': [10, 11],
@@ -33,6 +35,7 @@ const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/express': ['express'],
   '@loopsight/fastify': ['fastify'],
   '@loopsight/koa': ['koa'],
+  '@loopsight/hono': ['hono', '@hono/node-server'],
   '@loopsight/prometheus': ['prom-client'],
   '@loopsight/otel': ['@opentelemetry/api'],
   '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
@@ -100,7 +103,11 @@ interface Probe {
 }
 
 /** What every adapter must do, whatever the app's module format. */
-function expectAdapters(results: Probe[], prefix: string, { viaCommonJs = false, frameworks = ['express', 'fastify', 'koa'] } = {}): void {
+function expectAdapters(
+  results: Probe[],
+  prefix: string,
+  { viaCommonJs = false, frameworks = ['express', 'fastify', 'koa', 'hono'] } = {},
+): void {
   expect(results.map((r) => r.name)).toEqual(frameworks.map((framework) => `${prefix}-${framework}`));
   for (const { name, given, generated, events } of results) {
     // An incoming id is echoed and is the one the handler reads, after an async hop.
@@ -138,7 +145,8 @@ afterAll(() => {
   // LOOPSIGHT_KEEP_PACK=1 keeps the apps to poke at: cd into the printed directory and run them.
   if (process.env.LOOPSIGHT_KEEP_PACK) console.log(`pack test apps kept in ${work}`);
   else if (work) rmSync(work, { recursive: true, force: true });
-});
+  // Three apps' node_modules: deleting them took over 30 s on a loaded machine.
+}, 120_000);
 
 describe.each(packages.map((pkg) => [pkg.name, pkg] as const))('the packed %s', (name, pkg) => {
   const manifest = () => manifests.get(name) as Manifest;
@@ -217,6 +225,8 @@ describe('installed with npm', () => {
         fastify: '^5.0.0',
         koa: '^3.0.0',
         '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^2.0.0',
         'legacy-dep': 'file:legacy-dep',
         'prom-client': '^15.0.0',
         '@opentelemetry/api': '^1.9.0',
@@ -226,12 +236,21 @@ describe('installed with npm', () => {
         'reflect-metadata': '^0.2.0',
         rxjs: '^7.8.0',
       }),
-      createApp('cjs', 'commonjs', { express: '^4.17.0', fastify: '^4.0.0', koa: '^2.13.0', '@koa/router': '^15.0.0' }),
+      createApp('cjs', 'commonjs', {
+        express: '^4.17.0',
+        fastify: '^4.0.0',
+        koa: '^2.13.0',
+        '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^1.19.0',
+      }),
       createApp('ts', 'module', {
         express: '^5.0.0',
         fastify: '^5.0.0',
         koa: '^3.0.0',
         '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^2.0.0',
         '@types/express': '^5.0.0',
         '@types/koa': '^3.0.0',
         '@types/node': typesNode,
@@ -251,7 +270,7 @@ describe('installed with npm', () => {
   });
 
   it(
-    'an ESM app: Express 5, Fastify 5 and Koa 3 echo the id, and a CommonJS dependency reads the same one',
+    'an ESM app: Express 5, Fastify 5, Koa 3 and Hono 4 echo the id, and a CommonJS dependency reads the same one',
     async () => {
       expectAdapters((await node(apps.esm as string, ['server.mjs'])) as Probe[], 'esm', { viaCommonJs: true });
     },
@@ -275,7 +294,7 @@ describe('installed with npm', () => {
   );
 
   it(
-    'a CommonJS app: Express 4, Fastify 4 and Koa 2 echo the id the handler reads',
+    'a CommonJS app: Express 4, Fastify 4, Koa 2 and Hono 4 on @hono/node-server 1 echo the id the handler reads',
     async () => {
       expectAdapters((await node(apps.cjs as string, ['server.cjs'])) as Probe[], 'cjs');
     },

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { acceptIncoming } from './incoming.js';
 import { internals, type MonitorInternals } from './monitor.js';
+import { idRefusal } from './options.js';
 import { type RouteResolver, trackRequest } from './request.js';
 import type { Exporter, Monitor, ResolvedShed, ShedInfo } from './types.js';
 
@@ -20,6 +21,11 @@ export interface HttpGlue<A> {
   respond?: (frameworkArg: A, answer: ShedAnswer) => void;
   /** Outbound propagation (`enablePropagation` of @loopsight/context), turned on when `correlation.propagate` is. */
   propagate?: EnablePropagation;
+  /**
+   * An id the framework's own request-id middleware already gave the request (Hono's `requestId`),
+   * so that both agree. Used only when it passes the checks an incoming header must pass.
+   */
+  incomingId?: (frameworkArg: A) => unknown;
 }
 
 /** The response to a shed request, built by core; adapters only write it. */
@@ -100,12 +106,16 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
   const config = inner.options.correlation;
   if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
   const { echo, header } = config;
-  const { route, setHeader, respond } = glue;
+  const { route, setHeader, respond, incomingId } = glue;
   const { shed } = inner.options;
   return (req, res, frameworkArg, next) => {
     let id: string;
     try {
-      id = acceptIncoming(req, config, inner);
+      const given = incomingId?.(frameworkArg);
+      id =
+        given !== undefined && idRefusal(given, config.validate, inner) === undefined
+          ? (given as string)
+          : acceptIncoming(req, config, inner);
       if (echo) {
         if (setHeader) setHeader(frameworkArg, header, id);
         else if (!res.headersSent) res.setHeader(header, id);

@@ -18,7 +18,7 @@ const cases = [
   { kind: 'exec', culprit: 'runReportSync' },
 ];
 
-describe.each(['express 5', 'fastify 5', 'koa 3'])('%s: a stall inside a synchronous native call', (name) => {
+describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4'])('%s: a stall inside a synchronous native call', (name) => {
   let app: TestApp;
   const reports: StallReport[] = [];
   beforeAll(async () => {

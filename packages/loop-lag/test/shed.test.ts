@@ -21,7 +21,18 @@ async function get(url: string) {
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
-const shedding = ['express 5', 'fastify 5', 'koa 3', 'express 4', 'fastify 4', 'koa 2', 'nest 11 express', 'nest 11 fastify'];
+const shedding = [
+  'express 5',
+  'fastify 5',
+  'koa 3',
+  'express 4',
+  'fastify 4',
+  'koa 2',
+  'hono 4',
+  'hono 4 (node-server 1)',
+  'nest 11 express',
+  'nest 11 fastify',
+];
 describe.each(frameworks.filter((f) => shedding.includes(f.name)))('$name', (framework) => {
   it('sheds with 503 + Retry-After while the loop is saturated, never an exempt route, and recovers', async () => {
     const shedInfo: string[] = [];

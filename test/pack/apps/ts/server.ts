@@ -1,13 +1,16 @@
-// A TypeScript ESM app (module nodenext, strict): Express 5, Fastify 5 and Koa 3 with their
+// A TypeScript ESM app (module nodenext, strict): Express 5, Fastify 5, Koa 3 and Hono 4 with their
 // typings. Compiled with tsc, then run.
+import { getRequestListener } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
 import type { Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express from 'express';
 import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import { listen, type ProbedApp, probe } from './probe.cjs';
 
@@ -43,6 +46,18 @@ const apps: Record<string, () => Promise<ProbedApp>> = {
     });
     app.use(router.routes());
     return listen(app.callback(), ls.monitor);
+  },
+  async hono() {
+    const app = new Hono();
+    const ls = honoLoopsight({ promises: { mode: 'sampled' } });
+    app.use(ls);
+    const users = new Hono().get('/:id', async (c) => {
+      const requestId: string = c.get('requestId'); // typed by the middleware's `declare module 'hono'`
+      const { id } = await user();
+      return c.json({ id: id === requestId ? id : 'mismatch' });
+    });
+    app.route('/users', users);
+    return listen(getRequestListener(app.fetch), ls.monitor);
   },
 };
 
