@@ -92,6 +92,7 @@ export function trackRequest<A, R>(
   routeOf: RouteResolver<A>,
   routeArg: A,
   next: () => R,
+  replacing?: RequestScope,
 ): R {
   const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
   const t0 = performance.now();
@@ -101,8 +102,71 @@ export function trackRequest<A, R>(
     scope.settle();
     monitor.end(scope, t0, res.statusCode, !res.writableFinished);
   });
+  // Taking over an ambient scope in the context it was entered in: replace it there too, so that
+  // what runs outside `next` (the socket's events on Node 20) sees one scope, not the dropped one.
+  if (replacing !== undefined && scopeStore.getStore() === replacing) scopeStore.enterWith(scope);
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
+}
+
+/**
+ * Marks a request whose scope was entered ambiently (by @loopsight/register, from Node's HTTP
+ * server diagnostics channel) so that an adapter mounted as well takes it over: one scope and one
+ * 'request' event per request. `Symbol.for`: the preload's copy of core and the adapter's (the ESM
+ * and CJS builds) must both see it.
+ */
+const AMBIENT = Symbol.for('loopsight.core.ambient.v1');
+
+/** An ambient request scope, as an adapter sees it. */
+export interface AmbientScope {
+  readonly scope: RequestScope;
+  /** Ends the ambient scope without a 'request' event (the adapter's scope reports the request); returns its id. */
+  adopt(): string;
+}
+
+/** The ambient scope of a request, if @loopsight/register opened one. */
+export function ambientOf(req: IncomingMessage): AmbientScope | undefined {
+  const found = (req as IncomingMessage & { [AMBIENT]?: AmbientScope })[AMBIENT];
+  return typeof found === 'object' && found !== null && typeof found.adopt === 'function' ? found : undefined;
+}
+
+/**
+ * Opens the scope of one request where there is no callback to run it around: Node's
+ * 'http.server.request.start' channel is published synchronously just before the server emits
+ * 'request', so `enterWith` puts the scope on the rest of that synchronous run, the handler
+ * included, and on every async resource made from it (checked on Node 20 and 24,
+ * packages/register/test/scope.test.ts).
+ */
+export function enterRequest<A>(
+  monitor: MonitorInternals,
+  correlationId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: RouteResolver<A>,
+  routeArg: A,
+): void {
+  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
+  const t0 = performance.now();
+  let adopted = false;
+  monitor.begin(scope);
+  res.on('close', () => {
+    if (adopted) return;
+    scope.settle();
+    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
+  });
+  const ambient: AmbientScope = {
+    scope,
+    adopt: () => {
+      if (!adopted) {
+        adopted = true;
+        scope.settle();
+        monitor.drop(scope);
+      }
+      return correlationId;
+    },
+  };
+  Object.defineProperty(req, AMBIENT, { value: ambient, configurable: true });
+  scopeStore.enterWith(scope);
 }
 
 function enterBound<R>(req: IncomingMessage, res: ServerResponse, next: () => R): R {
