@@ -3,6 +3,7 @@
 // the registry, and driven with real HTTP. Needs the packages built (`pnpm test` builds first) and
 // the npm registry. One `npm install` per app; the three apps install side by side.
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +54,18 @@ function caretMajors(range: string): number[] {
     const match = /^\^(\d+)(\.(\d+|x)){0,2}$/.exec(part.trim());
     if (!match) throw new Error(`not a caret range: ${JSON.stringify(part.trim())} in ${JSON.stringify(range)}`);
     return Number(match[1]);
+  });
+}
+
+/** A free TCP port, for LOOPSIGHT_METRICS_PORT. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
   });
 }
 
@@ -288,6 +301,26 @@ describe('installed with npm', () => {
       events: [{ correlationId: 'ts-cjs-job', route: 'queue:orders' }],
     });
   }, 180_000);
+
+  it.each([
+    ['esm', '--import=@loopsight/register'],
+    ['cjs', '--require=@loopsight/register'],
+  ])(
+    'the %s app, unmodified, is watched with NODE_OPTIONS=%s',
+    async (app, option) => {
+      const port = await freePort();
+      const env = { ...npmEnv(), NODE_OPTIONS: option, LOOPSIGHT_METRICS_PORT: String(port) };
+      const { stdout } = await run(process.execPath, ['preload-app.cjs'], { cwd: apps[app] as string, env, timeoutMs: 60_000 });
+      expect(JSON.parse(stdout)).toEqual({
+        status: 200,
+        echoed: 'preload-42',
+        body: { upstreamSaw: 'preload-42' },
+        events: [{ correlationId: 'preload-42', status: 200 }],
+        metrics: true,
+      });
+    },
+    APP_TIMEOUT,
+  );
 
   it(
     'every package exports the same names from its ESM and its CommonJS build',

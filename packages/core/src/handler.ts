@@ -143,7 +143,10 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
  * runs after this and would write a second response. An adapter mounted as well takes the
  * request over (`createHttpHandler`).
  */
-export function createAmbientHandler(monitor: Monitor, glue: HttpGlue<IncomingMessage>): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAmbientHandler(
+  monitor: Monitor,
+  glue: HttpGlue<IncomingMessage>,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const inner = internals(monitor);
   const config = inner.options.correlation;
   if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));

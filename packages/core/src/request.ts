@@ -135,7 +135,7 @@ export function ambientOf(req: IncomingMessage): AmbientScope | undefined {
  * 'http.server.request.start' channel is published synchronously just before the server emits
  * 'request', so `enterWith` puts the scope on the rest of that synchronous run, the handler
  * included, and on every async resource made from it (checked on Node 20 and 24,
- * packages/register/test/scope.test.ts).
+ * packages/register/test/preload.test.ts).
  */
 export function enterRequest<A>(
   monitor: MonitorInternals,

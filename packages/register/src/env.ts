@@ -129,14 +129,34 @@ export function readConfig(env: Env, warn: Warn): RegisterConfig {
       warn,
       checkedBy(integer(0, Number.MAX_SAFE_INTEGER), (stallThresholdMs) => ({ loopLag: { stallThresholdMs } })),
     );
-    const stacks = read(env, 'LOOPSIGHT_CAPTURE_STACKS', warn, checkedBy(bool, (captureStacks) => ({ loopLag: { captureStacks } })));
+    const stacks = read(
+      env,
+      'LOOPSIGHT_CAPTURE_STACKS',
+      warn,
+      checkedBy(bool, (captureStacks) => ({ loopLag: { captureStacks } })),
+    );
     monitor = merge(merge(monitor, threshold), stacks);
   }
   const mode = read(env, 'LOOPSIGHT_PROMISES', warn, oneOf(['off', 'sampled', 'full'] as const));
   if (mode !== undefined) monitor = merge(monitor, { promises: { mode } });
-  const header = read(env, 'LOOPSIGHT_HEADER', warn, checkedBy(String, (h) => ({ correlation: { header: h.toLowerCase() } })));
-  const echo = read(env, 'LOOPSIGHT_ECHO', warn, checkedBy(bool, (e) => ({ correlation: { echo: e } })));
-  const propagate = read(env, 'LOOPSIGHT_PROPAGATE', warn, checkedBy(bool, (p) => ({ correlation: { propagate: p } })));
+  const header = read(
+    env,
+    'LOOPSIGHT_HEADER',
+    warn,
+    checkedBy(String, (h) => ({ correlation: { header: h.toLowerCase() } })),
+  );
+  const echo = read(
+    env,
+    'LOOPSIGHT_ECHO',
+    warn,
+    checkedBy(bool, (e) => ({ correlation: { echo: e } })),
+  );
+  const propagate = read(
+    env,
+    'LOOPSIGHT_PROPAGATE',
+    warn,
+    checkedBy(bool, (p) => ({ correlation: { propagate: p } })),
+  );
   monitor = merge(merge(merge(monitor, header), echo), propagate);
   const port = read(env, 'LOOPSIGHT_METRICS_PORT', warn, integer(0, 65_535));
   const host = read(env, 'LOOPSIGHT_METRICS_HOST', warn, (raw) => (HOST.test(raw) ? raw : refused('must be a host name or IP address')));

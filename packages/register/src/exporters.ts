@@ -1,22 +1,28 @@
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Monitor } from '@loopsight/core';
 import type { RegisterConfig } from './env.js';
 
 type Warn = (line: string) => void;
 
+// Loaded only when asked, so that prom-client is read only by services that want it, but
+// synchronously: the exporter counts from the first stall, before the application's code runs.
+const load = createRequire(import.meta.url);
+
 /**
  * Prometheus metrics on their own port: the exporter writes into prom-client's default registry,
- * which this server serves (the application's own metrics there included). Loaded only when asked,
- * so that prom-client is read only by services that want it. The server is unref()'d: it never
- * keeps the process alive.
+ * which this server serves (the application's own metrics there included). The server is
+ * unref()'d: it never keeps the process alive.
  */
-export async function serveMetrics(monitor: Monitor, metrics: NonNullable<RegisterConfig['metrics']>, warn: Warn, started: (server: Server) => void): Promise<void> {
+export function serveMetrics(monitor: Monitor, metrics: NonNullable<RegisterConfig['metrics']>, warn: Warn): Server | undefined {
   let prometheus: typeof import('@loopsight/prometheus');
   try {
-    prometheus = await import('@loopsight/prometheus');
+    prometheus = load('@loopsight/prometheus') as typeof prometheus;
   } catch (error) {
-    warn(`loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`);
-    return;
+    warn(
+      `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return undefined;
   }
   monitor.attach(prometheus.prometheusExporter());
   const handler = prometheus.metricsHandler();
@@ -27,10 +33,10 @@ export async function serveMetrics(monitor: Monitor, metrics: NonNullable<Regist
     }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found; metrics are at ${metrics.path}\n`);
   });
-  started(server);
   server.on('error', (error) => warn(`loopsight: the metrics server on port ${metrics.port} failed: ${error.message}`));
   server.listen(metrics.port, metrics.host);
   server.unref();
+  return server;
 }
 
 const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1');
@@ -57,7 +63,10 @@ export function otelWhenRegistered(monitor: Monitor, warn: Warn): () => void {
     done = true;
     import('@loopsight/otel').then(
       ({ otelExporter }) => monitor.attach(otelExporter()),
-      (error: unknown) => warn(`loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`),
+      (error: unknown) =>
+        warn(
+          `loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`,
+        ),
     );
   };
   check();

@@ -51,7 +51,9 @@ export function start(): void {
       monitor = createMonitor(config.monitor);
     } catch (error) {
       // readConfig checked each value; a combination core still refuses falls back to the defaults.
-      warn(`loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`);
+      warn(
+        `loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`,
+      );
       monitor = createMonitor();
     }
     let metricsServer: Server | undefined;
@@ -59,11 +61,7 @@ export function start(): void {
     watchHttp(monitor, () => metricsServer, otelCheck);
     monitor.start();
     shared.monitor = monitor;
-    if (config.metrics !== undefined) {
-      void serveMetrics(monitor, config.metrics, warn, (server) => {
-        metricsServer = server;
-      });
-    }
+    if (config.metrics !== undefined) metricsServer = serveMetrics(monitor, config.metrics, warn);
   } catch (error) {
     warn(`loopsight: the preload did not start: ${error instanceof Error ? error.message : String(error)}`);
   }
