@@ -1,8 +1,9 @@
 // Runs the built packages (`pnpm test` builds first): `node --import|--require @loopsight/register`
 // in a child process, against applications that do not import loopsight.
+import { spawnSync } from 'node:child_process';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixture, freePort, type Preload, type RunningApp, startApp } from './helpers.js';
+import { fixture, freePort, type Preload, packageDir, type RunningApp, startApp } from './helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -250,8 +251,6 @@ describe.each(['import', 'require'] as const)('the preload (--%s) and the Expres
 
 describe.each(['import', 'require'] as const)('a worker thread under the preload (--%s)', (preload) => {
   it('inherits it, starts nothing (no second monitor or metrics server) and the process exits on its own', async () => {
-    const { spawnSync } = await import('node:child_process');
-    const { packageDir } = await import('./helpers.js');
     const port = await freePort();
     const flag = preload === 'import' ? '--import' : '--require';
     const child = spawnSync(process.execPath, [flag, '@loopsight/register', fixture('worker.mjs')], {
@@ -267,5 +266,28 @@ describe.each(['import', 'require'] as const)('a worker thread under the preload
     const seen = JSON.parse(child.stdout) as { worker: { execArgv: string[]; monitor: boolean }; main: boolean };
     expect(seen.worker.execArgv).toContain('@loopsight/register');
     expect(seen).toMatchObject({ worker: { monitor: false }, main: true });
+  });
+});
+
+describe('OpenTelemetry under the preload', () => {
+  const run = (env: Record<string, string>) => {
+    const child = spawnSync(process.execPath, ['--import', '@loopsight/register', fixture('otel-app.mjs')], {
+      cwd: packageDir,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
+    });
+    expect(child.status, child.stderr).toBe(0);
+    return (JSON.parse(child.stdout) as { names: string[] }).names;
+  };
+
+  it('attaches the exporter once the application registers an SDK, after the preload ran', () => {
+    expect(run({})).toEqual(
+      expect.arrayContaining(['nodejs.eventloop.utilization', 'nodejs.eventloop.delay.p99', 'loopsight.eventloop.stalls']),
+    );
+  });
+
+  it('leaves the SDK alone with LOOPSIGHT_OTEL=off', () => {
+    expect(run({ LOOPSIGHT_OTEL: 'off' })).toEqual([]);
   });
 });
