@@ -3,11 +3,11 @@
 // the registry, and driven with real HTTP. Needs the packages built (`pnpm test` builds first) and
 // the npm registry. One `npm install` per app; the three apps install side by side.
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packAll, publicPackages, root, run } from '../../scripts/packages.mjs';
+import { freePort } from '../../test-support/ports.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a package.json read from a tarball is checked field by field below.
 type Manifest = Record<string, any>;
@@ -54,18 +54,6 @@ function caretMajors(range: string): number[] {
     const match = /^\^(\d+)(\.(\d+|x)){0,2}$/.exec(part.trim());
     if (!match) throw new Error(`not a caret range: ${JSON.stringify(part.trim())} in ${JSON.stringify(range)}`);
     return Number(match[1]);
-  });
-}
-
-/** A free TCP port, for LOOPSIGHT_METRICS_PORT. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
   });
 }
 

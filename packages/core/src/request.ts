@@ -80,6 +80,31 @@ function bindEmitter(emitter: EventEmitter, resource: AsyncResource): void {
 }
 
 /**
+ * Makes the scope of a request, registers it in flight and ends it when the response closes,
+ * unless `handedOver()` says an adapter took the request over (its scope reports it).
+ */
+function openScope<A>(
+  monitor: MonitorInternals,
+  correlationId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: RouteResolver<A>,
+  routeArg: A,
+  handedOver?: () => boolean,
+): HttpScope<A> {
+  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
+  const t0 = performance.now();
+  monitor.begin(scope);
+  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
+  res.on('close', () => {
+    if (handedOver?.()) return;
+    scope.settle();
+    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
+  });
+  return scope;
+}
+
+/**
  * Opens the scope of one HTTP request for an adapter: registers it in flight, ends it when the
  * response finishes or the connection closes (aborted requests too), and calls `next` inside it.
  * Returns what `next` returns, so Koa's promise chain stays intact.
@@ -94,14 +119,7 @@ export function trackRequest<A, R>(
   next: () => R,
   replacing?: RequestScope,
 ): R {
-  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
-  const t0 = performance.now();
-  monitor.begin(scope);
-  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
-  res.on('close', () => {
-    scope.settle();
-    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
-  });
+  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg);
   // Taking over an ambient scope in the context it was entered in: replace it there too, so that
   // what runs outside `next` (the socket's events on Node 20) sees one scope, not the dropped one.
   if (replacing !== undefined && scopeStore.getStore() === replacing) scopeStore.enterWith(scope);
@@ -145,15 +163,8 @@ export function enterRequest<A>(
   routeOf: RouteResolver<A>,
   routeArg: A,
 ): void {
-  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
-  const t0 = performance.now();
   let adopted = false;
-  monitor.begin(scope);
-  res.on('close', () => {
-    if (adopted) return;
-    scope.settle();
-    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
-  });
+  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg, () => adopted);
   const ambient: AmbientScope = {
     scope,
     adopt: () => {

@@ -1,6 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+
+export { freePort } from '../../../test-support/ports.js';
 
 /** The package's directory: `@loopsight/register` resolves from there to its build (self-reference). */
 export const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -18,18 +19,6 @@ export interface RunningApp {
   waitFor<T = Record<string, unknown>>(key: string, match: (line: T) => boolean, timeoutMs?: number): Promise<T>;
   /** Ends stdin (the app closes its servers); resolves with the exit code once it exited on its own. */
   close(): Promise<number | null>;
-}
-
-/** A free TCP port (listen on 0, close): for LOOPSIGHT_METRICS_PORT. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function parse(line: string): Record<string, unknown> | undefined {
