@@ -283,7 +283,7 @@ describe('OpenTelemetry under the preload', () => {
 
   it('attaches the exporter once the application registers an SDK, after the preload ran', () => {
     expect(run({})).toEqual(
-      expect.arrayContaining(['nodejs.eventloop.utilization', 'nodejs.eventloop.delay.p99', 'loopsight.eventloop.stalls']),
+      expect.arrayContaining(['nodejs.eventloop.utilization', 'nodejs.eventloop.delay.p99', 'loopsight.requests.inflight']),
     );
   });
 
