@@ -216,11 +216,15 @@ describe('bad LOOPSIGHT_* values', () => {
   });
 });
 
-describe.each(['import', 'require'] as const)('the preload (--%s) and the Express adapter in one app', (preload) => {
+const withAdapter = (['import', 'require'] as const).flatMap((preload) =>
+  (['express', 'fastify'] as const).map((framework) => [preload, framework] as const),
+);
+
+describe.each(withAdapter)('the preload (--%s) and the %s adapter in one app', (preload, framework) => {
   let app: RunningApp;
   let agent: Agent;
   beforeAll(async () => {
-    app = await startApp(preload, [fixture(preload === 'import' ? 'app.mjs' : 'app.cjs'), 'express+adapter']);
+    app = await startApp(preload, [fixture(preload === 'import' ? 'app.mjs' : 'app.cjs'), `${framework}+adapter`]);
     agent = new Agent({ connections: 256 });
   });
   afterAll(async () => {
