@@ -121,7 +121,7 @@ export function trackRequest<A, R>(
 ): R {
   const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg);
   // Taking over an ambient scope in the context it was entered in: replace it there too, so that
-  // what runs outside `next` (the socket's events on Node 20) sees one scope, not the dropped one.
+  // what runs after `next` in that synchronous run (another 'request' listener) sees one scope.
   if (replacing !== undefined && scopeStore.getStore() === replacing) scopeStore.enterWith(scope);
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
