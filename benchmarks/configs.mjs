@@ -34,6 +34,14 @@ const common = [
   { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises sampled, 33 ms/1 s', variant: 'loopsight-promises-sampled-scaled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises full', variant: 'loopsight-promises-full', echoesId: true, kind: 'loopsight' },
+  // The zero-code start (issue 19): the bare app under the preload, to set against loopsight() (promises sampled) above.
+  {
+    label: 'preload (--import @loopsight/register)',
+    variant: 'bare',
+    execArgv: ['--import', '@loopsight/register'],
+    echoesId: true,
+    kind: 'loopsight',
+  },
   { label: BARE_AWAITS, variant: 'bare', route: AWAITS },
   { label: 'loopsight, promises off, /awaits', variant: 'loopsight', route: AWAITS, base: BARE_AWAITS, echoesId: true, kind: 'loopsight' },
   {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packAll, publicPackages, root, run } from '../../scripts/packages.mjs';
+import { freePort } from '../../test-support/ports.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a package.json read from a tarball is checked field by field below.
 type Manifest = Record<string, any>;
@@ -315,6 +316,30 @@ describe('installed with npm', () => {
       events: [{ correlationId: 'ts-cjs-job', route: 'queue:orders' }],
     });
   }, 180_000);
+
+  it.each([
+    ['esm', '--import=@loopsight/register'],
+    ['cjs', '--require=@loopsight/register'],
+  ])(
+    'the %s app, unmodified, is watched with NODE_OPTIONS=%s',
+    async (app, option) => {
+      const port = await freePort();
+      const env = { ...npmEnv(), NODE_OPTIONS: option, LOOPSIGHT_METRICS_PORT: String(port) };
+      const { stdout } = await run(process.execPath, ['preload-app.cjs'], { cwd: apps[app] as string, env, timeoutMs: 60_000 });
+      expect(JSON.parse(stdout)).toEqual({
+        status: 200,
+        echoed: 'preload-42',
+        body: { upstreamSaw: 'preload-42' },
+        // The upstream is a server of the same process: its request, which got the id propagated, ends first.
+        events: [
+          { correlationId: 'preload-42', status: 200 },
+          { correlationId: 'preload-42', status: 200 },
+        ],
+        metrics: true,
+      });
+    },
+    APP_TIMEOUT,
+  );
 
   it(
     'every package exports the same names from its ESM and its CommonJS build',

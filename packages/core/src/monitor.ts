@@ -52,6 +52,8 @@ export interface MonitorInternals {
   begin(scope: RequestScope): void;
   /** Ends a scope: removes it from the registry and emits 'request'. */
   end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void;
+  /** Ends a scope another monitor took over (see request.ts, `adoptAmbient`): no 'request' event. */
+  drop(scope: RequestScope): void;
   /** Counts an incoming correlation id that was refused. */
   rejected(reason: RejectReason): void;
   /** A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
@@ -142,6 +144,10 @@ class LoopsightMonitor implements Monitor {
       heldWeakly: false,
       begin: (scope) => this.#begin(scope),
       end: (scope, t0, status, aborted) => this.#end(scope, t0, status, aborted),
+      drop: (scope) => {
+        this.#inflight.delete(scope);
+        hub().tracker?.scopeEnded(scope);
+      },
       rejected: (reason) => {
         this.#counters.correlationIdsRejected[reason]++;
       },
