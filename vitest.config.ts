@@ -13,6 +13,7 @@ export default defineConfig({
       '@loopsight/core/internal': fileURLToPath(new URL('./packages/core/src/internal.ts', import.meta.url)),
       '@loopsight/core': src('core'),
       '@loopsight/context': src('context'),
+      '@loopsight/dashboard': src('dashboard'),
       '@loopsight/express': src('express'),
       '@loopsight/fastify': src('fastify'),
       '@loopsight/koa': src('koa'),
