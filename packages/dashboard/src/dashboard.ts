@@ -3,7 +3,7 @@ import { currentScope, type Monitor } from '@loopsight/core';
 import { asset, page, SECURITY_HEADERS } from './assets.js';
 import { Feed } from './feed.js';
 import { resolveDashboardOptions } from './options.js';
-import type { Dashboard, DashboardOptions, FastifyInstanceLike, FastifyReplyLike, FastifyRequestLike, KoaContextLike } from './types.js';
+import type { Dashboard, DashboardOptions, FastifyInstanceLike, KoaContextLike } from './types.js';
 
 function isMonitor(value: unknown): value is Monitor {
   const m = value as Partial<Monitor> | null;
@@ -121,7 +121,7 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
       return undefined;
     },
     fastify: (instance: FastifyInstanceLike, _options, done) => {
-      const handler = (request: FastifyRequestLike, reply: FastifyReplyLike) => {
+      const handler = (request: { raw: IncomingMessage }, reply: { raw: ServerResponse; hijack(): unknown }) => {
         reply.hijack();
         if (!handle(request.raw, reply.raw)) plain(reply.raw, 404, 'Not Found\n');
       };

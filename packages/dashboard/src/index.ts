@@ -3,7 +3,5 @@ export type {
   Dashboard,
   DashboardOptions,
   FastifyInstanceLike,
-  FastifyReplyLike,
-  FastifyRequestLike,
   KoaContextLike,
 } from './types.js';

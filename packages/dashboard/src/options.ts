@@ -20,7 +20,7 @@ const PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** The default `authorize`: the page is for the machine it runs on unless the user says otherwise. */
-export function loopbackOnly(req: IncomingMessage): boolean {
+function loopbackOnly(req: IncomingMessage): boolean {
   return LOOPBACK.has(req.socket.remoteAddress ?? '');
 }
 

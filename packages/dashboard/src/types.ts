@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** Options of `createDashboard()`, each checked at construction (a TypeError names a bad one). */
 export interface DashboardOptions {
   /** Where the page is served, a path starting with '/' (no trailing slash, no query). Default '/loopsight'. */
   path?: string;
@@ -27,22 +28,13 @@ export interface KoaContextLike {
   respond?: boolean;
 }
 
-/** A Fastify request and reply, as far as the dashboard reads them. */
-export interface FastifyRequestLike {
-  raw: IncomingMessage;
-}
-export interface FastifyReplyLike {
-  raw: ServerResponse;
-  hijack(): unknown;
-}
-/** What `app.route()` is given (HEAD comes with GET, Fastify's exposeHeadRoutes). */
-interface FastifyRouteLike {
-  method: string[];
-  url: string;
-  handler: (request: FastifyRequestLike, reply: FastifyReplyLike) => void;
-}
+/** The part of a Fastify 4 or 5 instance the dashboard's plugin uses (HEAD routes come with GET). */
 export interface FastifyInstanceLike {
-  route(options: FastifyRouteLike): unknown;
+  route(options: {
+    method: string[];
+    url: string;
+    handler: (request: { raw: IncomingMessage }, reply: { raw: ServerResponse; hijack(): unknown }) => void;
+  }): unknown;
 }
 
 /**

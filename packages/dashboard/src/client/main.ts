@@ -51,7 +51,8 @@ function stackList(stack: FrameView[], culprit: FrameView | null): HTMLElement {
   const list = el('ol', 'stack');
   for (const f of stack) {
     const same = culprit && f.fn === culprit.fn && f.url === culprit.url && f.line === culprit.line && f.col === culprit.col;
-    const li = el('li', same ? 'culprit-frame' : '', frameText(f));
+    const library = f.url.startsWith('node:') || f.url.includes('/node_modules/');
+    const li = el('li', same ? 'culprit-frame' : library ? 'library' : '', frameText(f));
     li.title = f.url;
     list.append(li);
   }
@@ -110,16 +111,12 @@ function chart(target: HTMLElement, title: string, series: { label: string; stro
     title,
     width: Math.max(280, target.clientWidth),
     height: 220,
-    series: [
-      {},
-      ...series.map((s) => ({
-        label: s.label,
-        stroke: s.stroke,
-        width: 1.5,
-        value: (_u: uPlot, v: number | null) => (v == null ? '–' : `${v} ${unit}`),
-      })),
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, points: { show: false } }))],
+    legend: { live: false },
+    axes: [
+      { space: 90, values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString()) },
+      { values: (_u, ticks) => ticks.map((t) => `${t} ${unit}`), size: 60 },
     ],
-    axes: [{}, { values: (_u, ticks) => ticks.map((t) => `${t} ${unit}`), size: 60 }],
     scales: { y: { range: (_u, _min, max) => [0, Math.max(unit === '%' ? 100 : 1, max)] } },
   };
   return new uPlot(opts, [[]], target);
