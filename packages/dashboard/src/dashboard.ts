@@ -72,7 +72,8 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
       return;
     }
     if (subpath === '/events') {
-      if (closed) return plain(res, 503, 'loopsight dashboard: closed\n');
+      // A stopped monitor reports nothing: a feed would show a frozen service as a quiet one.
+      if (closed || !monitor.running) return plain(res, 503, 'loopsight dashboard: the monitor is stopped\n');
       feed.connect(res);
       return;
     }

@@ -38,14 +38,19 @@ const handlers = {
   },
 };
 
-async function listen(server: Server): Promise<string> {
+/** Listens on an ephemeral port; closing ends open feeds' connections and stops the monitor. */
+async function serve(server: Server, monitor: Monitor, dashboard: Dashboard): Promise<DashboardApp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    monitor,
+    dashboard,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(() => resolve(undefined)));
+      await monitor.stop();
+    },
+  };
 }
 
 type Start = (options: AdapterOptions, dashboard: DashboardOptions) => Promise<DashboardApp>;
@@ -65,17 +70,7 @@ const startExpress: Start = async (options, dashboardOptions) => {
   app.get('/orders/:id/wait/:ms', async (req, res) => {
     res.json(await handlers.wait(req.params.ms));
   });
-  const server = createServer(app);
-  const url = await listen(server);
-  return {
-    url,
-    monitor: ls.monitor,
-    dashboard,
-    close: async () => {
-      await closeServer(server);
-      await ls.monitor.stop();
-    },
-  };
+  return serve(createServer(app), ls.monitor, dashboard);
 };
 
 const startFastify: Start = async (options, dashboardOptions) => {
@@ -116,17 +111,7 @@ const startKoa: Start = async (options, dashboardOptions) => {
     ctx.body = await handlers.wait(ctx.params.ms ?? '0');
   });
   app.use(router.routes());
-  const server = createServer(app.callback());
-  const url = await listen(server);
-  return {
-    url,
-    monitor: ls.monitor,
-    dashboard,
-    close: async () => {
-      await closeServer(server);
-      await ls.monitor.stop();
-    },
-  };
+  return serve(createServer(app.callback()), ls.monitor, dashboard);
 };
 
 export const frameworks: { name: string; start: Start }[] = [

@@ -157,13 +157,16 @@ describe('the dashboard over HTTP (Express)', () => {
     for (const n of [1, 2, 3, 4]) internals(app.monitor).report(stall(`before-${n}`));
     const feed = await openFeed(`${app.url}/loopsight/events`);
     try {
-      const snapshot = (await feed.next('snapshot')) as { stalls: { request: { id: string } }[]; points: unknown[] };
-      // The last 3, newest first.
-      expect(snapshot.stalls.map((s) => s.request.id)).toEqual(['before-4', 'before-3', 'before-2']);
+      const snapshot = (await feed.next('snapshot')) as { stalls: { request: { id: string } | null }[]; points: unknown[] };
+      // The last 3, newest first (a real stall of a loaded machine may be among them).
+      expect(snapshot.stalls).toHaveLength(3);
+      const ours = snapshot.stalls.map((s) => s.request?.id).filter((id) => id?.startsWith('before-'));
+      expect(ours.length).toBeGreaterThanOrEqual(2);
+      expect(ours).toEqual(['before-4', 'before-3', 'before-2'].slice(0, ours.length));
       expect(snapshot.points.length).toBeGreaterThan(0);
       const tick = (await feed.next('tick', 3_000)) as { point: number[]; counters: { stalls: number } };
       expect(tick.point).toHaveLength(6);
-      expect(tick.counters.stalls).toBe(4);
+      expect(tick.counters.stalls).toBeGreaterThanOrEqual(4);
       // Text from a request is cut to 300 characters (and sent as JSON, rendered as text by the page).
       internals(app.monitor).report(stall('x'.repeat(1000)));
       const live = (await feed.next('stall')) as { request: { id: string }; culprit: { fn: string } };
@@ -226,5 +229,6 @@ describe('the dashboard over HTTP (Express)', () => {
     await expect(Promise.race([feed.ended.then(() => 'ended'), new Promise((r) => setTimeout(() => r('open'), 2_000))])).resolves.toBe(
       'ended',
     );
+    expect((await fetch(`${app.url}/loopsight/events`)).status).toBe(503);
   });
 });
