@@ -31,6 +31,8 @@ const common = [
   { label: 'als-floor', variant: 'als-floor', echoesId: true, kind: 'floor' },
   { label: 'loopsight, promises off', variant: 'loopsight', echoesId: true, kind: 'loopsight' },
   { label: '+ prometheus exporter', variant: 'loopsight-prometheus', echoesId: true, kind: 'loopsight' },
+  // The dashboard's cost while no page is open: within the noise of 'loopsight, promises off'.
+  { label: '+ dashboard mounted, no page open', variant: 'loopsight-dashboard', echoesId: true, kind: 'loopsight' },
   { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises sampled, 33 ms/1 s', variant: 'loopsight-promises-sampled-scaled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises full', variant: 'loopsight-promises-full', echoesId: true, kind: 'loopsight' },

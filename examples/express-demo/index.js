@@ -2,6 +2,7 @@
 // Run it with `npx pnpm@10.34.9 demo` from the repository root.
 import http from 'node:http';
 import { getCorrelationId } from '@loopsight/context';
+import { createDashboard } from '@loopsight/dashboard';
 import { loopsight } from '@loopsight/express';
 import express from 'express';
 
@@ -46,6 +47,9 @@ app.post('/checkout', (_req, res) => {
   sendReceipt('order-1');
   res.status(202).json({ correlationId: getCorrelationId() });
 });
+
+// The live page, for this machine only (the default authorize allows loopback clients).
+app.use(createDashboard(monitor).express);
 
 const server = app.listen(0, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
@@ -138,6 +142,11 @@ console.log(
 );
 console.log(`In flight now: ${monitor.inflight().length}`);
 
-server.close();
-inventory.close();
-await monitor.stop();
+// --keep leaves the service up, so that the dashboard can be opened; Ctrl-C ends it.
+const keep = process.argv.includes('--keep');
+console.log(`\nLive dashboard: ${base}/loopsight${keep ? '  (serving until Ctrl-C)' : '  (run with --keep to open it)'}`);
+if (!keep) {
+  server.close();
+  inventory.close();
+  await monitor.stop();
+}

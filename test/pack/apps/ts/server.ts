@@ -4,6 +4,7 @@ import { getRequestListener } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
 import type { Monitor } from '@loopsight/core';
+import { createDashboard } from '@loopsight/dashboard';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
 import { loopsight as honoLoopsight } from '@loopsight/hono';
@@ -24,6 +25,8 @@ const apps: Record<string, () => Promise<ProbedApp>> = {
     const app = express();
     const ls = expressLoopsight({ loopLag: { stallThresholdMs: 200 } });
     app.use(ls);
+    // The dashboard's mounts type-check against each framework's own typings.
+    app.use(createDashboard(ls.monitor).express);
     app.get('/users/:id', async (_req, res) => {
       res.json(await user());
     });
@@ -33,6 +36,7 @@ const apps: Record<string, () => Promise<ProbedApp>> = {
     const app = Fastify();
     await app.register(fastifyLoopsight, { correlation: { accept: ['x-request-id'] } });
     const monitor: Monitor = app.loopsight; // typed by the plugin's `declare module 'fastify'`
+    await app.register(createDashboard(monitor).fastify);
     app.get('/users/:id', user);
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     return { url, monitor, close: () => app.close() };
@@ -41,6 +45,7 @@ const apps: Record<string, () => Promise<ProbedApp>> = {
     const app = new Koa();
     const ls = koaLoopsight();
     app.use(ls);
+    app.use(createDashboard(ls.monitor).koa);
     const router = new Router().get('/users/:id', async (ctx) => {
       ctx.body = await user();
     });
