@@ -23,7 +23,8 @@ async function start(name: string, loopLag: object = {}) {
   const framework = frameworks.find((f) => f.name === name);
   if (!framework) throw new Error(name);
   const reports: StallReport[] = [];
-  const app = await framework.start({ loopLag: { ...loopLag }, promises: false, onReport: () => {} });
+  // One watchdog per process serves every app of this file: its default 10 stacks a minute would run out.
+  const app = await framework.start({ loopLag: { maxStacksPerMinute: 1000, ...loopLag }, promises: false, onReport: () => {} });
   apps.push(app);
   app.monitor.on('stall', (r) => reports.push(r));
   // Let the watchdog's worker come up.
