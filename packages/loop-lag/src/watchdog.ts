@@ -1,7 +1,9 @@
 import { createRequire } from 'node:module';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
+import { ThreadWatchdog } from './threads.js';
+import { threadsSource } from './threads-worker.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -266,7 +268,8 @@ class Watchdog<S extends object> implements StallWatchdog {
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
     };
-    const worker = new Worker(internal.workerSource ?? workerSource(), {
+    // The same thread watches the process's worker threads (threads-worker.ts).
+    const worker = new Worker(internal.workerSource ?? workerSource() + threadsSource(), {
       eval: true,
       workerData: config,
       transferList: [port2],
@@ -431,5 +434,10 @@ class Watchdog<S extends object> implements StallWatchdog {
  * watchdog.start();
  */
 export function createStallWatchdog<S extends object>(options: StallWatchdogOptions<S>): StallWatchdog {
-  return new Watchdog(options);
+  const watchdog = new Watchdog(options);
+  // In a worker thread: watched by the process's watchdog thread, not one of its own (threads.ts).
+  return isMainThread ? watchdog : new ThreadWatchdog(options);
 }
+
+/** For threads.ts: the scope readers by key, and a fresh key. */
+export { registry as scopeReaders, nextKey as watchdogKey };

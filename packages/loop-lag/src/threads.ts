@@ -1,0 +1,242 @@
+import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { LOOP_LAG_DEFAULTS } from './options.js';
+import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './threads-worker.js';
+import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import { scopeReaders, watchdogKey } from './watchdog.js';
+import { BEAT_GAP, BEAT_MS, BEAT_SEQ, BEAT_SLOTS } from './worker.js';
+
+const MAX_CANDIDATES = 10;
+const MAX_FRAMES = 32;
+/**
+ * How long a stall this thread timed itself waits for the watchdog thread's report of the same
+ * stall (with its stack) before it is reported without one. The watchdog thread sees the stall end
+ * within one of its polls (25 ms at most), so a second is far beyond it.
+ */
+const CLAIM_MS = 1_000;
+
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+type StallMessage = Extract<ThreadsMessage, { type: 'stall' }>;
+
+/**
+ * The stall watchdog of a worker thread. It adds no thread: the worker writes a heartbeat into
+ * shared memory, as the main thread does, and hands it to the process's watchdog thread (the one
+ * the main thread's watchdog runs) over a BroadcastChannel; that thread pauses the worker through
+ * the main thread's inspector (`NodeWorker` domain) to read its stack and scope.
+ *
+ * The worker also times its own stalls from its heartbeat, so that a stall is reported, without a
+ * stack, when no watchdog thread runs (no monitor on the main thread) or it did not answer in time.
+ */
+export class ThreadWatchdog<S extends object> implements StallWatchdog {
+  readonly #options: StallWatchdogOptions<S>;
+  readonly #key = watchdogKey();
+  readonly #heartbeatMs: number;
+  readonly #captureStacks: boolean;
+  #beats: Int32Array | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #channel: BroadcastChannel | undefined;
+  #mode: WatchdogStatus['mode'] = 'stopped';
+  #stacks = false;
+  #stalls = 0;
+  #debuggerStalls = 0;
+  #lastBeat = 0;
+  /** Stalls timed here, by the heartbeat sequence they began after, waiting for the watchdog thread's report. */
+  readonly #unclaimed = new Map<number, { report: WatchdogStallReport<S>; timer: NodeJS.Timeout }>();
+
+  /** `options` were validated by createStallWatchdog. */
+  constructor(options: StallWatchdogOptions<S>) {
+    this.#options = options;
+    this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
+    this.#heartbeatMs = Math.max(1, Math.min(25, Math.floor(options.thresholdMs / 4)));
+  }
+
+  start(): void {
+    if (this.#mode !== 'stopped') return;
+    // Timed here until the watchdog thread says it watches this one.
+    this.#mode = 'main-thread';
+    this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#lastBeat = monotonicMs();
+    this.#beat();
+    this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
+    scopeReaders()[this.#key] = () => this.#readScope();
+    try {
+      const channel = new BroadcastChannel(THREADS_CHANNEL);
+      channel.onmessage = (event) => this.#onMessage((event as { data?: ThreadsMessage }).data);
+      // After the listener: the worker must be free to exit with its watchdog running.
+      channel.unref();
+      this.#channel = channel;
+      this.#announce();
+    } catch (error) {
+      this.#options.onError('the watchdog thread cannot be reached; worker stalls are timed without stacks', error);
+    }
+    process.once('exit', this.#onExit);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#mode === 'stopped') return;
+    this.#mode = 'stopped';
+    process.off('exit', this.#onExit);
+    this.#onExit();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    delete scopeReaders()[this.#key];
+    for (const { timer } of this.#unclaimed.values()) clearTimeout(timer);
+    this.#unclaimed.clear();
+    this.#beats = undefined;
+  }
+
+  status(): WatchdogStatus {
+    return {
+      running: this.#mode !== 'stopped',
+      mode: this.#mode,
+      stacks: this.#stacks,
+      stalls: this.#stalls,
+      debuggerStalls: this.#debuggerStalls,
+    };
+  }
+
+  /** The watchdog thread forgets this worker: on stop(), and when the worker exits on its own. */
+  readonly #onExit = () => {
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (!channel) return;
+    try {
+      channel.postMessage({ type: 'unwatch', threadId } satisfies ThreadsMessage);
+      channel.close();
+    } catch {
+      // Exiting: nothing left to tell.
+    }
+  };
+
+  #announce(): void {
+    const beats = this.#beats;
+    if (!beats || !this.#channel) return;
+    const request: WatchRequest = {
+      type: 'watch',
+      threadId,
+      heartbeat: beats.buffer as SharedArrayBuffer,
+      thresholdMs: this.#options.thresholdMs,
+      heartbeatMs: this.#heartbeatMs,
+      captureStacks: this.#captureStacks,
+      maxStacksPerMinute: this.#options.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
+      latePauseMs: Math.max(20, this.#options.thresholdMs / 4),
+      scopeExpression: `globalThis[Symbol.for('loopsight.loop-lag.scopes.v1')]?.[${JSON.stringify(this.#key)}]?.()`,
+      maxFrames: MAX_FRAMES,
+    };
+    this.#channel.postMessage(request);
+  }
+
+  #onMessage(message: ThreadsMessage | undefined): void {
+    if (this.#mode === 'stopped' || !message) return;
+    switch (message.type) {
+      case 'hello':
+        this.#announce();
+        return;
+      case 'watching':
+        if (message.to !== threadId) return;
+        this.#mode = 'worker';
+        this.#stacks = message.stacks;
+        return;
+      case 'error':
+        if (message.to === threadId) this.#options.onError(message.what, new Error(message.message));
+        return;
+      case 'stall':
+        if (message.to === threadId) this.#claimed(message);
+    }
+  }
+
+  #beat(): void {
+    const beats = this.#beats;
+    if (!beats) return;
+    const now = monotonicMs();
+    const gap = Math.round(now - this.#lastBeat);
+    this.#lastBeat = now;
+    const lateMs = gap - this.#heartbeatMs;
+    // Before the sequence moves on: the watchdog thread reports this stall once it sees it move.
+    if (lateMs >= this.#options.thresholdMs) this.#timed(Atomics.load(beats, BEAT_SEQ), lateMs, Date.now() - gap);
+    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
+    Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
+    Atomics.add(beats, BEAT_SEQ, 1);
+  }
+
+  /** A stall this thread timed: reported as is unless the watchdog thread's report of it comes first. */
+  #timed(seq: number, durationMs: number, at: number): void {
+    const report: WatchdogStallReport<S> = { durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' };
+    const timer = setTimeout(() => {
+      this.#unclaimed.delete(seq);
+      this.#emit(report);
+    }, CLAIM_MS).unref();
+    this.#unclaimed.set(seq, { report, timer });
+  }
+
+  #claimed(message: StallMessage): void {
+    const waiting = this.#unclaimed.get(message.seq);
+    // Already reported without its stack (or not a stall this thread saw): once only.
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    this.#unclaimed.delete(message.seq);
+    const report: WatchdogStallReport<S> = {
+      durationMs: message.durationMs,
+      at: message.at,
+      stack: message.stack,
+      stackSource: message.stackSource,
+      inflight: 0,
+    };
+    let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
+    try {
+      if (message.scope !== undefined) seen = JSON.parse(message.scope);
+    } catch {
+      // A scope that does not serialize is left out, not guessed.
+    }
+    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
+    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
+    if (seen?.inflight !== undefined) report.inflight = seen.inflight;
+    if (!report.request && seen?.candidates?.length) report.candidates = seen.candidates;
+    if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
+    if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    if (message.debuggerAttached) {
+      report.debuggerAttached = true;
+      this.#debuggerStalls++;
+    }
+    this.#emit(report);
+  }
+
+  #emit(report: WatchdogStallReport<S>): void {
+    this.#stalls++;
+    report.durationMs = Math.round(report.durationMs * 10) / 10;
+    const options = this.#options;
+    try {
+      if (report.inflight === 0) report.inflight = options.inflight();
+      if (!report.request && !report.candidates) {
+        const candidates = this.#candidates();
+        if (candidates.length > 0) report.candidates = candidates;
+      }
+      options.onStall(report);
+    } catch (error) {
+      options.onError('a stall report could not be delivered', error);
+    }
+  }
+
+  /** Runs on the paused worker, inside whatever was blocking it: small and total. */
+  #readScope(): string | undefined {
+    try {
+      const request = this.#options.getScope();
+      return JSON.stringify({ request: request ?? null, inflight: this.#options.inflight(), candidates: this.#candidates() });
+    } catch {
+      return undefined;
+    }
+  }
+
+  #candidates(): S[] {
+    const out: S[] = [];
+    try {
+      for (const scope of this.#options.candidates?.() ?? []) {
+        if (out.length >= MAX_CANDIDATES) break;
+        out.push(JSON.parse(JSON.stringify(scope)) as S);
+      }
+    } catch {
+      // Candidates are a hint; a scope that cannot be read is skipped.
+    }
+    return out;
+  }
+}
