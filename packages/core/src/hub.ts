@@ -9,9 +9,11 @@ import {
   type StallWatchdog,
   type WatchdogStallReport,
 } from '@loopsight/loop-lag';
+import { isMainThread } from 'node:worker_threads';
 import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } from '@loopsight/promises';
 import { LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
+import { emptyFeed, type ThreadFeed, ThreadRegistry, ThreadReporter } from './threads.js';
 import type { PromiseReport, RequestScope, ResolvedLoopLag, ResolvedOptions, ResolvedPromises, StallReport } from './types.js';
 
 /**
@@ -117,6 +119,13 @@ export class Hub {
   #trackerConfig: TrackerConfig | undefined;
   #warnedFrameFilter = false;
   #lingering: NodeJS.Timeout | undefined;
+  /** Main thread: what the worker threads report. A worker: its reporter to the main thread. */
+  #threads: ThreadRegistry | ThreadReporter | undefined;
+
+  /** The worker threads' figures, for the main thread's exporters. */
+  get threads(): ThreadFeed {
+    return this.#threads instanceof ThreadRegistry ? this.#threads : emptyFeed();
+  }
 
   /** How many monitors run in this process. */
   get size(): number {
@@ -188,6 +197,7 @@ export class Hub {
         return guard;
       });
     }
+    this.#startThreads(loopLag);
     if (!known) this.#reconcile(false);
     return this.#partsOf(slot);
   }
@@ -323,6 +333,10 @@ export class Hub {
   #apply(watchdogConfig: WatchdogConfig | undefined, trackerConfig: TrackerConfig | undefined): Promise<void> {
     this.#lingering = undefined;
     this.#sweep();
+    if (this.#slots.size === 0) {
+      this.#threads?.stop();
+      this.#threads = undefined;
+    }
     const stops: Promise<void>[] = [];
     if (!sameConfig(watchdogConfig, this.#watchdogConfig)) {
       const old = this.#watchdog;
@@ -460,6 +474,19 @@ export class Hub {
       report.stackSkipped = 'disabled';
     }
     member.deliver(report);
+    if (this.#threads instanceof ThreadReporter) this.#threads.stall(report);
+  }
+
+  /**
+   * The main thread listens to the worker threads' monitors; a worker's first monitor with loopLag
+   * sends its figures there, every window of its sampler.
+   */
+  #startThreads(loopLag: ResolvedLoopLag | false): void {
+    if (this.#threads) return;
+    const onError = (what: string, error: unknown) => this.#error(what, error);
+    if (isMainThread) this.#threads = new ThreadRegistry(onError);
+    else if (loopLag) this.#threads = new ThreadReporter(() => this.#samplers.values().next().value?.part, loopLag.windowMs, onError);
+    this.#threads?.start();
   }
 
   /** The slot a scope belongs to: recorded, or with one monitor running, that one. */
@@ -519,6 +546,11 @@ let cached: Hub | undefined;
 export function hub(): Hub {
   cached ??= holder[KEY] ??= new Hub();
   return cached;
+}
+
+/** The worker threads' figures for the main thread's exporters (empty in a worker). Never creates the hub. */
+export function threadFeed(): ThreadFeed {
+  return (cached ?? holder[KEY])?.threads ?? emptyFeed();
 }
 
 /**

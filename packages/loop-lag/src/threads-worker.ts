@@ -129,6 +129,8 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     let nextId = 1;
     let onPaused: ((params: { callFrames: Frame[]; reason: string; hitBreakpoints?: string[] }) => void) | undefined;
     let paused = false;
+    let pauseAsked = false;
+    let failed: unknown;
     const post = (method: string, params: object = {}) =>
       new Promise<unknown>((resolve, reject) => session.post(method, params, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
     const ask = (method: string, params: object = {}) =>
@@ -175,12 +177,19 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
         },
         () => {},
       );
-      // `debugger;` statements must not stop the worker while our session is attached.
-      await within(
-        Promise.all([ask('Debugger.enable'), ask('Debugger.setBreakpointsActive', { active: false }), ask('Debugger.pause')]),
-        commandTimeoutMs,
-        'Debugger.pause',
-      );
+      // Pipelined, not awaited: Debugger.enable answers only after every scriptParsed event was
+      // relayed, and the pause lands behind it either way. `debugger;` statements must not stop
+      // the worker while our session is attached.
+      pauseAsked = true;
+      for (const [method, params] of [
+        ['Debugger.enable', {}],
+        ['Debugger.setBreakpointsActive', { active: false }],
+        ['Debugger.pause', {}],
+      ] as const) {
+        ask(method, params).catch((error) => {
+          failed ??= error;
+        });
+      }
       // While the worker is blocked, the pause lands at its next interrupt check; once it runs
       // again, within commandTimeoutMs or not at all.
       let ranAt: number | undefined;
@@ -189,6 +198,7 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
         landed = p;
       });
       while (!landed) {
+        if (failed) throw failed;
         const now = nowMs();
         if (ranAt === undefined && Atomics.load(w.beat, SEQ) !== seq) ranAt = now;
         if (ranAt !== undefined && now - ranAt > commandTimeoutMs) throw new Error('the worker did not pause');
@@ -215,7 +225,13 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       return { stack, scope, delayMs: (reachedAt ?? at) - asked };
     } finally {
       if (paused) await within(ask('Debugger.resume'), commandTimeoutMs, 'Debugger.resume').catch(() => {});
-      // Closing the session detaches it from the worker, which V8 resumes if it is still paused.
+      // Closing the main thread's session does NOT resume a worker paused through it (measured on
+      // Node 20 and 24): detaching from the worker does, whenever our pause lands.
+      if (pauseAsked) {
+        await within(post('NodeWorker.detach', { sessionId: target }), commandTimeoutMs, 'NodeWorker.detach').catch((error) =>
+          send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) }),
+        );
+      }
       try {
         session.disconnect();
       } catch {

@@ -1,3 +1,4 @@
+import * as workerThreads from 'node:worker_threads';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS } from './options.js';
 import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './threads-worker.js';
@@ -15,6 +16,12 @@ const MAX_FRAMES = 32;
 const CLAIM_MS = 1_000;
 
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** This worker's name: Node 22.20+ and 24 tell it (`threadName`), Node 20 does not. */
+function threadName(): string {
+  const name = (workerThreads as { threadName?: unknown }).threadName;
+  return typeof name === 'string' ? name : '';
+}
 
 type StallMessage = Extract<ThreadsMessage, { type: 'stall' }>;
 
@@ -204,6 +211,7 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
   #emit(report: WatchdogStallReport<S>): void {
     this.#stalls++;
     report.durationMs = Math.round(report.durationMs * 10) / 10;
+    report.thread = { id: threadId, name: threadName() };
     const options = this.#options;
     try {
       if (report.inflight === 0) report.inflight = options.inflight();

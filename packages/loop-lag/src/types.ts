@@ -54,6 +54,11 @@ export interface WatchdogStallReport<S> {
    * `'unavailable'`. The watchdog never pauses or resumes a thread a debugger may be stopping.
    */
   debuggerAttached?: true;
+  /**
+   * Set when the stall was a worker thread's: its `threadId`, and its name where Node tells it to
+   * the worker (`worker_threads.threadName`: Node 22.20+ and 24, not 20), else empty.
+   */
+  thread?: { id: number; name: string };
 }
 
 /** The main thread's sampling profiler, for stalls spent inside native code. */
