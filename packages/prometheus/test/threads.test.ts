@@ -1,4 +1,4 @@
-// Worker threads with their own monitor (the built @loopsight/core, fixtures/thread-worker.mjs),
+// Worker threads with their own monitor (the built @loopsight/core, test-support/fixtures/thread-worker.mjs),
 // exported by the main thread's Prometheus exporter under a `thread` label.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const fixture = new URL('./fixtures/thread-worker.mjs', import.meta.url);
+const fixture = new URL('../../../test-support/fixtures/thread-worker.mjs', import.meta.url);
 
 const open: { monitors: Monitor[]; workers: Worker[] } = { monitors: [], workers: [] };
 afterEach(async () => {
