@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import {
   createLoopDelayRecorder,
   createOverloadGuard,
@@ -9,7 +10,6 @@ import {
   type StallWatchdog,
   type WatchdogStallReport,
 } from '@loopsight/loop-lag';
-import { isMainThread } from 'node:worker_threads';
 import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } from '@loopsight/promises';
 import { LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';

@@ -10,7 +10,7 @@ import type { LoopDelayHistogram, LoopStats, StallReport } from './types.js';
 const THREADS_CHANNEL = 'loopsight:core:threads:v1';
 
 /** Most worker threads the main thread exports at once: the bound of the `thread` label. */
-export const MAX_THREADS = 64;
+const MAX_THREADS = 64;
 
 /** Longest part of a worker's name kept in its label; characters outside [A-Za-z0-9._-] become `_`. */
 const MAX_NAME_LENGTH = 64;
@@ -45,7 +45,7 @@ type FeedMessage =
   | { type: 'stall'; threadId: number; name: string; report: StallReport }
   | { type: 'exit'; threadId: number };
 
-export function threadLabel(id: number, name: string): string {
+function threadLabel(id: number, name: string): string {
   const safe = name.slice(0, MAX_NAME_LENGTH).replace(/[^A-Za-z0-9._-]/g, '_');
   return safe === '' ? String(id) : `${id}:${safe}`;
 }
@@ -142,7 +142,11 @@ export class ThreadRegistry implements ThreadFeed {
       this.#onError(`more than ${MAX_THREADS} worker threads report`, new Error('the threads past it are not exported'));
       return undefined;
     }
-    const entry: Entry = { info: { threadId: id, name, label: threadLabel(id, name) }, snapshot: undefined, expiresAt: Date.now() + 60_000 };
+    const entry: Entry = {
+      info: { threadId: id, name, label: threadLabel(id, name) },
+      snapshot: undefined,
+      expiresAt: Date.now() + 60_000,
+    };
     this.#entries.set(id, entry);
     return entry;
   }

@@ -51,9 +51,6 @@ export type ThreadsMessage =
       debuggerAttached?: true;
     };
 
-/** Most threads watched at once; a thread past it times its stalls itself (docs/loop-lag.md). */
-export const MAX_WATCHED_THREADS = 64;
-
 interface Watched {
   readonly request: WatchRequest;
   readonly beat: Int32Array;
@@ -75,6 +72,7 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
   const SEQ = 1;
   const DEBUGGER = 2;
   const GAP = 5;
+  // Most threads watched at once; a thread past it times its stalls itself (docs/loop-lag.md).
   const MAX_WATCHED = 64;
   const CHANNEL = 'loopsight:loop-lag:threads:v1';
   const { BroadcastChannel } = load('node:worker_threads') as typeof import('node:worker_threads');
@@ -132,11 +130,15 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     let pauseAsked = false;
     let failed: unknown;
     const post = (method: string, params: object = {}) =>
-      new Promise<unknown>((resolve, reject) => session.post(method, params, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))));
+      new Promise<unknown>((resolve, reject) =>
+        session.post(method, params, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))),
+      );
     const ask = (method: string, params: object = {}) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
         const id = nextId++;
-        pending.set(id, (m) => (m.error ? reject(new Error(`${method}: ${m.error.message}`)) : resolve((m.result ?? {}) as Record<string, unknown>)));
+        pending.set(id, (m) =>
+          m.error ? reject(new Error(`${method}: ${m.error.message}`)) : resolve((m.result ?? {}) as Record<string, unknown>),
+        );
         post('NodeWorker.sendMessageToWorker', { sessionId: target, message: JSON.stringify({ id, method, params }) }).catch(reject);
       });
     session.on('NodeWorker.attachedToWorker', ({ params }: { params: { sessionId: string; workerInfo: { title: string } } }) => {
@@ -217,7 +219,9 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       let scope: string | undefined;
       try {
         const params = { expression: scopeExpression, returnByValue: true, silent: true, timeout: commandTimeoutMs };
-        const evaluated = (await within(ask('Runtime.evaluate', params), commandTimeoutMs, 'Runtime.evaluate')) as { result?: { value?: unknown } };
+        const evaluated = (await within(ask('Runtime.evaluate', params), commandTimeoutMs, 'Runtime.evaluate')) as {
+          result?: { value?: unknown };
+        };
         if (typeof evaluated.result?.value === 'string') scope = evaluated.result.value;
       } catch (error) {
         send({ type: 'error', to: threadId, what: 'the request scope could not be read on the paused worker', message: messageOf(error) });
@@ -274,7 +278,15 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     const durationMs = Math.max(0, gapMs - heartbeatMs);
     if (durationMs < thresholdMs) return;
     const late = captured !== undefined && captured.delayMs > latePauseMs;
-    const message: Extract<ThreadsMessage, { type: 'stall' }> = { type: 'stall', to: threadId, seq, durationMs, at, stack: [], stackSource: 'none' };
+    const message: Extract<ThreadsMessage, { type: 'stall' }> = {
+      type: 'stall',
+      to: threadId,
+      seq,
+      durationMs,
+      at,
+      stack: [],
+      stackSource: 'none',
+    };
     if (captured) {
       message.stack = captured.stack;
       message.stackSource = late ? 'late-pause' : 'pause';
@@ -308,7 +320,9 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       w.handling = true;
       Atomics.store(w.beat, GAP, 0);
       stalled(w, lastBeat, seq, age)
-        .catch((error) => send({ type: 'error', to: w.request.threadId, what: 'the worker stall watchdog failed', message: messageOf(error) }))
+        .catch((error) =>
+          send({ type: 'error', to: w.request.threadId, what: 'the worker stall watchdog failed', message: messageOf(error) }),
+        )
         .finally(() => {
           w.handling = false;
           schedule(1);

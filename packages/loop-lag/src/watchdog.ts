@@ -440,4 +440,4 @@ export function createStallWatchdog<S extends object>(options: StallWatchdogOpti
 }
 
 /** For threads.ts: the scope readers by key, and a fresh key. */
-export { registry as scopeReaders, nextKey as watchdogKey };
+export { nextKey as watchdogKey, registry as scopeReaders };

@@ -55,7 +55,10 @@ describe('worker threads', () => {
 
   it('a worker whose watchdog was stopped exits, and so does the process, with nothing reported after', async () => {
     const lines = await run({ stop: true });
-    expect(lines.filter((l) => l.event === 'error'), JSON.stringify(lines)).toEqual([]);
+    expect(
+      lines.filter((l) => l.event === 'error'),
+      JSON.stringify(lines),
+    ).toEqual([]);
     expect(lines.at(-1)).toMatchObject({ event: 'worker-exit', code: 0 });
   });
 });

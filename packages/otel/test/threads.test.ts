@@ -52,11 +52,16 @@ describe('worker threads', () => {
     for (const end = Date.now() + 5_000; reports.length === 0 && Date.now() < end; ) await sleep(25);
     expect(reports[0]?.thread?.id).toBe(worker.threadId);
 
-    const ofWorker = (points: DataPoint<unknown>[] | undefined) => (points ?? []).filter((p) => p.attributes['thread.id'] === worker.threadId);
+    const ofWorker = (points: DataPoint<unknown>[] | undefined) =>
+      (points ?? []).filter((p) => p.attributes['thread.id'] === worker.threadId);
     let metrics = new Map<string, MetricData>();
     // The worker's window is 200 ms: its p99 shows the block for one window, so every collection is looked at.
     let maxP99 = 0;
-    for (const end = Date.now() + 5_000; Date.now() < end && !(maxP99 >= 0.25 && metrics.has('loopsight.eventloop.stalls')); await sleep(20)) {
+    for (
+      const end = Date.now() + 5_000;
+      Date.now() < end && !(maxP99 >= 0.25 && metrics.has('loopsight.eventloop.stalls'));
+      await sleep(20)
+    ) {
       metrics = await collect(reader, exporter);
       for (const p of ofWorker(metrics.get('nodejs.eventloop.delay.p99')?.dataPoints)) maxP99 = Math.max(maxP99, p.value as number);
     }

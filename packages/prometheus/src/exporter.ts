@@ -56,7 +56,11 @@ function componentName(config: Config): string {
 
 /** A delay histogram as Prometheus buckets, `_sum` and `_count`, with `extra` labels on each. */
 function delaySamples(name: string, h: LoopDelayHistogram, extra: Record<string, string>): Sample[] {
-  const samples: Sample[] = h.boundsMs.map((ms, i) => ({ metricName: `${name}_bucket`, labels: { ...extra, le: ms / 1000 }, value: h.counts[i] ?? 0 }));
+  const samples: Sample[] = h.boundsMs.map((ms, i) => ({
+    metricName: `${name}_bucket`,
+    labels: { ...extra, le: ms / 1000 },
+    value: h.counts[i] ?? 0,
+  }));
   samples.push({ metricName: `${name}_bucket`, labels: { ...extra, le: '+Inf' }, value: h.count });
   samples.push({ metricName: `${name}_sum`, labels: extra, value: h.sumMs / 1000 });
   samples.push({ metricName: `${name}_count`, labels: extra, value: h.count });
@@ -246,9 +250,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         const { route, seconds } = labels.stall(event.report);
         stalls.inc({ route, thread });
         stallSeconds.observe({ route, thread }, seconds);
-        let routes = threadRoutes.get(thread);
-        if (!routes) threadRoutes.set(thread, (routes = new Set()));
-        routes.add(route);
+        const routes = threadRoutes.get(thread) ?? new Set<string>();
+        threadRoutes.set(thread, routes.add(route));
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a worker thread stall', error);
       }
