@@ -8,7 +8,8 @@
 // worker, connectToMainThread() reaches the main thread, never the worker's own parent, which is
 // why a worker cannot run a watchdog of its own that pauses it.
 
-import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
+import type { StackSkipped, WatchdogStackFrame } from './types.js';
+import type { WorkerMessage } from './worker.js';
 
 /** The BroadcastChannel the watched threads and the watchdog thread talk on. */
 export const THREADS_CHANNEL = 'loopsight:loop-lag:threads:v1';
@@ -36,20 +37,11 @@ export type ThreadsMessage =
   | { type: 'unwatch'; threadId: number }
   | { type: 'watching'; to: number; stacks: boolean }
   | { type: 'error'; to: number; what: string; message: string }
-  | {
-      type: 'stall';
+  | (Omit<Extract<WorkerMessage, { type: 'stall' }>, 'window' | 'wantsProfile'> & {
       to: number;
       /** The heartbeat sequence number the stall began after: the worker matches it with its own timing. */
       seq: number;
-      durationMs: number;
-      at: number;
-      stack: WatchdogStackFrame[];
-      stackSource: StackSource;
-      scope?: string;
-      pauseDelayMs?: number;
-      stackSkipped?: StackSkipped;
-      debuggerAttached?: true;
-    };
+    });
 
 interface Watched {
   readonly request: WatchRequest;

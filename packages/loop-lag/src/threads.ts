@@ -1,12 +1,12 @@
 import * as workerThreads from 'node:worker_threads';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS } from './options.js';
+import { copyCandidates, reportOf, scopeJson } from './scope.js';
 import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './threads-worker.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import { scopeReaders, watchdogKey } from './watchdog.js';
 import { BEAT_GAP, BEAT_MS, BEAT_SEQ, BEAT_SLOTS } from './worker.js';
 
-const MAX_CANDIDATES = 10;
 const MAX_FRAMES = 32;
 /**
  * How long a stall this thread timed itself waits for the watchdog thread's report of the same
@@ -182,29 +182,9 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.#unclaimed.delete(message.seq);
-    const report: WatchdogStallReport<S> = {
-      durationMs: message.durationMs,
-      at: message.at,
-      stack: message.stack,
-      stackSource: message.stackSource,
-      inflight: 0,
-    };
-    let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
-    try {
-      if (message.scope !== undefined) seen = JSON.parse(message.scope);
-    } catch {
-      // A scope that does not serialize is left out, not guessed.
-    }
-    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
-    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
-    if (seen?.inflight !== undefined) report.inflight = seen.inflight;
-    if (!report.request && seen?.candidates?.length) report.candidates = seen.candidates;
-    if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
-    if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
-    if (message.debuggerAttached) {
-      report.debuggerAttached = true;
-      this.#debuggerStalls++;
-    }
+    // What the capture did not read is read at #emit().
+    const report = reportOf<S>(message, { inflight: () => 0, candidates: () => [] });
+    if (report.debuggerAttached) this.#debuggerStalls++;
     this.#emit(report);
   }
 
@@ -225,26 +205,12 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     }
   }
 
-  /** Runs on the paused worker, inside whatever was blocking it: small and total. */
+  /** Runs on the paused worker, inside whatever was blocking it. */
   #readScope(): string | undefined {
-    try {
-      const request = this.#options.getScope();
-      return JSON.stringify({ request: request ?? null, inflight: this.#options.inflight(), candidates: this.#candidates() });
-    } catch {
-      return undefined;
-    }
+    return scopeJson(this.#options);
   }
 
   #candidates(): S[] {
-    const out: S[] = [];
-    try {
-      for (const scope of this.#options.candidates?.() ?? []) {
-        if (out.length >= MAX_CANDIDATES) break;
-        out.push(JSON.parse(JSON.stringify(scope)) as S);
-      }
-    } catch {
-      // Candidates are a hint; a scope that cannot be read is skipped.
-    }
-    return out;
+    return copyCandidates(this.#options.candidates);
   }
 }

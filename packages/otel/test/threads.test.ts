@@ -4,16 +4,9 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { otelExporter } from '@loopsight/otel';
-import {
-  AggregationTemporality,
-  type DataPoint,
-  type Histogram,
-  InMemoryMetricExporter,
-  MeterProvider,
-  type MetricData,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
+import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sdkMeter } from './sdk-meter.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fixture = new URL('../../../test-support/fixtures/thread-worker.mjs', import.meta.url);
@@ -22,20 +15,9 @@ afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
 });
 
-async function collect(reader: PeriodicExportingMetricReader, exporter: InMemoryMetricExporter): Promise<Map<string, MetricData>> {
-  exporter.reset();
-  await reader.forceFlush();
-  const byName = new Map<string, MetricData>();
-  for (const rm of exporter.getMetrics()) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) byName.set(m.descriptor.name, m);
-  return byName;
-}
-
 describe('worker threads', () => {
   it("a worker's loop delay, utilization and stalls carry thread.id and thread.name; they go when it exits", async () => {
-    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
-    const meterProvider = new MeterProvider({ readers: [reader] });
-    stops.push(() => meterProvider.shutdown());
+    const { meterProvider, collect } = sdkMeter(stops);
     const monitor: Monitor = createMonitor({ promises: false, onReport: () => {}, exporters: [otelExporter({ meterProvider })] });
     stops.push(() => monitor.stop());
     monitor.start();
@@ -62,7 +44,7 @@ describe('worker threads', () => {
       Date.now() < end && !(maxP99 >= 0.25 && metrics.has('loopsight.eventloop.stalls'));
       await sleep(20)
     ) {
-      metrics = await collect(reader, exporter);
+      metrics = await collect();
       for (const p of ofWorker(metrics.get('nodejs.eventloop.delay.p99')?.dataPoints)) maxP99 = Math.max(maxP99, p.value as number);
     }
     const [stalls] = ofWorker(metrics.get('loopsight.eventloop.stalls')?.dataPoints);
@@ -82,7 +64,7 @@ describe('worker threads', () => {
     const [code] = await Promise.race([once(worker, 'exit'), sleep(5_000).then(() => ['still running'])]);
     expect(code).toBe(0);
     await sleep(100);
-    metrics = await collect(reader, exporter);
+    metrics = await collect();
     expect(ofWorker(metrics.get('nodejs.eventloop.delay.p99')?.dataPoints)).toHaveLength(0);
     expect(ofWorker(metrics.get('nodejs.eventloop.utilization')?.dataPoints)).toHaveLength(0);
   });
