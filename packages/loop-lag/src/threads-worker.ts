@@ -159,15 +159,25 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       const landing = new Promise<{ callFrames: Frame[]; reason: string; hitBreakpoints?: string[] }>((resolve) => {
         onPaused = resolve;
       });
-      // A trivial command first: its answer tells when the worker took its first interrupt. Long
-      // after it was asked means native code held the worker, and the pause landed after the
-      // blocking call returned. (Debugger.enable's answer comes only after every scriptParsed
-      // event was relayed through the main thread: about 90 ms, so it cannot tell.)
-      const asked = nowMs();
+      // Whether the pause was late is told by two clock readings: the main thread's, evaluated just
+      // before it forwards our first command to the worker, and the worker's, evaluated when it
+      // took that command at its first interrupt. Long between them means native code held the
+      // worker, and the pause landed after the blocking call returned. Timing answers on this
+      // thread instead would count the main thread's relay, slow on a loaded machine. (Debugger.enable
+      // answers only after every scriptParsed event was relayed: about 90 ms, so it cannot tell.)
+      const clock = { expression: 'Date.now()', returnByValue: true, silent: true };
+      const readingOf = (answer: unknown) => (answer as { result?: { value?: unknown } }).result?.value;
+      let forwardedAt: number | undefined;
       let reachedAt: number | undefined;
-      ask('Runtime.getHeapUsage').then(
-        () => {
-          reachedAt = nowMs();
+      post('Runtime.evaluate', clock).then(
+        (answer) => {
+          forwardedAt = Number(readingOf(answer));
+        },
+        () => {},
+      );
+      ask('Runtime.evaluate', clock).then(
+        (answer) => {
+          reachedAt = Number(readingOf(answer));
         },
         () => {},
       );
@@ -199,7 +209,6 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
         if (watched.get(threadId) !== w) return 'gone' as const;
         await nap(2);
       }
-      const at = nowMs();
       if (landed.reason !== 'other' || landed.hitBreakpoints?.length) return 'foreign' as const;
       paused = true;
       const stack = landed.callFrames.slice(0, maxFrames).map((f) => ({
@@ -218,7 +227,10 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       } catch (error) {
         send({ type: 'error', to: threadId, what: 'the request scope could not be read on the paused worker', message: messageOf(error) });
       }
-      return { stack, scope, delayMs: (reachedAt ?? at) - asked };
+      // Without both readings (an answer lost), the pause counts as late: its scope is then not trusted.
+      const delayMs =
+        forwardedAt !== undefined && reachedAt !== undefined ? Math.max(0, reachedAt - forwardedAt) : Number.POSITIVE_INFINITY;
+      return { stack, scope, delayMs };
     } finally {
       if (paused) await within(ask('Debugger.resume'), commandTimeoutMs, 'Debugger.resume').catch(() => {});
       // Closing the main thread's session does NOT resume a worker paused through it (measured on
@@ -282,7 +294,7 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     if (captured) {
       message.stack = captured.stack;
       message.stackSource = late ? 'late-pause' : 'pause';
-      message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
+      if (Number.isFinite(captured.delayMs)) message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;
     }
     if (skipped) message.stackSkipped = skipped;

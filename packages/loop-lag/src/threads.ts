@@ -10,10 +10,11 @@ import { BEAT_GAP, BEAT_MS, BEAT_SEQ, BEAT_SLOTS } from './worker.js';
 const MAX_FRAMES = 32;
 /**
  * How long a stall this thread timed itself waits for the watchdog thread's report of the same
- * stall (with its stack) before it is reported without one. The watchdog thread sees the stall end
- * within one of its polls (25 ms at most), so a second is far beyond it.
+ * stall (with its stack) before it is reported without one, once the watchdog thread watches this
+ * one (before that, at once). The report comes within a poll (25 ms) of the stall's end, and a
+ * capture's commands are relayed by the main thread: seconds on a machine loaded 9 times over.
  */
-const CLAIM_MS = 1_000;
+const CLAIM_MS = 5_000;
 
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -169,6 +170,10 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
   /** A stall this thread timed: reported as is unless the watchdog thread's report of it comes first. */
   #timed(seq: number, durationMs: number, at: number): void {
     const report: WatchdogStallReport<S> = { durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' };
+    if (this.#mode !== 'worker') {
+      this.#emit(report);
+      return;
+    }
     const timer = setTimeout(() => {
       this.#unclaimed.delete(seq);
       this.#emit(report);

@@ -15,6 +15,13 @@ interface Line {
   status?: { mode: string; stacks: boolean; stalls: number };
   code?: number;
   what?: string;
+  at?: number;
+}
+
+/** The worker's reports of stalls from its block on (on Node 24 a worker may stall at its start, loading MessageEvent). */
+function blockReports(lines: Line[]): Line[] {
+  const blockAt = lines.find((l) => l.event === 'block')?.at ?? 0;
+  return lines.filter((l) => l.event === 'report' && l.thread !== 0 && (l.report?.at ?? 0) >= blockAt - 50);
 }
 
 /** Runs the fixture to its own end (a 10 s limit: a process that does not exit by itself fails). */
@@ -27,10 +34,13 @@ async function run(config: object): Promise<Line[]> {
 }
 
 describe('worker threads', () => {
-  it("a worker that blocks for 300 ms is reported in the worker with its thread id, its stack and its job, through the main thread's watchdog thread", async () => {
+  // Retried: on a loaded machine a pause may land late (`late-pause`, no job), as on the main thread.
+  it("a worker that blocks for 300 ms is reported in the worker with its thread id, its stack and its job, through the main thread's watchdog thread", {
+    retry: 2,
+  }, async () => {
     const lines = await run({});
     // The worker's: a loaded machine may add a stall of the main thread's.
-    const reports = lines.filter((l) => l.event === 'report' && l.thread !== 0);
+    const reports = blockReports(lines);
     expect(reports, JSON.stringify(lines)).toHaveLength(1);
     const [{ report, thread }] = reports as [Line & { report: WatchdogStallReport<{ correlationId: string }> }];
     expect(report.thread?.id).toBe(thread);
@@ -39,13 +49,13 @@ describe('worker threads', () => {
     expect(report.stackSource).toBe('pause');
     expect(report.stack.some((f) => f.functionName === 'blockTheWorker')).toBe(true);
     expect(report.request).toEqual({ correlationId: 'job-7' });
-    expect(lines.find((l) => l.event === 'worker')?.status).toMatchObject({ mode: 'worker', stacks: true, stalls: 1 });
+    expect(lines.find((l) => l.event === 'worker')?.status).toMatchObject({ mode: 'worker', stacks: true });
     expect(lines.find((l) => l.event === 'worker-exit')?.code).toBe(0);
   });
 
   it('without a watchdog on the main thread, the worker times its own stalls: reported once, without a stack', async () => {
     const lines = await run({ main: false });
-    const reports = lines.filter((l) => l.event === 'report' && l.thread !== 0);
+    const reports = blockReports(lines);
     expect(reports, JSON.stringify(lines)).toHaveLength(1);
     expect(reports[0]?.report).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable', stack: [] });
     expect(reports[0]?.report?.durationMs).toBeGreaterThanOrEqual(250);

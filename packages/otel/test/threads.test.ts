@@ -16,7 +16,8 @@ afterEach(async () => {
 });
 
 describe('worker threads', () => {
-  it("a worker's loop delay, utilization and stalls carry thread.id and thread.name; they go when it exits", async () => {
+  // Retried: on a loaded machine a pause may land late (`late-pause`, no route), as on the main thread.
+  it("a worker's loop delay, utilization and stalls carry thread.id and thread.name; they go when it exits", { retry: 2 }, async () => {
     const { meterProvider, collect } = sdkMeter(stops);
     const monitor: Monitor = createMonitor({ promises: false, onReport: () => {}, exporters: [otelExporter({ meterProvider })] });
     stops.push(() => monitor.stop());
@@ -41,18 +42,23 @@ describe('worker threads', () => {
     let maxP99 = 0;
     for (
       const end = Date.now() + 5_000;
-      Date.now() < end && !(maxP99 >= 0.25 && metrics.has('loopsight.eventloop.stalls'));
+      Date.now() < end &&
+      !(
+        maxP99 >= 0.25 &&
+        ofWorker(metrics.get('loopsight.eventloop.stalls')?.dataPoints).some((p) => p.attributes['http.route'] === 'jobs:resize')
+      );
       await sleep(20)
     ) {
       metrics = await collect();
       for (const p of ofWorker(metrics.get('nodejs.eventloop.delay.p99')?.dataPoints)) maxP99 = Math.max(maxP99, p.value as number);
     }
-    const [stalls] = ofWorker(metrics.get('loopsight.eventloop.stalls')?.dataPoints);
+    const ofJob = (points: DataPoint<unknown>[] | undefined) =>
+      ofWorker(points).filter((p) => p.attributes['http.route'] === 'jobs:resize');
+    const [stalls] = ofJob(metrics.get('loopsight.eventloop.stalls')?.dataPoints);
     expect(stalls?.value).toBe(1);
-    expect(stalls?.attributes['http.route']).toBe('jobs:resize');
     const name = 'threadName' in (await import('node:worker_threads')) ? 'cpu-pool' : '';
     expect(stalls?.attributes['thread.name']).toBe(name);
-    const [duration] = ofWorker(metrics.get('loopsight.eventloop.stall.duration')?.dataPoints) as DataPoint<Histogram>[];
+    const [duration] = ofJob(metrics.get('loopsight.eventloop.stall.duration')?.dataPoints) as DataPoint<Histogram>[];
     expect(duration?.value.count).toBe(1);
     expect(duration?.value.sum).toBeGreaterThanOrEqual(0.25);
     expect(maxP99).toBeGreaterThanOrEqual(0.25);

@@ -47,15 +47,22 @@ async function setUp() {
 }
 
 describe('worker threads', () => {
-  it('a worker that blocks for 300 ms is reported with its thread id, stack and job, and adds no watchdog thread', async () => {
+  // Retried: on a loaded machine a pause may land late (`late-pause`, no job), as on the main thread.
+  it('a worker that blocks for 300 ms is reported with its thread id, stack and job, and adds no watchdog thread', {
+    retry: 2,
+  }, async () => {
     const { worker, reports, before } = await setUp();
     // One OS thread more: the worker itself. Its stalls are watched by the main thread's watchdog thread.
     expect(osThreads() - before).toBe(1);
-    await sleep(300);
+    await sleep(500);
+    const blockAt = Date.now();
     worker.postMessage({ block: 300 });
-    await until(() => reports.length > 0);
-    expect(reports, JSON.stringify(reports)).toHaveLength(1);
-    const [report] = reports as [StallReport];
+    // From the block on: on Node 24 a worker may stall at its start, loading MessageEvent.
+    const mine = () => reports.filter((r) => r.at >= blockAt - 50);
+    await until(() => mine().length > 0);
+    await sleep(200);
+    expect(mine(), JSON.stringify(reports)).toHaveLength(1);
+    const [report] = mine() as [StallReport];
     expect(report.thread?.id).toBe(worker.threadId);
     expect(report.durationMs).toBeGreaterThanOrEqual(250);
     expect(report.stackSource).toBe('pause');
@@ -63,7 +70,7 @@ describe('worker threads', () => {
     expect(report.request).toMatchObject({ correlationId: 'job-7', route: 'jobs:resize' });
   });
 
-  it("exports its delay histogram, utilization and stalls under its thread label, beside the main thread's", async () => {
+  it("exports its delay histogram, utilization and stalls under its thread label, beside the main thread's", { retry: 2 }, async () => {
     const { registry, worker, reports, label } = await setUp();
     worker.postMessage({ block: 300 });
     await until(() => reports.length > 0);
