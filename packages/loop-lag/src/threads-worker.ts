@@ -8,8 +8,9 @@
 // worker, connectToMainThread() reaches the main thread, never the worker's own parent, which is
 // why a worker cannot run a watchdog of its own that pauses it.
 
+import type { MessagePort } from 'node:worker_threads';
 import type { StackSkipped, WatchdogStackFrame } from './types.js';
-import type { WorkerMessage } from './worker.js';
+import type { WorkerConfig, WorkerMessage } from './worker.js';
 
 /** The BroadcastChannel the watched threads and the watchdog thread talk on. */
 export const THREADS_CHANNEL = 'loopsight:loop-lag:threads:v1';
@@ -33,6 +34,8 @@ export interface WatchRequest {
 /** Messages on THREADS_CHANNEL. `to` is the thread id a message is for: every thread hears every message. */
 export type ThreadsMessage =
   | { type: 'hello' }
+  /** The watchdog thread stops: workers time their stalls themselves until the next says hello. */
+  | { type: 'bye' }
   | WatchRequest
   | { type: 'unwatch'; threadId: number }
   | { type: 'watching'; to: number; stacks: boolean }
@@ -58,7 +61,15 @@ interface Frame {
 }
 
 /** Runs in the watchdog thread, beside workerMain. `mainBeat` is the main thread's heartbeat buffer. */
-function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load: NodeJS.Require): void {
+function threadsMain(
+  {
+    heartbeat: mainBeat,
+    commandTimeoutMs,
+    port: control,
+    faults,
+  }: Pick<WorkerConfig, 'heartbeat' | 'commandTimeoutMs' | 'port' | 'faults'>,
+  load: NodeJS.Require,
+): void {
   // Slots as in worker.ts's BEAT_*.
   const MS = 0;
   const SEQ = 1;
@@ -67,6 +78,8 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
   // Most threads watched at once; a thread past it times its stalls itself (docs/loop-lag.md).
   const MAX_WATCHED = 64;
   const CHANNEL = 'loopsight:loop-lag:threads:v1';
+  const RELEASE = 'release-threads';
+  const RELEASED = 'threads-released';
   const { BroadcastChannel } = load('node:worker_threads') as typeof import('node:worker_threads');
   // biome-ignore lint/suspicious/noExplicitAny: node:inspector, when the build has it.
   let inspector: any;
@@ -92,6 +105,14 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   };
+
+  // The captures under way, each with what lets its worker go at once: when the watchdog stops
+  // (releaseThreads), before this thread is terminated, because a worker paused through a session
+  // that goes away stays paused.
+  const letGo = new Set<() => Promise<unknown>>();
+  let released = false;
+  // Test seam, as workerMain's faults: a resume that never answers keeps the worker paused.
+  const resumeHangs = faults.some((f) => f.step === 'resume' && f.kind === 'hang');
 
   const takeToken = (w: Watched) => {
     const max = w.request.maxStacksPerMinute;
@@ -121,6 +142,11 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     let paused = false;
     let pauseAsked = false;
     let failed: unknown;
+    let detached: Promise<unknown> | undefined;
+    const detach = () => {
+      detached ??= within(post('NodeWorker.detach', { sessionId: target }), commandTimeoutMs, 'NodeWorker.detach');
+      return detached;
+    };
     const post = (method: string, params: object = {}) =>
       new Promise<unknown>((resolve, reject) =>
         session.post(method, params, (e: Error | null, r: unknown) => (e ? reject(e) : resolve(r))),
@@ -185,6 +211,7 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
       // relayed, and the pause lands behind it either way. `debugger;` statements must not stop
       // the worker while our session is attached.
       pauseAsked = true;
+      letGo.add(detach);
       for (const [method, params] of [
         ['Debugger.enable', {}],
         ['Debugger.setBreakpointsActive', { active: false }],
@@ -232,13 +259,18 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
         forwardedAt !== undefined && reachedAt !== undefined ? Math.max(0, reachedAt - forwardedAt) : Number.POSITIVE_INFINITY;
       return { stack, scope, delayMs };
     } finally {
-      if (paused) await within(ask('Debugger.resume'), commandTimeoutMs, 'Debugger.resume').catch(() => {});
+      if (paused && !released) {
+        const resumed = resumeHangs ? new Promise(() => {}) : ask('Debugger.resume');
+        // Cut short by a detach (releaseThreads) as well.
+        await Promise.race([within(resumed, commandTimeoutMs, 'Debugger.resume'), detached ?? new Promise(() => {})]).catch(() => {});
+      }
       // Closing the main thread's session does NOT resume a worker paused through it (measured on
       // Node 20 and 24): detaching from the worker does, whenever our pause lands.
       if (pauseAsked) {
-        await within(post('NodeWorker.detach', { sessionId: target }), commandTimeoutMs, 'NodeWorker.detach').catch((error) =>
+        await detach().catch((error) =>
           send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) }),
         );
+        letGo.delete(detach);
       }
       try {
         session.disconnect();
@@ -258,7 +290,7 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     if (!captureStacks) skipped = 'disabled';
     else if (!inspector) skipped = 'unavailable';
     else if (Atomics.load(main, DEBUGGER) === 1) attached = true;
-    else if (!takeToken(w)) skipped = 'rate-limited';
+    else if (released || !takeToken(w)) skipped = 'rate-limited';
     else {
       try {
         const result = await capture(w, seq);
@@ -358,8 +390,34 @@ function threadsMain(mainBeat: SharedArrayBuffer, commandTimeoutMs: number, load
     send({ type: 'watching', to: data.threadId, stacks: data.captureStacks && inspector !== undefined });
     schedule(1);
   };
+  control.on('message', (message: { type?: string }) => {
+    if (message?.type !== RELEASE) return;
+    released = true;
+    send({ type: 'bye' });
+    Promise.allSettled([...letGo].map((go) => go())).then(() => control.postMessage({ type: RELEASED }));
+  });
   // Workers that started before this thread announce themselves now.
   send({ type: 'hello' });
+}
+
+/**
+ * Asks the watchdog thread to let go of any worker it has paused, and waits for it (at most
+ * `ms`): the watchdog calls this before it terminates that thread.
+ */
+export function releaseThreads(port: MessagePort, ms = 200): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      port.off('message', onMessage);
+      resolve();
+    };
+    const onMessage = (message: { type?: string }) => {
+      if (message?.type === 'threads-released') done();
+    };
+    const timer = setTimeout(done, ms).unref();
+    port.on('message', onMessage);
+    port.postMessage({ type: 'release-threads' });
+  });
 }
 
 /** The source that starts threadsMain in the watchdog thread, appended to workerSource(). */
@@ -368,7 +426,7 @@ export function threadsSource(): string {
 const threadsMain = ${threadsMain.toString()};
 {
   const data = require('node:worker_threads').workerData;
-  threadsMain(data.heartbeat, data.commandTimeoutMs, require);
+  threadsMain(data, require);
 }
 `;
 }

@@ -88,8 +88,6 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     clearInterval(this.#timer);
     this.#timer = undefined;
     delete scopeReaders()[this.#key];
-    for (const { timer } of this.#unclaimed.values()) clearTimeout(timer);
-    this.#unclaimed.clear();
     this.#beats = undefined;
   }
 
@@ -103,8 +101,19 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     };
   }
 
+  /** Reports the stalls still waiting for the watchdog thread's stack: it is gone, or this thread is. */
+  #flush(): void {
+    const waiting = [...this.#unclaimed.values()];
+    this.#unclaimed.clear();
+    for (const { report, timer } of waiting) {
+      clearTimeout(timer);
+      this.#emit(report);
+    }
+  }
+
   /** The watchdog thread forgets this worker: on stop(), and when the worker exits on its own. */
   readonly #onExit = () => {
+    this.#flush();
     const channel = this.#channel;
     this.#channel = undefined;
     if (!channel) return;
@@ -139,6 +148,11 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     switch (message.type) {
       case 'hello':
         this.#announce();
+        return;
+      case 'bye':
+        this.#mode = 'main-thread';
+        this.#stacks = false;
+        this.#flush();
         return;
       case 'watching':
         if (message.to !== threadId) return;

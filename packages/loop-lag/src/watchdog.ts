@@ -4,7 +4,7 @@ import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { copyCandidates, reportOf, scopeJson } from './scope.js';
 import { ThreadWatchdog } from './threads.js';
-import { threadsSource } from './threads-worker.js';
+import { releaseThreads, threadsSource } from './threads-worker.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -195,8 +195,11 @@ class Watchdog<S extends object> implements StallWatchdog {
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
-    this.#port?.close();
+    const port = this.#port;
     this.#port = undefined;
+    // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
+    if (worker && port && !(this.#options as InternalOptions).workerSource) await releaseThreads(port);
+    port?.close();
     if (worker) {
       worker.removeAllListeners();
       // An error from terminate must not surface as an unhandled 'error' event.

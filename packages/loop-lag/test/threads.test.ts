@@ -49,7 +49,7 @@ describe('worker threads', () => {
     expect(report.stackSource).toBe('pause');
     expect(report.stack.some((f) => f.functionName === 'blockTheWorker')).toBe(true);
     expect(report.request).toEqual({ correlationId: 'job-7' });
-    expect(lines.find((l) => l.event === 'worker')?.status).toMatchObject({ mode: 'worker', stacks: true });
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ mode: 'worker', stacks: true });
     expect(lines.find((l) => l.event === 'worker-exit')?.code).toBe(0);
   });
 
@@ -60,7 +60,18 @@ describe('worker threads', () => {
     expect(reports[0]?.report).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable', stack: [] });
     expect(reports[0]?.report?.durationMs).toBeGreaterThanOrEqual(250);
     expect(reports[0]?.report?.thread?.id).toBe(reports[0]?.thread);
-    expect(lines.find((l) => l.event === 'worker')?.status).toMatchObject({ mode: 'main-thread', stacks: false });
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ mode: 'main-thread', stacks: false });
+  });
+
+  it("the main thread's watchdog stopped while the worker is held paused (its resume made to hang): the worker is let go, finishes and exits", async () => {
+    const lines = await run({ faults: [{ step: 'resume', kind: 'hang', times: 10 }], stopMainAfterMs: 150, blockMs: 800 });
+    expect(
+      lines.some((l) => l.event === 'main-stopped'),
+      JSON.stringify(lines),
+    ).toBe(true);
+    // Reported by the worker itself, timed: the watchdog thread that held it is gone.
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ stalls: 1 });
+    expect(lines.at(-1)).toMatchObject({ event: 'worker-exit', code: 0 });
   });
 
   it('a worker whose watchdog was stopped exits, and so does the process, with nothing reported after', async () => {
