@@ -414,8 +414,10 @@ export function releaseThreads(port: MessagePort, ms = 200): Promise<void> {
     const onMessage = (message: { type?: string }) => {
       if (message?.type === 'threads-released') done();
     };
-    const timer = setTimeout(done, ms).unref();
+    // Ref'd, and bounded: whoever awaits stop() keeps the process alive until the answer, at most `ms`.
+    const timer = setTimeout(done, ms);
     port.on('message', onMessage);
+    port.ref();
     port.postMessage({ type: 'release-threads' });
   });
 }
