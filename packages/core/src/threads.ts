@@ -50,7 +50,7 @@ function threadLabel(id: number, name: string): string {
   return safe === '' ? String(id) : `${id}:${safe}`;
 }
 
-/** The worker's name: Node 22.20+ and 24 tell it (`threadName`); Node 20 does not. */
+/** The worker's name: Node 22.20+ and 24.6+ tell it (`threadName`); Node 20 does not. */
 function ownName(): string {
   const name = (workerThreads as { threadName?: unknown }).threadName;
   return typeof name === 'string' ? name : '';

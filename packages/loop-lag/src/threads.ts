@@ -18,7 +18,7 @@ const CLAIM_MS = 5_000;
 
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** This worker's name: Node 22.20+ and 24 tell it (`threadName`), Node 20 does not. */
+/** This worker's name: Node 22.20+ and 24.6+ tell it (`threadName`), Node 20 does not. */
 function threadName(): string {
   const name = (workerThreads as { threadName?: unknown }).threadName;
   return typeof name === 'string' ? name : '';

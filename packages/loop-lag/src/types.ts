@@ -56,7 +56,7 @@ export interface WatchdogStallReport<S> {
   debuggerAttached?: true;
   /**
    * Set when the stall was a worker thread's: its `threadId`, and its name where Node tells it to
-   * the worker (`worker_threads.threadName`: Node 22.20+ and 24, not 20), else empty.
+   * the worker (`worker_threads.threadName`: Node 22.20+ and 24.6+, not 20), else empty.
    */
   thread?: { id: number; name: string };
 }
