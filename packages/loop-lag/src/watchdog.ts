@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
-import { copyCandidates, reportOf, scopeJson } from './scope.js';
 import { ThreadWatchdog } from './threads.js';
 import { releaseThreads, threadsSource } from './threads-worker.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
@@ -24,6 +23,7 @@ import {
 const REGISTRY = Symbol.for('loopsight.loop-lag.scopes.v1');
 /** Shared by every copy of this module (ESM and CJS builds, two installs): scope reader keys stay unique. */
 const NEXT_KEY = Symbol.for('loopsight.loop-lag.next-key.v1');
+const MAX_CANDIDATES = 10;
 const MAX_FRAMES = 32;
 
 type ScopeReader = () => string | undefined;
@@ -317,12 +317,35 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
-    const report = reportOf<S>(message, {
-      inflight: () => this.#safe(() => this.#options.inflight(), 0),
-      candidates: () => this.#candidates(),
-    });
+    const report: WatchdogStallReport<S> = {
+      durationMs: message.durationMs,
+      at: message.at,
+      stack: message.stack,
+      stackSource: message.stackSource,
+      inflight: 0,
+    };
+    let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
+    if (message.scope !== undefined) {
+      try {
+        seen = JSON.parse(message.scope);
+      } catch {
+        // A scope that does not serialize is left out, not guessed.
+      }
+    }
+    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
+    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
+    report.inflight = seen?.inflight ?? this.#safe(() => this.#options.inflight(), 0);
+    if (!report.request) {
+      const candidates = seen?.candidates ?? this.#candidates();
+      if (candidates.length > 0) report.candidates = candidates;
+    }
+    if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
     if (message.wantsProfile) this.#profile(report, message.window);
-    if (report.debuggerAttached) this.#debuggerStalls++;
+    if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    if (message.debuggerAttached) {
+      report.debuggerAttached = true;
+      this.#debuggerStalls++;
+    }
     this.#emit(report);
   }
 
@@ -355,11 +378,29 @@ class Watchdog<S extends object> implements StallWatchdog {
 
   /** Runs on the paused main thread, inside whatever was blocking: keep it small and total. */
   #readScope(): string | undefined {
-    return scopeJson(this.#options);
+    try {
+      const request = this.#options.getScope();
+      const inflight = this.#options.inflight();
+      // Candidates too: if this pause turns out late, the scope here is only one of them.
+      return JSON.stringify({ request: request ?? null, inflight, candidates: this.#candidates() });
+    } catch {
+      return undefined;
+    }
   }
 
   #candidates(): S[] {
-    return copyCandidates(this.#options.candidates);
+    const out: S[] = [];
+    const source = this.#options.candidates;
+    if (!source) return out;
+    try {
+      for (const scope of source()) {
+        if (out.length >= MAX_CANDIDATES) break;
+        out.push(JSON.parse(JSON.stringify(scope)) as S);
+      }
+    } catch {
+      // Candidates are a hint; a scope that cannot be read is skipped.
+    }
+    return out;
   }
 
   #safe<T>(fn: () => T, fallback: T): T {
