@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
+const BROWSER = 'packages/dashboard/test/browser.test.ts';
 const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
 
 export default defineConfig({
@@ -13,9 +14,12 @@ export default defineConfig({
       '@loopsight/core/internal': fileURLToPath(new URL('./packages/core/src/internal.ts', import.meta.url)),
       '@loopsight/core': src('core'),
       '@loopsight/context': src('context'),
+      '@loopsight/dashboard': src('dashboard'),
       '@loopsight/express': src('express'),
       '@loopsight/fastify': src('fastify'),
       '@loopsight/koa': src('koa'),
+      '@loopsight/nestjs': src('nestjs'),
+      '@loopsight/hono': src('hono'),
       '@loopsight/loop-lag': src('loop-lag'),
       '@loopsight/promises': src('promises'),
       '@loopsight/prometheus': src('prometheus'),
@@ -27,10 +31,16 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     projects: [
-      { extends: true, test: { name: 'packages', include: ['packages/*/test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'packages', include: ['packages/*/test/**/*.test.ts'], exclude: [...configDefaults.exclude, BROWSER] },
+      },
+      // The dashboard's browser test runs a Chromium: alone, after the others, so that neither its
+      // load nor theirs lands on the other's timing-sensitive tests.
+      { extends: true, test: { name: 'browser', include: [BROWSER], sequence: { groupOrder: 1 } } },
       // The packed-tarball test installs with npm and compiles with tsc: it runs after the others,
       // so its load never lands on their timing-sensitive tests (stalls, loop delay).
-      { extends: true, test: { name: 'pack', include: ['test/**/*.test.ts'], sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'pack', include: ['test/**/*.test.ts'], sequence: { groupOrder: 2 } } },
     ],
   },
 });

@@ -31,9 +31,19 @@ const common = [
   { label: 'als-floor', variant: 'als-floor', echoesId: true, kind: 'floor' },
   { label: 'loopsight, promises off', variant: 'loopsight', echoesId: true, kind: 'loopsight' },
   { label: '+ prometheus exporter', variant: 'loopsight-prometheus', echoesId: true, kind: 'loopsight' },
+  // The dashboard's cost while no page is open: within the noise of 'loopsight, promises off'.
+  { label: '+ dashboard mounted, no page open', variant: 'loopsight-dashboard', echoesId: true, kind: 'loopsight' },
   { label: 'loopsight() (promises sampled 1 s/30 s)', variant: 'loopsight-promises-sampled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises sampled, 33 ms/1 s', variant: 'loopsight-promises-sampled-scaled', echoesId: true, kind: 'loopsight' },
   { label: '+ promises full', variant: 'loopsight-promises-full', echoesId: true, kind: 'loopsight' },
+  // The zero-code start (issue 19): the bare app under the preload, to set against loopsight() (promises sampled) above.
+  {
+    label: 'preload (--import @loopsight/register)',
+    variant: 'bare',
+    execArgv: ['--import', '@loopsight/register'],
+    echoesId: true,
+    kind: 'loopsight',
+  },
   { label: BARE_AWAITS, variant: 'bare', route: AWAITS },
   { label: 'loopsight, promises off, /awaits', variant: 'loopsight', route: AWAITS, base: BARE_AWAITS, echoesId: true, kind: 'loopsight' },
   {
@@ -48,6 +58,13 @@ const common = [
 
 const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
 const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
+
+/** Nest on either platform: the module against bare Nest and the floor on /hello, nestjs-cls as the peer. */
+const NEST_VARIANTS = new Set(['bare', 'als-floor', 'loopsight', 'loopsight-promises-sampled']);
+const nest = [
+  ...common.filter((c) => NEST_VARIANTS.has(c.variant) && c.route === undefined),
+  { label: 'nestjs-cls', variant: 'nestjs-cls', kind: 'peer' },
+];
 
 /** @type {Record<string, Config[]>} */
 export const frameworks = {
@@ -88,4 +105,12 @@ export const frameworks = {
     { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
   ],
   koa: [...common, rtracer, promClient],
+  nestjs: nest,
+  'nestjs-fastify': nest,
+  hono: [
+    ...common,
+    { label: 'hono/request-id', variant: 'request-id', echoesId: true, kind: 'peer' },
+    { label: 'hono/request-id + hono/context-storage', variant: 'request-id-context-storage', echoesId: true, kind: 'peer' },
+    promClient,
+  ],
 };

@@ -54,7 +54,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: node run.mjs [options]
   --quick               smoke run: 1 round of 1 s, no warm-up (about a minute for all three frameworks)
-  --framework NAME      express, fastify or koa; repeat or comma-separate (default: all)
+  --framework NAME      express, fastify, koa or hono; repeat or comma-separate (default: all)
   --rounds N            measured rounds per configuration (default 40)
   --duration S          seconds per measured run (default 1)
   --connections N       autocannon connections (default 50)

@@ -1,4 +1,4 @@
-// node soak.mjs [--framework express|fastify|koa] [--duration 600] [--sample 10] [--short] [--no-write]
+// node soak.mjs [--framework express|fastify|koa|hono] [--duration 600] [--sample 10] [--short] [--no-write]
 // Mixed load on a real app with loopsight, its Prometheus and OTel exporters on, for minutes; fails
 // when a request fails that would not fail without loopsight, when an injected stall goes
 // unreported, or when heap, RSS, open handles or threads grow steadily. See docs/reliability.md.
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 
-const FRAMEWORKS = ['express', 'fastify', 'koa'];
+const FRAMEWORKS = ['express', 'fastify', 'koa', 'hono'];
 const HOST = '127.0.0.1';
 const STALL_MS = 250;
 const LEAK_AFTER_MS = 1000;
@@ -59,7 +59,7 @@ const HOSTILE = [
 ];
 
 const USAGE = `usage: node soak.mjs [options]
-  --framework <name>  express, fastify or koa (default: all three, one after the other)
+  --framework <name>  express, fastify, koa or hono (default: all four, one after the other)
   --duration <s>      seconds of load per framework (default 600; --short: 24); slopes are checked from 300
   --sample <s>        seconds between samples (default 10; --short: 2)
   --rate <n>          requests started per second, at most (default 150)

@@ -1,19 +1,24 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type HttpBindings, serve as honoServe2 } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
-import type { AdapterOptions, Monitor } from '@loopsight/core';
+import { type AdapterOptions, expectBlocking, type Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express5 from 'express';
 import express4 from 'express4';
 import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
+import { Hono } from 'hono';
+import { serve as honoServe1 } from 'hono-node-server1';
 import koa3 from 'koa';
 import koa2 from 'koa2';
-import { blockTheLoop, hugeJson, parseHugeJson } from './blockers.js';
+import { blockTheLoop, hugeJson, nativeBlockers, parseHugeJson } from './blockers.js';
 import { busyWait, hops } from './hops.js';
+import { nestFrameworks } from './nest/apps.js';
 
 export interface TestApp {
   url: string;
@@ -40,6 +45,8 @@ const handlers = {
   },
   block: (ms: unknown) => ({ id: getCorrelationId(), spins: blockTheLoop(Number(ms)) }),
   parse: () => ({ id: getCorrelationId(), items: parseHugeJson(hugeJson()) }),
+  expected: (ms: unknown) => ({ id: getCorrelationId(), spins: expectBlocking(() => blockTheLoop(Number(ms))) }),
+  native: (kind: unknown) => ({ id: getCorrelationId(), result: nativeBlockers[String(kind)]?.() }),
 };
 
 /** Reads a body through the request's own events, the way body parsers do. */
@@ -93,6 +100,10 @@ function expressApp(createExpress: any): Framework['start'] {
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/block/:ms', (req: any, res: any) => res.json(handlers.block(req.params.ms)));
     app.get('/parse', send(handlers.parse));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/native/:kind', (req: any, res: any) => res.json(handlers.native(req.params.kind)));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/expected/:ms', (req: any, res: any) => res.json(handlers.expected(req.params.ms)));
     const users = createExpress.Router();
     users.get('/:id', send(handlers.user));
     app.use('/users', users);
@@ -117,6 +128,10 @@ function fastifyApp(createFastify: any): Framework['start'] {
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.get('/block/:ms', async (request: any) => handlers.block(request.params.ms));
     app.get('/parse', async () => handlers.parse());
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/native/:kind', async (request: any) => handlers.native(request.params.kind));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    app.get('/expected/:ms', async (request: any) => handlers.expected(request.params.ms));
     app.get('/users/:id', async () => handlers.user());
     // biome-ignore lint/suspicious/noExplicitAny: see above
     app.post('/json', async (request: any) => ({ id: getCorrelationId(), body: request.body }));
@@ -153,6 +168,14 @@ function koaApp(Koa: any): Framework['start'] {
       ctx.body = handlers.block(ctx.params.ms);
     });
     router.get('/parse', send(handlers.parse));
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/native/:kind', (ctx: any) => {
+      ctx.body = handlers.native(ctx.params.kind);
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: see above
+    router.get('/expected/:ms', (ctx: any) => {
+      ctx.body = handlers.expected(ctx.params.ms);
+    });
     router.get('/users/:id', send(handlers.user));
     // biome-ignore lint/suspicious/noExplicitAny: see above
     router.post('/json', async (ctx: any) => {
@@ -171,6 +194,38 @@ function koaApp(Koa: any): Framework['start'] {
   };
 }
 
+/** Hono 4 on @hono/node-server 2 or 1: `serve` is the one that version exports. */
+function honoApp(serveHono: typeof honoServe2): Framework['start'] {
+  return async (options, extra) => {
+    const app = new Hono<{ Bindings: HttpBindings }>();
+    const middleware = honoLoopsight(options);
+    app.use(middleware);
+    app.get('/hops/:n', async (c) => c.json(await handlers.hops()));
+    app.get('/slow', (c) => c.json(handlers.slow()));
+    app.get('/late', async (c) => c.json(await handlers.late()));
+    app.get('/block/:ms', (c) => c.json(handlers.block(c.req.param('ms'))));
+    app.get('/parse', (c) => c.json(handlers.parse()));
+    app.get('/native/:kind', (c) => c.json(handlers.native(c.req.param('kind'))));
+    const users = new Hono();
+    users.get('/:id', (c) => c.json(handlers.user()));
+    app.route('/users', users);
+    app.post('/json', async (c) => c.json({ id: getCorrelationId(), body: await c.req.json() }));
+    app.post('/raw', async (c) => c.json(await rawBody(c.env.incoming)));
+    app.get('/outbound', async (c) => c.json((await extra?.outbound?.(extra.target ?? '')) ?? null));
+    const server = await new Promise<Server>((resolve) => {
+      const s = serveHono({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+    });
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      monitor: middleware.monitor,
+      close: async () => {
+        await closeServer(server);
+        if (!options?.monitor) await middleware.monitor.stop();
+      },
+    };
+  };
+}
+
 export const frameworks: Framework[] = [
   { name: 'express 4', start: expressApp(express4) },
   { name: 'express 5', start: expressApp(express5) },
@@ -178,4 +233,7 @@ export const frameworks: Framework[] = [
   { name: 'fastify 5', start: fastifyApp(fastify5) },
   { name: 'koa 2', start: koaApp(koa2) },
   { name: 'koa 3', start: koaApp(koa3) },
+  ...nestFrameworks({ handlers, rawBody }),
+  { name: 'hono 4', start: honoApp(honoServe2) },
+  { name: 'hono 4 (node-server 1)', start: honoApp(honoServe1 as typeof honoServe2) },
 ];

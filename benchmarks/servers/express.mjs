@@ -1,6 +1,7 @@
 // node servers/express.mjs <variant>: an Express 5 app serving GET /hello and GET /awaits (lib/routes.mjs).
 // A variant is what is mounted before the routes; add one here and list it in configs.mjs.
 import http from 'node:http';
+import { createDashboard } from '@loopsight/dashboard';
 import { loopsight } from '@loopsight/express';
 import { createStallWatchdog } from '@loopsight/loop-lag';
 import { prometheusExporter } from '@loopsight/prometheus';
@@ -19,6 +20,11 @@ const variants = {
   // "loopsight defaults" of issue 8: context + loop stats + stall watchdog, promise tracking off.
   loopsight: (app) => app.use(loopsight({ promises: false })),
   'loopsight-prometheus': (app) => app.use(loopsight({ promises: false, exporters: [prometheusExporter({ registry: new Registry() })] })),
+  'loopsight-dashboard': (app) => {
+    const ls = loopsight({ promises: false });
+    app.use(ls);
+    app.use(createDashboard(ls.monitor).express);
+  },
   // loopsight() as shipped: the promise tracker is on, sampled (1 s windows every 30 s).
   'loopsight-promises-sampled': (app) => app.use(loopsight()),
   'loopsight-promises-sampled-scaled': (app) => app.use(loopsight({ promises: PROMISES_SAMPLED_SCALED })),

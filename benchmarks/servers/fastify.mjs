@@ -2,6 +2,7 @@
 // A variant is what is registered before the routes; add one here and list it in configs.mjs.
 import { fastifyRequestContext, requestContext } from '@fastify/request-context';
 import underPressure from '@fastify/under-pressure';
+import { createDashboard } from '@loopsight/dashboard';
 import { loopsight } from '@loopsight/fastify';
 import { prometheusExporter } from '@loopsight/prometheus';
 import rTracer from 'cls-rtracer';
@@ -24,6 +25,10 @@ const variants = {
   },
   'loopsight-prometheus': async (app) => {
     await app.register(loopsight, { promises: false, exporters: [prometheusExporter({ registry: new Registry() })] });
+  },
+  'loopsight-dashboard': async (app) => {
+    await app.register(loopsight, { promises: false });
+    await app.register(createDashboard(app.loopsight).fastify);
   },
   // loopsight's defaults as shipped: the promise tracker is on, sampled (1 s windows every 30 s).
   'loopsight-promises-sampled': async (app) => {

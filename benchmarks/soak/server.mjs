@@ -1,4 +1,4 @@
-// node --expose-gc --import ./soak/otel-setup.mjs soak/server.mjs <express|fastify|koa> <upstream url> <sample ms> <leakAfterMs>
+// node --expose-gc --import ./soak/otel-setup.mjs soak/server.mjs <express|fastify|koa|hono> <upstream url> <sample ms> <leakAfterMs>
 // The service under soak: a real app with the loopsight adapter, the Prometheus exporter (/metrics)
 // and the OTel exporter (a MeterProvider with a periodic in-memory reader; the traced HTTP server of
 // otel-setup.mjs, spans to memory; both emptied at every sample so they stay bounded). Started by soak.mjs,
@@ -12,16 +12,19 @@
 // It exits when the parent goes away, so a crashed harness leaves nothing behind.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import { otelExporter } from '@loopsight/otel';
 import { prometheusExporter } from '@loopsight/prometheus';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import express from 'express';
 import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import { Registry } from 'prom-client';
 
@@ -177,12 +180,24 @@ async function koaApp() {
   return { server, monitor: middleware.monitor, close: () => closeServer(server) };
 }
 
+async function honoApp() {
+  const app = new Hono();
+  const middleware = honoLoopsight(options);
+  app.use(middleware);
+  for (const [path, fn] of Object.entries(routes)) app.get(path, async (c) => c.json(await fn()));
+  app.get('/stall/:ms', (c) => c.json({ spins: soakStall(Number(c.req.param('ms'))) }));
+  app.get('/metrics', async (c) => c.text(await metricsText()));
+  const server = createAdaptorServer({ fetch: app.fetch });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, monitor: middleware.monitor, close: () => closeServer(server) };
+}
+
 function closeServer(server) {
   server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-const apps = { express: expressApp, fastify: fastifyApp, koa: koaApp };
+const apps = { express: expressApp, fastify: fastifyApp, koa: koaApp, hono: honoApp };
 if (!Object.hasOwn(apps, framework)) {
   console.error(`unknown framework ${JSON.stringify(framework)}; known: ${Object.keys(apps).join(', ')}`);
   process.exit(2);

@@ -2,6 +2,7 @@
 // Run it with `npx pnpm@10.34.9 demo` from the repository root.
 import http from 'node:http';
 import { getCorrelationId } from '@loopsight/context';
+import { createDashboard } from '@loopsight/dashboard';
 import { loopsight } from '@loopsight/express';
 import express from 'express';
 
@@ -47,8 +48,13 @@ app.post('/checkout', (_req, res) => {
   res.status(202).json({ correlationId: getCorrelationId() });
 });
 
+// The live page, for this machine only (the default authorize allows loopback clients).
+app.use(createDashboard(monitor).express);
+
 const server = app.listen(0, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
+// The watchdog's thread takes a moment to come up; a block before then would be timed by no one.
+await new Promise((resolve) => setTimeout(resolve, 300));
 const base = `http://127.0.0.1:${server.address().port}`;
 
 const seen = [];
@@ -78,8 +84,10 @@ await call('POST /orders with a hostile id', '/orders', {
 await call('POST /checkout (floats a promise)', '/checkout', { method: 'POST', headers: { 'x-request-id': 'checkout-9c1d' } });
 // The slow one blocks the loop for 250 ms; the request sent alongside it waits for it.
 await Promise.all([call('GET /reports/daily (blocks 250 ms)', '/reports/daily'), call('GET /users/1 (sent alongside)', '/users/1')]);
-// The stall report comes from the watchdog thread once the loop runs again: wait for it (at most 2 s).
-for (const end = Date.now() + 2_000; !reports.some((r) => r.type === 'stall') && Date.now() < end; ) {
+// The stall report comes from the watchdog thread once the loop runs again, the floating promise's
+// once the request has ended: wait for both (at most 5 s) before printing them.
+for (const end = Date.now() + 5_000; Date.now() < end; ) {
+  if (reports.some((r) => r.type === 'stall') && reports.some((r) => r.type === 'promise')) break;
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 await monitor.run({ route: 'job:nightly-export', method: 'JOB' }, async () => {
@@ -134,6 +142,11 @@ console.log(
 );
 console.log(`In flight now: ${monitor.inflight().length}`);
 
-server.close();
-inventory.close();
-await monitor.stop();
+// --keep leaves the service up, so that the dashboard can be opened; Ctrl-C ends it.
+const keep = process.argv.includes('--keep');
+console.log(`\nLive dashboard: ${base}/loopsight${keep ? '  (serving until Ctrl-C)' : '  (run with --keep to open it)'}`);
+if (!keep) {
+  server.close();
+  inventory.close();
+  await monitor.stop();
+}

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packAll, publicPackages, root, run } from '../../scripts/packages.mjs';
+import { freePort } from '../../test-support/ports.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: a package.json read from a tarball is checked field by field below.
 type Manifest = Record<string, any>;
@@ -24,15 +25,21 @@ const PEER_MAJORS: Record<string, number[]> = {
   express: [4, 5],
   fastify: [4, 5],
   koa: [2, 3],
+  hono: [4],
+  '@hono/node-server': [1, 2],
   'prom-client': [15],
   '@opentelemetry/api': [1],
+  '@nestjs/common': [10, 11],
+  '@nestjs/core': [10, 11],
 };
 const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/express': ['express'],
   '@loopsight/fastify': ['fastify'],
   '@loopsight/koa': ['koa'],
+  '@loopsight/hono': ['hono', '@hono/node-server'],
   '@loopsight/prometheus': ['prom-client'],
   '@loopsight/otel': ['@opentelemetry/api'],
+  '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
 };
 
 let work: string;
@@ -69,9 +76,9 @@ function npmEnv(): NodeJS.ProcessEnv {
 }
 
 /** A throw-away app: the fixture's files, a package.json with every packed package, one npm install. */
-async function createApp(name: string, type: 'module' | 'commonjs', dependencies: Record<string, string>): Promise<string> {
+async function createApp(name: string, type: 'module' | 'commonjs', dependencies: Record<string, string>, fixture = name): Promise<string> {
   const dir = join(work, name);
-  cpSync(join(fixtures, name), dir, { recursive: true });
+  cpSync(join(fixtures, fixture), dir, { recursive: true });
   cpSync(join(fixtures, 'shared'), dir, { recursive: true });
   const loopsight = Object.fromEntries(packages.map((pkg) => [pkg.name, `file:${tarballs.get(pkg.name)}`]));
   const manifest = { name: `loopsight-${name}-app`, private: true, type, dependencies: { ...loopsight, ...dependencies } };
@@ -97,8 +104,12 @@ interface Probe {
 }
 
 /** What every adapter must do, whatever the app's module format. */
-function expectAdapters(results: Probe[], prefix: string, { viaCommonJs = false } = {}): void {
-  expect(results.map((r) => r.name)).toEqual([`${prefix}-express`, `${prefix}-fastify`, `${prefix}-koa`]);
+function expectAdapters(
+  results: Probe[],
+  prefix: string,
+  { viaCommonJs = false, frameworks = ['express', 'fastify', 'koa', 'hono'] } = {},
+): void {
+  expect(results.map((r) => r.name)).toEqual(frameworks.map((framework) => `${prefix}-${framework}`));
   for (const { name, given, generated, events } of results) {
     // An incoming id is echoed and is the one the handler reads, after an async hop.
     expect(given, name).toMatchObject({ status: 200, echoed: `${name}-42`, body: { id: `${name}-42` } });
@@ -135,7 +146,8 @@ afterAll(() => {
   // LOOPSIGHT_KEEP_PACK=1 keeps the apps to poke at: cd into the printed directory and run them.
   if (process.env.LOOPSIGHT_KEEP_PACK) console.log(`pack test apps kept in ${work}`);
   else if (work) rmSync(work, { recursive: true, force: true });
-});
+  // Three apps' node_modules: deleting them took over 30 s on a loaded machine.
+}, 120_000);
 
 describe.each(packages.map((pkg) => [pkg.name, pkg] as const))('the packed %s', (name, pkg) => {
   const manifest = () => manifests.get(name) as Manifest;
@@ -214,16 +226,32 @@ describe('installed with npm', () => {
         fastify: '^5.0.0',
         koa: '^3.0.0',
         '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^2.0.0',
         'legacy-dep': 'file:legacy-dep',
         'prom-client': '^15.0.0',
         '@opentelemetry/api': '^1.9.0',
+        // @loopsight/nestjs loads them (surface.mjs imports every package).
+        '@nestjs/common': '^11.0.0',
+        '@nestjs/core': '^11.0.0',
+        'reflect-metadata': '^0.2.0',
+        rxjs: '^7.8.0',
       }),
-      createApp('cjs', 'commonjs', { express: '^4.17.0', fastify: '^4.0.0', koa: '^2.13.0', '@koa/router': '^15.0.0' }),
+      createApp('cjs', 'commonjs', {
+        express: '^4.17.0',
+        fastify: '^4.0.0',
+        koa: '^2.13.0',
+        '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^1.19.0',
+      }),
       createApp('ts', 'module', {
         express: '^5.0.0',
         fastify: '^5.0.0',
         koa: '^3.0.0',
         '@koa/router': '^15.0.0',
+        hono: '^4.0.0',
+        '@hono/node-server': '^2.0.0',
         '@types/express': '^5.0.0',
         '@types/koa': '^3.0.0',
         '@types/node': typesNode,
@@ -243,7 +271,7 @@ describe('installed with npm', () => {
   });
 
   it(
-    'an ESM app: Express 5, Fastify 5 and Koa 3 echo the id, and a CommonJS dependency reads the same one',
+    'an ESM app: Express 5, Fastify 5, Koa 3 and Hono 4 echo the id, and a CommonJS dependency reads the same one',
     async () => {
       expectAdapters((await node(apps.esm as string, ['server.mjs'])) as Probe[], 'esm', { viaCommonJs: true });
     },
@@ -267,7 +295,7 @@ describe('installed with npm', () => {
   );
 
   it(
-    'a CommonJS app: Express 4, Fastify 4 and Koa 2 echo the id the handler reads',
+    'a CommonJS app: Express 4, Fastify 4, Koa 2 and Hono 4 on @hono/node-server 1 echo the id the handler reads',
     async () => {
       expectAdapters((await node(apps.cjs as string, ['server.cjs'])) as Probe[], 'cjs');
     },
@@ -289,6 +317,30 @@ describe('installed with npm', () => {
     });
   }, 180_000);
 
+  it.each([
+    ['esm', '--import=@loopsight/register'],
+    ['cjs', '--require=@loopsight/register'],
+  ])(
+    'the %s app, unmodified, is watched with NODE_OPTIONS=%s',
+    async (app, option) => {
+      const port = await freePort();
+      const env = { ...npmEnv(), NODE_OPTIONS: option, LOOPSIGHT_METRICS_PORT: String(port) };
+      const { stdout } = await run(process.execPath, ['preload-app.cjs'], { cwd: apps[app] as string, env, timeoutMs: 60_000 });
+      expect(JSON.parse(stdout)).toEqual({
+        status: 200,
+        echoed: 'preload-42',
+        body: { upstreamSaw: 'preload-42' },
+        // The upstream is a server of the same process: its request, which got the id propagated, ends first.
+        events: [
+          { correlationId: 'preload-42', status: 200 },
+          { correlationId: 'preload-42', status: 200 },
+        ],
+        metrics: true,
+      });
+    },
+    APP_TIMEOUT,
+  );
+
   it(
     'every package exports the same names from its ESM and its CommonJS build',
     async () => {
@@ -298,6 +350,47 @@ describe('installed with npm', () => {
         expect(surface[name]?.esm.length, name).toBeGreaterThan(0);
         expect(surface[name]?.cjs, name).toEqual(surface[name]?.esm);
       }
+    },
+    APP_TIMEOUT,
+  );
+});
+
+describe('installed with npm into Nest apps', () => {
+  const apps: Record<string, string> = {};
+  const nest = (major: number) => ({
+    '@nestjs/common': `^${major}.0.0`,
+    '@nestjs/core': `^${major}.0.0`,
+    '@nestjs/platform-express': `^${major}.0.0`,
+    '@nestjs/platform-fastify': `^${major}.0.0`,
+    'reflect-metadata': '^0.2.0',
+    rxjs: '^7.8.0',
+  });
+
+  beforeAll(async () => {
+    const { typescript, '@types/node': typesNode } = rootManifest.devDependencies;
+    const tools = { typescript, '@types/node': typesNode };
+    const [nest11, nest10] = await Promise.all([
+      createApp('nest', 'commonjs', { ...nest(11), ...tools }),
+      createApp('nest10', 'commonjs', { ...nest(10), ...tools }, 'nest'),
+    ]);
+    Object.assign(apps, { nest11, nest10 });
+  }, 240_000);
+
+  for (const major of [11, 10]) {
+    it(`Nest ${major}: a strict TypeScript app with decorators compiles, and serves on Express and Fastify`, async () => {
+      const dir = apps[`nest${major}`] as string;
+      await run(process.execPath, [join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+        cwd: dir,
+        timeoutMs: 150_000,
+      });
+      expectAdapters((await node(dir, ['server.js', `nest${major}`])) as Probe[], `nest${major}`, { frameworks: ['express', 'fastify'] });
+    }, 180_000);
+  }
+
+  it(
+    'Nest 11 from an ES module: the ESM build serves on Express and Fastify',
+    async () => {
+      expectAdapters((await node(apps.nest11 as string, ['server.mjs'])) as Probe[], 'esm-nest', { frameworks: ['express', 'fastify'] });
     },
     APP_TIMEOUT,
   );

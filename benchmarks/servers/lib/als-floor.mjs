@@ -38,3 +38,10 @@ export function alsFloorKoa(ctx, next) {
   ctx.set(HEADER, id);
   return als.run({ id }, next);
 }
+
+/** Hono on @hono/node-server: app.use(alsFloorHono); the header goes on the Node response, as loopsight's does. */
+export function alsFloorHono(c, next) {
+  const id = idOf(c.env.incoming.headers);
+  c.env.outgoing.setHeader(HEADER, id);
+  return als.run({ id }, next);
+}

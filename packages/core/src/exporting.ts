@@ -9,7 +9,8 @@ export const DEFAULT_MAX_ROUTES = 100;
 
 /** What an exporter records for a report: the same labels and counts whatever the backend. */
 export interface ReportLabels {
-  stall(report: StallReport): { route: string; seconds: number };
+  /** `expected`: 'true' for a stall declared with expectBlocking() or loopLag.expected, else 'false'. */
+  stall(report: StallReport): { route: string; seconds: number; expected: 'true' | 'false' };
   /** `count` includes the reports of the same site left out by the once-a-minute rule (`suppressed`). */
   promise(report: PromiseReport): { kind: PromiseReport['kind']; route: string; count: number };
 }
@@ -18,7 +19,11 @@ export interface ReportLabels {
 export function reportLabels(maxRoutes: number): ReportLabels {
   const label = routeLabeler(maxRoutes);
   return {
-    stall: (report) => ({ route: label(report.request, report.inflight), seconds: report.durationMs / 1000 }),
+    stall: (report) => ({
+      route: label(report.request, report.inflight),
+      seconds: report.durationMs / 1000,
+      expected: report.expected ? 'true' : 'false',
+    }),
     promise: (report) => ({ kind: report.kind, route: label(report.request), count: 1 + (report.suppressed ?? 0) }),
   };
 }

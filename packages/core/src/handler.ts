@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { acceptIncoming } from './incoming.js';
 import { internals, type MonitorInternals } from './monitor.js';
-import { type RouteResolver, trackRequest } from './request.js';
+import { idRefusal } from './options.js';
+import { type AmbientScope, ambientOf, enterRequest, type RouteResolver, trackRequest } from './request.js';
 import type { Exporter, Monitor, ResolvedShed, ShedInfo } from './types.js';
 
 /** Opens the scope of one request; what an adapter calls from its middleware or hook. */
@@ -20,6 +21,11 @@ export interface HttpGlue<A> {
   respond?: (frameworkArg: A, answer: ShedAnswer) => void;
   /** Outbound propagation (`enablePropagation` of @loopsight/context), turned on when `correlation.propagate` is. */
   propagate?: EnablePropagation;
+  /**
+   * An id the framework's own request-id middleware already gave the request (Hono's `requestId`),
+   * so that both agree. Used only when it passes the checks an incoming header must pass.
+   */
+  incomingId?: (frameworkArg: A) => unknown;
 }
 
 /** The response to a shed request, built by core; adapters only write it. */
@@ -100,12 +106,22 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
   const config = inner.options.correlation;
   if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
   const { echo, header } = config;
-  const { route, setHeader, respond } = glue;
+  const { route, setHeader, respond, incomingId } = glue;
   const { shed } = inner.options;
   return (req, res, frameworkArg, next) => {
     let id: string;
+    let ambient: AmbientScope | undefined;
     try {
-      id = acceptIncoming(req, config, inner);
+      ambient = ambientOf(req);
+      const given = ambient === undefined ? incomingId?.(frameworkArg) : undefined;
+      // Under @loopsight/register the id was accepted (and counted) already: keep it. An id the
+      // framework's own request-id middleware set is taken when it passes the same checks.
+      id =
+        ambient !== undefined
+          ? ambient.adopt()
+          : given !== undefined && idRefusal(given, config.validate, inner) === undefined
+            ? (given as string)
+            : acceptIncoming(req, config, inner);
       if (echo) {
         if (setHeader) setHeader(frameworkArg, header, id);
         else if (!res.headersSent) res.setHeader(header, id);
@@ -129,6 +145,35 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
         return undefined as never;
       }
     }
-    return trackRequest(inner, id, req, res, route, frameworkArg, next);
+    return trackRequest(inner, id, req, res, route, frameworkArg, next, ambient?.scope);
+  };
+}
+
+/**
+ * What @loopsight/register calls from Node's 'http.server.request.start' channel: the same id
+ * handling as an adapter (accept or generate, echo, propagate), with the scope entered on the
+ * current synchronous run instead of around a callback. No shedding: the application's handler
+ * runs after this and would write a second response. An adapter mounted as well takes the
+ * request over (`createHttpHandler`).
+ */
+export function createAmbientHandler(
+  monitor: Monitor,
+  glue: HttpGlue<IncomingMessage>,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const inner = internals(monitor);
+  const config = inner.options.correlation;
+  if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
+  const { echo, header } = config;
+  const { route } = glue;
+  return (req, res) => {
+    let id: string;
+    try {
+      id = acceptIncoming(req, config, inner);
+      if (echo && !res.headersSent) res.setHeader(header, id);
+    } catch (error) {
+      inner.reportError('reading the correlation id failed', error);
+      return;
+    }
+    enterRequest(inner, id, req, res, route, req);
   };
 }

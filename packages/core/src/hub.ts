@@ -11,6 +11,7 @@ import {
   type WatchdogStallReport,
 } from '@loopsight/loop-lag';
 import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } from '@loopsight/promises';
+import { isApplicationUrl } from './culprit.js';
 import { LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
 import { emptyFeed, type ThreadFeed, ThreadRegistry, ThreadReporter } from './threads.js';
@@ -411,6 +412,7 @@ export class Hub {
       maxStacksPerMinute: config.maxStacksPerMinute,
       profiler: config.profiler,
       getScope: () => this.#tag(scopeStore.getStore()),
+      frameFilter: isApplicationUrl,
       inflight: () => this.#inflightCount(),
       candidates: () => this.#candidates(),
       onStall: (report) => this.#onStall(report),

@@ -1,3 +1,4 @@
+export { expectBlocking } from '@loopsight/loop-lag';
 export type { PromiseTrackerStats } from '@loopsight/promises';
 export { detach, isUserFrame } from '@loopsight/promises';
 export type { AdapterOptions } from './adapter.js';
@@ -5,6 +6,7 @@ export { createMonitor } from './monitor.js';
 export { currentScope } from './store.js';
 export type {
   CorrelationOptions,
+  ExpectedStalls,
   Exporter,
   Health,
   Logger,
@@ -20,6 +22,7 @@ export type {
   Report,
   RequestRecord,
   RequestScope,
+  RequestSource,
   ShedInfo,
   ShedOptions,
   ShedReason,

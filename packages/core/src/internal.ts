@@ -8,6 +8,7 @@ export { monitorFor } from './adapter.js';
 export { CHANNELS } from './channels.js';
 export { DEFAULT_MAX_ROUTES, type ReportLabels, reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from './exporting.js';
 export {
+  createAmbientHandler,
   createHttpHandler,
   type EnablePropagation,
   type HttpGlue,

@@ -1,6 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { mapStackFrames } from '@loopsight/loop-lag';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
@@ -51,6 +52,8 @@ export interface MonitorInternals {
   begin(scope: RequestScope): void;
   /** Ends a scope: removes it from the registry and emits 'request'. */
   end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void;
+  /** Ends a scope another monitor took over (see request.ts, `adoptAmbient`): no 'request' event. */
+  drop(scope: RequestScope): void;
   /** Counts an incoming correlation id that was refused. */
   rejected(reason: RejectReason): void;
   /** A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
@@ -141,6 +144,10 @@ class LoopsightMonitor implements Monitor {
       heldWeakly: false,
       begin: (scope) => this.#begin(scope),
       end: (scope, t0, status, aborted) => this.#end(scope, t0, status, aborted),
+      drop: (scope) => {
+        this.#inflight.delete(scope);
+        hub().tracker?.scopeEnded(scope);
+      },
       rejected: (reason) => {
         this.#counters.correlationIdsRejected[reason]++;
       },
@@ -370,17 +377,50 @@ class LoopsightMonitor implements Monitor {
   }
 
   #report(report: StallReport | PromiseReport): void {
-    // A late pause shows what ran after the blocker: it names no culprit.
-    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource === 'pause' || report.stackSource === 'profile')) {
-      const culprit = culpritOf(report.stack);
+    // A promise report's frames come from the main thread's own stack: mapped here, once per report
+    // (the watchdog's worker maps stall stacks).
+    if (report.type === 'promise' && report.stack.length > 0)
+      this.#guard('promise frames could not be source-mapped', () => {
+        report.stack = mapStackFrames(report.stack);
+      });
+    if (report.type === 'stall' && !report.expected && this.#expected(report)) {
+      report.expected = true;
+      report.stack = [];
+      report.stackSource = 'none';
+      report.stackSkipped = 'expected';
+      delete report.requestSource;
+      delete report.pauseDelayMs;
+    }
+    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
+      // A late pause's top frame may have run after the blocker; the frames below it had not returned.
+      const stack =
+        report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(report.enteredAfter ?? 1) : report.stack;
+      const culprit = culpritOf(stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
     }
     if (report.type === 'stall') this.#emit('stall', report);
     else this.#emit('promise', report);
+    // Declared blocking is counted (the 'stall' event, the exporters) but writes no report line.
+    if (report.type === 'stall' && report.expected) return;
     try {
       this.#options.onReport(report);
     } catch (error) {
       this.reportError('onReport threw', error);
+    }
+  }
+
+  /** Whether a stall matches `loopLag.expected`; a throwing predicate counts as false, said once. */
+  #expected(report: StallReport): boolean {
+    const expected = this.#options.loopLag ? this.#options.loopLag.expected : undefined;
+    if (!expected) return false;
+    const route = report.request?.route;
+    if (route !== undefined && expected.routes.has(route)) return true;
+    if (!expected.when) return false;
+    try {
+      return expected.when(report) === true;
+    } catch (error) {
+      this.reportError('loopLag.expected.when threw', error);
+      return false;
     }
   }
 

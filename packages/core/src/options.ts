@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
-import { resolvePromiseOptions } from '@loopsight/promises';
+import { isUserFrame, resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
   LoopLagOptions,
@@ -15,6 +15,7 @@ import type {
   ShedInfo,
   ShedOptions,
   ShedResponse,
+  StallReport,
 } from './types.js';
 
 /** 1-128 characters that are safe in a header, a log line and a metric exemplar. */
@@ -98,6 +99,7 @@ const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   windowMs: 10_000,
   maxStacksPerMinute: LOOP_LAG_DEFAULTS.maxStacksPerMinute,
   profiler: false,
+  expected: undefined,
 });
 
 /** The tracker's defaults, which the promises package defines: the monitor tells its default frameFilter by them. */
@@ -209,7 +211,7 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (value === undefined) return DEFAULT_LOOP_LAG;
   if (!isPlainObject(value)) fail('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
-  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler']);
+  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler', 'expected']);
   const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
     integer: true,
     max: LOOP_LAG_LIMITS.resolutionMs.max,
@@ -226,7 +228,20 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
       max: LOOP_LAG_LIMITS.maxStacksPerMinute.max,
     }),
     profiler: resolveProfiler(o.profiler),
+    expected: resolveExpected(o.expected),
   });
+}
+
+function resolveExpected(value: unknown): ResolvedLoopLag['expected'] {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) fail('loopLag.expected', 'an object { routes?, when? }', value);
+  checkKeys('loopLag.expected', value, ['routes', 'when']);
+  const { routes = [], when } = value as { routes?: unknown; when?: unknown };
+  if (!Array.isArray(routes) || routes.length > 100 || !routes.every((r) => typeof r === 'string' && r.startsWith('/'))) {
+    fail('loopLag.expected.routes', 'an array of at most 100 route templates starting with /', routes);
+  }
+  if (when !== undefined && typeof when !== 'function') fail('loopLag.expected.when', 'a function (report) => boolean', when);
+  return Object.freeze({ routes: new Set(routes as string[]), when: when as ((report: StallReport) => boolean) | undefined });
 }
 
 function stallThreshold(value: unknown): number {
@@ -388,7 +403,18 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
-const TOP_LEVEL = ['loopLag', 'promises', 'correlation', 'exporters', 'onReport', 'maxInflight', 'logger', 'bindEmitters', 'shed'] as const;
+const TOP_LEVEL = [
+  'loopLag',
+  'promises',
+  'correlation',
+  'exporters',
+  'onReport',
+  'maxInflight',
+  'logger',
+  'bindEmitters',
+  'shed',
+  'frameFilter',
+] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
 export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
@@ -401,9 +427,17 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function') fail('logger', 'an object with a warn(message) method', o.logger);
     logger = o.logger;
   }
+  const frameFilter = o.frameFilter === undefined ? undefined : fn('frameFilter', o.frameFilter, isUserFrame);
   return Object.freeze({
     loopLag: resolveLoopLag(o.loopLag),
-    promises: resolvePromises(o.promises),
+    // The monitor's frameFilter is the tracker's too, unless promises.frameFilter says otherwise.
+    promises: resolvePromises(
+      frameFilter && isPlainObject(o.promises) && o.promises.frameFilter === undefined
+        ? { ...o.promises, frameFilter }
+        : o.promises === undefined && frameFilter
+          ? { frameFilter }
+          : o.promises,
+    ),
     correlation: resolveCorrelation(o.correlation),
     exporters: resolveExporters(o.exporters),
     onReport: fn('onReport', o.onReport, writeReportLine),
@@ -411,5 +445,6 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     logger,
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
     shed: resolveShed(o.shed),
+    frameFilter: frameFilter ?? isUserFrame,
   });
 }

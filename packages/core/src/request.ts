@@ -80,6 +80,31 @@ function bindEmitter(emitter: EventEmitter, resource: AsyncResource): void {
 }
 
 /**
+ * Makes the scope of a request, registers it in flight and ends it when the response closes,
+ * unless `handedOver()` says an adapter took the request over (its scope reports it).
+ */
+function openScope<A>(
+  monitor: MonitorInternals,
+  correlationId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: RouteResolver<A>,
+  routeArg: A,
+  handedOver?: () => boolean,
+): HttpScope<A> {
+  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
+  const t0 = performance.now();
+  monitor.begin(scope);
+  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
+  res.on('close', () => {
+    if (handedOver?.()) return;
+    scope.settle();
+    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
+  });
+  return scope;
+}
+
+/**
  * Opens the scope of one HTTP request for an adapter: registers it in flight, ends it when the
  * response finishes or the connection closes (aborted requests too), and calls `next` inside it.
  * Returns what `next` returns, so Koa's promise chain stays intact.
@@ -92,17 +117,67 @@ export function trackRequest<A, R>(
   routeOf: RouteResolver<A>,
   routeArg: A,
   next: () => R,
+  replacing?: RequestScope,
 ): R {
-  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
-  const t0 = performance.now();
-  monitor.begin(scope);
-  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
-  res.on('close', () => {
-    scope.settle();
-    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
-  });
+  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg);
+  // Taking over an ambient scope in the context it was entered in: replace it there too, so that
+  // what runs after `next` in that synchronous run (another 'request' listener) sees one scope.
+  if (replacing !== undefined && scopeStore.getStore() === replacing) scopeStore.enterWith(scope);
   if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
+}
+
+/**
+ * Marks a request whose scope was entered ambiently (by @loopsight/register, from Node's HTTP
+ * server diagnostics channel) so that an adapter mounted as well takes it over: one scope and one
+ * 'request' event per request. `Symbol.for`: the preload's copy of core and the adapter's (the ESM
+ * and CJS builds) must both see it.
+ */
+const AMBIENT = Symbol.for('loopsight.core.ambient.v1');
+
+/** An ambient request scope, as an adapter sees it. */
+export interface AmbientScope {
+  readonly scope: RequestScope;
+  /** Ends the ambient scope without a 'request' event (the adapter's scope reports the request); returns its id. */
+  adopt(): string;
+}
+
+/** The ambient scope of a request, if @loopsight/register opened one. */
+export function ambientOf(req: IncomingMessage): AmbientScope | undefined {
+  const found = (req as IncomingMessage & { [AMBIENT]?: AmbientScope })[AMBIENT];
+  return typeof found === 'object' && found !== null && typeof found.adopt === 'function' ? found : undefined;
+}
+
+/**
+ * Opens the scope of one request where there is no callback to run it around: Node's
+ * 'http.server.request.start' channel is published synchronously just before the server emits
+ * 'request', so `enterWith` puts the scope on the rest of that synchronous run, the handler
+ * included, and on every async resource made from it (checked on Node 20 and 24,
+ * packages/register/test/preload.test.ts).
+ */
+export function enterRequest<A>(
+  monitor: MonitorInternals,
+  correlationId: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  routeOf: RouteResolver<A>,
+  routeArg: A,
+): void {
+  let adopted = false;
+  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg, () => adopted);
+  const ambient: AmbientScope = {
+    scope,
+    adopt: () => {
+      if (!adopted) {
+        adopted = true;
+        scope.settle();
+        monitor.drop(scope);
+      }
+      return correlationId;
+    },
+  };
+  Object.defineProperty(req, AMBIENT, { value: ambient, configurable: true });
+  scopeStore.enterWith(scope);
 }
 
 function enterBound<R>(req: IncomingMessage, res: ServerResponse, next: () => R): R {

@@ -1,5 +1,15 @@
 import type { IncomingMessage } from 'node:http';
-import type { GuardState, ProfilerOptions, ShedReason, StallWatchdogOptions, WatchdogStallReport } from '@loopsight/loop-lag';
+import type {
+  GuardState,
+  ProfilerOptions,
+  RequestSource,
+  ShedReason,
+  StallWatchdogOptions,
+  WatchdogStallReport,
+} from '@loopsight/loop-lag';
+
+export type { RequestSource };
+
 import type { PromiseOptions, PromiseTrackerStats, ResolvedPromiseOptions, TrackedPromiseReport } from '@loopsight/promises';
 
 export type { PromiseOptions, ShedReason };
@@ -18,12 +28,14 @@ export interface RequestScope {
   startedAt: number;
 }
 
-/** A stack frame as loopsight reports it. */
+/** A stack frame as loopsight reports it: source-mapped when the script has a source map. */
 export interface StackFrame {
   functionName: string;
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**
@@ -33,9 +45,10 @@ export interface StackFrame {
 export interface StallReport extends WatchdogStallReport<RequestScope> {
   type: 'stall';
   /**
-   * The application's own frame nearest the top of the stack (not `node:`, `node_modules` or
-   * loopsight): the line to read first. Only for a stack that shows the blocker (`pause`,
-   * `profile`); a late pause names what ran after it, so it has none.
+   * The application's own frame nearest the top of the stack (see `frameFilter`): the line to read
+   * first. From a late pause, the first one below its top frame (the top may have run after the
+   * blocker; the frames below it were on the stack before the pause was asked); none when the
+   * stack has no application frame there.
    */
   culprit?: StackFrame;
 }
@@ -45,7 +58,7 @@ export interface StallReport extends WatchdogStallReport<RequestScope> {
  * that created it and the culprit frame. Fields are explained in docs/promises.md.
  */
 export interface PromiseReport extends TrackedPromiseReport<RequestScope> {
-  /** The application's own frame that created the promise (not `node:`, `node_modules` or loopsight). */
+  /** The application's own frame that created the promise (see `frameFilter`; never loopsight's). */
   culprit?: StackFrame;
 }
 
@@ -186,6 +199,21 @@ export interface LoopLagOptions extends Pick<StallWatchdogOptions<RequestScope>,
    * large body) still get the stack that called it. `true` samples every 10 ms. Default false.
    */
   profiler?: boolean | ProfilerOptions;
+  /**
+   * Stalls that are known and accepted, besides those inside `expectBlocking()`: of requests on
+   * these route templates, or for which `when` returns true. Counted and timed, marked `expected`,
+   * with no stack and no report line. The pause that tells which request was running still
+   * happens (within `maxStacksPerMinute`); its stack is dropped.
+   */
+  expected?: ExpectedStalls;
+}
+
+/** Which stalls are expected: see `loopLag.expected`. */
+export interface ExpectedStalls {
+  /** Route templates, as in reports (`/reports/:id/pdf`). At most 100. */
+  routes?: readonly string[];
+  /** Called with the report before it goes out; a throwing predicate counts as false. */
+  when?: (report: StallReport) => boolean;
 }
 
 export interface CorrelationOptions {
@@ -228,6 +256,15 @@ export interface MonitorOptions {
   bindEmitters?: boolean;
   /** Answer 503 + Retry-After while the process is overloaded. Off unless set. See docs/shed.md. */
   shed?: ShedOptions;
+  /**
+   * Whether a frame, by its script URL, is the application's own: a report's `culprit` is the
+   * first such frame (loopsight's own frames never are). Also the default of
+   * `promises.frameFilter`. Default `isUserFrame`: not `node:`, not in node_modules.
+   *
+   * @example
+   * createMonitor({ frameFilter: (url) => isUserFrame(url) || url.includes('/node_modules/@acme/') });
+   */
+  frameFilter?: (url: string) => boolean;
 }
 
 /** What a shed request is told. */
@@ -283,6 +320,7 @@ export interface ResolvedLoopLag {
   readonly windowMs: number;
   readonly maxStacksPerMinute: number;
   readonly profiler: false | Readonly<Required<ProfilerOptions>>;
+  readonly expected: { readonly routes: ReadonlySet<string>; readonly when: ((report: StallReport) => boolean) | undefined } | undefined;
 }
 
 /** The `promises` options after defaults and validation: the promise tracker's own. */
@@ -309,4 +347,5 @@ export interface ResolvedOptions {
   readonly logger: Logger;
   readonly bindEmitters: boolean;
   readonly shed: ResolvedShed | false;
+  readonly frameFilter: (url: string) => boolean;
 }

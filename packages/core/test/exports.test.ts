@@ -10,7 +10,7 @@ import { expect, it } from 'vitest';
 
 // The public surface: a change here is a change users see.
 it('pins the runtime exports of every package', () => {
-  expect(Object.keys(core).sort()).toEqual(['createMonitor', 'currentScope', 'detach', 'isUserFrame']);
+  expect(Object.keys(core).sort()).toEqual(['createMonitor', 'currentScope', 'detach', 'expectBlocking', 'isUserFrame']);
   expect(Object.keys(context).sort()).toEqual([
     'correlationHeaders',
     'enablePropagation',

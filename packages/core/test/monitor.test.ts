@@ -215,7 +215,7 @@ describe('culprit: the application frame a report leads with', () => {
     frame('route', 'file:///srv/app/server.js'),
   ];
 
-  it('skips node: internals, node_modules and loopsight; a late pause names none', () => {
+  it('skips node: internals, node_modules and loopsight; a late pause never names its top frame', () => {
     const monitor = monitorFor();
     const seen: unknown[] = [];
     monitor.on('stall', (r) => seen.push(r.culprit));
@@ -223,9 +223,30 @@ describe('culprit: the application frame a report leads with', () => {
     const stall = { type: 'stall', durationMs: 300, at: Date.now(), inflight: 0 } as const;
     internals(monitor).report({ ...stall, stack, stackSource: 'pause' });
     internals(monitor).report({ ...stall, stack, stackSource: 'late-pause' });
+    // The top frame of a late pause may have been entered after the blocker returned.
+    internals(monitor).report({ ...stall, stack: stack.slice(4), stackSource: 'late-pause' });
+    internals(monitor).report({ ...stall, stack: stack.slice(4, 5), stackSource: 'late-pause' });
     internals(monitor).report({ ...stall, stack: stack.slice(0, 3), stackSource: 'pause' });
     internals(monitor).report({ type: 'promise', kind: 'floating', stack: stack.slice(4), ageMs: 0, suppressed: 0 });
-    expect(seen).toEqual([stack[4], undefined, undefined, stack[4]]);
+    expect(seen).toEqual([stack[4], stack[4], stack[5], undefined, undefined, stack[4]]);
+  });
+
+  it("frameFilter decides which frames are the application's, never loopsight's; a throwing one names none", () => {
+    const vendored = (url: string) => !url.startsWith('node:');
+    const seen: unknown[] = [];
+    for (const frameFilter of [
+      vendored,
+      () => true,
+      () => {
+        throw new Error('filter');
+      },
+    ]) {
+      const monitor = monitorFor({ frameFilter });
+      monitor.on('stall', (r) => seen.push(r.culprit));
+      internals(monitor).report({ type: 'stall', durationMs: 300, at: Date.now(), inflight: 0, stack, stackSource: 'pause' });
+    }
+    expect(seen).toEqual([stack[1], stack[0], undefined]);
+    expect(() => monitorFor({ frameFilter: 'app' as never })).toThrow(/frameFilter/);
   });
 
   it('names the blocking function of a real stall, wherever in it the pause landed', async () => {

@@ -80,6 +80,7 @@ describe('createMonitor options', () => {
       windowMs: 10_000,
       maxStacksPerMinute: 10,
       profiler: false,
+      expected: undefined,
     });
     expect(internals(monitor).options.correlation.header).toBe('x-trace-id');
     expect(internals(monitor).options.promises).toEqual({
@@ -169,6 +170,33 @@ describe('promises options', () => {
 });
 
 describe('loopLag options of the stall watchdog', () => {
+  it('loopLag.expected takes route templates and a predicate, with a TypeError naming what is wrong', () => {
+    const when = () => false;
+    const { expected } = internals(createMonitor({ loopLag: { expected: { routes: ['/pdf/:id'], when } } })).options.loopLag as {
+      expected: { routes: Set<string>; when: unknown };
+    };
+    expect([...expected.routes]).toEqual(['/pdf/:id']);
+    expect(expected.when).toBe(when);
+    expect(() => createMonitor({ loopLag: { expected: { routes: ['pdf'] } } })).toThrow(
+      /options\.loopLag\.expected\.routes must be an array of at most 100 route templates starting with \//,
+    );
+    expect(() => createMonitor({ loopLag: { expected: { when: 'yes' as never } } })).toThrow(
+      /options\.loopLag\.expected\.when must be a function/,
+    );
+    expect(() => createMonitor({ loopLag: { expected: { route: [] } as never } })).toThrow(/loopLag\.expected/);
+    expect(() => createMonitor({ loopLag: { expected: [] as never } })).toThrow(/options\.loopLag\.expected must be an object/);
+  });
+
+  it("frameFilter is a function, and the promise tracker's unless promises.frameFilter says otherwise", () => {
+    const mine = (url: string) => url.includes('/app/');
+    expect(internals(createMonitor({ frameFilter: mine })).options).toMatchObject({ frameFilter: mine, promises: { frameFilter: mine } });
+    const theirs = () => true;
+    expect(internals(createMonitor({ frameFilter: mine, promises: { frameFilter: theirs } })).options.promises).toMatchObject({
+      frameFilter: theirs,
+    });
+    expect(() => createMonitor({ frameFilter: /app/ as never })).toThrow(/options\.frameFilter must be/);
+  });
+
   it('turns the profiler on with true or an interval, and refuses anything else', () => {
     expect(internals(createMonitor({ loopLag: { profiler: true } })).options.loopLag).toMatchObject({ profiler: { intervalMs: 10 } });
     expect(internals(createMonitor({ loopLag: { profiler: { intervalMs: 20 } } })).options.loopLag).toMatchObject({

@@ -6,13 +6,16 @@ export {
   NS_PER_MS,
   percentileSteps,
 } from './delay.js';
+export { expectBlocking } from './expected.js';
 export { createOverloadGuard } from './guard.js';
 export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
+export { mapStackFrames } from './sourcemap.js';
 export type {
   GuardOptions,
   GuardState,
   OverloadGuard,
   ProfilerOptions,
+  RequestSource,
   ShedReason,
   StackSkipped,
   StackSource,

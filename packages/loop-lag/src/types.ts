@@ -7,6 +7,8 @@ export interface WatchdogStackFrame {
   url: string;
   line: number;
   column: number;
+  /** Where the frame is in the code that ran, when `url`, `line` and `column` come from a source map. */
+  generated?: { url: string; line: number; column: number };
 }
 
 /**
@@ -20,8 +22,19 @@ export interface WatchdogStackFrame {
  */
 export type StackSource = 'pause' | 'late-pause' | 'profile' | 'none';
 
+/**
+ * How a stall's `request` was established:
+ * - `pause`: the scope that was current where the pause landed, while the loop was still blocked.
+ * - `late-pause`: the pause landed late, after native code returned, but an application frame
+ *   below its top frame shows it landed inside the same synchronous call: every frame below the
+ *   top was already on the stack when the loop was first seen blocked (a function entered later
+ *   would have taken the pause at its own entry), so the scope is that call's.
+ * - `expectBlocking`: declared blocking, not paused: the scope current when `expectBlocking()` began.
+ */
+export type RequestSource = 'pause' | 'late-pause' | 'expectBlocking';
+
 /** Why a stall has no stack. */
-export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable';
+export type StackSkipped = 'rate-limited' | 'disabled' | 'unavailable' | 'expected';
 
 /**
  * A loop blocked for at least the threshold, with the request `S` it ran for. @loopsight/core's
@@ -36,14 +49,25 @@ export interface WatchdogStallReport<S> {
   /** Top frame first, at most 32 frames. */
   stack: WatchdogStackFrame[];
   stackSource: StackSource;
-  /** The request or job that was running, read on the paused frame; absent when the pause landed late or did not happen: never guessed. */
+  /**
+   * The request or job that was running, read on the paused frame; absent when it could not be
+   * established (no pause, or a late pause with no application frame below its top): never guessed.
+   */
   request?: S;
+  /** How `request` was established; present with it. */
+  requestSource?: RequestSource;
   /** Requests in flight during the stall. */
   inflight: number;
   /** When `request` is absent: the requests in flight during the stall (at most 10). */
   candidates?: S[];
   /** How long after it was asked for the pause landed, ms. */
   pauseDelayMs?: number;
+  /**
+   * A late pause: how many frames at the top of `stack` were entered after the pause was asked (0
+   * or 1; absent when it could not be told, then taken as 1). They may have run after the
+   * blocking work; every frame below them was on the stack before, inside the call that blocked.
+   */
+  enteredAfter?: number;
   /** With the profiler on: share of the stall spent in garbage collection, 0..1. */
   gcShare?: number;
   /** Why there is no stack. */
@@ -54,6 +78,12 @@ export interface WatchdogStallReport<S> {
    * `'unavailable'`. The watchdog never pauses or resumes a thread a debugger may be stopping.
    */
   debuggerAttached?: true;
+  /**
+   * The stall was declared: the main thread ran inside `expectBlocking()` (or, in core, the
+   * request matched `loopLag.expected`). Counted and timed, with no stack (`stackSkipped:
+   * 'expected'`) and no report line.
+   */
+  expected?: true;
   /**
    * Set when the stall was a worker thread's: its `threadId`, and its name where Node tells it to
    * the worker (`worker_threads.threadName`: Node 22.20+ and 24.6+, not 20), else empty.
@@ -86,6 +116,11 @@ export interface StallWatchdogOptions<S extends object> {
   debuggerMode?: 'always' | 'on-stall';
   /** The request scope that is current now: read on the paused frame. */
   getScope: () => S | undefined;
+  /**
+   * Whether a frame's script URL is the application's own: a late pause names its request only
+   * when such a frame is below its top frame. Default: not empty, not `node:`, not in node_modules.
+   */
+  frameFilter?: (url: string) => boolean;
   /** Number of requests in flight. */
   inflight: () => number;
   /** Some in-flight requests (at most 10 are used), for stalls whose request is unknown. */

@@ -1,14 +1,17 @@
 import { createRequire } from 'node:module';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { type ExpectedFlag, expectedState } from './expected.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
+import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import { ThreadWatchdog } from './threads.js';
 import { releaseThreads, threadsSource } from './threads-worker.js';
-import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
   BEAT_DEBUGGER,
   BEAT_EXITING,
+  BEAT_EXPECTED,
   BEAT_GAP,
   BEAT_MS,
   BEAT_SEQ,
@@ -40,6 +43,9 @@ function nextKey(): string {
   g[NEXT_KEY] = id + 1;
   return `w${id}`;
 }
+
+/** A frame of the application's own code, when the caller gives no frameFilter. */
+const isApplicationUrl = (url: string) => url !== '' && !url.startsWith('node:') && !/[\\/]node_modules[\\/]/.test(url);
 
 const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -100,6 +106,10 @@ class Watchdog<S extends object> implements StallWatchdog {
   #stacks = false;
   #stalls = 0;
   #lastBeat = 0;
+  /** This watchdog's flag in the process's expectBlocking() state, while it runs. */
+  #expectedFlag: ExpectedFlag | undefined;
+  /** The scope current when the latest expectBlocking() call began. */
+  #expectedScope: S | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
@@ -117,6 +127,17 @@ class Watchdog<S extends object> implements StallWatchdog {
   start(): void {
     if (this.#mode !== 'stopped') return;
     this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#expectedFlag = {
+      beats: this.#beats,
+      slot: BEAT_EXPECTED,
+      // The request the declared blocking runs for: its stall takes no pause to read it.
+      enter: () => {
+        this.#expectedScope = this.#safe(() => this.#options.getScope(), undefined);
+      },
+    };
+    const expected = expectedState();
+    expected.flags.add(this.#expectedFlag);
+    if (expected.depth > 0) Atomics.store(this.#beats, BEAT_EXPECTED, 1);
     this.#mode = 'starting';
     this.#inspectorUrl = this.#captureStacks ? inspectorUrl() : undefined;
     this.#lastBeat = monotonicMs();
@@ -192,6 +213,8 @@ class Watchdog<S extends object> implements StallWatchdog {
     clearInterval(this.#timer);
     this.#timer = undefined;
     delete registry()[this.#key];
+    if (this.#expectedFlag) expectedState().flags.delete(this.#expectedFlag);
+    this.#expectedFlag = undefined;
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
@@ -223,13 +246,15 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode === 'main-thread') {
       const lateMs = now - this.#lastBeat - this.#heartbeatMs;
       if (lateMs >= this.#options.thresholdMs) {
+        const expected = expectedState().endedAt > this.#lastBeat;
         this.#emit({
           durationMs: lateMs,
           at: Date.now() - (now - this.#lastBeat),
           stack: [],
           stackSource: 'none',
           inflight: 0,
-          stackSkipped: 'unavailable',
+          stackSkipped: expected ? 'expected' : 'unavailable',
+          ...(expected ? { expected: true as const } : {}),
         });
       }
     }
@@ -270,6 +295,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       faults: internal.faults ?? [],
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
+      sourceMaps: SOURCE_MAP_LIMITS,
     };
     // The same thread watches the process's worker threads (threads-worker.ts).
     const worker = new Worker(internal.workerSource ?? workerSource() + threadsSource(), {
@@ -311,6 +337,9 @@ class Watchdog<S extends object> implements StallWatchdog {
       case 'error':
         this.#options.onError(message.what, new Error(message.message));
         return;
+      case 'sourcemap':
+        this.#options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
+        return;
       case 'stall':
         this.#onStall(message);
     }
@@ -332,21 +361,54 @@ class Watchdog<S extends object> implements StallWatchdog {
         // A scope that does not serialize is left out, not guessed.
       }
     }
-    // A late pause ran after the blocking work: its scope may belong to whatever ran next.
-    if (seen?.request && message.stackSource === 'pause') report.request = seen.request;
+    const requestSource = seen?.request ? this.#requestSource(message) : undefined;
+    if (seen?.request && requestSource) {
+      report.request = seen.request;
+      report.requestSource = requestSource;
+    }
     report.inflight = seen?.inflight ?? this.#safe(() => this.#options.inflight(), 0);
     if (!report.request) {
       const candidates = seen?.candidates ?? this.#candidates();
       if (candidates.length > 0) report.candidates = candidates;
     }
     if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
+    if (message.enteredAfter !== undefined) report.enteredAfter = message.enteredAfter;
     if (message.wantsProfile) this.#profile(report, message.window);
     if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
+    if (message.expected) {
+      report.expected = true;
+      // A copy, as the paused thread's scope reader would give: the route as resolved by now.
+      const scope = this.#safe(
+        () => (this.#expectedScope === undefined ? undefined : (JSON.parse(JSON.stringify(this.#expectedScope)) as S)),
+        undefined,
+      );
+      this.#expectedScope = undefined;
+      if (scope !== undefined) {
+        report.request = scope;
+        report.requestSource = 'expectBlocking';
+        delete report.candidates;
+      }
+    }
     if (message.debuggerAttached) {
       report.debuggerAttached = true;
       this.#debuggerStalls++;
     }
     this.#emit(report);
+  }
+
+  /**
+   * Whether the paused scope is the blocker's. A late pause landed at the first interrupt check
+   * after native code returned: whatever it ran next may be another request's (a microtask, the
+   * next timer), but a frame below the top was on the stack before the pause was asked, so an
+   * application frame there means the pause landed inside the synchronous call that blocked.
+   */
+  #requestSource(message: Extract<WorkerMessage, { type: 'stall' }>): RequestSource | undefined {
+    if (message.stackSource === 'pause') return 'pause';
+    if (message.stackSource !== 'late-pause') return undefined;
+    const isApp = this.#options.frameFilter ?? isApplicationUrl;
+    return message.stack.slice(message.enteredAfter ?? 1).some((frame) => this.#safe(() => isApp(frame.url), false))
+      ? 'late-pause'
+      : undefined;
   }
 
   /** The stack the profiler saw most during the stall, when the pause could not give it. */
@@ -357,7 +419,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       if (!found) return;
       report.gcShare = Math.round(found.gcShare * 100) / 100;
       if (found.stack.length > 0) {
-        report.stack = found.stack;
+        report.stack = mapStackFrames(found.stack);
         report.stackSource = 'profile';
       }
     } catch (error) {

@@ -4,6 +4,7 @@
 // the ESM build and the CJS build, with no second entry point to resolve at run time.
 
 import type { MessagePort } from 'node:worker_threads';
+import { createSourceMapper, type SourceMapLimits } from './sourcemap.js';
 import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
 
 /** Slots of the Int32Array over the SharedArrayBuffer both threads share. */
@@ -17,7 +18,9 @@ export const BEAT_EXITING = 3;
 export const BEAT_BUSY = 4;
 /** The longest gap between two beats, ms, since the worker last took it. */
 export const BEAT_GAP = 5;
-export const BEAT_SLOTS = 6;
+/** 1 while the main thread runs inside expectBlocking(): a stall then takes no stack. */
+export const BEAT_EXPECTED = 6;
+export const BEAT_SLOTS = 7;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
@@ -59,6 +62,8 @@ export interface WorkerConfig {
   /** Expression evaluated on the paused frame; returns JSON of { request, inflight, candidates }. */
   scopeExpression: string;
   maxFrames: number;
+  /** Map frames through source maps (after the main thread runs again); undefined: do not. */
+  sourceMaps?: SourceMapLimits;
   faults: Fault[];
 }
 
@@ -68,6 +73,7 @@ export type WorkerMessage =
   | { type: 'degraded'; reason: string }
   | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
+  | { type: 'sourcemap'; url: string; why: string }
   | {
       type: 'stall';
       durationMs: number;
@@ -84,16 +90,26 @@ export type WorkerMessage =
       stackSkipped?: StackSkipped;
       /** No stack because a debugger may be attached (`stackSkipped` is 'unavailable'). */
       debuggerAttached?: true;
+      /** The main thread was inside expectBlocking() when the stall was seen. */
+      expected?: true;
+      enteredAfter?: 0 | 1;
     };
 
 /** Messages to the worker. */
 export type MainMessage = { type: 'exit' };
 
+interface Location {
+  scriptId: string;
+  lineNumber: number;
+  columnNumber?: number;
+}
+
 interface CallFrame {
   callFrameId: string;
   functionName: string;
   url?: string;
-  location: { scriptId: string; lineNumber: number; columnNumber?: number };
+  location: Location;
+  functionLocation?: Location;
 }
 
 interface PausedEvent {
@@ -101,19 +117,24 @@ interface PausedEvent {
 }
 
 interface Captured {
+  /** A late pause: 1 if its top frame was entered after the pause was asked, 0 if it was already running. */
+  enteredAfter?: 0 | 1;
   stack: WatchdogStackFrame[];
+  /** Each frame's script's sourceMappingURL as V8 read it, when it has one. */
+  maps: (string | undefined)[];
   scope?: string;
   delayMs: number;
 }
 
 /** Runs in the worker. */
-function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
+function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof createSourceMapper): void {
   // Slots as in BEAT_* (this function cannot see module constants).
   const SEQ = 1;
   const DEBUGGER = 2;
   const EXITING = 3;
   const BUSY = 4;
   const GAP = 5;
+  const EXPECTED = 6;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -191,6 +212,26 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   let stale: any;
   let debuggerOn = false;
   const scripts = new Map<string, string>();
+  const sourceMapUrls = new Map<string, string>();
+  let mapFrame: ReturnType<typeof createSourceMapper> | undefined;
+  const skippedMaps = new Set<string>();
+  /** Source-maps a captured stack; runs after the main thread was let go. */
+  const mapStack = (captured: Captured): WatchdogStackFrame[] => {
+    if (!config.sourceMaps) return captured.stack;
+    try {
+      mapFrame ??= mapperOf(load, config.sourceMaps, (url, why) => {
+        // Once per script, and a bounded number of scripts.
+        if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
+        skippedMaps.add(url);
+        send({ type: 'sourcemap', url, why });
+      });
+      const map = mapFrame;
+      return captured.stack.map((frame, i) => map(frame, captured.maps[i]));
+    } catch (error) {
+      fail('stall frames could not be source-mapped', error);
+      return captured.stack;
+    }
+  };
   /** Our Debugger.pause was answered and its pause has not been seen yet. */
   let pauseAsked = false;
   /** The capture waiting for its pause. */
@@ -278,8 +319,9 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     const opened = new inspector.Session();
     opened.connectToMainThread();
     session = opened;
-    opened.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+    opened.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string; sourceMapURL?: string } }) => {
       if (m.params.url) scripts.set(m.params.scriptId, m.params.url);
+      if (m.params.sourceMapURL) sourceMapUrls.set(m.params.scriptId, m.params.sourceMapURL);
     });
     opened.on('Debugger.paused', onPaused);
   };
@@ -291,6 +333,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     debuggerOn = false;
     pauseAsked = false;
     scripts.clear();
+    sourceMapUrls.clear();
     if (!closing) return true;
     try {
       const fault = faultAt('disconnect');
@@ -367,6 +410,25 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
   };
 
   /**
+   * Whether a late pause landed at the top frame's entry: V8 takes an interrupt at a function's
+   * entry or a loop's back edge, so a frame paused at its first breakable position was entered
+   * after the pause was asked (it may have run after the blocking work); one paused further in
+   * was already running. Undefined when that cannot be told.
+   */
+  const atEntry = async (frame: CallFrame): Promise<boolean | undefined> => {
+    if (!frame.functionLocation) return undefined;
+    try {
+      const params = { start: frame.functionLocation, end: frame.location, restrictToFunction: true };
+      const answer = (await within(post('Debugger.getPossibleBreakpoints', params), 'Debugger.getPossibleBreakpoints')) as {
+        locations?: unknown[];
+      };
+      return Array.isArray(answer.locations) ? answer.locations.length === 0 : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  /**
    * Pauses the main thread, reads its stack and scope, and lets it go. Everything after the
    * pause is asked for sits in the one `finally` that releases the thread.
    */
@@ -374,13 +436,18 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     retryStale();
     connect();
     // Commands reach the main thread at V8's next interrupt check, which native code such as
-    // JSON.parse does not make. The answer to a trivial command sent first tells how long that
-    // took: if long, the blocking work had already returned when the pause landed.
+    // JSON.parse does not make. The main thread's own clock read by a trivial command sent first
+    // tells how long that took (process.hrtime is one monotonic clock for both threads, so a
+    // worker descheduled on a loaded machine does not make a prompt pause look late): if long,
+    // the blocking work had already returned when the pause landed.
     const asked = nowMs();
     let reachedAt: number | undefined;
-    post('Runtime.getHeapUsage', {}, 'probe').then(
-      () => {
-        reachedAt = nowMs();
+    post('Runtime.evaluate', { expression: 'process.hrtime()', returnByValue: true, silent: true }, 'probe').then(
+      (answer) => {
+        const value = (answer as { result?: { value?: unknown } }).result?.value;
+        const main = Array.isArray(value) && value.length === 2 ? Number(value[0]) * 1e3 + Number(value[1]) / 1e6 : Number.NaN;
+        // Not later than the answer came; the worker's clock when the main thread's is unreadable.
+        reachedAt = Number.isFinite(main) && main >= asked ? Math.min(main, nowMs()) : nowMs();
       },
       () => {},
     );
@@ -401,14 +468,20 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
       if (landed === 'foreign') return 'foreign';
       paused = true;
       const scope = landed.frames[0] ? await readScope() : undefined;
-      const stack = landed.frames.slice(0, config.maxFrames).map((f) => ({
+      const frames = landed.frames.slice(0, config.maxFrames);
+      const stack = frames.map((f) => ({
         functionName: f.functionName,
         url: f.url || scripts.get(f.location.scriptId) || '',
         line: f.location.lineNumber + 1,
         column: (f.location.columnNumber ?? 0) + 1,
       }));
+      const maps = frames.map((f) => sourceMapUrls.get(f.location.scriptId));
       const delayMs = (reachedAt ?? landed.at) - asked;
-      return scope === undefined ? { stack, delayMs } : { stack, scope, delayMs };
+      const enteredAfter = delayMs > config.latePauseMs && frames[0] ? await atEntry(frames[0]) : undefined;
+      const captured: Captured = { stack, maps, delayMs };
+      if (scope !== undefined) captured.scope = scope;
+      if (enteredAfter !== undefined) captured.enteredAfter = enteredAfter ? 1 : 0;
+      return captured;
     } finally {
       waiting = undefined;
       await release(paused);
@@ -429,7 +502,9 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
     let captured: Captured | undefined;
     let skipped: StackSkipped | undefined;
     let attached = false;
-    if (!config.captureStacks) skipped = 'disabled';
+    const expected = Atomics.load(beat, EXPECTED) === 1;
+    if (expected) skipped = 'expected';
+    else if (!config.captureStacks) skipped = 'disabled';
     else if (!stacks) skipped = 'unavailable';
     else if (debuggerAttached()) attached = true;
     else if (!takeToken()) skipped = 'rate-limited';
@@ -471,11 +546,13 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
       window: [startedMono * 1000, (startedMono + gapMs) * 1000],
       wantsProfile: config.profiler && (late || (captured === undefined && !skipped && stacks)),
     };
+    if (expected) message.expected = true;
     if (captured) {
       message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;
-      message.stack = captured.stack;
+      message.stack = mapStack(captured);
       message.stackSource = late ? 'late-pause' : 'pause';
+      if (late && captured.enteredAfter !== undefined) message.enteredAfter = captured.enteredAfter;
     }
     if (skipped) message.stackSkipped = skipped;
     if (attached) message.debuggerAttached = true;
@@ -554,7 +631,8 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require): void {
 /** The worker's source: the functions above and a call with the config from workerData. */
 export function workerSource(): string {
   return `'use strict';
+const createSourceMapper = ${createSourceMapper.toString()};
 const workerMain = ${workerMain.toString()};
-workerMain(require('node:worker_threads').workerData, require);
+workerMain(require('node:worker_threads').workerData, require, createSourceMapper);
 `;
 }

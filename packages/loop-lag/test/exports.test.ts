@@ -12,6 +12,8 @@ it('pins the runtime exports', () => {
     'createLoopDelayRecorder',
     'createOverloadGuard',
     'createStallWatchdog',
+    'expectBlocking',
+    'mapStackFrames',
     'percentileSteps',
   ]);
   expect(Object.isFrozen(loopLag.LOOP_LAG_DEFAULTS)).toBe(true);

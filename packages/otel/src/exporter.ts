@@ -112,7 +112,8 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
       const onStall = (report: StallReport) => {
         try {
           instruments?.stall(report);
-          if (tracer && tracker) recordStall(tracer, tracker, report);
+          // Declared blocking is counted, not traced: it has no stack and no report line either.
+          if (tracer && tracker && !report.expected) recordStall(tracer, tracker, report);
         } catch (error) {
           monitor.reportError('the OTel exporter could not record a stall', error);
         }

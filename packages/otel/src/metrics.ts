@@ -5,6 +5,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
+  ATTR_STALL_EXPECTED,
   ATTR_THREAD_ID,
   ATTR_THREAD_NAME,
   EVENTLOOP_DELAY,
@@ -119,9 +120,9 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   const unsubscribe = feed.subscribe((event) => {
     if (event.type !== 'stall') return;
     try {
-      const { route, seconds } = labels.stall(event.report);
+      const { route, seconds, expected } = labels.stall(event.report);
       const attributes = { [ATTR_HTTP_ROUTE]: route, ...threadAttributes(event.thread) };
-      stalls.add(1, attributes);
+      stalls.add(1, { ...attributes, [ATTR_STALL_EXPECTED]: expected === 'true' });
       stallDuration.record(seconds, attributes);
     } catch (error) {
       monitor.reportError('the OTel exporter could not record a worker thread stall', error);
@@ -130,8 +131,8 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
 
   return {
     stall(report) {
-      const { route, seconds } = labels.stall(report);
-      stalls.add(1, { [ATTR_HTTP_ROUTE]: route });
+      const { route, seconds, expected } = labels.stall(report);
+      stalls.add(1, { [ATTR_HTTP_ROUTE]: route, [ATTR_STALL_EXPECTED]: expected === 'true' });
       stallDuration.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     promise(report) {

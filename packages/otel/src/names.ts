@@ -40,6 +40,8 @@ export const ATTR_THREAD_NAME = 'thread.name';
 export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
 export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';
+/** On the stalls counter: the stall was declared with expectBlocking() or loopLag.expected. */
+export const ATTR_STALL_EXPECTED = 'loopsight.stall.expected';
 export const ATTR_STACK_SOURCE = 'loopsight.stall.stack_source';
 export const ATTR_INFLIGHT = 'loopsight.stall.inflight';
 

@@ -163,8 +163,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     );
     const stalls = new Counter({
       name: names.stalls,
-      help: 'Event loop stalls, by the route template of the request that was blocking the loop.',
-      labelNames: ['route', 'thread'],
+      help: 'Event loop stalls, by the route template of the request that was blocking the loop, and whether the blocking was declared expected.',
+      labelNames: ['route', 'expected', 'thread'],
       registers: [],
     });
     const stallSeconds = new Histogram({
@@ -219,8 +219,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
 
     const onStall = (report: StallReport) => {
       try {
-        const { route, seconds } = labels.stall(report);
-        stalls.inc({ route });
+        const { route, seconds, expected } = labels.stall(report);
+        stalls.inc({ route, expected });
         stallSeconds.observe({ route }, seconds);
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a stall', error);
@@ -240,18 +240,19 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       try {
         const thread = event.thread.label;
         if (event.type === 'exit') {
-          for (const route of threadRoutes.get(thread) ?? []) {
-            stalls.remove({ route, thread });
+          for (const key of threadRoutes.get(thread) ?? []) {
+            const [route = '', expected = 'false'] = JSON.parse(key) as string[];
+            stalls.remove({ route, expected, thread });
             stallSeconds.remove({ route, thread });
           }
           threadRoutes.delete(thread);
           return;
         }
-        const { route, seconds } = labels.stall(event.report);
-        stalls.inc({ route, thread });
+        const { route, seconds, expected } = labels.stall(event.report);
+        stalls.inc({ route, expected, thread });
         stallSeconds.observe({ route, thread }, seconds);
-        const routes = threadRoutes.get(thread) ?? new Set<string>();
-        threadRoutes.set(thread, routes.add(route));
+        const keys = threadRoutes.get(thread) ?? new Set<string>();
+        threadRoutes.set(thread, keys.add(JSON.stringify([route, expected])));
       } catch (error) {
         monitor.reportError('the Prometheus exporter could not count a worker thread stall', error);
       }

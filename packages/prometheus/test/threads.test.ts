@@ -77,9 +77,9 @@ describe('worker threads', () => {
     let text = '';
     await until(async () => {
       text = await registry.metrics();
-      return text.includes(`loopsight_event_loop_stalls_total{route="jobs:resize",thread="${label}"}`);
+      return text.includes(`loopsight_event_loop_stalls_total{route="jobs:resize",expected="false",thread="${label}"}`);
     });
-    expect(text).toContain(`loopsight_event_loop_stalls_total{route="jobs:resize",thread="${label}"} 1`);
+    expect(text).toContain(`loopsight_event_loop_stalls_total{route="jobs:resize",expected="false",thread="${label}"} 1`);
     expect(text).toContain(`loopsight_event_loop_stall_seconds_count{route="jobs:resize",thread="${label}"} 1`);
     // The 300 ms block is one delay sample of the worker's, in its 500 ms bucket.
     await until(async () => {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { promiseHooks } from 'node:v8';
+// A namespace import: a runtime without promiseHooks (Deno) must still load this module; start() then fails, reported once.
+import * as v8 from 'node:v8';
 import { register, unregister } from './detach.js';
 import { observeUnhandledRejections } from './emit.js';
 import { type ResolvedTrackerOptions, resolveTrackerOptions } from './options.js';
@@ -243,8 +244,10 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     if (!this.#running) return;
     this.#windows++;
     this.#capturing = true;
-    if (this.#stopHooks === undefined)
-      this.#stopHooks = promiseHooks.createHook({ init: this.#init, settled: this.#settled }) as () => void;
+    if (this.#stopHooks === undefined) {
+      if (v8.promiseHooks === undefined) throw new Error('node:v8 promiseHooks is not available on this runtime');
+      this.#stopHooks = v8.promiseHooks.createHook({ init: this.#init, settled: this.#settled }) as () => void;
+    }
     if (this.#options.mode !== 'sampled') return;
     clearTimeout(this.#closeTimer);
     this.#closeTimer = setTimeout(() => this.#closeWindow(), this.#options.sampleWindowMs).unref();

@@ -1,14 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAdaptorServer as honoServer2 } from '@hono/node-server';
 import Router from '@koa/router';
 import type { AdapterOptions, Monitor } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express5 from 'express';
 import express4 from 'express4';
 import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
+import { Hono } from 'hono';
+import { createAdaptorServer as honoServer1 } from 'hono-node-server1';
 import koa3 from 'koa';
 import koa2 from 'koa2';
 
@@ -99,6 +103,21 @@ function koaApp(Koa: any): Framework['start'] {
   };
 }
 
+function honoApp(honoServer: typeof honoServer2): Framework['start'] {
+  return (options, run) => {
+    const app = new Hono();
+    const middleware = honoLoopsight(options);
+    app.use(middleware);
+    // A middleware chain: each awaits the next.
+    app.use(async (c, next) => {
+      await next();
+      c.header('x-chain', 'done');
+    });
+    app.get('/run/:name', async (c) => c.json({ result: await run(c.req.param('name')) }));
+    return serve(honoServer({ fetch: app.fetch }) as Server, middleware.monitor);
+  };
+}
+
 export const frameworks: Framework[] = [
   { name: 'express 4', start: expressApp(express4) },
   { name: 'express 5', start: expressApp(express5) },
@@ -106,4 +125,6 @@ export const frameworks: Framework[] = [
   { name: 'fastify 5', start: fastifyApp(fastify5) },
   { name: 'koa 2', start: koaApp(koa2) },
   { name: 'koa 3', start: koaApp(koa3) },
+  { name: 'hono 4', start: honoApp(honoServer2) },
+  { name: 'hono 4 (node-server 1)', start: honoApp(honoServer1 as typeof honoServer2) },
 ];

@@ -1,11 +1,15 @@
-// A CommonJS app on the older majors: Express 4, Fastify 4, Koa 2, loopsight through require().
+// A CommonJS app on the older majors: Express 4, Fastify 4, Koa 2, Hono 4 on @hono/node-server 1,
+// loopsight through require().
+const { getRequestListener } = require('@hono/node-server');
 const Router = require('@koa/router');
 const { getCorrelationId } = require('@loopsight/context');
 const { loopsight: expressLoopsight } = require('@loopsight/express');
 const { loopsight: fastifyLoopsight } = require('@loopsight/fastify');
+const { loopsight: honoLoopsight } = require('@loopsight/hono');
 const { loopsight: koaLoopsight } = require('@loopsight/koa');
 const express = require('express');
 const Fastify = require('fastify');
+const { Hono } = require('hono');
 const Koa = require('koa');
 const { listen, probe } = require('./probe.cjs');
 
@@ -38,6 +42,16 @@ const apps = {
     });
     app.use(router.routes());
     return listen(app.callback(), ls.monitor);
+  },
+  async hono() {
+    const app = new Hono();
+    const ls = honoLoopsight();
+    app.use(ls);
+    app.route(
+      '/users',
+      new Hono().get('/:id', async (c) => c.json(await user())),
+    );
+    return listen(getRequestListener(app.fetch), ls.monitor);
   },
 };
 

@@ -1,12 +1,15 @@
 // An ESM app as a user writes it: loopsight from the packed tarballs; Express 5, Fastify 5, Koa 3
-// and @koa/router from the registry; legacy-dep, a CommonJS package that reads the id itself.
+// and @koa/router, Hono 4 on @hono/node-server 2 from the registry; legacy-dep, a CommonJS package that reads the id itself.
+import { getRequestListener } from '@hono/node-server';
 import Router from '@koa/router';
 import { getCorrelationId } from '@loopsight/context';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
+import { loopsight as honoLoopsight } from '@loopsight/hono';
 import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express from 'express';
 import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import legacy from 'legacy-dep';
 import { listen, probe } from './probe.cjs';
@@ -40,6 +43,16 @@ const apps = {
     });
     app.use(router.routes());
     return listen(app.callback(), ls.monitor);
+  },
+  async hono() {
+    const app = new Hono();
+    const ls = honoLoopsight();
+    app.use(ls);
+    app.route(
+      '/users',
+      new Hono().get('/:id', async (c) => c.json(await user())),
+    );
+    return listen(getRequestListener(app.fetch), ls.monitor);
   },
 };
 

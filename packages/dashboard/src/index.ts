@@ -1,0 +1,7 @@
+export { createDashboard } from './dashboard.js';
+export type {
+  Dashboard,
+  DashboardOptions,
+  FastifyInstanceLike,
+  KoaContextLike,
+} from './types.js';

@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import { createMonitor, type MonitorOptions } from '@loopsight/core';
+
+/** The preload's configuration: monitor options, and what the preload itself starts. */
+export interface RegisterConfig {
+  readonly enabled: boolean;
+  readonly monitor: MonitorOptions;
+  /** Serve Prometheus metrics on this port (0: any free port). Undefined: no metrics server. */
+  readonly metrics: { readonly port: number; readonly host: string | undefined; readonly path: string } | undefined;
+  /** 'auto': attach the OpenTelemetry exporter once an SDK has registered a global provider. */
+  readonly otel: 'auto' | 'off';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Warn = (line: string) => void;
+
+/** What a bad value's line shows of it: bounded and escaped, since the environment is not ours. */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+}
+
+const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false };
+
+// Options core validates itself are checked by core, one variable at a time (createMonitor only
+// resolves options; nothing starts): one rule per option, and a bad variable costs only itself.
+function coreRefusal(options: MonitorOptions): string | undefined {
+  try {
+    createMonitor(options);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message.replace(/^loopsight: /, '') : String(error);
+  }
+}
+
+/** A variable's value, turned into an option by `parse`; a refusal is one line and the default. */
+function read<T>(env: Env, name: string, warn: Warn, parse: (raw: string) => T | { refused: string }): T | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const parsed = parse(raw.trim());
+  if (typeof parsed === 'object' && parsed !== null && 'refused' in parsed) {
+    warn(`loopsight: ${name}=${shown(raw)} ignored: ${(parsed as { refused: string }).refused}; the default applies`);
+    return undefined;
+  }
+  return parsed as T;
+}
+
+const refused = (why: string) => ({ refused: why });
+
+function bool(raw: string): boolean | { refused: string } {
+  const value = BOOLEANS[raw.toLowerCase()];
+  return value ?? refused('must be true or false');
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T | { refused: string } =>
+    (values as readonly string[]).includes(raw) ? (raw as T) : refused(`must be one of ${values.join(', ')}`);
+}
+
+function integer(min: number, max: number) {
+  return (raw: string): number | { refused: string } => {
+    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    return Number.isSafeInteger(value) && value >= min && value <= max ? value : refused(`must be an integer from ${min} to ${max}`);
+  };
+}
+
+/** A value core checks: `toOptions` places it, core's own message says what is wrong. */
+function checkedBy<T>(parse: (raw: string) => T | { refused: string }, toOptions: (value: T) => MonitorOptions) {
+  return (raw: string): MonitorOptions | { refused: string } => {
+    const value = parse(raw);
+    if (typeof value === 'object' && value !== null && 'refused' in value) return value;
+    const options = toOptions(value as T);
+    const why = coreRefusal(options);
+    return why === undefined ? options : refused(why);
+  };
+}
+
+const HOST = /^[A-Za-z0-9.:-]{1,253}$/;
+const PATH = /^\/[A-Za-z0-9._~/-]{0,255}$/;
+
+/** The options a JSON file gives (LOOPSIGHT_CONFIG): data only, never code. */
+function fromFile(path: string, warn: Warn): MonitorOptions {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${error instanceof Error ? error.message : String(error)}`);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: the file must hold a JSON object of monitor options`);
+    return {};
+  }
+  const options = parsed as MonitorOptions;
+  const why = coreRefusal(options);
+  if (why !== undefined) {
+    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${why}`);
+    return {};
+  }
+  return options;
+}
+
+/** Merges option groups one level deep: a variable overrides the file's value of that option only. */
+function merge(into: MonitorOptions, from: MonitorOptions | undefined): MonitorOptions {
+  if (from === undefined) return into;
+  const out: Record<string, unknown> = { ...into };
+  for (const [key, value] of Object.entries(from)) {
+    const before = out[key];
+    const bothObjects = typeof value === 'object' && value !== null && typeof before === 'object' && before !== null;
+    out[key] = bothObjects && !Array.isArray(value) ? { ...before, ...value } : value;
+  }
+  return out as MonitorOptions;
+}
+
+/**
+ * Reads the LOOPSIGHT_* variables (docs/preload.md lists them). A bad value is one line through
+ * `warn` and the default, never a throw: this runs before the application, in every process that
+ * inherits NODE_OPTIONS.
+ */
+export function readConfig(env: Env, warn: Warn): RegisterConfig {
+  const enabled = read(env, 'LOOPSIGHT_ENABLED', warn, bool) ?? true;
+  const file = env.LOOPSIGHT_CONFIG?.trim();
+  let monitor: MonitorOptions = file ? fromFile(file, warn) : {};
+  const loopLag = read(env, 'LOOPSIGHT_LOOP_LAG', warn, bool);
+  if (loopLag === false) monitor = { ...monitor, loopLag: false };
+  else {
+    const threshold = read(
+      env,
+      'LOOPSIGHT_STALL_THRESHOLD_MS',
+      warn,
+      checkedBy(integer(0, Number.MAX_SAFE_INTEGER), (stallThresholdMs) => ({ loopLag: { stallThresholdMs } })),
+    );
+    const stacks = read(
+      env,
+      'LOOPSIGHT_CAPTURE_STACKS',
+      warn,
+      checkedBy(bool, (captureStacks) => ({ loopLag: { captureStacks } })),
+    );
+    monitor = merge(merge(monitor, threshold), stacks);
+  }
+  const mode = read(env, 'LOOPSIGHT_PROMISES', warn, oneOf(['off', 'sampled', 'full'] as const));
+  if (mode !== undefined) monitor = merge(monitor, { promises: { mode } });
+  const header = read(
+    env,
+    'LOOPSIGHT_HEADER',
+    warn,
+    checkedBy(String, (h) => ({ correlation: { header: h.toLowerCase() } })),
+  );
+  const echo = read(
+    env,
+    'LOOPSIGHT_ECHO',
+    warn,
+    checkedBy(bool, (e) => ({ correlation: { echo: e } })),
+  );
+  const propagate = read(
+    env,
+    'LOOPSIGHT_PROPAGATE',
+    warn,
+    checkedBy(bool, (p) => ({ correlation: { propagate: p } })),
+  );
+  monitor = merge(merge(merge(monitor, header), echo), propagate);
+  const port = read(env, 'LOOPSIGHT_METRICS_PORT', warn, integer(0, 65_535));
+  const host = read(env, 'LOOPSIGHT_METRICS_HOST', warn, (raw) => (HOST.test(raw) ? raw : refused('must be a host name or IP address')));
+  const path =
+    read(env, 'LOOPSIGHT_METRICS_PATH', warn, (raw) => (PATH.test(raw) ? raw : refused("must be a URL path such as '/metrics'"))) ??
+    '/metrics';
+  const otel = read(env, 'LOOPSIGHT_OTEL', warn, oneOf(['auto', 'off'] as const)) ?? 'auto';
+  return {
+    enabled,
+    monitor,
+    metrics: port === undefined ? undefined : { port, host, path },
+    otel,
+  };
+}

@@ -1,0 +1,22 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+// The README's main command runs examples/express-demo against the packages' builds. Its report
+// sections come from other threads and timers: five runs in a row must each print the stall (with
+// its culprit and request) and the floating promise, as the README's sample shows.
+const demo = fileURLToPath(new URL('../../examples/express-demo/', import.meta.url));
+
+it('the demo prints its stall and promise reports on every run (5 runs)', { timeout: 120_000 }, async () => {
+  for (let run = 1; run <= 5; run++) {
+    const { stdout } = await promisify(execFile)(process.execPath, ['index.js'], { cwd: demo, timeout: 30_000 });
+    const section = (title: string) => stdout.split(`\n${title}`)[1]?.split('\n\n')[0] ?? '';
+    const stalls = section('Stall reports');
+    expect(stalls, `run ${run}:\n${stdout}`).toMatch(/\d+ ms {2}GET \/reports\/daily {2}id [\w-]+ {2}\(stack: (pause|late-pause)/);
+    expect(stalls, `run ${run}:\n${stdout}`).toMatch(/culprit buildReport \(.*index\.js:\d+:\d+\)/);
+    const promises = section('Promise reports');
+    expect(promises, `run ${run}:\n${stdout}`).toMatch(/floating {2}POST \/checkout {2}id checkout-9c1d/);
+    expect(promises, `run ${run}:\n${stdout}`).toMatch(/culprit sendReceipt/);
+  }
+});
