@@ -108,7 +108,8 @@ export const frameworks = {
   nestjs: nest,
   'nestjs-fastify': nest,
   hono: [
-    ...common,
+    // The dashboard mounts on Express, Fastify and Koa (docs/dashboard.md): no Hono row.
+    ...common.filter((c) => c.variant !== 'loopsight-dashboard'),
     { label: 'hono/request-id', variant: 'request-id', echoesId: true, kind: 'peer' },
     { label: 'hono/request-id + hono/context-storage', variant: 'request-id-context-storage', echoesId: true, kind: 'peer' },
     promClient,

@@ -141,7 +141,11 @@ describe('limits and degradation', () => {
     await watchdog.stop();
     const ours = reports.filter((r) => r.request?.job === 'resize-images');
     expect(ours).toHaveLength(1);
-    expect(ours[0]).toMatchObject({ inflight: 1, stackSource: 'pause' });
+    expect(ours[0]?.inflight).toBe(1);
+    // A loaded machine can hold the main thread past the pause's deadline: a late pause then names
+    // the scope too, since blockTheLoop is still on its stack.
+    expect(ours[0]?.requestSource).toBe(ours[0]?.stackSource);
+    expect(['pause', 'late-pause']).toContain(ours[0]?.stackSource);
   });
 });
 

@@ -238,8 +238,8 @@ describe('route labels', () => {
       '__unknown__',
       '__unrouted__',
     ]);
-    expect(sample(text, 'loopsight_event_loop_stalls_total{route="__other__"}')).toBe(7);
-    expect(sample(text, 'loopsight_event_loop_stalls_total{route="/r0"}')).toBe(2);
+    expect(sample(text, 'loopsight_event_loop_stalls_total{route="__other__",expected="false"}')).toBe(7);
+    expect(sample(text, 'loopsight_event_loop_stalls_total{route="/r0",expected="false"}')).toBe(2);
     expect(sample(text, 'loopsight_event_loop_stall_seconds_count{route="/r0"}')).toBe(2);
   });
 });

@@ -147,7 +147,7 @@ describe.each(cases)('node --%s @loopsight/register, an unmodified %s app', (pre
     expect(res.statusCode).toBe(200);
     const text = await res.body.text();
     expect(text).toContain('loopsight_event_loop_delay_seconds_bucket');
-    expect(text).toMatch(/^loopsight_event_loop_stalls_total\{route="[^"]+"\} [1-9]/m);
+    expect(text).toMatch(/^loopsight_event_loop_stalls_total\{route="[^"]+",expected="false"\} [1-9]/m);
     // The metrics server's own requests are not the application's.
     expect(app.json<Observed>('observed').some((e) => e.status === 200 && e.route === '/metrics')).toBe(false);
     const other = await request(`http://127.0.0.1:${metricsPort}/other`);
