@@ -61,7 +61,9 @@ describe('metrics', () => {
 
     const stalls = metrics.get('loopsight.eventloop.stalls');
     expect(stalls?.dataPointType).toBe(DataPointType.SUM);
-    expect(stalls?.dataPoints.map((p) => [p.attributes['http.route'], p.attributes['loopsight.stall.expected'], p.value])).toEqual([['/block/:ms', false, 1]]);
+    expect(stalls?.dataPoints.map((p) => [p.attributes['http.route'], p.attributes['loopsight.stall.expected'], p.value])).toEqual([
+      ['/block/:ms', false, 1],
+    ]);
     const duration = metrics.get('loopsight.eventloop.stall.duration');
     expect(duration?.descriptor.unit).toBe('s');
     expect(duration?.dataPointType).toBe(DataPointType.HISTOGRAM);
