@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import {
   createLoopDelayRecorder,
   createOverloadGuard,
@@ -13,6 +14,7 @@ import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } 
 import { isApplicationUrl } from './culprit.js';
 import { LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
+import { emptyFeed, type ThreadFeed, ThreadRegistry, ThreadReporter } from './threads.js';
 import type { PromiseReport, RequestScope, ResolvedLoopLag, ResolvedOptions, ResolvedPromises, StallReport } from './types.js';
 
 /**
@@ -118,6 +120,13 @@ export class Hub {
   #trackerConfig: TrackerConfig | undefined;
   #warnedFrameFilter = false;
   #lingering: NodeJS.Timeout | undefined;
+  /** Main thread: what the worker threads report. A worker: its reporter to the main thread. */
+  #threads: ThreadRegistry | ThreadReporter | undefined;
+
+  /** The worker threads' figures, for the main thread's exporters. */
+  get threads(): ThreadFeed {
+    return this.#threads instanceof ThreadRegistry ? this.#threads : emptyFeed();
+  }
 
   /** How many monitors run in this process. */
   get size(): number {
@@ -189,6 +198,7 @@ export class Hub {
         return guard;
       });
     }
+    this.#startThreads(loopLag);
     if (!known) this.#reconcile(false);
     return this.#partsOf(slot);
   }
@@ -324,6 +334,10 @@ export class Hub {
   #apply(watchdogConfig: WatchdogConfig | undefined, trackerConfig: TrackerConfig | undefined): Promise<void> {
     this.#lingering = undefined;
     this.#sweep();
+    if (this.#slots.size === 0) {
+      this.#threads?.stop();
+      this.#threads = undefined;
+    }
     const stops: Promise<void>[] = [];
     if (!sameConfig(watchdogConfig, this.#watchdogConfig)) {
       const old = this.#watchdog;
@@ -462,6 +476,19 @@ export class Hub {
       report.stackSkipped = 'disabled';
     }
     member.deliver(report);
+    if (this.#threads instanceof ThreadReporter) this.#threads.stall(report);
+  }
+
+  /**
+   * The main thread listens to the worker threads' monitors; a worker's first monitor with loopLag
+   * sends its figures there, every window of its sampler.
+   */
+  #startThreads(loopLag: ResolvedLoopLag | false): void {
+    if (this.#threads) return;
+    const onError = (what: string, error: unknown) => this.#error(what, error);
+    if (isMainThread) this.#threads = new ThreadRegistry(onError);
+    else if (loopLag) this.#threads = new ThreadReporter(() => this.#samplers.values().next().value?.part, loopLag.windowMs, onError);
+    this.#threads?.start();
   }
 
   /** The slot a scope belongs to: recorded, or with one monitor running, that one. */
@@ -521,6 +548,11 @@ let cached: Hub | undefined;
 export function hub(): Hub {
   cached ??= holder[KEY] ??= new Hub();
   return cached;
+}
+
+/** The worker threads' figures for the main thread's exporters (empty in a worker). Never creates the hub. */
+export function threadFeed(): ThreadFeed {
+  return (cached ?? holder[KEY])?.threads ?? emptyFeed();
 }
 
 /**

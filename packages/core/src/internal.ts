@@ -16,13 +16,14 @@ export {
   pathOf,
   type ShedAnswer,
 } from './handler.js';
-export { correlationHeaderNames } from './hub.js';
+export { correlationHeaderNames, threadFeed } from './hub.js';
 export { traceIdOf } from './incoming.js';
 export { internals, type MonitorInternals } from './monitor.js';
 export { DEFAULT_ID_PATTERN, idRefusal, positiveInteger } from './options.js';
 export { type RouteResolver, trackRequest } from './request.js';
 export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { runInScope } from './store.js';
+export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './threads.js';
 export type {
   ResolvedCorrelation,
   ResolvedLoopLag,

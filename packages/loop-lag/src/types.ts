@@ -84,6 +84,11 @@ export interface WatchdogStallReport<S> {
    * 'expected'`) and no report line.
    */
   expected?: true;
+  /**
+   * Set when the stall was a worker thread's: its `threadId`, and its name where Node tells it to
+   * the worker (`worker_threads.threadName`: Node 22.20+ and 24.6+, not 20), else empty.
+   */
+  thread?: { id: number; name: string };
 }
 
 /** The main thread's sampling profiler, for stalls spent inside native code. */

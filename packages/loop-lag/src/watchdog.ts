@@ -1,9 +1,11 @@
 import { createRequire } from 'node:module';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { type ExpectedFlag, expectedState } from './expected.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
+import { ThreadWatchdog } from './threads.js';
+import { releaseThreads, threadsSource } from './threads-worker.js';
 import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -216,8 +218,11 @@ class Watchdog<S extends object> implements StallWatchdog {
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
-    this.#port?.close();
+    const port = this.#port;
     this.#port = undefined;
+    // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
+    if (worker && port && !(this.#options as InternalOptions).workerSource) await releaseThreads(port);
+    port?.close();
     if (worker) {
       worker.removeAllListeners();
       // An error from terminate must not surface as an unhandled 'error' event.
@@ -292,7 +297,8 @@ class Watchdog<S extends object> implements StallWatchdog {
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
     };
-    const worker = new Worker(internal.workerSource ?? workerSource(), {
+    // The same thread watches the process's worker threads (threads-worker.ts).
+    const worker = new Worker(internal.workerSource ?? workerSource() + threadsSource(), {
       eval: true,
       workerData: config,
       transferList: [port2],
@@ -493,5 +499,10 @@ class Watchdog<S extends object> implements StallWatchdog {
  * watchdog.start();
  */
 export function createStallWatchdog<S extends object>(options: StallWatchdogOptions<S>): StallWatchdog {
-  return new Watchdog(options);
+  const watchdog = new Watchdog(options);
+  // In a worker thread: watched by the process's watchdog thread, not one of its own (threads.ts).
+  return isMainThread ? watchdog : new ThreadWatchdog(options);
 }
+
+/** For threads.ts: the scope readers by key, and a fresh key. */
+export { nextKey as watchdogKey, registry as scopeReaders };

@@ -1,11 +1,13 @@
 import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
-import { reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from '@loopsight/core/internal';
+import { reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds, type ThreadInfo, threadFeed } from '@loopsight/core/internal';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
   ATTR_HTTP_ROUTE,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
   ATTR_STALL_EXPECTED,
+  ATTR_THREAD_ID,
+  ATTR_THREAD_NAME,
   EVENTLOOP_DELAY,
   EVENTLOOP_UTILIZATION,
   METRIC_INFLIGHT,
@@ -44,6 +46,10 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   });
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
+  // Worker threads whose own monitors report: their points carry thread.id and thread.name
+  // (semantic conventions); the main thread's carry neither, as before.
+  const feed = threadFeed();
+  const threadAttributes = (t: ThreadInfo) => ({ [ATTR_THREAD_ID]: t.threadId, [ATTR_THREAD_NAME]: t.name });
   const fail = (what: string) => (error: unknown) => monitor.reportError(`the OTel exporter could not read ${what}`, error);
 
   if (options.eventLoopMetrics) {
@@ -67,6 +73,11 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
         const stats = monitor.loopStats();
         for (const [stat, gauge] of gauges) result.observe(gauge, stats[stat] / 1000);
         result.observe(utilization, stats.utilization);
+        for (const t of feed.threads()) {
+          const attributes = threadAttributes(t);
+          for (const [stat, gauge] of gauges) result.observe(gauge, t.stats[stat] / 1000, attributes);
+          result.observe(utilization, t.stats.utilization, attributes);
+        }
       } catch (error) {
         failLoop(error);
       }
@@ -106,6 +117,18 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   meter.addBatchObservableCallback(counters, counted);
   callbacks.push({ callback: counters, observables: counted });
 
+  const unsubscribe = feed.subscribe((event) => {
+    if (event.type !== 'stall') return;
+    try {
+      const { route, seconds, expected } = labels.stall(event.report);
+      const attributes = { [ATTR_HTTP_ROUTE]: route, ...threadAttributes(event.thread) };
+      stalls.add(1, { ...attributes, [ATTR_STALL_EXPECTED]: expected === 'true' });
+      stallDuration.record(seconds, attributes);
+    } catch (error) {
+      monitor.reportError('the OTel exporter could not record a worker thread stall', error);
+    }
+  });
+
   return {
     stall(report) {
       const { route, seconds, expected } = labels.stall(report);
@@ -117,6 +140,7 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
       promises.add(count, { [ATTR_PROMISE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
+      unsubscribe();
       for (const { callback, observables } of callbacks) meter.removeBatchObservableCallback(callback, observables);
     },
   };

@@ -34,6 +34,9 @@ export const ATTR_CODE_LINE_NUMBER = 'code.line.number';
 export const ATTR_CODE_COLUMN_NUMBER = 'code.column.number';
 export const ATTR_CORRELATION_ID = 'loopsight.correlation_id';
 export const ATTR_REASON = 'loopsight.reason';
+/** Semantic conventions: the worker thread a figure is of. */
+export const ATTR_THREAD_ID = 'thread.id';
+export const ATTR_THREAD_NAME = 'thread.name';
 export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
 export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';

@@ -2,17 +2,11 @@ import { createMonitor, currentScope, type RequestScope } from '@loopsight/core'
 import { internals } from '@loopsight/core/internal';
 import { otelExporter } from '@loopsight/otel';
 import type { MeterProvider as ApiMeterProvider, Tracer, TracerProvider } from '@opentelemetry/api';
-import {
-  AggregationTemporality,
-  DataPointType,
-  InMemoryMetricExporter,
-  MeterProvider,
-  type MetricData,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
+import { DataPointType } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
+import { sdkMeter as sharedSdkMeter } from './sdk-meter.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const apps: TestApp[] = [];
@@ -22,21 +16,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
 });
 
-function sdkMeter() {
-  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
-  const meterProvider = new MeterProvider({ readers: [reader] });
-  stops.push(() => meterProvider.shutdown());
-  /** Exports once and returns what the exporter received, by name. */
-  const collect = async (): Promise<Map<string, MetricData>> => {
-    exporter.reset();
-    await reader.forceFlush();
-    const byName = new Map<string, MetricData>();
-    for (const rm of exporter.getMetrics()) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) byName.set(m.descriptor.name, m);
-    return byName;
-  };
-  return { meterProvider, collect };
-}
+const sdkMeter = () => sharedSdkMeter(stops);
 
 async function start(name: string, options: object) {
   const framework = frameworks.find((f) => f.name === name);
@@ -81,7 +61,9 @@ describe('metrics', () => {
 
     const stalls = metrics.get('loopsight.eventloop.stalls');
     expect(stalls?.dataPointType).toBe(DataPointType.SUM);
-    expect(stalls?.dataPoints.map((p) => [p.attributes['http.route'], p.attributes['loopsight.stall.expected'], p.value])).toEqual([['/block/:ms', false, 1]]);
+    expect(stalls?.dataPoints.map((p) => [p.attributes['http.route'], p.attributes['loopsight.stall.expected'], p.value])).toEqual([
+      ['/block/:ms', false, 1],
+    ]);
     const duration = metrics.get('loopsight.eventloop.stall.duration');
     expect(duration?.descriptor.unit).toBe('s');
     expect(duration?.dataPointType).toBe(DataPointType.HISTOGRAM);

@@ -1,5 +1,14 @@
-import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
-import { DEFAULT_MAX_ROUTES, positiveInteger, reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from '@loopsight/core/internal';
+import type { LoopDelayHistogram, Monitor, PromiseReport, StallReport } from '@loopsight/core';
+import {
+  DEFAULT_MAX_ROUTES,
+  positiveInteger,
+  reasonCounts,
+  reportLabels,
+  STALL_BUCKETS_SECONDS,
+  sheds,
+  type ThreadEvent,
+  threadFeed,
+} from '@loopsight/core/internal';
 import { Counter, Histogram, register } from 'prom-client';
 import { PullMetric, type Sample } from './collector.js';
 import type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';
@@ -43,6 +52,19 @@ function componentName(config: Config): string {
     registryIds.set(config.registry, id);
   }
   return `@loopsight/prometheus(${config.prefix}, registry ${id})`;
+}
+
+/** A delay histogram as Prometheus buckets, `_sum` and `_count`, with `extra` labels on each. */
+function delaySamples(name: string, h: LoopDelayHistogram, extra: Record<string, string>): Sample[] {
+  const samples: Sample[] = h.boundsMs.map((ms, i) => ({
+    metricName: `${name}_bucket`,
+    labels: { ...extra, le: ms / 1000 },
+    value: h.counts[i] ?? 0,
+  }));
+  samples.push({ metricName: `${name}_bucket`, labels: { ...extra, le: '+Inf' }, value: h.count });
+  samples.push({ metricName: `${name}_sum`, labels: extra, value: h.sumMs / 1000 });
+  samples.push({ metricName: `${name}_count`, labels: extra, value: h.count });
+  return samples;
 }
 
 const reasonSamples = (counts: [reason: string, count: number][]): Sample[] =>
@@ -90,6 +112,9 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     if (detach) return;
     const fail = (what: string) => (error: unknown) => monitor.reportError(`the Prometheus exporter could not read ${what}`, error);
     const labels = reportLabels(config.maxRoutes);
+    // Worker threads whose own monitors report: their series carry a `thread` label; the main
+    // thread's have none, as before.
+    const feed = threadFeed();
 
     const delay = new PullMetric(
       {
@@ -97,18 +122,11 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         help: 'Event loop delay beyond the sampling resolution, in seconds: every sample since start, up to the last complete window.',
         type: 'histogram',
         aggregator: 'sum',
-        labelNames: ['le'],
+        labelNames: ['le', 'thread'],
       },
       () => {
-        const h = monitor.loopDelayHistogram();
-        const samples: Sample[] = h.boundsMs.map((ms, i) => ({
-          metricName: `${names.delay}_bucket`,
-          labels: { le: ms / 1000 },
-          value: h.counts[i] ?? 0,
-        }));
-        samples.push({ metricName: `${names.delay}_bucket`, labels: { le: '+Inf' }, value: h.count });
-        samples.push({ metricName: `${names.delay}_sum`, labels: {}, value: h.sumMs / 1000 });
-        samples.push({ metricName: `${names.delay}_count`, labels: {}, value: h.count });
+        const samples = delaySamples(names.delay, monitor.loopDelayHistogram(), {});
+        for (const t of feed.threads()) samples.push(...delaySamples(names.delay, t.histogram, { thread: t.label }));
         return samples;
       },
       fail('the loop delay histogram'),
@@ -119,8 +137,12 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         help: 'Share of time the event loop was busy (0..1), over the last complete window.',
         type: 'gauge',
         aggregator: 'average',
+        labelNames: ['thread'],
       },
-      () => [{ labels: {}, value: monitor.loopStats().utilization }],
+      () => [
+        { labels: {}, value: monitor.loopStats().utilization },
+        ...feed.threads().map((t) => ({ labels: { thread: t.label }, value: t.stats.utilization })),
+      ],
       fail('the loop utilization'),
     );
     const inflight = new PullMetric(
@@ -142,13 +164,13 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     const stalls = new Counter({
       name: names.stalls,
       help: 'Event loop stalls, by the route template of the request that was blocking the loop, and whether the blocking was declared expected.',
-      labelNames: ['route', 'expected'],
+      labelNames: ['route', 'expected', 'thread'],
       registers: [],
     });
     const stallSeconds = new Histogram({
       name: names.stallSeconds,
       help: 'Duration of event loop stalls in seconds, by the route template of the request that was blocking the loop.',
-      labelNames: ['route'],
+      labelNames: ['route', 'thread'],
       buckets: [...config.stallBuckets],
       registers: [],
     });
@@ -212,8 +234,33 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         monitor.reportError('the Prometheus exporter could not count a promise', error);
       }
     };
+    // A worker's stall series go with the worker: its label can then be reused, and stays bounded.
+    const threadRoutes = new Map<string, Set<string>>();
+    const onThread = (event: ThreadEvent) => {
+      try {
+        const thread = event.thread.label;
+        if (event.type === 'exit') {
+          for (const key of threadRoutes.get(thread) ?? []) {
+            const [route = '', expected = 'false'] = JSON.parse(key) as string[];
+            stalls.remove({ route, expected, thread });
+            stallSeconds.remove({ route, thread });
+          }
+          threadRoutes.delete(thread);
+          return;
+        }
+        const { route, seconds, expected } = labels.stall(event.report);
+        stalls.inc({ route, expected, thread });
+        stallSeconds.observe({ route, thread }, seconds);
+        const keys = threadRoutes.get(thread) ?? new Set<string>();
+        threadRoutes.set(thread, keys.add(JSON.stringify([route, expected])));
+      } catch (error) {
+        monitor.reportError('the Prometheus exporter could not count a worker thread stall', error);
+      }
+    };
+    const unsubscribe = feed.subscribe(onThread);
     monitor.on('stall', onStall).on('promise', onPromise);
     detach = () => {
+      unsubscribe();
       monitor.off('stall', onStall).off('promise', onPromise);
       unregister();
     };

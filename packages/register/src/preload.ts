@@ -22,8 +22,8 @@ const warn = (line: string) => {
 };
 
 /**
- * The Monitor the preload started (`node --import @loopsight/register`), or undefined: not
- * preloaded, LOOPSIGHT_ENABLED=false, or a worker thread. Listen to it, or share it with an
+ * The Monitor the preload started (`node --import @loopsight/register`), in the main thread or
+ * in a worker thread, or undefined: not preloaded, or LOOPSIGHT_ENABLED=false. Listen to it, or share it with an
  * adapter (`loopsight({ monitor: preloadMonitor() })`).
  *
  * @example
@@ -39,11 +39,9 @@ export function start(): void {
   if (holder[KEY] !== undefined) return;
   const shared: Shared = { monitor: undefined };
   holder[KEY] = shared;
-  // Workers inherit the preload through execArgv. The watchdog's inspector session reaches only
-  // the main thread, and the metrics port is the process's: a worker starts nothing here.
-  if (!isMainThread) return;
   try {
-    const config = readConfig(process.env, warn);
+    // Workers inherit the preload through execArgv: the main thread has said what was wrong already.
+    const config = readConfig(process.env, isMainThread ? warn : () => {});
     if (!config.enabled) return;
     let monitor: Monitor;
     try {
@@ -54,6 +52,15 @@ export function start(): void {
         `loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`,
       );
       monitor = createMonitor();
+    }
+    if (!isMainThread) {
+      // A worker: its monitor only. The process's watchdog thread watches it, and its figures reach
+      // the main thread's exporters under a `thread` label; the metrics port and the OTel SDK are the
+      // main thread's (docs/loop-lag.md, "Worker threads").
+      watchHttp(monitor, () => undefined);
+      monitor.start();
+      shared.monitor = monitor;
+      return;
     }
     // prom-client is loaded before the watchdog starts: loading modules is the process's startup,
     // not a stall to report (it took 600 ms on a loaded 2-core machine).

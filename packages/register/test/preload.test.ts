@@ -254,7 +254,7 @@ describe.each(withAdapter)('the preload (--%s) and the %s adapter in one app', (
 });
 
 describe.each(['import', 'require'] as const)('a worker thread under the preload (--%s)', (preload) => {
-  it('inherits it, starts nothing (no second monitor or metrics server) and the process exits on its own', async () => {
+  it('inherits it, starts its own monitor (no second metrics server) and the process exits on its own', async () => {
     const port = await freePort();
     const flag = preload === 'import' ? '--import' : '--require';
     const child = spawnSync(process.execPath, [flag, '@loopsight/register', fixture('worker.mjs')], {
@@ -269,7 +269,7 @@ describe.each(['import', 'require'] as const)('a worker thread under the preload
     expect(child.status).toBe(0);
     const seen = JSON.parse(child.stdout) as { worker: { execArgv: string[]; monitor: boolean }; main: boolean };
     expect(seen.worker.execArgv).toContain('@loopsight/register');
-    expect(seen).toMatchObject({ worker: { monitor: false }, main: true });
+    expect(seen).toMatchObject({ worker: { monitor: true }, main: true });
   });
 });
 

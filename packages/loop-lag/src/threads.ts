@@ -1,0 +1,235 @@
+import * as workerThreads from 'node:worker_threads';
+import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { LOOP_LAG_DEFAULTS } from './options.js';
+import { copyCandidates, reportOf, scopeJson } from './scope.js';
+import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './threads-worker.js';
+import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import { scopeReaders, watchdogKey } from './watchdog.js';
+import { BEAT_GAP, BEAT_MS, BEAT_SEQ, BEAT_SLOTS } from './worker.js';
+
+const MAX_FRAMES = 32;
+/**
+ * How long a stall this thread timed itself waits for the watchdog thread's report of the same
+ * stall (with its stack) before it is reported without one, once the watchdog thread watches this
+ * one (before that, at once). The report comes within a poll (25 ms) of the stall's end, and a
+ * capture's commands are relayed by the main thread: seconds on a machine loaded 9 times over.
+ */
+const CLAIM_MS = 5_000;
+
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** This worker's name: Node 22.20+ and 24.6+ tell it (`threadName`), Node 20 does not. */
+function threadName(): string {
+  const name = (workerThreads as { threadName?: unknown }).threadName;
+  return typeof name === 'string' ? name : '';
+}
+
+type StallMessage = Extract<ThreadsMessage, { type: 'stall' }>;
+
+/**
+ * The stall watchdog of a worker thread. It adds no thread: the worker writes a heartbeat into
+ * shared memory, as the main thread does, and hands it to the process's watchdog thread (the one
+ * the main thread's watchdog runs) over a BroadcastChannel; that thread pauses the worker through
+ * the main thread's inspector (`NodeWorker` domain) to read its stack and scope.
+ *
+ * The worker also times its own stalls from its heartbeat, so that a stall is reported, without a
+ * stack, when no watchdog thread runs (no monitor on the main thread) or it did not answer in time.
+ */
+export class ThreadWatchdog<S extends object> implements StallWatchdog {
+  readonly #options: StallWatchdogOptions<S>;
+  readonly #key = watchdogKey();
+  readonly #heartbeatMs: number;
+  readonly #captureStacks: boolean;
+  #beats: Int32Array | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #channel: BroadcastChannel | undefined;
+  #mode: WatchdogStatus['mode'] = 'stopped';
+  #stacks = false;
+  #stalls = 0;
+  #debuggerStalls = 0;
+  #lastBeat = 0;
+  /** Stalls timed here, by the heartbeat sequence they began after, waiting for the watchdog thread's report. */
+  readonly #unclaimed = new Map<number, { report: WatchdogStallReport<S>; timer: NodeJS.Timeout }>();
+
+  /** `options` were validated by createStallWatchdog. */
+  constructor(options: StallWatchdogOptions<S>) {
+    this.#options = options;
+    this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
+    this.#heartbeatMs = Math.max(1, Math.min(25, Math.floor(options.thresholdMs / 4)));
+  }
+
+  start(): void {
+    if (this.#mode !== 'stopped') return;
+    // Timed here until the watchdog thread says it watches this one.
+    this.#mode = 'main-thread';
+    this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#lastBeat = monotonicMs();
+    this.#beat();
+    this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
+    scopeReaders()[this.#key] = () => this.#readScope();
+    try {
+      const channel = new BroadcastChannel(THREADS_CHANNEL);
+      channel.onmessage = (event) => this.#onMessage((event as { data?: ThreadsMessage }).data);
+      // After the listener: the worker must be free to exit with its watchdog running.
+      channel.unref();
+      this.#channel = channel;
+      this.#announce();
+    } catch (error) {
+      this.#options.onError('the watchdog thread cannot be reached; worker stalls are timed without stacks', error);
+    }
+    process.once('exit', this.#onExit);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#mode === 'stopped') return;
+    this.#mode = 'stopped';
+    process.off('exit', this.#onExit);
+    this.#onExit();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    delete scopeReaders()[this.#key];
+    this.#beats = undefined;
+  }
+
+  status(): WatchdogStatus {
+    return {
+      running: this.#mode !== 'stopped',
+      mode: this.#mode,
+      stacks: this.#stacks,
+      stalls: this.#stalls,
+      debuggerStalls: this.#debuggerStalls,
+    };
+  }
+
+  /** Reports the stalls still waiting for the watchdog thread's stack: it is gone, or this thread is. */
+  #flush(): void {
+    const waiting = [...this.#unclaimed.values()];
+    this.#unclaimed.clear();
+    for (const { report, timer } of waiting) {
+      clearTimeout(timer);
+      this.#emit(report);
+    }
+  }
+
+  /** The watchdog thread forgets this worker: on stop(), and when the worker exits on its own. */
+  readonly #onExit = () => {
+    this.#flush();
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (!channel) return;
+    try {
+      channel.postMessage({ type: 'unwatch', threadId } satisfies ThreadsMessage);
+      channel.close();
+    } catch {
+      // Exiting: nothing left to tell.
+    }
+  };
+
+  #announce(): void {
+    const beats = this.#beats;
+    if (!beats || !this.#channel) return;
+    const request: WatchRequest = {
+      type: 'watch',
+      threadId,
+      heartbeat: beats.buffer as SharedArrayBuffer,
+      thresholdMs: this.#options.thresholdMs,
+      heartbeatMs: this.#heartbeatMs,
+      captureStacks: this.#captureStacks,
+      maxStacksPerMinute: this.#options.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
+      latePauseMs: Math.max(20, this.#options.thresholdMs / 4),
+      scopeExpression: `globalThis[Symbol.for('loopsight.loop-lag.scopes.v1')]?.[${JSON.stringify(this.#key)}]?.()`,
+      maxFrames: MAX_FRAMES,
+    };
+    this.#channel.postMessage(request);
+  }
+
+  #onMessage(message: ThreadsMessage | undefined): void {
+    if (this.#mode === 'stopped' || !message) return;
+    switch (message.type) {
+      case 'hello':
+        this.#announce();
+        return;
+      case 'bye':
+        this.#mode = 'main-thread';
+        this.#stacks = false;
+        this.#flush();
+        return;
+      case 'watching':
+        if (message.to !== threadId) return;
+        this.#mode = 'worker';
+        this.#stacks = message.stacks;
+        return;
+      case 'error':
+        if (message.to === threadId) this.#options.onError(message.what, new Error(message.message));
+        return;
+      case 'stall':
+        if (message.to === threadId) this.#claimed(message);
+    }
+  }
+
+  #beat(): void {
+    const beats = this.#beats;
+    if (!beats) return;
+    const now = monotonicMs();
+    const gap = Math.round(now - this.#lastBeat);
+    this.#lastBeat = now;
+    const lateMs = gap - this.#heartbeatMs;
+    // Before the sequence moves on: the watchdog thread reports this stall once it sees it move.
+    if (lateMs >= this.#options.thresholdMs) this.#timed(Atomics.load(beats, BEAT_SEQ), lateMs, Date.now() - gap);
+    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
+    Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
+    Atomics.add(beats, BEAT_SEQ, 1);
+  }
+
+  /** A stall this thread timed: reported as is unless the watchdog thread's report of it comes first. */
+  #timed(seq: number, durationMs: number, at: number): void {
+    const report: WatchdogStallReport<S> = { durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' };
+    if (this.#mode !== 'worker') {
+      this.#emit(report);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#unclaimed.delete(seq);
+      this.#emit(report);
+    }, CLAIM_MS).unref();
+    this.#unclaimed.set(seq, { report, timer });
+  }
+
+  #claimed(message: StallMessage): void {
+    const waiting = this.#unclaimed.get(message.seq);
+    // Already reported without its stack (or not a stall this thread saw): once only.
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    this.#unclaimed.delete(message.seq);
+    // What the capture did not read is read at #emit().
+    const report = reportOf<S>(message, { inflight: () => 0, candidates: () => [] });
+    if (report.debuggerAttached) this.#debuggerStalls++;
+    this.#emit(report);
+  }
+
+  #emit(report: WatchdogStallReport<S>): void {
+    this.#stalls++;
+    report.durationMs = Math.round(report.durationMs * 10) / 10;
+    report.thread = { id: threadId, name: threadName() };
+    const options = this.#options;
+    try {
+      if (report.inflight === 0) report.inflight = options.inflight();
+      if (!report.request && !report.candidates) {
+        const candidates = this.#candidates();
+        if (candidates.length > 0) report.candidates = candidates;
+      }
+      options.onStall(report);
+    } catch (error) {
+      options.onError('a stall report could not be delivered', error);
+    }
+  }
+
+  /** Runs on the paused worker, inside whatever was blocking it. */
+  #readScope(): string | undefined {
+    return scopeJson(this.#options);
+  }
+
+  #candidates(): S[] {
+    return copyCandidates(this.#options.candidates);
+  }
+}

@@ -1,0 +1,85 @@
+// Worker threads under the stall watchdog alone: fixtures/threads.mjs runs a watchdog on the main
+// thread and one in a worker thread (the built package), and prints what each reports.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { WatchdogStallReport } from '@loopsight/loop-lag';
+import { describe, expect, it } from 'vitest';
+
+const fixture = fileURLToPath(new URL('./fixtures/threads.mjs', import.meta.url));
+
+interface Line {
+  event: string;
+  thread: number;
+  report?: WatchdogStallReport<{ correlationId: string }>;
+  status?: { mode: string; stacks: boolean; stalls: number };
+  code?: number;
+  what?: string;
+  at?: number;
+}
+
+/** The worker's reports of stalls from its block on (on Node 24 a worker may stall at its start, loading MessageEvent). */
+function blockReports(lines: Line[]): Line[] {
+  const blockAt = lines.find((l) => l.event === 'block')?.at ?? 0;
+  return lines.filter((l) => l.event === 'report' && l.thread !== 0 && (l.report?.at ?? 0) >= blockAt - 50);
+}
+
+/** Runs the fixture to its own end (a 10 s limit: a process that does not exit by itself fails). */
+async function run(config: object): Promise<Line[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, [fixture, JSON.stringify(config)], { timeout: 10_000 });
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Line);
+}
+
+describe('worker threads', () => {
+  // Retried: on a loaded machine a pause may land late (`late-pause`, no job), as on the main thread.
+  it("a worker that blocks for 300 ms is reported in the worker with its thread id, its stack and its job, through the main thread's watchdog thread", {
+    retry: 2,
+  }, async () => {
+    const lines = await run({});
+    // The worker's: a loaded machine may add a stall of the main thread's.
+    const reports = blockReports(lines);
+    expect(reports, JSON.stringify(lines)).toHaveLength(1);
+    const [{ report, thread }] = reports as [Line & { report: WatchdogStallReport<{ correlationId: string }> }];
+    expect(report.thread?.id).toBe(thread);
+    expect(thread).not.toBe(0);
+    expect(report.durationMs).toBeGreaterThanOrEqual(250);
+    expect(report.stackSource).toBe('pause');
+    expect(report.stack.some((f) => f.functionName === 'blockTheWorker')).toBe(true);
+    expect(report.request).toEqual({ correlationId: 'job-7' });
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ mode: 'worker', stacks: true });
+    expect(lines.find((l) => l.event === 'worker-exit')?.code).toBe(0);
+  });
+
+  it('without a watchdog on the main thread, the worker times its own stalls: reported once, without a stack', async () => {
+    const lines = await run({ main: false });
+    const reports = blockReports(lines);
+    expect(reports, JSON.stringify(lines)).toHaveLength(1);
+    expect(reports[0]?.report).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable', stack: [] });
+    expect(reports[0]?.report?.durationMs).toBeGreaterThanOrEqual(250);
+    expect(reports[0]?.report?.thread?.id).toBe(reports[0]?.thread);
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ mode: 'main-thread', stacks: false });
+  });
+
+  it("the main thread's watchdog stopped while the worker is held paused (its resume made to hang): the worker is let go, finishes and exits", async () => {
+    const lines = await run({ faults: [{ step: 'resume', kind: 'hang', times: 10 }], stopMainAfterMs: 150, blockMs: 800 });
+    expect(
+      lines.some((l) => l.event === 'main-stopped'),
+      JSON.stringify(lines),
+    ).toBe(true);
+    // Reported by the worker itself, timed: the watchdog thread that held it is gone.
+    expect(lines.find((l) => l.event === 'worker' && l.status)?.status).toMatchObject({ stalls: 1 });
+    expect(lines.at(-1)).toMatchObject({ event: 'worker-exit', code: 0 });
+  });
+
+  it('a worker whose watchdog was stopped exits, and so does the process, with nothing reported after', async () => {
+    const lines = await run({ stop: true });
+    expect(
+      lines.filter((l) => l.event === 'error'),
+      JSON.stringify(lines),
+    ).toEqual([]);
+    expect(lines.at(-1)).toMatchObject({ event: 'worker-exit', code: 0 });
+  });
+});
