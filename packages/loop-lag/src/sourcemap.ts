@@ -20,8 +20,10 @@ export interface SourceMapLimits {
 
 export const SOURCE_MAP_LIMITS: SourceMapLimits = Object.freeze({
   maxFileBytes: 16 * 1024 * 1024,
-  maxMappingsChars: 512 * 1024,
-  maxCachedChars: 1024 * 1024,
+  // Decoding takes ≈ 28 bytes of heap per character of mappings: ≈ 7 MB for the largest map read,
+  // and the cache keeps about that much in all (plus the map just read).
+  maxMappingsChars: 256 * 1024,
+  maxCachedChars: 256 * 1024,
   maxCachedScripts: 256,
 });
 
@@ -144,11 +146,11 @@ export function createSourceMapper(load: NodeJS.Require, limits: SourceMapLimits
   };
 }
 
-/** The main thread's maps: smaller, since decoding one holds the loop (≈ 30 ms for the largest). */
+/** The main thread's maps: smaller, since decoding one holds the loop (≈ 15 ms for the largest). */
 const MAIN_THREAD_LIMITS: SourceMapLimits = Object.freeze({
   ...SOURCE_MAP_LIMITS,
-  maxMappingsChars: 256 * 1024,
-  maxCachedChars: 512 * 1024,
+  maxMappingsChars: 128 * 1024,
+  maxCachedChars: 128 * 1024,
 });
 
 let mainThread: FrameMapper | undefined;
@@ -156,7 +158,7 @@ let mainThread: FrameMapper | undefined;
 /**
  * Maps frames through their scripts' source maps (tsc, tsup, esbuild, swc output; inline or in a
  * `.map` file), keeping the generated location in `generated`; frames without a map come back as
- * they are. Maps are read once and cached (bounded: SOURCE_MAP_LIMITS, with at most 256 K
+ * they are. Maps are read once and cached (bounded: SOURCE_MAP_LIMITS, with at most 128 K
  * characters of mappings per map on the main thread). For the few frames of a report, not for a
  * hot path.
  */

@@ -410,19 +410,20 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   };
 
   /**
-   * Whether a late pause landed at the top frame's entry: V8 takes an interrupt at a function's
-   * entry or a loop's back edge, so a frame paused at its first breakable position was entered
-   * after the pause was asked (it may have run after the blocking work); one paused further in
-   * was already running. Undefined when that cannot be told.
+   * Whether a late pause's top frame was entered after the pause was asked. V8 takes the interrupt
+   * at the entry of the first function called once native code returned (the break itself may
+   * come a statement or two later), so a top frame that was already running is one that had made
+   * a call before the point where it stopped: the native call that blocked. One that made none
+   * was entered afterwards. Undefined when that cannot be told.
    */
   const atEntry = async (frame: CallFrame): Promise<boolean | undefined> => {
     if (!frame.functionLocation) return undefined;
     try {
       const params = { start: frame.functionLocation, end: frame.location, restrictToFunction: true };
       const answer = (await within(post('Debugger.getPossibleBreakpoints', params), 'Debugger.getPossibleBreakpoints')) as {
-        locations?: unknown[];
+        locations?: { type?: string }[];
       };
-      return Array.isArray(answer.locations) ? answer.locations.length === 0 : undefined;
+      return Array.isArray(answer.locations) ? !answer.locations.some((l) => l?.type === 'call') : undefined;
     } catch {
       return undefined;
     }
