@@ -3,6 +3,7 @@ import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, W
 import { type ExpectedFlag, expectedState } from './expected.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
+import { copyCandidates, scopeJson } from './scope.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import { ThreadWatchdog } from './threads.js';
 import { releaseThreads, threadsSource } from './threads-worker.js';
@@ -26,7 +27,6 @@ import {
 const REGISTRY = Symbol.for('loopsight.loop-lag.scopes.v1');
 /** Shared by every copy of this module (ESM and CJS builds, two installs): scope reader keys stay unique. */
 const NEXT_KEY = Symbol.for('loopsight.loop-lag.next-key.v1');
-const MAX_CANDIDATES = 10;
 const MAX_FRAMES = 32;
 
 type ScopeReader = () => string | undefined;
@@ -440,29 +440,11 @@ class Watchdog<S extends object> implements StallWatchdog {
 
   /** Runs on the paused main thread, inside whatever was blocking: keep it small and total. */
   #readScope(): string | undefined {
-    try {
-      const request = this.#options.getScope();
-      const inflight = this.#options.inflight();
-      // Candidates too: if this pause turns out late, the scope here is only one of them.
-      return JSON.stringify({ request: request ?? null, inflight, candidates: this.#candidates() });
-    } catch {
-      return undefined;
-    }
+    return scopeJson(this.#options);
   }
 
   #candidates(): S[] {
-    const out: S[] = [];
-    const source = this.#options.candidates;
-    if (!source) return out;
-    try {
-      for (const scope of source()) {
-        if (out.length >= MAX_CANDIDATES) break;
-        out.push(JSON.parse(JSON.stringify(scope)) as S);
-      }
-    } catch {
-      // Candidates are a hint; a scope that cannot be read is skipped.
-    }
-    return out;
+    return copyCandidates(this.#options.candidates);
   }
 
   #safe<T>(fn: () => T, fallback: T): T {
