@@ -47,6 +47,9 @@ const { values: args } = parseArgs({
     'node-option': { type: 'string', multiple: true },
     'memory-reducer': { type: 'boolean', default: false },
     priority: { type: 'string' },
+    fresh: { type: 'boolean', default: false },
+    slices: { type: 'string' },
+    node: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -77,6 +80,15 @@ if (args.help) {
   --memory-reducer      leave V8's memory reducer on in the servers (default: --no-memory-reducer, because
                         alternation leaves each server idle long enough for V8 to shrink its heap)
   --pin                 pin the load generator to CPU 0 and the servers to CPU 1 (Linux, taskset)
+  --fresh               a new process per configuration per round (started, warmed up for --warmup s,
+                        measured in --slices, stopped), in an order shuffled every round: per-process offsets (JIT
+                        decisions, heap sizing, memory layout: up to 15 % of CPU per request, lasting for
+                        the life of a process) then vary across rounds and cancel in the medians instead
+                        of biasing a configuration for the whole run (default warm-up 2 s)
+  --slices K            with --fresh: each configuration's round is K runs of --duration, interleaved
+                        with the other configurations' (all up at once), summed: a slow spell of the
+                        machine falls on every configuration alike (default 4)
+  --node PATH           the Node binary of the servers (default: this one); e.g. Node 24's
   --json FILE           also write every run and the summaries as JSON to FILE`);
   process.exit(0);
 }
@@ -91,10 +103,20 @@ function positiveInt(name, value, fallback) {
   return n;
 }
 
+function positiveNumber(name, value, fallback) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    console.error(`--${name} must be a positive number (got ${JSON.stringify(value)})`);
+    process.exit(2);
+  }
+  return n;
+}
+
 const settings = {
   quick: args.quick,
   rounds: positiveInt('rounds', args.rounds, args.quick ? 1 : 40),
-  duration: positiveInt('duration', args.duration, 1),
+  duration: positiveNumber('duration', args.duration, 1),
   connections: positiveInt('connections', args.connections, 50),
   rate: positiveInt('rate', args.rate, 0),
 };
@@ -116,7 +138,12 @@ if (args.pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], {
 // the minimum and cost up to twice the CPU per request (seen as runs at 320 µs against 170 µs,
 // with 20 MB less RSS). A service under steady load does not go through that, so it is off.
 const NODE_OPTIONS = [...(args['memory-reducer'] ? [] : ['--no-memory-reducer']), ...(args['node-option'] ?? [])];
-settings.warmup = args.warmup === '0' ? 0 : positiveInt('warmup', args.warmup, args.quick ? 0 : 5);
+settings.fresh = args.fresh;
+settings.slices = positiveInt('slices', args.slices, args.fresh ? 4 : 1);
+settings.warmup = args.warmup === '0' ? 0 : positiveNumber('warmup', args.warmup, args.quick ? 0 : args.fresh ? 2 : 5);
+settings.node = args.node ? path.resolve(args.node) : process.execPath;
+settings.nodeVersion =
+  settings.node === process.execPath ? process.version : execFileSync(settings.node, ['--version'], { encoding: 'utf8' }).trim();
 settings.preload = Number(args.preload ?? (args.quick ? 0 : 0.5));
 if (!Number.isFinite(settings.preload) || settings.preload < 0) {
   console.error(`--preload must be a number of seconds, 0 or more (got ${JSON.stringify(args.preload)})`);
@@ -147,9 +174,11 @@ const configsOf = (framework) => {
   const bases = new Set(picked.map((c) => c.base).filter(Boolean));
   return list.filter((c) => picked.includes(c) || bases.has(c.label));
 };
+// A fresh server costs its start (≈ 0.6 s), its warm-up and its stop every round.
+const perRun = () => settings.slices * (settings.duration + settings.preload + 0.3) + (settings.fresh ? settings.warmup + 1 : 0);
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
-  return sum + 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + settings.preload + 0.6);
+  return sum + 5 + (settings.fresh ? 0 : n * (settings.warmup + 0.5)) + settings.rounds * n * perRun();
 }, 0);
 // Retries and waits for a quiet machine can stretch that; the limit leaves room for them.
 const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Math.ceil(expectedSeconds * 3)));
@@ -158,7 +187,7 @@ const timeLimit = positiveInt('time-limit', args['time-limit'], Math.max(300, Ma
 const HARD_STOP_GRACE_S = 90;
 const secondsOf = (framework) => {
   const n = configsOf(framework).length;
-  return 5 + n * (settings.warmup + 0.5) + settings.rounds * n * (settings.duration + settings.preload + 0.6);
+  return 5 + (settings.fresh ? 0 : n * (settings.warmup + 0.5)) + settings.rounds * n * perRun();
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -213,6 +242,7 @@ async function startServer(framework, config) {
   const script = path.join(HERE, 'servers', `${framework}.mjs`);
   const child = fork(script, [config.variant], {
     cwd: HERE,
+    execPath: settings.node,
     execArgv: [...(config.execArgv ?? []), ...NODE_OPTIONS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
@@ -362,6 +392,15 @@ function serversCpuMicros() {
   return ns / 1000;
 }
 
+/** CPU time of one thread, in µs (NaN where /proc is not). */
+function threadCpuMicros(pid, tid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Waits until other processes use less than the threshold, for QUIET_WAIT_MAX_MS at most. */
 async function waitForQuiet() {
   if (!settings.maxForeign) return 0;
@@ -383,8 +422,10 @@ async function measureOnce(server) {
   if (settings.preload > 0) await load(server.url, settings.preload);
   await server.rpc('begin');
   const mark = markNow();
+  const main0 = threadCpuMicros(server.child.pid, server.child.pid);
   const { result, histogram } = await load(server.url, settings.duration);
   const end = await server.rpc('end');
+  const mainCpu = threadCpuMicros(server.child.pid, server.child.pid) - main0;
   const serverCpu = cpuMicros(end.cpu);
   const served = end.requests;
   return {
@@ -392,6 +433,11 @@ async function measureOnce(server) {
     p50: histogram.percentile(50) / 1000,
     p99: histogram.percentile(99) / 1000,
     cpuPerReq: served > 0 ? serverCpu / served : Number.NaN,
+    // The main thread alone: the request path, without GC helpers, the watchdog or libuv's pool.
+    mainCpuPerReq: served > 0 ? mainCpu / served : Number.NaN,
+    cpuMicros: serverCpu,
+    mainMicros: mainCpu,
+    seconds: result.duration,
     cpuUser: end.cpu.user,
     cpuSystem: end.cpu.system,
     peakRssMB: end.peakRss / 2 ** 20,
@@ -447,7 +493,7 @@ function medianCi(values) {
   return [sorted[lo - 1], sorted[hi - 1]];
 }
 
-const METRICS = ['reqPerSec', 'p50', 'p99', 'cpuPerReq', 'peakRssMB'];
+const METRICS = ['reqPerSec', 'p50', 'p99', 'cpuPerReq', 'mainCpuPerReq', 'peakRssMB'];
 
 // Ratios are paired: each run is compared with the baseline run of the same round (`bare`, or the
 // configuration's `base`), then the median is taken over rounds. The machine's speed drifts over
@@ -457,6 +503,7 @@ const RATIOS = {
   reqRatio: (run, base) => run.reqPerSec / base.reqPerSec,
   p99Ratio: (run, base) => run.p99 / base.p99,
   cpuRatio: (run, base) => run.cpuPerReq / base.cpuPerReq,
+  mainCpuRatio: (run, base) => run.mainCpuPerReq / base.mainCpuPerReq,
   rssDelta: (run, base) => run.peakRssMB - base.peakRssMB,
 };
 
@@ -748,7 +795,106 @@ function machine() {
 // ---------------------------------------------------------------------------------------------
 // Main
 
+function printRun(framework, run) {
+  process.stdout.write(
+    `${framework} round ${run.round}/${settings.rounds} ${run.label.padEnd(40)} ${fmt.int(run.reqPerSec).padStart(6)} req/s  ` +
+      `p50 ${fmt.ms(run.p50)} ms  p99 ${fmt.ms(run.p99)} ms  ${fmt.us(run.cpuPerReq)} µs CPU/req (main ${fmt.us(run.mainCpuPerReq)})  ${fmt.mb(run.peakRssMB)} MB` +
+      `${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts + run.non2xx}` : ''}\n`,
+  );
+}
+
+/** Whether another round fits in this framework's share of the time limit (at least 6 rounds are kept). */
+function roundFits(framework, round, began, roundsBegan, budgetMs) {
+  const spent = Date.now() - began;
+  const perRound = round > 1 ? (Date.now() - roundsBegan) / (round - 1) : 0;
+  if (round <= 6 || spent + perRound <= budgetMs) return true;
+  process.stdout.write(`${framework}: its share of the time limit is spent; stopping after ${round - 1} of ${settings.rounds} rounds\n`);
+  return false;
+}
+
+const byRoundThenConfig = (configs) => (a, b) =>
+  a.round - b.round || configs.findIndex((c) => c.label === a.label) - configs.findIndex((c) => c.label === b.label);
+
+/** Fisher–Yates. */
+function shuffled(list) {
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** One run of a round from its slices: CPU and requests summed, latency percentiles their medians. */
+function combine(slices) {
+  const sum = (key) => slices.reduce((n, r) => n + r[key], 0);
+  const served = sum('served');
+  return {
+    ...slices.at(-1),
+    reqPerSec: sum('completed') / sum('seconds'),
+    p50: median(slices.map((r) => r.p50)),
+    p99: median(slices.map((r) => r.p99)),
+    cpuPerReq: served > 0 ? sum('cpuMicros') / served : Number.NaN,
+    mainCpuPerReq: served > 0 ? sum('mainMicros') / served : Number.NaN,
+    cpuUser: sum('cpuUser'),
+    cpuSystem: sum('cpuSystem'),
+    peakRssMB: Math.max(...slices.map((r) => r.peakRssMB)),
+    served,
+    completed: sum('completed'),
+    errors: sum('errors'),
+    timeouts: sum('timeouts'),
+    non2xx: sum('non2xx'),
+    foreign: Math.max(...slices.map((r) => r.foreign ?? 0)),
+    attempts: Math.max(...slices.map((r) => r.attempts)),
+    contaminated: slices.some((r) => r.contaminated),
+  };
+}
+
+/**
+ * --fresh: every round starts a new process per configuration (one after another), warms each up,
+ * measures them in `slices` interleaved slices (a new order for every slice) and stops them all.
+ */
+async function benchFresh(framework, budgetMs) {
+  const began = Date.now();
+  const configs = configsOf(framework);
+  const runs = [];
+  let stoppedAfter;
+  for (let round = 1; round <= settings.rounds; round++) {
+    if (!roundFits(framework, round, began, began, budgetMs)) {
+      stoppedAfter = round - 1;
+      break;
+    }
+    const servers = new Map();
+    try {
+      for (const config of shuffled(configs)) {
+        const server = await startServer(framework, config);
+        servers.set(config, server);
+        if (round === 1) await verify(framework, config, server);
+        if (settings.warmup > 0) await load(server.url, settings.warmup);
+      }
+      const slices = new Map(configs.map((c) => [c, []]));
+      for (let slice = 0; slice < settings.slices; slice++) {
+        for (const config of shuffled(configs)) {
+          slices.get(config).push(await measure(servers.get(config), `${framework} round ${round} ${config.label}`));
+          await sleep(PAUSE_MS / 2);
+        }
+      }
+      for (const config of configs) {
+        const run = { round, label: config.label, ...combine(slices.get(config)) };
+        runs.push(run);
+        printRun(framework, run);
+      }
+    } finally {
+      await Promise.all([...servers.values()].map((s) => s.stop()));
+    }
+    await sleep(PAUSE_MS);
+  }
+  runs.sort(byRoundThenConfig(configs));
+  return { framework, runs, stoppedAfter, ...summarize(configs, runs) };
+}
+
 async function benchFramework(framework, budgetMs) {
+  if (settings.fresh) return benchFresh(framework, budgetMs);
   const began = Date.now();
   const configs = configsOf(framework);
   const servers = [];
@@ -779,14 +925,8 @@ async function benchFramework(framework, budgetMs) {
     let roundsBegan = Date.now();
     let stoppedAfter;
     for (let round = 1; round <= settings.rounds; round++) {
-      // Time left for this framework: stop before a round that would not fit (at least 6 rounds are kept).
-      const spent = Date.now() - began;
-      const perRound = round > 1 ? (Date.now() - roundsBegan) / (round - 1) : 0;
-      if (round > 6 && spent + perRound > budgetMs) {
+      if (!roundFits(framework, round, began, roundsBegan, budgetMs)) {
         stoppedAfter = round - 1;
-        process.stdout.write(
-          `${framework}: its share of the time limit is spent; stopping after ${stoppedAfter} of ${settings.rounds} rounds\n`,
-        );
         break;
       }
       if (round === 1) roundsBegan = Date.now();
@@ -795,15 +935,11 @@ async function benchFramework(framework, budgetMs) {
       for (const { config, server } of order) {
         const run = { round, label: config.label, ...(await measure(server, `${framework} round ${round} ${config.label}`)) };
         runs.push(run);
-        process.stdout.write(
-          `${framework} round ${round}/${settings.rounds} ${config.label.padEnd(40)} ${fmt.int(run.reqPerSec).padStart(6)} req/s  ` +
-            `p50 ${fmt.ms(run.p50)} ms  p99 ${fmt.ms(run.p99)} ms  ${fmt.us(run.cpuPerReq)} µs CPU/req  ${fmt.mb(run.peakRssMB)} MB` +
-            `${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts + run.non2xx}` : ''}\n`,
-        );
+        printRun(framework, run);
         await sleep(PAUSE_MS);
       }
     }
-    runs.sort((a, b) => a.round - b.round || configs.findIndex((c) => c.label === a.label) - configs.findIndex((c) => c.label === b.label));
+    runs.sort(byRoundThenConfig(configs));
     return { framework, runs, stoppedAfter, ...summarize(configs, runs) };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
@@ -818,7 +954,9 @@ console.log(
   `loopsight benchmarks: ${selected.join(', ')}; ${settings.rounds} rounds × ${settings.duration} s, ${settings.connections} connections, ` +
     `${loadMode}, warm-up ${settings.warmup} s, server flags ${NODE_OPTIONS.join(' ') || 'none'}; expected ≈ ${Math.ceil(expectedSeconds / 60)} min, time limit ${timeLimit} s`,
 );
-console.log(`${info.nproc} CPUs (${info.cpuModel}), Node ${info.node}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`);
+console.log(
+  `${info.nproc} CPUs (${info.cpuModel}), servers on Node ${settings.nodeVersion}, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n`,
+);
 
 const results = [];
 const totalSeconds = selected.reduce((sum, f) => sum + secondsOf(f), 0);
@@ -833,11 +971,11 @@ const report = [
   `# loopsight benchmarks, ${stamp}${settings.quick ? ' (quick smoke run: not for comparison)' : ''}`,
   '',
   `- Machine: ${info.nproc} CPUs (\`nproc\`), ${info.cpuModel}, ${info.memGiB} GiB, ${info.platform}`,
-  `- Node ${info.node}; ${Object.entries(info.versions)
+  `- Node ${settings.nodeVersion} (servers; ${settings.node}), harness on ${info.node}; ${Object.entries(info.versions)
     .map(([name, version]) => `${name} ${version}`)
     .join(', ')}`,
   `- loopsight: built dist of commit ${info.commit}; sha256 of packages/{core,context,express,fastify,koa}/dist/index.js: ${info.dist}`,
-  `- Settings: ${settings.rounds} rounds × ${settings.duration} s per configuration (each after ${settings.preload} s of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; warm-up ${settings.warmup} s per server; order alternated every round; servers stay up for all rounds of their framework; server flags: ${NODE_OPTIONS.join(' ') || 'none'}`,
+  `- Settings: ${settings.rounds} rounds × ${settings.slices > 1 ? `${settings.slices} interleaved slices of ` : ''}${settings.duration} s per configuration (each after ${settings.preload} s of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; ${settings.fresh ? '' : `warm-up ${settings.warmup} s per server; `}${settings.fresh ? `a new process per configuration per round, warmed up ${settings.warmup} s, order shuffled every round` : 'order alternated every round; servers stay up for all rounds of their framework'}; server flags: ${NODE_OPTIONS.join(' ') || 'none'}`,
   `- Other processes: a run during which they used more than ${settings.maxForeign} of a core (from /proc/stat) is measured again, up to ${MAX_ATTEMPTS} tries${settings.priority ? `; servers and load generator at nice ${settings.priority}` : ''}`,
   `- Load average (1, 5, 15 min) before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; took ${Math.round(elapsed)} s`,
   '',

@@ -26,7 +26,7 @@ export interface Member {
   /** Whether its promises.frameFilter is loopsight's default (each build has its own function). */
   readonly defaultFrameFilter: boolean;
   /** The scopes this monitor has in flight (live view, not a copy). */
-  inflight(): ReadonlySet<RequestScope>;
+  inflight(): { readonly size: number } & Iterable<RequestScope>;
   /** Hands a report to the monitor's listeners, channels and onReport. */
   deliver(report: StallReport | PromiseReport): void;
   reportError(what: string, error: unknown): void;

@@ -6,6 +6,7 @@ import type { PromiseTrackerStats } from '@loopsight/promises';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
+import { InflightRegistry, NO_SLOT } from './inflight.js';
 import { DEFAULT_PROMISES, resolveOptions, scopeId } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { scopeStore } from './store.js';
@@ -48,12 +49,12 @@ export interface MonitorInternals {
   readonly options: ResolvedOptions;
   /** Set by adapters on the monitors they create: such a monitor goes with its app (see Hub). */
   heldWeakly: boolean;
-  /** Registers a scope as in flight. */
-  begin(scope: RequestScope): void;
+  /** Registers a scope as in flight; returns its slot in the registry, for `end` or `drop`. */
+  begin(scope: RequestScope): number;
   /** Ends a scope: removes it from the registry and emits 'request'. */
-  end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void;
+  end(scope: RequestScope, slot: number, t0: number, status: number | undefined, aborted: boolean): void;
   /** Ends a scope another monitor took over (see request.ts, `adoptAmbient`): no 'request' event. */
-  drop(scope: RequestScope): void;
+  drop(scope: RequestScope, slot: number): void;
   /** Counts an incoming correlation id that was refused. */
   rejected(reason: RejectReason): void;
   /** A stall or promise report: to listeners, diagnostics_channel and `onReport`. */
@@ -110,7 +111,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 class LoopsightMonitor implements Monitor {
   readonly #options: ResolvedOptions;
   readonly #handle: MonitorInternals;
-  readonly #inflight = new Set<RequestScope>();
+  readonly #inflight: InflightRegistry;
   readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [] };
   readonly #components: Exporter[] = [];
   readonly #started = new Set<Exporter>();
@@ -130,6 +131,7 @@ class LoopsightMonitor implements Monitor {
   constructor(options?: MonitorOptions) {
     const resolved = resolveOptions(options);
     this.#options = resolved;
+    this.#inflight = new InflightRegistry(resolved.maxInflight);
     for (const exporter of resolved.exporters) this.#components.push(exporter);
     const { promises } = resolved;
     this.#member = {
@@ -143,9 +145,9 @@ class LoopsightMonitor implements Monitor {
       options: resolved,
       heldWeakly: false,
       begin: (scope) => this.#begin(scope),
-      end: (scope, t0, status, aborted) => this.#end(scope, t0, status, aborted),
-      drop: (scope) => {
-        this.#inflight.delete(scope);
+      end: (scope, slot, t0, status, aborted) => this.#end(scope, slot, t0, status, aborted),
+      drop: (scope, slot) => {
+        this.#inflight.delete(slot, scope);
         hub().tracker?.scopeEnded(scope);
       },
       rejected: (reason) => {
@@ -241,7 +243,7 @@ class LoopsightMonitor implements Monitor {
 
   /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
   inflight(): RequestScope[] {
-    return [...this.#inflight];
+    return this.#inflight.list();
   }
 
   /** A copy of the monitor's counters. */
@@ -309,40 +311,41 @@ class LoopsightMonitor implements Monitor {
     if (method !== undefined) job.method = method;
     if (route !== undefined) job.route = route;
     const t0 = performance.now();
-    this.#begin(job);
+    const slot = this.#begin(job);
     let result: T;
     try {
       result = scopeStore.run(job, fn);
     } catch (error) {
-      this.#end(job, t0, undefined, true);
+      this.#end(job, slot, t0, undefined, true);
       throw error;
     }
     if (!isThenable(result)) {
-      this.#end(job, t0, undefined, false);
+      this.#end(job, slot, t0, undefined, false);
       return result;
     }
     // A new promise, so the caller's unhandled-rejection behaviour stays theirs.
     return result.then(
       (value) => {
-        this.#end(job, t0, undefined, false);
+        this.#end(job, slot, t0, undefined, false);
         return value;
       },
       (error: unknown) => {
-        this.#end(job, t0, undefined, true);
+        this.#end(job, slot, t0, undefined, true);
         throw error;
       },
     ) as T;
   }
 
-  #begin(scope: RequestScope): void {
-    if (this.#inflight.size < this.#options.maxInflight) this.#inflight.add(scope);
-    else this.#counters.inflightDropped++;
+  #begin(scope: RequestScope): number {
+    const slot = this.#inflight.add(scope);
+    if (slot === NO_SLOT) this.#counters.inflightDropped++;
     if (this.#parts) hub().own(scope, this.#parts);
     if (requestStartChannel.hasSubscribers) requestStartChannel.publish(scope);
+    return slot;
   }
 
-  #end(scope: RequestScope, t0: number, status: number | undefined, aborted: boolean): void {
-    this.#inflight.delete(scope);
+  #end(scope: RequestScope, slot: number, t0: number, status: number | undefined, aborted: boolean): void {
+    this.#inflight.delete(slot, scope);
     hub().tracker?.scopeEnded(scope);
     if (this.#listeners.request.length === 0 && !requestChannel.hasSubscribers) return;
     const record: RequestRecord = {

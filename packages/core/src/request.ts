@@ -2,6 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { NO_SLOT } from './inflight.js';
 import type { MonitorInternals } from './monitor.js';
 import { scopeStore } from './store.js';
 import type { RequestScope } from './types.js';
@@ -21,6 +22,8 @@ class HttpScope<A> implements RequestScope {
   #resolve: RouteResolver<A> | undefined;
   #arg: A | undefined;
   readonly #monitor: MonitorInternals;
+  #slot = NO_SLOT;
+  #t0 = 0;
 
   constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A, monitor: MonitorInternals) {
     this.correlationId = correlationId;
@@ -55,6 +58,24 @@ class HttpScope<A> implements RequestScope {
     void this.route;
     this.#resolve = undefined;
     this.#arg = undefined;
+  }
+
+  /** Registers the scope in flight and starts its clock. */
+  begin(): void {
+    this.#t0 = performance.now();
+    this.#slot = this.#monitor.begin(this);
+  }
+
+  /** The response closed: the request is over. */
+  end(status: number, aborted: boolean): void {
+    this.settle();
+    this.#monitor.end(this, this.#slot, this.#t0, status, aborted);
+  }
+
+  /** An adapter took the request over: out of flight, without a 'request' event. */
+  drop(): void {
+    this.settle();
+    this.#monitor.drop(this, this.#slot);
   }
 
   toJSON(): RequestScope {
@@ -93,13 +114,11 @@ function openScope<A>(
   handedOver?: () => boolean,
 ): HttpScope<A> {
   const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
-  const t0 = performance.now();
-  monitor.begin(scope);
+  scope.begin();
   // 'close' follows 'finish' on every response, and is the only event of an aborted one.
   res.on('close', () => {
     if (handedOver?.()) return;
-    scope.settle();
-    monitor.end(scope, t0, res.statusCode, !res.writableFinished);
+    scope.end(res.statusCode, !res.writableFinished);
   });
   return scope;
 }
@@ -170,8 +189,7 @@ export function enterRequest<A>(
     adopt: () => {
       if (!adopted) {
         adopted = true;
-        scope.settle();
-        monitor.drop(scope);
+        scope.drop();
       }
       return correlationId;
     },
