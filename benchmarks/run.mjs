@@ -10,6 +10,7 @@
 
 import { execFileSync, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,10 +85,11 @@ if (args.help) {
                         measured in --slices, stopped), in an order shuffled every round: per-process offsets (JIT
                         decisions, heap sizing, memory layout: up to 15 % of CPU per request, lasting for
                         the life of a process) then vary across rounds and cancel in the medians instead
-                        of biasing a configuration for the whole run (default warm-up 2 s)
-  --slices K            with --fresh: each configuration's round is K runs of --duration, interleaved
-                        with the other configurations' (all up at once), summed: a slow spell of the
-                        machine falls on every configuration alike (default 4)
+                        of biasing a configuration for the whole run (default warm-up 1 s)
+  --slices K            with --fresh: each configuration's round is K runs of --duration (each after
+                        2,000 unmeasured requests instead of --preload), interleaved with the other
+                        configurations' (all up at once), summed: a slow spell of the machine falls on
+                        every configuration alike (default 3)
   --node PATH           the Node binary of the servers (default: this one); e.g. Node 24's
   --json FILE           also write every run and the summaries as JSON to FILE`);
   process.exit(0);
@@ -139,11 +141,12 @@ if (args.pin) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], {
 // with 20 MB less RSS). A service under steady load does not go through that, so it is off.
 const NODE_OPTIONS = [...(args['memory-reducer'] ? [] : ['--no-memory-reducer']), ...(args['node-option'] ?? [])];
 settings.fresh = args.fresh;
-settings.slices = positiveInt('slices', args.slices, args.fresh ? 4 : 1);
-settings.warmup = args.warmup === '0' ? 0 : positiveNumber('warmup', args.warmup, args.quick ? 0 : args.fresh ? 2 : 5);
+settings.slices = positiveInt('slices', args.slices, args.fresh ? 3 : 1);
+settings.warmup = args.warmup === '0' ? 0 : positiveNumber('warmup', args.warmup, args.quick ? 0 : args.fresh ? 1 : 5);
 settings.node = args.node ? path.resolve(args.node) : process.execPath;
 settings.nodeVersion =
   settings.node === process.execPath ? process.version : execFileSync(settings.node, ['--version'], { encoding: 'utf8' }).trim();
+// Fresh servers idle only while the other configurations' slices run: a short wake-up is enough.
 settings.preload = Number(args.preload ?? (args.quick ? 0 : 0.5));
 if (!Number.isFinite(settings.preload) || settings.preload < 0) {
   console.error(`--preload must be a number of seconds, 0 or more (got ${JSON.stringify(args.preload)})`);
@@ -175,7 +178,8 @@ const configsOf = (framework) => {
   return list.filter((c) => picked.includes(c) || bases.has(c.label));
 };
 // A fresh server costs its start (≈ 0.6 s), its warm-up and its stop every round.
-const perRun = () => settings.slices * (settings.duration + settings.preload + 0.3) + (settings.fresh ? settings.warmup + 1 : 0);
+const perRun = () =>
+  settings.fresh ? settings.slices * (Math.ceil(settings.duration) + 0.5) + settings.warmup + 1.5 : settings.duration + settings.preload + 0.6;
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
   return sum + 5 + (settings.fresh ? 0 : n * (settings.warmup + 0.5)) + settings.rounds * n * perRun();
@@ -313,11 +317,16 @@ async function verify(framework, config, server) {
 // ---------------------------------------------------------------------------------------------
 // Load
 
-/** One autocannon run; latency percentiles come from our own µs histogram (autocannon's are whole ms). */
-function load(url, seconds) {
+/**
+ * One autocannon run; latency percentiles come from our own µs histogram (autocannon's are whole ms).
+ * autocannon counts a duration in whole seconds (0.2 runs for 1 s); `amount` stops after that many requests.
+ */
+function load(url, seconds, amount) {
   const histogram = createHistogram();
   return new Promise((resolve, reject) => {
-    const options = { url, connections: settings.connections, duration: seconds, pipelining: 1, timeout: 10 };
+    const options = { url, connections: settings.connections, pipelining: 1, timeout: 10 };
+    if (amount) options.amount = amount;
+    else options.duration = seconds;
     if (settings.rate) options.overallRate = settings.rate;
     const instance = autocannon(options, (error, result) => {
       if (error) reject(error);
@@ -327,6 +336,27 @@ function load(url, seconds) {
       histogram.record(Math.max(1, Math.round(responseTimeMs * 1000)));
     });
   });
+}
+
+/**
+ * `amount` requests over `settings.connections` keep-alive connections, as fast as they are answered:
+ * a wake-up shorter than autocannon's shortest run (it counts in whole seconds, `amount` included).
+ */
+async function wake(url, amount) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: settings.connections });
+  let left = amount;
+  const one = () =>
+    new Promise((resolve, reject) => {
+      http.get(url, { agent }, (res) => res.resume().on('end', resolve).on('error', reject)).on('error', reject);
+    });
+  const worker = async () => {
+    while (left-- > 0) await one();
+  };
+  try {
+    await Promise.all(Array.from({ length: settings.connections }, worker));
+  } finally {
+    agent.destroy();
+  }
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -343,6 +373,9 @@ const CLK_TCK = (() => {
   }
 })();
 const QUIET_SAMPLE_MS = 300;
+const PRELOAD_REQUESTS = 2000;
+/** When the last run without foreign load ended (Date.now()). */
+let lastCleanRunAt = 0;
 const QUIET_WAIT_MAX_MS = 30_000;
 const MAX_ATTEMPTS = 3;
 
@@ -404,6 +437,8 @@ function threadCpuMicros(pid, tid) {
 /** Waits until other processes use less than the threshold, for QUIET_WAIT_MAX_MS at most. */
 async function waitForQuiet() {
   if (!settings.maxForeign) return 0;
+  // A run that just ended clean says as much as a sample would (slices follow each other closely).
+  if (Date.now() - lastCleanRunAt < QUIET_SAMPLE_MS) return 0;
   const started = Date.now();
   for (;;) {
     const mark = markNow();
@@ -419,7 +454,9 @@ async function waitForQuiet() {
 async function measureOnce(server) {
   const waitedMs = await waitForQuiet();
   // Wake the server up: after waiting for its turn, its first second of load costs more (see --preload).
-  if (settings.preload > 0) await load(server.url, settings.preload);
+  // Fresh servers idle only while the other configurations' slices run: a short wake-up is enough.
+  if (settings.fresh && !settings.quick) await wake(server.url, PRELOAD_REQUESTS);
+  else if (settings.preload > 0) await load(server.url, settings.preload);
   await server.rpc('begin');
   const mark = markNow();
   const main0 = threadCpuMicros(server.child.pid, server.child.pid);
@@ -457,6 +494,7 @@ async function measure(server, what) {
   for (let attempt = 1; ; attempt++) {
     const run = await measureOnce(server);
     run.attempts = attempt;
+    if (run.foreign !== undefined && run.foreign <= settings.maxForeign) lastCleanRunAt = Date.now();
     if (!settings.maxForeign || run.foreign === undefined || run.foreign <= settings.maxForeign || attempt >= MAX_ATTEMPTS) {
       run.contaminated = settings.maxForeign > 0 && run.foreign > settings.maxForeign;
       return run;
@@ -571,12 +609,50 @@ function summarize(configs, runs) {
     : undefined;
   const contaminated = runs.filter((r) => r.contaminated).length;
   const retried = runs.filter((r) => r.attempts > 1).length;
-  return { summary, peers, noise, contaminated, retried };
+  // Issue 17's increments, paired in the round, in units of bare's CPU per request.
+  const labelOf = (variant) => configs.find((c) => c.variant === variant && !c.route)?.label;
+  const increment = (variant, over) => {
+    const a = labelOf(variant);
+    const b = labelOf(over);
+    if (!a || !b) return undefined;
+    return paired(runs, rounds, a, b, (run, other) => {
+      const base = runs.find((r) => r.round === run.round && r.label === bareLabel);
+      return base ? (run.cpuPerReq - other.cpuPerReq) / base.cpuPerReq : Number.NaN;
+    });
+  };
+  const increments = {
+    prometheus: increment('loopsight-prometheus', LOOPSIGHT),
+    sampled: increment('loopsight-promises-sampled-scaled', LOOPSIGHT),
+  };
+  return { summary, peers, noise, contaminated, retried, increments };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Targets of issue 8, checked on the medians (a miss smaller than the A/A control's deviation is
 // said to be within noise).
+
+/** Issue 17's cells: each figure with its interval and whether its median meets the limit. */
+function targets17({ summary, peers, increments }) {
+  const out = [];
+  const line = (what, value, ci, limit, { digits = 3, unit = '' } = {}) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    const interval = ci && Number.isFinite(ci[0]) ? ` [${ci[0].toFixed(digits)} to ${ci[1].toFixed(digits)}]` : '';
+    out.push(`- ${what}: ${value.toFixed(digits)}${unit}${interval}: ${limit(value) ? 'met' : '**missed**'}`);
+  };
+  const control = summary.find((s) => s.config.control);
+  if (control) line('A/A control, CPU/req ×bare (1.00 ± 0.02)', control.cpuRatio, control.cpuRatioCi, (v) => Math.abs(v - 1) <= 0.02);
+  const ls = summary.find((s) => s.config.variant === LOOPSIGHT && !s.config.route);
+  if (ls) {
+    line('loopsight defaults above the ALS floor, share of bare (≤ +0.02)', ls.floorGap, ls.floorGapCi, (v) => v <= 0.02);
+    line('loopsight defaults, CPU/req ×bare (for reference)', ls.cpuRatio, ls.cpuRatioCi, () => true);
+    line('loopsight defaults, peak RSS above bare (≤ 10 MB)', ls.rssDelta, ls.rssDeltaCi, (v) => v <= 10, { digits: 1, unit: ' MB' });
+  }
+  const { prometheus, sampled } = increments ?? {};
+  if (prometheus) line('+ Prometheus exporter above the defaults, share of bare (≤ +0.01)', prometheus.median, prometheus.ci, (v) => v <= 0.01);
+  if (sampled) line('promises sampled (1/30 duty cycle) above the defaults, share of bare (≤ +0.02)', sampled.median, sampled.ci, (v) => v <= 0.02);
+  for (const { peer, cpu } of peers) line(`loopsight defaults ÷ ${peer.label} (< 1.00)`, cpu.median, cpu.ci, (v) => v < 1);
+  return out;
+}
 
 function targets({ summary, peers, noise }) {
   const byVariant = (variant, route) => summary.find((s) => s.config.variant === variant && s.config.route === route);
@@ -704,6 +780,8 @@ function table(framework, result) {
   }
   const checks = targets(result);
   if (checks.length > 0) lines.push('', 'Targets of issue 8:', '', ...checks);
+  const cells = targets17(result);
+  if (cells.length > 0) lines.push('', 'Targets of issue 17 (CPU per request; medians over rounds, 95 % intervals):', '', ...cells);
   lines.push('');
   return lines.join('\n');
 }
@@ -866,12 +944,14 @@ async function benchFresh(framework, budgetMs) {
     }
     const servers = new Map();
     try {
+      const t = Date.now();
       for (const config of shuffled(configs)) {
         const server = await startServer(framework, config);
         servers.set(config, server);
         if (round === 1) await verify(framework, config, server);
         if (settings.warmup > 0) await load(server.url, settings.warmup);
       }
+      const t1 = Date.now();
       const slices = new Map(configs.map((c) => [c, []]));
       for (let slice = 0; slice < settings.slices; slice++) {
         for (const config of shuffled(configs)) {
@@ -879,6 +959,7 @@ async function benchFresh(framework, budgetMs) {
           await sleep(PAUSE_MS / 2);
         }
       }
+      if (process.env.BENCH_TIMING) console.log(`start+warm ${t1 - t} ms, slices ${Date.now() - t1} ms`);
       for (const config of configs) {
         const run = { round, label: config.label, ...combine(slices.get(config)) };
         runs.push(run);
@@ -975,7 +1056,7 @@ const report = [
     .map(([name, version]) => `${name} ${version}`)
     .join(', ')}`,
   `- loopsight: built dist of commit ${info.commit}; sha256 of packages/{core,context,express,fastify,koa}/dist/index.js: ${info.dist}`,
-  `- Settings: ${settings.rounds} rounds × ${settings.slices > 1 ? `${settings.slices} interleaved slices of ` : ''}${settings.duration} s per configuration (each after ${settings.preload} s of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; ${settings.fresh ? '' : `warm-up ${settings.warmup} s per server; `}${settings.fresh ? `a new process per configuration per round, warmed up ${settings.warmup} s, order shuffled every round` : 'order alternated every round; servers stay up for all rounds of their framework'}; server flags: ${NODE_OPTIONS.join(' ') || 'none'}`,
+  `- Settings: ${settings.rounds} rounds × ${settings.slices > 1 ? `${settings.slices} interleaved slices of ` : ''}${settings.duration} s per configuration (each after ${settings.fresh ? `${PRELOAD_REQUESTS} requests` : `${settings.preload} s`} of unmeasured load), ${settings.connections} connections, pipelining 1, ${loadMode}; ${settings.fresh ? '' : `warm-up ${settings.warmup} s per server; `}${settings.fresh ? `a new process per configuration per round, warmed up ${settings.warmup} s, order shuffled every round` : 'order alternated every round; servers stay up for all rounds of their framework'}; server flags: ${NODE_OPTIONS.join(' ') || 'none'}`,
   `- Other processes: a run during which they used more than ${settings.maxForeign} of a core (from /proc/stat) is measured again, up to ${MAX_ATTEMPTS} tries${settings.priority ? `; servers and load generator at nice ${settings.priority}` : ''}`,
   `- Load average (1, 5, 15 min) before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}; took ${Math.round(elapsed)} s`,
   '',

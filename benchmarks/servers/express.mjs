@@ -2,7 +2,7 @@
 // A variant is what is mounted before the routes; add one here and list it in configs.mjs.
 import http from 'node:http';
 import { createDashboard } from '@loopsight/dashboard';
-import { loopsight } from '@loopsight/express';
+import { loopsight as adapter } from '@loopsight/express';
 import { createStallWatchdog } from '@loopsight/loop-lag';
 import { prometheusExporter } from '@loopsight/prometheus';
 import rTracer from 'cls-rtracer';
@@ -12,7 +12,9 @@ import { Registry } from 'prom-client';
 import { alsFloorExpress } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
-import { PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+
+const loopsight = (options) => adapter(benchOptions(options));
 
 const variants = {
   bare: () => {},

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { alsFloorFastify } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
-import { PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
 
 /** Limits of the two overload guards compared here: far above anything a healthy run reaches. */
 const GUARD_DELAY_MS = 1000;
@@ -21,28 +21,28 @@ const variants = {
   'als-floor': (app) => alsFloorFastify(app),
   // "loopsight defaults" of issue 8: context + loop stats + stall watchdog, promise tracking off.
   loopsight: async (app) => {
-    await app.register(loopsight, { promises: false });
+    await app.register(loopsight, benchOptions({ promises: false }));
   },
   'loopsight-prometheus': async (app) => {
-    await app.register(loopsight, { promises: false, exporters: [prometheusExporter({ registry: new Registry() })] });
+    await app.register(loopsight, benchOptions({ promises: false, exporters: [prometheusExporter({ registry: new Registry() })] }));
   },
   'loopsight-dashboard': async (app) => {
-    await app.register(loopsight, { promises: false });
+    await app.register(loopsight, benchOptions({ promises: false }));
     await app.register(createDashboard(app.loopsight).fastify);
   },
   // loopsight's defaults as shipped: the promise tracker is on, sampled (1 s windows every 30 s).
   'loopsight-promises-sampled': async (app) => {
-    await app.register(loopsight);
+    await app.register(loopsight, benchOptions({}));
   },
   'loopsight-promises-sampled-scaled': async (app) => {
-    await app.register(loopsight, { promises: PROMISES_SAMPLED_SCALED });
+    await app.register(loopsight, benchOptions({ promises: PROMISES_SAMPLED_SCALED }));
   },
   'loopsight-promises-full': async (app) => {
-    await app.register(loopsight, { promises: { mode: 'full' } });
+    await app.register(loopsight, benchOptions({ promises: { mode: 'full' } }));
   },
   // The overload guard, to compare with @fastify/under-pressure at the same limit.
   'loopsight-shed': async (app) => {
-    await app.register(loopsight, { promises: false, shed: { maxEventLoopDelayMs: GUARD_DELAY_MS } });
+    await app.register(loopsight, benchOptions({ promises: false, shed: { maxEventLoopDelayMs: GUARD_DELAY_MS } }));
   },
   // Peers.
   'cls-rtracer': async (app) => {
@@ -71,10 +71,10 @@ const variants = {
   // Ablations (configs.mjs: optional, run with --only): where loopsight's cost above the floor goes.
   'als-floor-raw-header': (app) => alsFloorFastify(app, { rawHeader: true }),
   'loopsight-no-echo': async (app) => {
-    await app.register(loopsight, { promises: false, correlation: { echo: false } });
+    await app.register(loopsight, benchOptions({ promises: false, correlation: { echo: false } }));
   },
   'loopsight-no-looplag': async (app) => {
-    await app.register(loopsight, { promises: false, loopLag: false });
+    await app.register(loopsight, benchOptions({ promises: false, loopLag: false }));
   },
 };
 

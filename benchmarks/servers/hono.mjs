@@ -2,7 +2,7 @@
 // GET /awaits (lib/routes.mjs). A variant is what is mounted before the routes; add one here and
 // list it in configs.mjs.
 import { createAdaptorServer } from '@hono/node-server';
-import { loopsight } from '@loopsight/hono';
+import { loopsight as adapter } from '@loopsight/hono';
 import { prometheusExporter } from '@loopsight/prometheus';
 import { Hono } from 'hono';
 import { contextStorage } from 'hono/context-storage';
@@ -12,7 +12,9 @@ import { Registry } from 'prom-client';
 import { alsFloorHono } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { tenAwaits } from './lib/routes.mjs';
-import { PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+
+const loopsight = (options) => adapter(benchOptions(options));
 
 const variants = {
   bare: () => {},

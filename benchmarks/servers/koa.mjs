@@ -3,7 +3,7 @@
 import http from 'node:http';
 import Router from '@koa/router';
 import { createDashboard } from '@loopsight/dashboard';
-import { loopsight } from '@loopsight/koa';
+import { loopsight as adapter } from '@loopsight/koa';
 import { prometheusExporter } from '@loopsight/prometheus';
 import rTracer from 'cls-rtracer';
 import Koa from 'koa';
@@ -11,7 +11,9 @@ import { Registry } from 'prom-client';
 import { alsFloorKoa } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { tenAwaits } from './lib/routes.mjs';
-import { PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+
+const loopsight = (options) => adapter(benchOptions(options));
 
 const variants = {
   bare: () => {},

@@ -24,3 +24,13 @@ export function promClientMetrics() {
     registers: [registry],
   });
 }
+
+/**
+ * Under `instructions.mjs` (valgrind, ≈ 50× slower) the stall watchdog and the loop delay sampler,
+ * whose work is per second, would be counted against a few hundred requests a second, and their
+ * stall detection would fire on valgrind's own pauses: there they are off, and their cost is
+ * measured per second instead (micro/idle.mjs). Elsewhere the options are the variant's own.
+ */
+export function benchOptions(options) {
+  return process.env.LOOPSIGHT_BENCH_REQUEST_PATH === '1' ? { ...options, loopLag: false } : options;
+}
