@@ -10,8 +10,8 @@
 
 import { execFileSync, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createHistogram, performance } from 'node:perf_hooks';
@@ -179,7 +179,9 @@ const configsOf = (framework) => {
 };
 // A fresh server costs its start (≈ 0.6 s), its warm-up and its stop every round.
 const perRun = () =>
-  settings.fresh ? settings.slices * (Math.ceil(settings.duration) + 0.5) + settings.warmup + 1.5 : settings.duration + settings.preload + 0.6;
+  settings.fresh
+    ? settings.slices * (Math.ceil(settings.duration) + 0.5) + settings.warmup + 1.5
+    : settings.duration + settings.preload + 0.6;
 const expectedSeconds = selected.reduce((sum, f) => {
   const n = configsOf(f).length;
   return sum + 5 + (settings.fresh ? 0 : n * (settings.warmup + 0.5)) + settings.rounds * n * perRun();
@@ -648,8 +650,10 @@ function targets17({ summary, peers, increments }) {
     line('loopsight defaults, peak RSS above bare (≤ 10 MB)', ls.rssDelta, ls.rssDeltaCi, (v) => v <= 10, { digits: 1, unit: ' MB' });
   }
   const { prometheus, sampled } = increments ?? {};
-  if (prometheus) line('+ Prometheus exporter above the defaults, share of bare (≤ +0.01)', prometheus.median, prometheus.ci, (v) => v <= 0.01);
-  if (sampled) line('promises sampled (1/30 duty cycle) above the defaults, share of bare (≤ +0.02)', sampled.median, sampled.ci, (v) => v <= 0.02);
+  if (prometheus)
+    line('+ Prometheus exporter above the defaults, share of bare (≤ +0.01)', prometheus.median, prometheus.ci, (v) => v <= 0.01);
+  if (sampled)
+    line('promises sampled (1/30 duty cycle) above the defaults, share of bare (≤ +0.02)', sampled.median, sampled.ci, (v) => v <= 0.02);
   for (const { peer, cpu } of peers) line(`loopsight defaults ÷ ${peer.label} (< 1.00)`, cpu.median, cpu.ci, (v) => v < 1);
   return out;
 }
