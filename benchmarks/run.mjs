@@ -1080,7 +1080,7 @@ console.log(`\n${tables}`);
 if (!args['no-write']) {
   const dir = path.join(HERE, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${stamp}.md`);
+  const file = path.join(dir, `${stamp}${args.node ? `-node${settings.nodeVersion.slice(1).split('.')[0]}` : ''}.md`);
   writeFileSync(file, report);
   console.log(`written to ${path.relative(process.cwd(), file)}`);
 }

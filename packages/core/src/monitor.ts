@@ -241,7 +241,7 @@ class LoopsightMonitor implements Monitor {
     return { boundsMs: DELAY_BUCKETS_MS, counts: DELAY_BUCKETS_MS.map(() => 0), count: 0, sumMs: 0 };
   }
 
-  /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
+  /** The requests and jobs running now, oldest first (at most `maxInflight` of them are tracked). */
   inflight(): RequestScope[] {
     return this.#inflight.list();
   }

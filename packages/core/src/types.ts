@@ -164,7 +164,7 @@ export interface Monitor {
   loopDelayHistogram(): LoopDelayHistogram;
   /** For readiness probes: 'overloaded' while the `shed` option's guard sheds load. Without `shed`, always 'ok'. */
   health(): Health;
-  /** The requests and jobs running now (at most `maxInflight` of them are tracked). */
+  /** The requests and jobs running now, oldest first (at most `maxInflight` of them are tracked). */
   inflight(): RequestScope[];
   /** A copy of the monitor's counters. */
   counters(): MonitorCounters;

@@ -63,6 +63,33 @@ describe('Monitor', () => {
     expect(monitor.inflight()).toHaveLength(0);
   });
 
+  it('reuses the slots of ended scopes, never lists one twice, and lists the oldest first', async () => {
+    const monitor = monitorFor({ maxInflight: 3 });
+    const gates = new Map<string, () => void>();
+    const start = (id: string, startedAt: number) =>
+      monitor.run({ correlationId: id, startedAt }, () => new Promise<void>((resolve) => gates.set(id, resolve)));
+    const ids = () => monitor.inflight().map((s) => s.correlationId);
+    const done = [start('a', 300), start('b', 100), start('c', 200)];
+    expect(ids()).toEqual(['b', 'c', 'a']);
+    gates.get('b')?.();
+    await done[1];
+    // The freed slot takes the next scope; the full registry drops the one after it.
+    done.push(start('d', 50), start('e', 10));
+    expect(ids()).toEqual(['d', 'c', 'a']);
+    expect(monitor.counters().inflightDropped).toBe(1);
+    // Ending a dropped scope must not remove the one that took its place.
+    gates.get('e')?.();
+    await done[4];
+    expect(ids()).toEqual(['d', 'c', 'a']);
+    for (const release of gates.values()) release();
+    await Promise.all(done);
+    expect(ids()).toEqual([]);
+    done.push(start('f', 1));
+    expect(ids()).toEqual(['f']);
+    gates.get('f')?.();
+    await Promise.all(done);
+  });
+
   it("publishes records on diagnostics_channel 'loopsight:request'", () => {
     const monitor = monitorFor();
     const seen: unknown[] = [];
