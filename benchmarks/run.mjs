@@ -95,25 +95,18 @@ if (args.help) {
   process.exit(0);
 }
 
-function positiveInt(name, value, fallback) {
+/** A positive number option (an integer unless `fraction`); exits with a message otherwise. */
+function positive(name, value, fallback, fraction = false) {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    console.error(`--${name} must be a positive integer (got ${JSON.stringify(value)})`);
+  if (!(fraction ? Number.isFinite(n) : Number.isInteger(n)) || n <= 0) {
+    console.error(`--${name} must be a positive ${fraction ? 'number' : 'integer'} (got ${JSON.stringify(value)})`);
     process.exit(2);
   }
   return n;
 }
-
-function positiveNumber(name, value, fallback) {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`--${name} must be a positive number (got ${JSON.stringify(value)})`);
-    process.exit(2);
-  }
-  return n;
-}
+const positiveInt = (name, value, fallback) => positive(name, value, fallback);
+const positiveNumber = (name, value, fallback) => positive(name, value, fallback, true);
 
 const settings = {
   quick: args.quick,
