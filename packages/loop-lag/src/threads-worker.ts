@@ -401,25 +401,30 @@ function threadsMain(
 }
 
 /**
- * Asks the watchdog thread to let go of any worker it has paused, and waits for it (at most
- * `ms`): the watchdog calls this before it terminates that thread.
+ * Posts `message` to the watchdog thread and waits for its answer `reply`, at most `ms`: the
+ * watchdog asks its thread to let go of what it paused before terminating it.
  */
-export function releaseThreads(port: MessagePort, ms = 200): Promise<void> {
+export function ask(port: MessagePort, message: { type: string }, reply: string, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
       port.off('message', onMessage);
       resolve();
     };
-    const onMessage = (message: { type?: string }) => {
-      if (message?.type === 'threads-released') done();
+    const onMessage = (answer: { type?: string }) => {
+      if (answer?.type === reply) done();
     };
     // Ref'd, and bounded: whoever awaits stop() keeps the process alive until the answer, at most `ms`.
     const timer = setTimeout(done, ms);
     port.on('message', onMessage);
     port.ref();
-    port.postMessage({ type: 'release-threads' });
+    port.postMessage(message);
   });
+}
+
+/** Asks the watchdog thread to let go of any worker it has paused, and waits for it (at most `ms`). */
+export function releaseThreads(port: MessagePort, ms = 200): Promise<void> {
+  return ask(port, { type: 'release-threads' }, 'threads-released', ms);
 }
 
 /** The source that starts threadsMain in the watchdog thread, appended to workerSource(). */

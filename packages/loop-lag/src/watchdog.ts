@@ -6,7 +6,7 @@ import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { copyCandidates, scopeJson } from './scope.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import { ThreadWatchdog } from './threads.js';
-import { releaseThreads, threadsSource } from './threads-worker.js';
+import { ask, releaseThreads, threadsSource } from './threads-worker.js';
 import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 import {
   BEAT_BUSY,
@@ -61,6 +61,8 @@ function inspectorUrl(): (() => string | undefined) | undefined {
 
 /** How long a process exit waits, at most, for the worker to let go of the main thread. */
 const EXIT_WAIT_MS = 100;
+/** How long stop() waits for the worker to close its inspector session (a capture under way gives up within this). */
+const LET_GO_WAIT_MS = 1_000;
 
 /** Test seams: not public API, read from the options object like `workerSource`. */
 interface InternalOptions {
@@ -210,6 +212,9 @@ class Watchdog<S extends object> implements StallWatchdog {
     process.off('exit', this.#onExit);
     this.#closeProfiler();
     this.#mode = 'stopped';
+    // Stand the worker down before the beats end: still watching, it would take the silence (or
+    // the next block) for a stall and pause this thread while it is being terminated.
+    if (this.#beats) Atomics.store(this.#beats, BEAT_EXITING, 1);
     clearInterval(this.#timer);
     this.#timer = undefined;
     delete registry()[this.#key];
@@ -220,8 +225,15 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#beats = undefined;
     const port = this.#port;
     this.#port = undefined;
-    // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
-    if (worker && port && !(this.#options as InternalOptions).workerSource) await releaseThreads(port);
+    if (worker && port && !(this.#options as InternalOptions).workerSource) {
+      await Promise.all([
+        // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
+        releaseThreads(port),
+        // So does this thread, should a pause the watchdog asked for land after it is gone: it
+        // closes its inspector session first.
+        ask(port, { type: 'exit' } satisfies MainMessage, 'let-go', LET_GO_WAIT_MS),
+      ]);
+    }
     port?.close();
     if (worker) {
       worker.removeAllListeners();

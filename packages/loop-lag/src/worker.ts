@@ -74,6 +74,8 @@ export type WorkerMessage =
   | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
   | { type: 'sourcemap'; url: string; why: string }
+  /** The inspector session is closed and no capture will begin: the thread may be terminated. */
+  | { type: 'let-go' }
   | {
       type: 'stall';
       durationMs: number;
@@ -566,6 +568,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     retryStale();
     Atomics.store(beat, BUSY, 0);
     Atomics.notify(beat, BUSY);
+    send({ type: 'let-go' });
   };
 
   /**

@@ -168,6 +168,22 @@ describe('lifecycle', () => {
     expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(resources);
   });
 
+  it('a watchdog being stopped stands down at once: a block during its stop is paused by the next watchdog only', async () => {
+    // What the hub does when a monitor with other options joins: the old watchdog stops while the new
+    // one runs. Still watching after its beats end, the old one paused the blocked thread and was
+    // terminated before it resumed it: the process hung, paused, with no one to resume it.
+    const script = fileURLToPath(new URL('./fixtures/stop-during-block.mjs', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 20_000 });
+    const reports = JSON.parse(stdout) as WatchdogStallReport<unknown>[];
+    expect(reports, stdout).toHaveLength(2);
+    for (const report of reports) {
+      // A pause the new watchdog did not ask for would have read as a debugger's.
+      expect(report.debuggerAttached, JSON.stringify(report)).toBeUndefined();
+      expect(['pause', 'late-pause']).toContain(report.stackSource);
+      expect(report.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
+    }
+  });
+
   it('a process with the watchdog running exits on its own', async () => {
     const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
     const started = Date.now();
