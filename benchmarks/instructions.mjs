@@ -261,7 +261,7 @@ for (const framework of selected) {
       console.log(
         `${framework} ${config.label.padEnd(44)} ${Math.round(m.main).toString().padStart(8)} main-thread instr/req, ${Math.round(m.all).toString().padStart(8)} all threads (process ${i + 1})`,
       );
-      return { label: config.label, ...m };
+      return { label: config.label, variant: config.variant, control: Boolean(config.control), ...m };
     }),
   );
   const runs = await pool(jobs);
@@ -278,19 +278,59 @@ for (const framework of selected) {
       aboveFloor: c.variant === 'bare' || c.variant === 'als-floor' ? undefined : (main - floor) / bare,
     };
   });
-  results.push({ framework, rows, runs });
+  results.push({ framework, rows, runs, cells: cellsOf(runs, configs, bare) });
+}
+
+/**
+ * Issue 17's cells from every pair of processes of the two configurations a cell compares: the
+ * median of the pairs and their range, which holds both processes' spread (with one process each
+ * it is one value). A cell is met or missed only when its whole range is.
+ */
+function cellsOf(runs, configs, bare) {
+  const mains = (pick) => runs.filter(pick).map((r) => r.main);
+  const pairs = (a, b, f) => a.flatMap((x) => b.map((y) => f(x, y)));
+  const cells = [];
+  const cell = (what, values, ok) => {
+    if (values.length === 0) return;
+    const lo = Math.min(...values);
+    const hi = Math.max(...values);
+    const verdict = ok(lo) && ok(hi) ? 'met' : !ok(lo) && !ok(hi) ? '**missed**' : 'not resolved (the range crosses the target)';
+    cells.push({ what, median: median(values), lo, hi, verdict });
+  };
+  const bares = mains((r) => r.variant === 'bare' && !r.control);
+  const loopsight = mains((r) => r.variant === 'loopsight');
+  cell('A/A control ×bare (1.00 ± 0.02)', pairs(mains((r) => r.control), bares, (a, b) => a / b), (v) => Math.abs(v - 1) <= 0.02);
+  const above = (variant, base, limit, what) =>
+    cell(what, pairs(mains((r) => r.variant === variant), base, (a, b) => (a - b) / bare), (v) => v <= limit);
+  above('loopsight', mains((r) => r.variant === 'als-floor'), 0.02, 'loopsight defaults above the ALS floor, share of bare (≤ +0.02)');
+  above('loopsight-prometheus', loopsight, 0.01, '+ Prometheus exporter above the defaults (≤ +0.01)');
+  above('loopsight-promises-sampled-scaled', loopsight, 0.02, 'promises sampled (1/30) above the defaults (≤ +0.02)');
+  for (const peer of configs.filter((c) => c.kind === 'peer' && c.echoesId)) {
+    cell(`loopsight defaults ÷ ${peer.label} (< 1.00)`, pairs(loopsight, mains((r) => r.variant === peer.variant), (a, b) => a / b), (v) => v < 1);
+  }
+  return cells;
 }
 
 const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmtCell = (c) => {
+  const f = (n) => (c.what.includes('share') || c.what.includes('above') ? sign(n) : n.toFixed(3));
+  return `| ${c.what} | ${f(c.median)} | ${f(c.lo)} to ${f(c.hi)} | ${c.verdict} |`;
+};
 const sign = (n) => (n === undefined ? '' : `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(3)}`);
 const tables = results
-  .map(({ framework, rows }) =>
+  .map(({ framework, rows, cells }) =>
     [
       `### ${framework}`,
       '',
       '| configuration | main thread, instructions/request | ×bare | above the ALS floor, share of bare | all threads |',
       '| --- | ---: | ---: | ---: | ---: |',
       ...rows.map((r) => `| ${r.label} | ${fmtInt(r.main)} | ${r.ratio.toFixed(3)} | ${sign(r.aboveFloor)} | ${fmtInt(r.all)} |`),
+      '',
+      `Targets of issue 17 (main-thread instructions per request; median and range over every pair of processes):`,
+      '',
+      '| cell | median | range | |',
+      '| --- | ---: | ---: | --- |',
+      ...cells.map(fmtCell),
       '',
     ].join('\n'),
   )
