@@ -299,14 +299,43 @@ function cellsOf(runs, configs, bare) {
   };
   const bares = mains((r) => r.variant === 'bare' && !r.control);
   const loopsight = mains((r) => r.variant === 'loopsight');
-  cell('A/A control ×bare (1.00 ± 0.02)', pairs(mains((r) => r.control), bares, (a, b) => a / b), (v) => Math.abs(v - 1) <= 0.02);
+  cell(
+    'A/A control ×bare (1.00 ± 0.02)',
+    pairs(
+      mains((r) => r.control),
+      bares,
+      (a, b) => a / b,
+    ),
+    (v) => Math.abs(v - 1) <= 0.02,
+  );
   const above = (variant, base, limit, what) =>
-    cell(what, pairs(mains((r) => r.variant === variant), base, (a, b) => (a - b) / bare), (v) => v <= limit);
-  above('loopsight', mains((r) => r.variant === 'als-floor'), 0.02, 'loopsight defaults above the ALS floor, share of bare (≤ +0.02)');
+    cell(
+      what,
+      pairs(
+        mains((r) => r.variant === variant),
+        base,
+        (a, b) => (a - b) / bare,
+      ),
+      (v) => v <= limit,
+    );
+  above(
+    'loopsight',
+    mains((r) => r.variant === 'als-floor'),
+    0.02,
+    'loopsight defaults above the ALS floor, share of bare (≤ +0.02)',
+  );
   above('loopsight-prometheus', loopsight, 0.01, '+ Prometheus exporter above the defaults (≤ +0.01)');
   above('loopsight-promises-sampled-scaled', loopsight, 0.02, 'promises sampled (1/30) above the defaults (≤ +0.02)');
   for (const peer of configs.filter((c) => c.kind === 'peer' && c.echoesId)) {
-    cell(`loopsight defaults ÷ ${peer.label} (< 1.00)`, pairs(loopsight, mains((r) => r.variant === peer.variant), (a, b) => a / b), (v) => v < 1);
+    cell(
+      `loopsight defaults ÷ ${peer.label} (< 1.00)`,
+      pairs(
+        loopsight,
+        mains((r) => r.variant === peer.variant),
+        (a, b) => a / b,
+      ),
+      (v) => v < 1,
+    );
   }
   return cells;
 }
