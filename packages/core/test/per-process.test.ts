@@ -223,9 +223,10 @@ describe('a thousand apps of each framework in one process', () => {
     // bound is what loopsight adds over the same apps without it.
     expect(many.rssMb - manyPlain.rssMb).toBeLessThanOrEqual(30);
     // Idle CPU over 5 s: identical runs of one configuration differ by up to 1.4 points on this
-    // machine (1000 apps: 1.89 and 3.29 in two runs a minute apart); one monitor per app cost
-    // +11 points at 50 apps before they were shared.
-    expect(many.idleCpuPercent).toBeLessThanOrEqual(one.idleCpuPercent + 1.5);
+    // machine (1000 apps: 1.89 and 3.29 in two runs a minute apart), and a bound of 1.5 failed once
+    // on a quiet machine; one monitor per app cost +11 points at 50 apps before they were shared, which
+    // this bound still catches several times over.
+    expect(many.idleCpuPercent).toBeLessThanOrEqual(one.idleCpuPercent + 3);
     for (const result of [one, many]) {
       expect(result.stalls.map((s) => s.correlationId)).toEqual(['the-blocker']);
       expect(result.byMonitor).toEqual({ express: 0, koa: 1, fastify: 0 });
