@@ -18,7 +18,7 @@
 // request, and valgrind's pauses would look like stalls to them. micro/idle.mjs measures them.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +40,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '10' },
     'no-write': { type: 'boolean', default: false },
     json: { type: 'string' },
+    keep: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -54,7 +55,9 @@ if (args.help) {
   --repeat R         processes per configuration (default 1; the A/A control is the noise figure)
   --only NAME        these configurations (label or variant) with bare, its control and the floor
   --connections N    keep-alive connections of the load (default 10)
-  --no-write         print only; --json FILE also writes every measurement`);
+  --no-write         print only; --json FILE also writes every measurement
+  --keep DIR         keep each process's callgrind profile of the measured requests in DIR
+                     (callgrind_annotate reads them; JIT-compiled JavaScript shows as ???)`);
   process.exit(0);
 }
 
@@ -209,6 +212,11 @@ async function measure(framework, config) {
     await sleep(loadedMs);
     const idleMs = performance.now() - t;
     control(child.pid, '-d');
+    if (args.keep) {
+      mkdirSync(args.keep, { recursive: true });
+      const name = `${framework}-${config.variant}-${child.pid}.cg`;
+      copyFileSync(path.join(OUT_DIR, `cg.${child.pid}.1-01`), path.join(args.keep, name));
+    }
     const loaded = readDump(child.pid, 1);
     const idle = readDump(child.pid, 2);
     const net = (thread) => (loaded[thread] - ((idle[thread] ?? 0) * loadedMs) / idleMs) / settings.requests;
