@@ -18,7 +18,7 @@
 // request, and valgrind's pauses would look like stalls to them. micro/idle.mjs measures them.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     json: { type: 'string' },
     keep: { type: 'string' },
+    from: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -56,6 +57,7 @@ if (args.help) {
   --only NAME        these configurations (label or variant) with bare, its control and the floor
   --connections N    keep-alive connections of the load (default 10)
   --no-write         print only; --json FILE also writes every measurement
+  --from FILE        measure nothing: tables and cells again from the --json FILE of a run
   --keep DIR         keep each process's callgrind profile of the measured requests in DIR
                      (callgrind_annotate reads them; JIT-compiled JavaScript shows as ???)`);
   process.exit(0);
@@ -255,47 +257,69 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
-const started = new Date();
-console.log(
-  `loopsight instructions per request (callgrind): ${selected.join(', ')}; servers on Node ${settings.nodeVersion}; ` +
-    `${settings.warmup} warm-up + ${settings.requests} measured requests, ${settings.connections} connections, ${settings.repeat} process(es) per configuration`,
-);
-const results = [];
-for (const framework of selected) {
+/** Counts this far above their configuration's median had a one-off (a compile or GC burst) in the measured window. */
+const ONE_OFF = 1.08;
+
+/** The table rows (medians) and issue 17's cells of one framework's processes. */
+function summarize(framework, runs) {
   const configs = configsOf(framework);
-  const jobs = configs.flatMap((config) =>
-    Array.from({ length: settings.repeat }, (_, i) => async () => {
-      const m = await measure(framework, config);
-      console.log(
-        `${framework} ${config.label.padEnd(44)} ${Math.round(m.main).toString().padStart(8)} main-thread instr/req, ${Math.round(m.all).toString().padStart(8)} all threads (process ${i + 1})`,
-      );
-      return { label: config.label, variant: config.variant, control: Boolean(config.control), ...m };
-    }),
-  );
-  const runs = await pool(jobs);
+  for (const r of runs) {
+    const own = median(runs.filter((x) => x.label === r.label).map((x) => x.main));
+    r.oneOff = r.main > own * ONE_OFF;
+  }
   const of = (label, key = 'main') => median(runs.filter((r) => r.label === label).map((r) => r[key]));
   const bare = of('bare');
   const floor = of('als-floor');
-  const rows = configs.map((c) => {
-    const main = of(c.label);
-    return {
-      label: c.label,
-      main,
-      all: of(c.label, 'all'),
-      ratio: main / bare,
-      aboveFloor: c.variant === 'bare' || c.variant === 'als-floor' ? undefined : (main - floor) / bare,
-    };
-  });
-  results.push({ framework, rows, runs, cells: cellsOf(runs, configs, bare) });
+  const rows = configs
+    .filter((c) => runs.some((r) => r.label === c.label))
+    .map((c) => {
+      const main = of(c.label);
+      return {
+        label: c.label,
+        main,
+        all: of(c.label, 'all'),
+        ratio: main / bare,
+        aboveFloor: c.variant === 'bare' || c.variant === 'als-floor' ? undefined : (main - floor) / bare,
+      };
+    });
+  return { framework, rows, runs, cells: cellsOf(runs, configs, bare) };
+}
+
+let started = new Date();
+let results = [];
+if (args.from) {
+  const saved = JSON.parse(readFileSync(args.from, 'utf8'));
+  Object.assign(settings, saved.settings);
+  // Runs saved before `started` was written: the file's time, when the run ended.
+  started = saved.started ? new Date(saved.started) : statSync(args.from).mtime;
+  results = saved.results.map(({ framework, runs }) => summarize(framework, runs));
+} else {
+  console.log(
+    `loopsight instructions per request (callgrind): ${selected.join(', ')}; servers on Node ${settings.nodeVersion}; ` +
+      `${settings.warmup} warm-up + ${settings.requests} measured requests, ${settings.connections} connections, ${settings.repeat} process(es) per configuration`,
+  );
+  for (const framework of selected) {
+    const jobs = configsOf(framework).flatMap((config) =>
+      Array.from({ length: settings.repeat }, (_, i) => async () => {
+        const m = await measure(framework, config);
+        console.log(
+          `${framework} ${config.label.padEnd(44)} ${Math.round(m.main).toString().padStart(8)} main-thread instr/req, ${Math.round(m.all).toString().padStart(8)} all threads (process ${i + 1})`,
+        );
+        return { label: config.label, variant: config.variant, control: Boolean(config.control), ...m };
+      }),
+    );
+    results.push(summarize(framework, await pool(jobs)));
+  }
 }
 
 /**
  * Issue 17's cells from every pair of processes of the two configurations a cell compares: the
  * median of the pairs and their range, which holds both processes' spread (with one process each
- * it is one value). A cell is met or missed only when its whole range is.
+ * it is one value). Processes with a one-off in their measured window are left out (listed in the
+ * results file). A cell is met or missed only when its whole range is.
  */
 function cellsOf(runs, configs, bare) {
-  const mains = (pick) => runs.filter(pick).map((r) => r.main);
+  const mains = (pick) => runs.filter((r) => !r.oneOff && pick(r)).map((r) => r.main);
   const pairs = (a, b, f) => a.flatMap((x) => b.map((y) => f(x, y)));
   const cells = [];
   const cell = (what, values, ok) => {
@@ -386,16 +410,17 @@ if (!args['no-write']) {
       `- valgrind ${execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim()} (callgrind), servers on Node ${settings.nodeVersion}`,
       `- ${settings.warmup} warm-up requests, then ${settings.requests} measured over ${settings.connections} keep-alive connections; the same length of idle time counted and subtracted; ${settings.repeat} process(es) per configuration (median)`,
       '- stall watchdog and loop delay sampler off in every loopsight configuration (per-second work, measured by micro/idle.mjs)',
+      `- cells: median and range over every pair of processes of the two rows a cell compares, leaving out a process with a one-off in its measured window (a count above ${ONE_OFF} × its row's median: a compile or GC burst that landed there)`,
       '',
       tables,
       '<details><summary>Every process</summary>',
       '',
-      '| framework | configuration | main thread | all threads | idle share of main | req/s under valgrind |',
-      '| --- | --- | ---: | ---: | ---: | ---: |',
+      '| framework | configuration | main thread | all threads | idle share of main | req/s under valgrind | one-off in the window |',
+      '| --- | --- | ---: | ---: | ---: | ---: | --- |',
       ...results.flatMap(({ framework, runs }) =>
         runs.map(
           (r) =>
-            `| ${framework} | ${r.label} | ${fmtInt(r.main)} | ${fmtInt(r.all)} | ${(r.idleShare * 100).toFixed(1)} % | ${Math.round(r.reqPerSecUnderValgrind)} |`,
+            `| ${framework} | ${r.label} | ${fmtInt(r.main)} | ${fmtInt(r.all)} | ${(r.idleShare * 100).toFixed(1)} % | ${Math.round(r.reqPerSecUnderValgrind)} | ${r.oneOff ? `yes (> ${ONE_OFF} × its row's median: left out of the cells)` : ''} |`,
         ),
       ),
       '</details>',
@@ -404,5 +429,5 @@ if (!args['no-write']) {
   );
   console.log(`written to ${path.relative(process.cwd(), file)}`);
 }
-if (args.json) writeFileSync(args.json, JSON.stringify({ settings, results }, null, 2));
+if (args.json) writeFileSync(args.json, JSON.stringify({ settings, started: started.toISOString(), results }, null, 2));
 process.exit(0);
