@@ -18,7 +18,7 @@
 // request, and valgrind's pauses would look like stalls to them. micro/idle.mjs measures them.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -290,8 +290,7 @@ let results = [];
 if (args.from) {
   const saved = JSON.parse(readFileSync(args.from, 'utf8'));
   Object.assign(settings, saved.settings);
-  // Runs saved before `started` was written: the file's time, when the run ended.
-  started = saved.started ? new Date(saved.started) : statSync(args.from).mtime;
+  started = new Date(saved.started);
   results = saved.results.map(({ framework, runs }) => summarize(framework, runs));
 } else {
   console.log(
