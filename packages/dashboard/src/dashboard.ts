@@ -74,7 +74,7 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
     if (subpath === '/events') {
       // A stopped monitor reports nothing: a feed would show a frozen service as a quiet one.
       if (closed || !monitor.running) return plain(res, 503, 'loopsight dashboard: the monitor is stopped\n');
-      feed.connect(res);
+      feed.connect(res, req.method === 'HEAD');
       return;
     }
     const loading = asset(subpath);

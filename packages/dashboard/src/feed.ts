@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import type { Monitor, PromiseReport, RequestScope, StackFrame, StallReport } from '@loopsight/core';
+import { SECURITY_HEADERS } from './assets.js';
 import type { ResolvedDashboardOptions } from './options.js';
 
 /** What the page is sent; the shapes are the wire format (src/client/main.ts reads them). */
@@ -19,6 +20,10 @@ export interface StallView {
   at: number;
   durationMs: number;
   stackSource: string;
+  /** Why the stall has no stack, culprit or request, in words; empty when it has all three. */
+  why: string;
+  /** Set for a stall during the service's start-up (a report's `phase`), else empty. */
+  phase: string;
   culprit: FrameView | null;
   request: ScopeView | null;
   candidates: number;
@@ -59,9 +64,14 @@ export interface TickView {
 const MAX_TEXT = 300;
 const MAX_FRAMES = 32;
 // A page that does not read its stream (a stopped tab, a slow link) is dropped past this much
-// unsent data rather than buffered without end.
+// unsent data rather than buffered without end. The kernel's socket buffers take megabytes first,
+// so this alone comes hours late at a tick's ~600 bytes a second: every stream also ends after
+// `feedSeconds` (the page reconnects at once), which bounds how long a non-reader holds a slot.
 const MAX_UNSENT_BYTES = 1 << 20;
 const TICK_MS = 1000;
+// The browser's wait before reconnecting after a stream ended other than by 'bye' (its default is 3 s).
+const RETRY_MS = 1000;
+const POINT_FIELDS = 6;
 
 function text(value: unknown): string {
   if (value === undefined || value === null) return '';
@@ -89,6 +99,63 @@ function stackView(stack: readonly StackFrame[] | undefined): FrameView[] {
 
 const round1 = (ms: number) => Math.round(ms * 10) / 10;
 
+/** Why a stall lacks its stack, culprit or request, from the report's own fields (docs/loop-lag.md). */
+function explain(r: StallReport): string {
+  const why: string[] = [];
+  const skipped = r.stackSkipped as string | undefined;
+  if (r.stack === undefined || r.stack.length === 0) {
+    if (r.expected) why.push('declared blocking (expectBlocking or loopLag.expected): timed, no stack taken');
+    else if (skipped === 'rate-limited') why.push('no stack: over loopLag.maxStacksPerMinute, so the stall was timed only');
+    else if (skipped === 'disabled') why.push('no stack: loopLag.captureStacks is false');
+    else if (skipped === 'expected') why.push('declared blocking: timed, no stack taken');
+    else if (r.debuggerAttached)
+      why.push('no stack: a debugger may be attached (an inspector is open, or one paused the thread in the last minute); loopsight does not pause a thread a debugger may hold');
+    else if (skipped === 'unavailable') why.push('no stack: the inspector could not be used, or the watchdog thread was gone or restarting');
+    else if (skipped !== undefined) why.push(`no stack: ${text(skipped)}`);
+    else why.push(`no stack (stack source: ${text(r.stackSource) || 'none'})`);
+  } else if (!r.culprit) {
+    why.push(
+      r.stackSource === 'late-pause'
+        ? 'the pause landed after native code returned, with no application frame below what ran next'
+        : 'no application frame on the stack (only Node, node_modules or loopsight)',
+    );
+  }
+  if (!r.request) {
+    const candidates = r.candidates?.length ?? 0;
+    why.push(
+      num(r.inflight) === 0
+        ? 'no request was running (a timer, module loading or other work outside a request)'
+        : `the request was not established${candidates > 0 ? `: ${candidates} in flight listed as candidates` : ''}`,
+    );
+  }
+  return why.join('; ');
+}
+
+/** Chart points in one fixed array: historySeconds × 6 numbers, allocated once. */
+class PointRing {
+  readonly #data: Float64Array;
+  readonly #cap: number;
+  #next = 0;
+  #size = 0;
+  constructor(cap: number) {
+    this.#cap = cap;
+    this.#data = new Float64Array(cap * POINT_FIELDS);
+  }
+  push(point: Point): void {
+    this.#data.set(point, this.#next * POINT_FIELDS);
+    this.#next = (this.#next + 1) % this.#cap;
+    if (this.#size < this.#cap) this.#size++;
+  }
+  values(): Point[] {
+    const out: Point[] = [];
+    for (let i = 0; i < this.#size; i++) {
+      const at = ((this.#next - this.#size + i + this.#cap) % this.#cap) * POINT_FIELDS;
+      out.push(Array.from(this.#data.subarray(at, at + POINT_FIELDS)) as Point);
+    }
+    return out;
+  }
+}
+
 /** A fixed-size buffer, newest last. */
 class Ring<T> {
   readonly #items: T[] = [];
@@ -106,17 +173,19 @@ class Ring<T> {
 }
 
 /**
- * The dashboard's state and its live feed (server-sent events). While no page is open it costs one
- * listener call per stall or promise report and nothing else: the once-a-second tick (loop stats,
- * in-flight list, counters) runs only while a page is connected.
+ * The dashboard's state and its live feed (server-sent events). From start() to stop() it records
+ * one chart point a second (loop stats and utilization) whether a page is open or not, so that a
+ * page opened later shows what happened before; the in-flight list, health and counters are read
+ * only while a page is connected.
  */
 export class Feed {
   readonly #monitor: Monitor;
   readonly #options: ResolvedDashboardOptions;
   readonly #stalls: Ring<StallView>;
   readonly #promises: Ring<PromiseView>;
-  readonly #points: Ring<Point>;
-  readonly #clients = new Set<ServerResponse>();
+  readonly #points: PointRing;
+  /** Open streams, with when each ends (`feedSeconds` after it opened). */
+  readonly #clients = new Map<ServerResponse, number>();
   /** The dashboard's own requests (its feeds stay open), left out of the in-flight list. */
   readonly #own = new WeakSet<RequestScope>();
   #stallCount = 0;
@@ -131,7 +200,7 @@ export class Feed {
     this.#options = options;
     this.#stalls = new Ring(options.maxReports);
     this.#promises = new Ring(options.maxReports);
-    this.#points = new Ring(options.historySeconds);
+    this.#points = new PointRing(options.historySeconds);
   }
 
   start(): void {
@@ -139,6 +208,8 @@ export class Feed {
     this.#listening = true;
     this.#monitor.on('stall', this.#onStall);
     this.#monitor.on('promise', this.#onPromise);
+    this.#elu = performance.eventLoopUtilization();
+    this.#timer = setInterval(() => this.#guard('tick', () => this.#tick()), TICK_MS).unref();
   }
 
   /** Ends every stream and lets go of the monitor's events; the buffers are kept for a restart. */
@@ -148,49 +219,42 @@ export class Feed {
       this.#monitor.off('promise', this.#onPromise);
       this.#listening = false;
     }
-    for (const res of this.#clients) res.end();
+    for (const res of this.#clients.keys()) res.end();
     this.#clients.clear();
-    this.#idle();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#elu = undefined;
   }
 
   markOwn(scope: RequestScope): void {
     this.#own.add(scope);
   }
 
-  /** Opens a feed on the response, or answers 503 when `maxClients` pages are open already. */
-  connect(res: ServerResponse): void {
+  /**
+   * Opens a feed on the response, or answers 503 when `maxClients` pages are open already. A HEAD
+   * request gets the headers a GET would and holds no slot.
+   */
+  connect(res: ServerResponse, head: boolean): void {
     if (this.#clients.size >= this.#options.maxClients) {
-      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
+      res.writeHead(503, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
       res.end(`loopsight dashboard: ${this.#options.maxClients} pages are open already (maxClients)\n`);
       return;
     }
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
-    this.#clients.add(res);
-    res.on('close', () => {
-      this.#clients.delete(res);
-      if (this.#clients.size === 0) this.#idle();
-    });
-    if (this.#timer === undefined) {
-      this.#elu = performance.eventLoopUtilization();
-      this.#timer = setInterval(() => this.#guard('tick', () => this.#tick()), TICK_MS).unref();
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
+    if (head) {
+      res.end();
+      return;
     }
-    const tick = this.#read();
+    this.#clients.set(res, Date.now() + this.#options.feedSeconds * 1000);
+    res.on('close', () => this.#clients.delete(res));
+    res.write(`retry: ${RETRY_MS}\n\n`);
+    const tick = this.#read(false);
     this.#send(res, 'snapshot', {
       stalls: this.#stalls.values().reverse(),
       promises: this.#promises.values().reverse(),
       points: [...this.#points.values(), tick.point],
       tick,
     });
-  }
-
-  #idle(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    this.#elu = undefined;
   }
 
   #guard(what: string, fn: () => void): void {
@@ -207,6 +271,9 @@ export class Feed {
       at: num(r.at),
       durationMs: round1(num(r.durationMs)),
       stackSource: text(r.stackSource),
+      why: explain(r),
+      // Set by the watchdog for stalls before the app's first listen, where it tells.
+      phase: text((r as { phase?: unknown }).phase),
       culprit: frameView(r.culprit),
       request: scopeView(r.request),
       candidates: r.candidates?.length ?? 0,
@@ -233,32 +300,59 @@ export class Feed {
   }
 
   #tick(): void {
-    const tick = this.#read();
+    const now = Date.now();
+    this.#expire(now);
+    if (this.#clients.size === 0) {
+      // No page: the chart point only.
+      this.#points.push(this.#point(now, true));
+      return;
+    }
+    const tick = this.#read(true);
     this.#points.push(tick.point);
     this.#broadcast('tick', tick);
   }
 
-  #read(): TickView {
-    const now = Date.now();
-    const stats = this.#monitor.loopStats();
-    // Utilization over the last second, measured here; the delay figures are the monitor's window.
+  /** Ends the streams whose `feedSeconds` are up: a page reconnects on 'bye', a client that stopped reading loses its slot. */
+  #expire(now: number): void {
+    for (const [res, endsAt] of this.#clients) {
+      if (endsAt > now) continue;
+      this.#clients.delete(res);
+      if (res.writableLength > 0) {
+        res.destroy();
+        continue;
+      }
+      res.write('event: bye\ndata: {}\n\n');
+      res.end();
+    }
+  }
+
+  /** [epoch s, p50, p90, p99, max, utilization %]; `advance` moves the utilization baseline (ticks do, a snapshot does not). */
+  #point(now: number, advance: boolean, stats = this.#monitor.loopStats()): Point {
+    // Utilization since the last tick, measured here; the delay figures are the monitor's window.
     const elu = performance.eventLoopUtilization();
     const utilization = this.#elu ? performance.eventLoopUtilization(elu, this.#elu).utilization : stats.utilization;
-    this.#elu = elu;
+    if (advance) this.#elu = elu;
+    return [
+      Math.floor(now / 1000),
+      round1(stats.p50),
+      round1(stats.p90),
+      round1(stats.p99),
+      round1(stats.max),
+      Math.round(utilization * 1000) / 10,
+    ];
+  }
+
+  #read(advance: boolean): TickView {
+    const now = Date.now();
+    const stats = this.#monitor.loopStats();
+    const point = this.#point(now, advance, stats);
     const all = this.#monitor.inflight().filter((s) => !this.#own.has(s));
     all.sort((a, b) => a.startedAt - b.startedAt);
     const counters = this.#monitor.counters();
     const health = this.#monitor.health();
     return {
       now,
-      point: [
-        Math.floor(now / 1000),
-        round1(stats.p50),
-        round1(stats.p90),
-        round1(stats.p99),
-        round1(stats.max),
-        Math.round(utilization * 1000) / 10,
-      ],
+      point,
       windowMs: stats.windowMs,
       inflight: {
         total: all.length,
@@ -282,7 +376,7 @@ export class Feed {
   #broadcast(event: string, data: unknown): void {
     if (this.#clients.size === 0) return;
     const message = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of this.#clients) this.#write(res, message);
+    for (const res of this.#clients.keys()) this.#write(res, message);
   }
 
   #send(res: ServerResponse, event: string, data: unknown): void {

@@ -7,18 +7,31 @@ export interface DashboardOptions {
   /**
    * Decides whether a request may see the page and its feed (every request under `path`: page,
    * script, styles, feed). `false` (or a throw, or a rejected promise) answers 403. Default: only
-   * requests from a loopback address (127.0.0.1, ::1) are allowed. Never expose the page publicly:
-   * it shows ids, routes, function names and file paths.
+   * requests from a loopback address (127.0.0.1, ::1) whose `Host` names this machine (localhost,
+   * *.localhost, 127.0.0.1, [::1], the server's own address, or one of `allowedHosts`) are allowed.
+   * Never expose the page publicly: it shows ids, routes, function names and file paths.
    */
   authorize?: (req: IncomingMessage) => boolean | Promise<boolean>;
+  /**
+   * More `Host` names the default `authorize` accepts (no port; '.example.com' allows its
+   * subdomains too): a name of this machine in /etc/hosts, say. At most 100. Only with the default
+   * `authorize` (a TypeError when both are given).
+   */
+  allowedHosts?: string[];
   /** Recent stalls, and recent promise reports, kept for the page: an integer from 1 to 1000. Default 50 of each. */
   maxReports?: number;
-  /** Seconds of chart history kept: an integer from 10 to 3600. Default 300 (5 minutes). */
+  /** Seconds of chart history kept, one point a second whether a page is open or not: an integer from 1 to 3600. Default 300 (5 minutes). */
   historySeconds?: number;
   /** Pages open at once (each holds one server-sent events stream): an integer from 1 to 100. Default 10. */
   maxClients?: number;
   /** Requests in flight listed, oldest first: an integer from 1 to 1000. Default 20. */
   maxInflightShown?: number;
+  /**
+   * Seconds one feed stream lasts before the server ends it and the page opens the next one (with
+   * a fresh snapshot): how long a client that stopped reading can hold one of `maxClients`. An
+   * integer from 1 to 3600. Default 60.
+   */
+  feedSeconds?: number;
 }
 
 /** A Koa context, as far as the dashboard reads it. */

@@ -1,3 +1,5 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { internals } from '@loopsight/core/internal';
 import { createDashboard } from '@loopsight/dashboard';
@@ -65,6 +67,62 @@ async function openFeed(url: string, init: RequestInit = {}): Promise<Feed> {
     },
   };
 }
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request through node:http, which sends the Host header it is given (fetch does not). Aborted after `ms` for a stream. */
+function get(url: string, options: { method?: string; host?: string; ms?: number } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    if (options.host !== undefined) headers.host = options.host;
+    const req = httpRequest(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      const done = () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      res.on('end', done);
+      // A stream: answer with what came within `ms`.
+      if (options.ms !== undefined)
+        setTimeout(() => {
+          done();
+          req.destroy();
+        }, options.ms);
+    });
+    req.on('error', (error) => {
+      if (!req.destroyed || (error as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(error);
+    });
+    req.end();
+  });
+}
+
+const DOCUMENTED_HEADERS = {
+  'content-security-policy': expect.stringContaining("default-src 'none'; script-src 'self'"),
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+/** A client that asks for the feed and never reads a byte of it. */
+function nonReader(url: string): Promise<Socket> {
+  const { hostname, port, pathname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+      socket.pause();
+      resolve(socket);
+    });
+    socket.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function stall(correlationId: string): StallReport {
   return {
@@ -195,30 +253,69 @@ describe('the dashboard over HTTP (Express)', () => {
     }
   });
 
-  it('reads nothing while no page is open, and refuses feeds past maxClients', async () => {
-    app = await express.start(quiet, { maxClients: 1 });
-    // Counts the dashboard's reads of the real monitor: its tick is the only one that reads loop stats here.
+  it('keeps a bounded chart history with no page open, reads only loop stats then, and refuses feeds past maxClients', async () => {
+    app = await express.start(quiet, { maxClients: 1, historySeconds: 3 });
+    // Counts the dashboard's reads of the real monitor: with no page open it reads loop stats for
+    // the chart point, and never the in-flight list or the counters.
     const monitor = app.monitor;
+    const reads = { loopStats: 0, inflight: 0 };
     const loopStats = monitor.loopStats.bind(monitor);
-    let reads = 0;
+    const inflight = monitor.inflight.bind(monitor);
     monitor.loopStats = () => {
-      reads++;
+      reads.loopStats++;
       return loopStats();
     };
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    await sleep(1_500);
-    expect(reads).toBe(0);
+    monitor.inflight = () => {
+      reads.inflight++;
+      return inflight();
+    };
+    await sleep(4_500);
+    expect(reads.inflight).toBe(0);
+    expect(reads.loopStats).toBeGreaterThanOrEqual(3);
+    expect(reads.loopStats).toBeLessThanOrEqual(6);
     const feed = await openFeed(`${app.url}/loopsight/events`);
-    await feed.next('snapshot');
+    const snapshot = (await feed.next('snapshot')) as { points: number[][] };
+    // historySeconds points recorded before the page opened, and the one read for the snapshot.
+    expect(snapshot.points).toHaveLength(4);
     await feed.next('tick');
-    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(reads.inflight).toBeGreaterThanOrEqual(2);
     const second = await fetch(`${app.url}/loopsight/events`);
     expect(second.status).toBe(503);
     feed.close();
     await sleep(300);
-    const after = reads;
+    const after = reads.inflight;
     await sleep(1_500);
-    expect(reads).toBe(after);
+    expect(reads.inflight).toBe(after);
+  });
+
+  it('says why a stall has no culprit or no request', async () => {
+    app = await express.start(quiet, {});
+    const feed = await openFeed(`${app.url}/loopsight/events`);
+    try {
+      await feed.next('snapshot');
+      const bare = { type: 'stall', durationMs: 300, at: Date.now(), stack: [], stackSource: 'none', inflight: 2 } as const;
+      const cases: [Partial<StallReport>, RegExp][] = [
+        [{ stackSkipped: 'unavailable', debuggerAttached: true }, /a debugger may be attached/],
+        [{ stackSkipped: 'rate-limited' }, /maxStacksPerMinute/],
+        [{ stackSkipped: 'disabled' }, /captureStacks is false/],
+        [{ stackSkipped: 'unavailable' }, /inspector could not be used/],
+        [{ inflight: 0 }, /no request was running/],
+        [
+          { stackSource: 'late-pause', stack: [{ functionName: 'parse', url: 'node:internal/x', line: 1, column: 1 }] },
+          /pause landed after native code returned/,
+        ],
+      ];
+      for (const [fields, why] of cases) {
+        internals(app.monitor).report({ ...bare, ...fields } as StallReport);
+        const view = (await feed.next('stall')) as { why: string };
+        expect(view.why, JSON.stringify(fields)).toMatch(why);
+        expect(view.why, JSON.stringify(fields)).toMatch(/request/);
+      }
+      internals(app.monitor).report(stall('complete-1'));
+      expect(((await feed.next('stall')) as { why: string }).why).toBe('');
+    } finally {
+      feed.close();
+    }
   });
 
   it('ends its feeds when the monitor stops', async () => {
@@ -230,5 +327,146 @@ describe('the dashboard over HTTP (Express)', () => {
       'ended',
     );
     expect((await fetch(`${app.url}/loopsight/events`)).status).toBe(503);
+  });
+});
+
+describe.each(frameworks)('safe by default ($name)', (framework) => {
+  let app: DashboardApp | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it('refuses a Host that does not name this machine (DNS rebinding), serves loopback names', async () => {
+    app = await framework.start(quiet, {});
+    const port = new URL(app.url).port;
+    for (const host of ['evil.example', `evil.example:${port}`, `localhost.evil.example:${port}`, `127.0.0.1.nip.io:${port}`, 'localhost:x']) {
+      for (const path of ['/loopsight', '/loopsight/events', '/loopsight/dashboard.js']) {
+        const res = await get(app.url + path, { host, ms: 500 });
+        expect(res.status, `${host} ${path}`).toBe(403);
+        expect(res.body).toBe('Forbidden\n');
+      }
+    }
+    // No Host at all (HTTP/1.0): no browser sends that, and nothing says it is this machine.
+    const noHost = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end('GET /loopsight HTTP/1.0\r\n\r\n'));
+      let answer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        answer += chunk;
+      });
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    expect(noHost).toMatch(/^HTTP\/1\.[01] 403 /);
+    for (const host of [`localhost:${port}`, 'LOCALHOST', `app.localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost.']) {
+      expect((await get(`${app.url}/loopsight`, { host })).status, host).toBe(200);
+      const events = await get(`${app.url}/loopsight/events`, { host, ms: 300 });
+      expect(events.status, host).toBe(200);
+      expect(events.body).toContain('event: snapshot');
+    }
+  });
+
+  it('answers HEAD on every path with the headers a GET gets, and a HEAD of the feed holds no slot', async () => {
+    app = await framework.start(quiet, { maxClients: 1 });
+    for (const path of ['/loopsight', '/loopsight/dashboard.js', '/loopsight/dashboard.css', '/loopsight/events', '/loopsight/nothing']) {
+      const head = await get(app.url + path, { method: 'HEAD', ms: 2_000 });
+      const full = await get(app.url + path, { ms: 300 });
+      expect(head.status, path).toBe(full.status);
+      expect(head.headers['content-type'], path).toBe(full.headers['content-type']);
+      expect(head.headers, path).toMatchObject(DOCUMENTED_HEADERS);
+      expect(head.body, path).toBe('');
+    }
+    // Three HEADs of the feed, then a page still gets the one slot.
+    for (let i = 0; i < 3; i++) expect((await get(`${app.url}/loopsight/events`, { method: 'HEAD', ms: 2_000 })).status).toBe(200);
+    const feed = await openFeed(`${app.url}/loopsight/events`);
+    await feed.next('snapshot');
+    feed.close();
+  });
+
+  it('sends the documented headers on every response: page, assets, feed, 403, 404, 405, 503', async () => {
+    let allow = true;
+    app = await framework.start(quiet, { maxClients: 1, authorize: () => allow });
+    const seen: [string, Answer][] = [];
+    for (const path of ['/loopsight', '/loopsight/dashboard.js', '/loopsight/dashboard.css', '/loopsight/nothing']) {
+      seen.push([path, await get(app.url + path)]);
+    }
+    seen.push(['feed', await get(`${app.url}/loopsight/events`, { ms: 300 })]);
+    const holder = await openFeed(`${app.url}/loopsight/events`);
+    await holder.next('snapshot');
+    seen.push(['503 maxClients', await get(`${app.url}/loopsight/events`)]);
+    holder.close();
+    allow = false;
+    seen.push(['403', await get(`${app.url}/loopsight`)]);
+    allow = true;
+    if (framework.name !== 'fastify') seen.push(['405', await get(`${app.url}/loopsight`, { method: 'POST' })]);
+    await app.monitor.stop();
+    seen.push(['503 stopped', await get(`${app.url}/loopsight/events`)]);
+    expect(seen.map(([what, res]) => `${what} ${res.status}`)).toEqual([
+      '/loopsight 200',
+      '/loopsight/dashboard.js 200',
+      '/loopsight/dashboard.css 200',
+      '/loopsight/nothing 404',
+      'feed 200',
+      '503 maxClients 503',
+      '403 403',
+      ...(framework.name !== 'fastify' ? ['405 405'] : []),
+      '503 stopped 503',
+    ]);
+    for (const [what, res] of seen) expect(res.headers, what).toMatchObject(DOCUMENTED_HEADERS);
+  });
+
+  it('drops clients that never read after feedSeconds: 10 of them do not lock out an 11th', { timeout: 20_000 }, async () => {
+    app = await framework.start(quiet, { feedSeconds: 2 });
+    const url = `${app.url}/loopsight/events`;
+    const stuck = await Promise.all(Array.from({ length: 10 }, () => nonReader(url)));
+    try {
+      await sleep(300);
+      // All ten slots are held: the operator is refused for now...
+      expect((await get(url)).status).toBe(503);
+      // ...and served once feedSeconds (2 s, plus the tick that ends them: at most 1 s) are up.
+      await sleep(3_000);
+      const operator = await openFeed(url);
+      await operator.next('snapshot');
+      operator.close();
+    } finally {
+      for (const socket of stuck) socket.destroy();
+    }
+  });
+
+  it('ends a reading page\'s stream after feedSeconds with a bye, so it reconnects at once', { timeout: 10_000 }, async () => {
+    app = await framework.start(quiet, { feedSeconds: 1 });
+    const feed = await openFeed(`${app.url}/loopsight/events`);
+    await feed.next('snapshot');
+    await feed.next('bye', 3_000);
+    await expect(Promise.race([feed.ended.then(() => 'ended'), sleep(2_000).then(() => 'open')])).resolves.toBe('ended');
+  });
+});
+
+describe('allowedHosts', () => {
+  it('adds names the default authorize accepts', async () => {
+    const app = await express.start(quiet, { allowedHosts: ['myapp.test', '.dev.example'] });
+    try {
+      for (const [host, status] of [
+        ['myapp.test:8080', 200],
+        ['a.dev.example', 200],
+        ['dev.example', 200],
+        ['evil.example', 403],
+        ['myapp.test.evil.example', 403],
+      ] as const) {
+        expect((await get(`${app.url}/loopsight`, { host })).status, host).toBe(status);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+  it.each([
+    [{ allowedHosts: 'myapp.test' }, /options\.allowedHosts must be an array/],
+    [{ allowedHosts: ['http://myapp.test'] }, /options\.allowedHosts\[0\] must be a host name/],
+    [{ allowedHosts: ['myapp.test:80'] }, /options\.allowedHosts\[0\] must be a host name/],
+    [{ allowedHosts: ['myapp.test'], authorize: () => true }, /allowedHosts applies to the default authorize only/],
+    [{ feedSeconds: 0 }, /options\.feedSeconds must be a positive integer up to 3600/],
+  ])('%j throws a TypeError naming it', (options, message) => {
+    expect(() => createDashboard(createMonitor(), options as never)).toThrow(message);
   });
 });

@@ -14,6 +14,9 @@ interface Snapshot {
 
 const MAX_LISTED = 50;
 const MAX_POINTS = 3600;
+// Points are a second apart; further apart than this, nothing was measured in between (the loop was
+// blocked, the service restarted): the line breaks there rather than drawing a slope nobody saw.
+const GAP_S = 2.5;
 
 type Child = Node | string | null | undefined | false;
 
@@ -65,13 +68,17 @@ function stallItem(s: StallView): HTMLElement {
     'summary',
     '',
     el('span', 'dur', ms(s.durationMs)),
-    el('span', 'culprit', s.culprit ? frameText(s.culprit) : `no culprit (stack: ${s.stackSource})`),
+    s.phase && el('span', 'phase', s.phase),
+    el('span', 'culprit', s.culprit ? frameText(s.culprit) : 'no culprit'),
     ...scopeBits(s.request),
     el('span', 'when', time(s.at)),
   );
   const extra = `stack: ${s.stackSource}, ${s.inflight} in flight${s.request ? '' : `, ${s.candidates} candidate requests`}`;
-  const item = el('li', 'report', el('details', '', head, el('p', 'muted', extra), stackList(s.stack, s.culprit)));
+  // Why the culprit or the request is missing, shown without a click: the row alone would say nothing.
+  const why = s.why && el('p', 'why', s.why);
+  const item = el('li', 'report', el('details', '', head, el('p', 'muted', extra), stackList(s.stack, s.culprit)), why);
   item.dataset.kind = 'stall';
+  item.dataset.key = `${s.at}|${s.durationMs}|${s.request?.id ?? ''}`;
   return item;
 }
 
@@ -89,7 +96,31 @@ function promiseItem(p: PromiseView): HTMLElement {
     .join(' · ');
   const item = el('li', 'report', el('details', '', head, el('p', 'muted', notes), stackList(p.stack, p.culprit)));
   item.dataset.kind = p.kind;
+  item.dataset.key = `${p.at}|${p.kind}|${p.request?.id ?? ''}|${p.ageMs}`;
   return item;
+}
+
+/** Replaces a list's items, keeping open the reports that were open (a reconnect sends them all again). */
+function refill(list: HTMLElement, items: HTMLElement[]): void {
+  const open = new Set([...list.querySelectorAll<HTMLElement>('li.report')].filter((li) => li.querySelector('details')?.open).map((li) => li.dataset.key));
+  for (const item of items) {
+    const details = item.querySelector('details');
+    if (details && open.has(item.dataset.key)) details.open = true;
+  }
+  list.replaceChildren(...items);
+  if (items.length === 0) list.append(el('li', 'empty muted', 'none yet'));
+}
+
+/** The indexes of points with no neighbour (between two gaps): a line cannot show them, a dot does. */
+function isolated(u: uPlot, seriesIdx: number, show: boolean): number[] | null {
+  if (show) return null;
+  const ys = u.data[seriesIdx] as (number | null)[];
+  const found: number[] = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] == null) continue;
+    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) found.push(i);
+  }
+  return found.length > 0 ? found : null;
 }
 
 function prepend(list: HTMLElement, item: HTMLElement): void {
@@ -111,7 +142,7 @@ function chart(target: HTMLElement, title: string, series: { label: string; stro
     title,
     width: Math.max(280, target.clientWidth),
     height: 220,
-    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, points: { show: false } }))],
+    series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 1.5, points: { show: false, filter: isolated } }))],
     legend: { live: false },
     axes: [
       { space: 90, values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString()) },
@@ -189,10 +220,24 @@ function main(): void {
 
   let points: Point[] = [];
   const draw = () => {
-    const cols = [0, 1, 2, 3, 4, 5].map((i) => points.map((p) => p[i] as number));
+    // A row of nulls one second after the last point before each gap breaks the lines there.
+    const rows: (number | null)[][] = [];
+    let gaps = 0;
+    for (const p of points) {
+      const last = rows.at(-1);
+      if (last && p[0] - (last[0] as number) > GAP_S) {
+        rows.push([(last[0] as number) + 1, null, null, null, null, null]);
+        gaps++;
+      }
+      rows.push(p);
+    }
+    const cols = [0, 1, 2, 3, 4, 5].map((i) => rows.map((r) => r[i] as number | null));
     delay.setData([cols[0], cols[1], cols[2], cols[3], cols[4]] as uPlot.AlignedData);
     util.setData([cols[0], cols[5]] as uPlot.AlignedData);
+    // What the charts hold, for the browser test (and anyone reading the DOM).
     delayBox.dataset.points = String(points.length);
+    delayBox.dataset.gaps = String(gaps);
+    delayBox.dataset.peakMs = String(points.reduce((peak, p) => Math.max(peak, p[4]), 0));
   };
   const addPoint = (p: Point) => {
     if (points.length > 0 && (points.at(-1) as Point)[0] >= p[0]) points.pop();
@@ -252,36 +297,43 @@ function main(): void {
     counterList.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v)]));
   };
 
-  const source = new EventSource(feedUrl);
-  source.addEventListener('open', () => {
-    status.textContent = 'live';
-    status.className = 'status live';
-  });
-  source.addEventListener('error', () => {
-    status.textContent = 'disconnected, retrying…';
-    status.className = 'status down';
-  });
-  source.addEventListener('snapshot', (e) => {
-    const s = JSON.parse((e as MessageEvent<string>).data) as Snapshot;
-    points = [];
-    for (const p of s.points) addPoint(p);
-    draw();
-    stalls.body.replaceChildren(...s.stalls.slice(0, MAX_LISTED).map(stallItem));
-    if (s.stalls.length === 0) stalls.body.append(el('li', 'empty muted', 'none yet'));
-    promises.body.replaceChildren(...s.promises.slice(0, MAX_LISTED).map(promiseItem));
-    if (s.promises.length === 0) promises.body.append(el('li', 'empty muted', 'none yet'));
-    renderTick(s.tick);
-  });
-  source.addEventListener('tick', (e) => {
-    const t = JSON.parse((e as MessageEvent<string>).data) as TickView;
-    addPoint(t.point);
-    draw();
-    renderTick(t);
-  });
-  source.addEventListener('stall', (e) => prepend(stalls.body, stallItem(JSON.parse((e as MessageEvent<string>).data) as StallView)));
-  source.addEventListener('promise', (e) =>
-    prepend(promises.body, promiseItem(JSON.parse((e as MessageEvent<string>).data) as PromiseView)),
-  );
+  let source: EventSource;
+  const open = () => {
+    source = new EventSource(feedUrl);
+    source.addEventListener('open', () => {
+      status.textContent = 'live';
+      status.className = 'status live';
+    });
+    source.addEventListener('error', () => {
+      status.textContent = 'disconnected, retrying…';
+      status.className = 'status down';
+    });
+    // The server ends each stream after a while (feedSeconds): the next one starts with a snapshot.
+    source.addEventListener('bye', () => {
+      source.close();
+      open();
+    });
+    source.addEventListener('snapshot', (e) => {
+      const s = JSON.parse((e as MessageEvent<string>).data) as Snapshot;
+      points = [];
+      for (const p of s.points) addPoint(p);
+      draw();
+      refill(stalls.body, s.stalls.slice(0, MAX_LISTED).map(stallItem));
+      refill(promises.body, s.promises.slice(0, MAX_LISTED).map(promiseItem));
+      renderTick(s.tick);
+    });
+    source.addEventListener('tick', (e) => {
+      const t = JSON.parse((e as MessageEvent<string>).data) as TickView;
+      addPoint(t.point);
+      draw();
+      renderTick(t);
+    });
+    source.addEventListener('stall', (e) => prepend(stalls.body, stallItem(JSON.parse((e as MessageEvent<string>).data) as StallView)));
+    source.addEventListener('promise', (e) =>
+      prepend(promises.body, promiseItem(JSON.parse((e as MessageEvent<string>).data) as PromiseView)),
+    );
+  };
+  open();
 }
 
 main();
