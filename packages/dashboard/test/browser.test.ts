@@ -4,6 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StallReport } from '@loopsight/core';
+import { internals } from '@loopsight/core/internal';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DashboardApp, frameworks } from './apps.js';
@@ -62,7 +64,9 @@ async function appears(item: Locator, list: Locator, timeout: number): Promise<v
   }
 }
 
-const points = (page: Page) => page.locator('#delay-chart').evaluate((el) => Number((el as HTMLElement).dataset.points ?? 0));
+const chartData = (page: Page, key: 'points' | 'gaps' | 'peakMs') =>
+  page.locator('#delay-chart').evaluate((el, k) => Number((el as HTMLElement).dataset[k] ?? 0), key);
+const points = (page: Page) => chartData(page, 'points');
 
 describe.skipIf(!present)('the dashboard in chromium', () => {
   let browser: Awaited<ReturnType<typeof launch>>;
@@ -106,6 +110,20 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
       afterAll(async () => {
         await page?.close();
         await app?.close();
+      });
+
+      // The page is not open yet: the dashboard records its chart points anyway.
+      it('charts a stall that happened while no page was open', { retry: 2 }, async () => {
+        expect(browser.context.pages().some((p) => p.url().startsWith(app.url))).toBe(false);
+        const res = await fetch(`${app.url}/block/400`, { headers: { 'x-request-id': `unseen-${framework.name}` } });
+        expect(res.status).toBe(200);
+        // The 1 s stats window that holds the block completes, and a tick records it.
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        await page.goto(`${app.url}/loopsight`);
+        await page.locator('.status.live').waitFor({ timeout: 5_000 });
+        expect(await points(page)).toBeGreaterThanOrEqual(3);
+        expect(await chartData(page, 'peakMs')).toBeGreaterThanOrEqual(300);
+        await page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` }).waitFor({ timeout: 3_000 });
       });
 
       it('loads, and the delay chart gets new points within 3 s', async () => {
@@ -178,6 +196,38 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
         expect(rows.join('\n')).not.toContain('/loopsight');
         if (picture) await screenshot(page);
         await Promise.all(waiting);
+      });
+
+      it('breaks the chart lines across a gap instead of joining the points', { timeout: 20_000 }, async () => {
+        const gaps = await chartData(page, 'gaps');
+        const before = await points(page);
+        // 4 s of blocking: no point can be taken in between.
+        await fetch(`${app.url}/block/4000`);
+        await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points ?? 0) > n + 1, before, {
+          timeout: 5_000,
+        });
+        expect(await chartData(page, 'gaps')).toBe(gaps + 1);
+      });
+
+      it('says why a stall has no culprit and no request', async () => {
+        const report: StallReport = {
+          type: 'stall',
+          durationMs: 321,
+          at: Date.now(),
+          stack: [],
+          stackSource: 'none',
+          stackSkipped: 'unavailable',
+          debuggerAttached: true,
+          inflight: 0,
+        };
+        internals(app.monitor).report(report);
+        const item = page.locator('#stalls li.report', { hasText: '321 ms' });
+        await appears(item, page.locator('#stalls li.report summary'), 3_000);
+        await expect(item.locator('.culprit').textContent()).resolves.toBe('no culprit');
+        const why = await item.locator('.why').textContent();
+        expect(why).toContain('a debugger may be attached');
+        expect(why).toContain('no request was running');
+        expect(await item.locator('.why').isVisible()).toBe(true);
       });
 
       it('is refused when authorize says no', async () => {
