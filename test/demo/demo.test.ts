@@ -9,7 +9,9 @@ import { expect, it } from 'vitest';
 // 250 ms block, as the README's sample shows.
 const demo = fileURLToPath(new URL('../../examples/express-demo/', import.meta.url));
 
-it('the demo prints its stall and promise reports, and the stats of the window with the block, on every run (5 runs)', { timeout: 120_000 }, async () => {
+it('the demo prints its stall and promise reports, and the stats of the window with the block, on every run (5 runs)', {
+  timeout: 120_000,
+}, async () => {
   for (let run = 1; run <= 5; run++) {
     const { stdout } = await promisify(execFile)(process.execPath, ['index.js'], { cwd: demo, timeout: 30_000 });
     const section = (title: string) => stdout.split(`\n${title}`)[1]?.split('\n\n')[0] ?? '';

@@ -77,6 +77,8 @@ console.log(
 );
 console.log(`tick hot, in a loop: ${median(hot).toFixed(2)} µs CPU (median of 5 × 100,000)`);
 console.log(`history allocated when the dashboard is made: ${kb(made.arrayBuffers - before.arrayBuffers)} (array buffer)`);
-console.log(`history filled (${historySeconds} ticks): heap ${kb(full.heapUsed - made.heapUsed)}, array buffers ${kb(full.arrayBuffers - made.arrayBuffers)}`);
+console.log(
+  `history filled (${historySeconds} ticks): heap ${kb(full.heapUsed - made.heapUsed)}, array buffers ${kb(full.arrayBuffers - made.arrayBuffers)}`,
+);
 console.log(`filled 10 times more, then 10 more: heap ${kb(heaps[9] - full.heapUsed)}, then ${kb(heaps[19] - heaps[9])}`);
 console.log(`snapshot sent to a page on connecting, history full: ${kb(snapshot.length)}`);

@@ -109,8 +109,11 @@ function explain(r: StallReport): string {
     else if (skipped === 'disabled') why.push('no stack: loopLag.captureStacks is false');
     else if (skipped === 'expected') why.push('declared blocking: timed, no stack taken');
     else if (r.debuggerAttached)
-      why.push('no stack: a debugger may be attached (an inspector is open, or one paused the thread in the last minute); loopsight does not pause a thread a debugger may hold');
-    else if (skipped === 'unavailable') why.push('no stack: the inspector could not be used, or the watchdog thread was gone or restarting');
+      why.push(
+        'no stack: a debugger may be attached (an inspector is open, or one paused the thread in the last minute); loopsight does not pause a thread a debugger may hold',
+      );
+    else if (skipped === 'unavailable')
+      why.push('no stack: the inspector could not be used, or the watchdog thread was gone or restarting');
     else if (skipped !== undefined) why.push(`no stack: ${text(skipped)}`);
     else why.push(`no stack (stack source: ${text(r.stackSource) || 'none'})`);
   } else if (!r.culprit) {

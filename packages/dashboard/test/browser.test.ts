@@ -203,9 +203,13 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
         const before = await points(page);
         // 4 s of blocking: no point can be taken in between.
         await fetch(`${app.url}/block/4000`);
-        await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points ?? 0) > n + 1, before, {
-          timeout: 5_000,
-        });
+        await page.waitForFunction(
+          (n) => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points ?? 0) > n + 1,
+          before,
+          {
+            timeout: 5_000,
+          },
+        );
         expect(await chartData(page, 'gaps')).toBe(gaps + 1);
       });
 

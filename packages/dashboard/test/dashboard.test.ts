@@ -340,7 +340,13 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
   it('refuses a Host that does not name this machine (DNS rebinding), serves loopback names', async () => {
     app = await framework.start(quiet, {});
     const port = new URL(app.url).port;
-    for (const host of ['evil.example', `evil.example:${port}`, `localhost.evil.example:${port}`, `127.0.0.1.nip.io:${port}`, 'localhost:x']) {
+    for (const host of [
+      'evil.example',
+      `evil.example:${port}`,
+      `localhost.evil.example:${port}`,
+      `127.0.0.1.nip.io:${port}`,
+      'localhost:x',
+    ]) {
       for (const path of ['/loopsight', '/loopsight/events', '/loopsight/dashboard.js']) {
         const res = await get(app.url + path, { host, ms: 500 });
         expect(res.status, `${host} ${path}`).toBe(403);
@@ -434,7 +440,7 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
     }
   });
 
-  it('ends a reading page\'s stream after feedSeconds with a bye, so it reconnects at once', { timeout: 10_000 }, async () => {
+  it("ends a reading page's stream after feedSeconds with a bye, so it reconnects at once", { timeout: 10_000 }, async () => {
     app = await framework.start(quiet, { feedSeconds: 1 });
     const feed = await openFeed(`${app.url}/loopsight/events`);
     await feed.next('snapshot');

@@ -102,7 +102,9 @@ function promiseItem(p: PromiseView): HTMLElement {
 
 /** Replaces a list's items, keeping open the reports that were open (a reconnect sends them all again). */
 function refill(list: HTMLElement, items: HTMLElement[]): void {
-  const open = new Set([...list.querySelectorAll<HTMLElement>('li.report')].filter((li) => li.querySelector('details')?.open).map((li) => li.dataset.key));
+  const open = new Set(
+    [...list.querySelectorAll<HTMLElement>('li.report')].filter((li) => li.querySelector('details')?.open).map((li) => li.dataset.key),
+  );
   for (const item of items) {
     const details = item.querySelector('details');
     if (details && open.has(item.dataset.key)) details.open = true;
