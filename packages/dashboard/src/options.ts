@@ -36,7 +36,7 @@ const HOST_ENTRY = /^(\.?[a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/;
 const MAX_ALLOWED_HOSTS = 100;
 
 /** The name of a `Host` header (`name`, `name:port`, `[v6]:port`), lowercase, no port; undefined when malformed. */
-export function hostName(value: unknown): string | undefined {
+function hostName(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > 300) return undefined;
   let name: string;
   let rest: string;
