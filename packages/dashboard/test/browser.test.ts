@@ -94,7 +94,8 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
             correlation: { validate: printable },
             onReport: () => {},
           },
-          { authorize: (req) => req.headers['x-dashboard-token'] === TOKEN },
+          // Short streams: every test below also runs across the page's reconnections.
+          { authorize: (req) => req.headers['x-dashboard-token'] === TOKEN, feedSeconds: 4 },
         );
         page = await browser.context.newPage();
         await page.setExtraHTTPHeaders({ 'x-dashboard-token': TOKEN });
@@ -232,6 +233,17 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
         expect(why).toContain('a debugger may be attached');
         expect(why).toContain('no request was running');
         expect(await item.locator('.why').isVisible()).toBe(true);
+      });
+
+      it('stays live across the end of each stream (feedSeconds), keeping an opened stall open', { timeout: 20_000 }, async () => {
+        const streams = () => page.evaluate(() => Number(document.body.dataset.streams ?? 0));
+        const item = page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` });
+        await item.locator('summary').click();
+        const before = await streams();
+        await page.waitForFunction((n) => Number(document.body.dataset.streams ?? 0) >= n + 2, before, { timeout: 12_000 });
+        expect(await streams()).toBeGreaterThanOrEqual(before + 2);
+        await expect(item.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).resolves.toBe(true);
+        await page.locator('.status.live').waitFor({ timeout: 2_000 });
       });
 
       it('is refused when authorize says no', async () => {

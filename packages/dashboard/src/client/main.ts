@@ -300,8 +300,11 @@ function main(): void {
   };
 
   let source: EventSource;
+  let streams = 0;
   const open = () => {
     source = new EventSource(feedUrl);
+    // How many streams this page has opened, for the browser test.
+    document.body.dataset.streams = String(++streams);
     source.addEventListener('open', () => {
       status.textContent = 'live';
       status.className = 'status live';
