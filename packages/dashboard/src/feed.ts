@@ -187,7 +187,7 @@ export class Feed {
   readonly #stalls: Ring<StallView>;
   readonly #promises: Ring<PromiseView>;
   readonly #points: PointRing;
-  /** Open streams, with when each ends (`feedSeconds` after it opened). */
+  /** Open streams, with when each ends (`feedSeconds` after it opened, on performance.now()'s clock). */
   readonly #clients = new Map<ServerResponse, number>();
   /** The dashboard's own requests (its feeds stay open), left out of the in-flight list. */
   readonly #own = new WeakSet<RequestScope>();
@@ -248,7 +248,7 @@ export class Feed {
       res.end();
       return;
     }
-    this.#clients.set(res, Date.now() + this.#options.feedSeconds * 1000);
+    this.#clients.set(res, performance.now() + this.#options.feedSeconds * 1000);
     res.on('close', () => this.#clients.delete(res));
     res.write(`retry: ${RETRY_MS}\n\n`);
     const tick = this.#read(false);
@@ -304,7 +304,7 @@ export class Feed {
 
   #tick(): void {
     const now = Date.now();
-    this.#expire(now);
+    this.#expire(performance.now());
     if (this.#clients.size === 0) {
       // No page: the chart point only.
       this.#points.push(this.#point(now, true));
