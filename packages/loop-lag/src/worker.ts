@@ -549,8 +549,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
         return stalled(end, seq, restNow, ((Math.floor(restNow) | 0) - end) | 0, true);
       }
       skipped = 'expected';
-    }
-    else if (!config.captureStacks) skipped = 'disabled';
+    } else if (!config.captureStacks) skipped = 'disabled';
     else if (!stacks) skipped = 'unavailable';
     else if (debuggerAttached()) attached = true;
     else if (!takeToken()) skipped = 'rate-limited';

@@ -138,7 +138,9 @@ describe('in one process, with monitor.run()', () => {
   }
 
   it('loopLag.expected.when sees the finished report: a predicate on culprit matches (the docs example)', async () => {
-    const { monitor, lines, stalls, settle } = await monitorWith({ expected: { when: (r: StallReport) => r.culprit?.functionName === 'warmCache' } });
+    const { monitor, lines, stalls, settle } = await monitorWith({
+      expected: { when: (r: StallReport) => r.culprit?.functionName === 'warmCache' },
+    });
     try {
       monitor.run({ correlationId: 'warm' }, () => warmCache(300));
       await settle('warm', 1);

@@ -28,7 +28,9 @@ async function run(name: string, args: object, timeoutMs: number): Promise<Line[
     timeout: timeoutMs,
     killSignal: 'SIGKILL',
   }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
-    throw new Error(`${name} did not end within ${timeoutMs} ms (a termination lost?): ${error.message}\n${error.stdout}\n${error.stderr}`);
+    throw new Error(
+      `${name} failed or did not end within ${timeoutMs} ms (a termination lost?): ${error.message}\n${error.stdout}\n${error.stderr}`,
+    );
   });
   return stdout
     .split('\n')
@@ -40,13 +42,17 @@ describe('vm timeouts around while (true) {}', () => {
   it.each([
     ['a default monitor', undefined],
     ['a monitor that captures every stall', { maxStacksPerMinute: 1000 }],
-  ])('%s: 10 calls at each of 100 to 150 ms, every one throws ERR_SCRIPT_EXECUTION_TIMEOUT', async (_, loopLag) => {
-    const lines = await run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag }, 60_000);
-    const calls = lines.filter((l) => l.timeout !== undefined);
-    expect(calls).toHaveLength(TIMEOUTS.length * 10);
-    for (const call of calls) expect(call, JSON.stringify(call)).toMatchObject({ code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' });
-    expect(lines.at(-1)?.done).toBe(true);
-  }, 70_000);
+  ])(
+    '%s: 10 calls at each of 100 to 150 ms, every one throws ERR_SCRIPT_EXECUTION_TIMEOUT',
+    async (_, loopLag) => {
+      const lines = await run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag }, 60_000);
+      const calls = lines.filter((l) => l.timeout !== undefined);
+      expect(calls).toHaveLength(TIMEOUTS.length * 10);
+      for (const call of calls) expect(call, JSON.stringify(call)).toMatchObject({ code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' });
+      expect(lines.at(-1)?.done).toBe(true);
+    },
+    70_000,
+  );
 
   it('an HTTP service started with the preload (node --import @loopsight/register): every call times out, /health answers after each', async () => {
     const child = spawn(process.execPath, ['--import', '@loopsight/register', fixture('vm-service.mjs')], {
