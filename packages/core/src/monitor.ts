@@ -386,20 +386,22 @@ class LoopsightMonitor implements Monitor {
       this.#guard('promise frames could not be source-mapped', () => {
         report.stack = mapStackFrames(report.stack);
       });
-    if (report.type === 'stall' && !report.expected && this.#expected(report)) {
-      report.expected = true;
-      report.stack = [];
-      report.stackSource = 'none';
-      report.stackSkipped = 'expected';
-      delete report.requestSource;
-      delete report.pauseDelayMs;
-    }
     if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
       // A late pause's top frame may have run after the blocker; the frames below it had not returned.
       const stack =
         report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(report.enteredAfter ?? 1) : report.stack;
       const culprit = culpritOf(stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
+    }
+    // After the culprit is named: `loopLag.expected.when` decides from the finished report.
+    if (report.type === 'stall' && !report.expected && this.#expected(report)) {
+      report.expected = true;
+      report.stack = [];
+      report.stackSource = 'none';
+      report.stackSkipped = 'expected';
+      delete report.culprit;
+      delete report.requestSource;
+      delete report.pauseDelayMs;
     }
     if (report.type === 'stall') this.#emit('stall', report);
     else this.#emit('promise', report);

@@ -16,6 +16,8 @@ interface ExpectedState {
 export interface ExpectedFlag {
   beats: Int32Array;
   slot: number;
+  /** Slot where the end of the latest call is written (ms, as the heartbeat's clock). */
+  endSlot?: number;
   /** Called as an outermost expectBlocking() call begins: the watchdog notes the request it runs for. */
   enter(): void;
 }
@@ -30,7 +32,9 @@ export function expectedState(): ExpectedState {
  * Runs `fn` as blocking that is known and accepted (a PDF render, a bcrypt hash in an admin job): a
  * stall while it runs is still timed and counted, marked `expected`, but the loop is not paused
  * for its stack and no report line is written. Covers the synchronous run of `fn` (for an async
- * function, until its first `await`): the part that can block the loop. Returns what `fn` returns.
+ * function, until its first `await`): the part that can block the loop, and only that: blocking
+ * that follows it in the same turn is reported as a stall of its own, from where `fn` returned.
+ * Returns what `fn` returns.
  *
  * @example
  * const pdf = expectBlocking(() => renderInvoicePdf(order));
@@ -48,7 +52,12 @@ export function expectBlocking<T>(fn: () => T): T {
     return fn();
   } finally {
     if (--state.depth === 0) {
-      for (const { beats, slot } of state.flags) Atomics.store(beats, slot, 0);
+      // The heartbeat's clock: blocking after this point is the watchdog's to report.
+      const endMs = Math.floor(Number(process.hrtime.bigint()) / 1e6) | 0;
+      for (const { beats, slot, endSlot } of state.flags) {
+        if (endSlot !== undefined) Atomics.store(beats, endSlot, endMs);
+        Atomics.store(beats, slot, 0);
+      }
       state.endedAt = performance.now();
     }
   }

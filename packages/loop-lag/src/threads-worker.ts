@@ -185,25 +185,25 @@ function threadsMain(
       const landing = new Promise<{ callFrames: Frame[]; reason: string; hitBreakpoints?: string[] }>((resolve) => {
         onPaused = resolve;
       });
-      // Whether the pause was late is told by two clock readings: the main thread's, evaluated just
-      // before it forwards our first command to the worker, and the worker's, evaluated when it
-      // took that command at its first interrupt. Long between them means native code held the
-      // worker, and the pause landed after the blocking call returned. Timing answers on this
-      // thread instead would count the main thread's relay, slow on a loaded machine. (Debugger.enable
-      // answers only after every scriptParsed event was relayed: about 90 ms, so it cannot tell.)
-      const clock = { expression: 'Date.now()', returnByValue: true, silent: true };
-      const readingOf = (answer: unknown) => (answer as { result?: { value?: unknown } }).result?.value;
+      // Whether the pause was late is told by when two answers come: the main thread's, given just
+      // before it forwards our first command to the worker, and the worker's, given when it took
+      // that command at its first interrupt. Long between them means native code held the worker,
+      // and the pause landed after the blocking call returned; both answers come back the same way,
+      // so the main thread's relay counts little. (Debugger.enable answers only after every
+      // scriptParsed event was relayed: about 90 ms, so it cannot tell.) Commands that run no
+      // JavaScript: an evaluation on a running thread swallows a V8 termination that comes while
+      // it runs (worker.terminate(), process.exit() in the worker, a vm timeout on the main thread).
       let forwardedAt: number | undefined;
       let reachedAt: number | undefined;
-      post('Runtime.evaluate', clock).then(
-        (answer) => {
-          forwardedAt = Number(readingOf(answer));
+      post('Runtime.getIsolateId').then(
+        () => {
+          forwardedAt = nowMs();
         },
         () => {},
       );
-      ask('Runtime.evaluate', clock).then(
-        (answer) => {
-          reachedAt = Number(readingOf(answer));
+      ask('Runtime.getIsolateId').then(
+        () => {
+          reachedAt = nowMs();
         },
         () => {},
       );
@@ -246,7 +246,9 @@ function threadsMain(
       }));
       let scope: string | undefined;
       try {
-        const params = { expression: scopeExpression, returnByValue: true, silent: true, timeout: commandTimeoutMs };
+        // No `timeout`: V8 cancels a pending termination when an evaluation with one ends, which
+        // left a worker.terminate() that came during the pause pending for good (see worker.ts).
+        const params = { expression: scopeExpression, returnByValue: true, silent: true };
         const evaluated = (await within(ask('Runtime.evaluate', params), commandTimeoutMs, 'Runtime.evaluate')) as {
           result?: { value?: unknown };
         };

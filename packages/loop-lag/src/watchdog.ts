@@ -13,6 +13,7 @@ import {
   BEAT_DEBUGGER,
   BEAT_EXITING,
   BEAT_EXPECTED,
+  BEAT_EXPECTED_END,
   BEAT_GAP,
   BEAT_MS,
   BEAT_SEQ,
@@ -132,6 +133,7 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#expectedFlag = {
       beats: this.#beats,
       slot: BEAT_EXPECTED,
+      endSlot: BEAT_EXPECTED_END,
       // The request the declared blocking runs for: its stall takes no pause to read it.
       enter: () => {
         this.#expectedScope = this.#safe(() => this.#options.getScope(), undefined);

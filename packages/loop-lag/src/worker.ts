@@ -20,7 +20,9 @@ export const BEAT_BUSY = 4;
 export const BEAT_GAP = 5;
 /** 1 while the main thread runs inside expectBlocking(): a stall then takes no stack. */
 export const BEAT_EXPECTED = 6;
-export const BEAT_SLOTS = 7;
+/** When the latest expectBlocking() call ended, ms as in BEAT_MS: blocking after it is not declared. */
+export const BEAT_EXPECTED_END = 7;
+export const BEAT_SLOTS = 8;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
@@ -137,6 +139,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const BUSY = 4;
   const GAP = 5;
   const EXPECTED = 6;
+  const EXPECTED_END = 7;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -397,9 +400,12 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const readScope = async (): Promise<string | undefined> => {
     try {
       // Runtime.evaluate, not evaluateOnCallFrame: in a frame of Node's own modules, globals such
-      // as Symbol are not in scope. The async context is the paused one either way. V8 stops the
-      // expression after `timeout` should a scope reader loop.
-      const params = { expression: config.scopeExpression, returnByValue: true, silent: true, timeout: config.commandTimeoutMs };
+      // as Symbol are not in scope, and evaluateOnCallFrame swallows a pending V8 termination (a vm
+      // timeout, measured on Node 20, 24 and 26). The async context is the paused one either way.
+      // No `timeout`: V8 cancels any pending termination when an evaluation with one ends, which
+      // left a vm timeout or worker.terminate() that fired during the pause lost for good. The
+      // reader is loopsight's own bounded code (and the route resolvers requests run anyway).
+      const params = { expression: config.scopeExpression, returnByValue: true, silent: true };
       const evaluated = (await within(post('Runtime.evaluate', params, 'evaluate'), 'Runtime.evaluate')) as {
         result?: { value?: unknown };
       };
@@ -439,18 +445,15 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     retryStale();
     connect();
     // Commands reach the main thread at V8's next interrupt check, which native code such as
-    // JSON.parse does not make. The main thread's own clock read by a trivial command sent first
-    // tells how long that took (process.hrtime is one monotonic clock for both threads, so a
-    // worker descheduled on a loaded machine does not make a prompt pause look late): if long,
-    // the blocking work had already returned when the pause landed.
+    // JSON.parse does not make. When the answer to a trivial command sent first comes tells how
+    // long that took: if long, the blocking work had already returned when the pause landed. The
+    // command runs no JavaScript: an evaluation on the running thread (process.hrtime(), as
+    // before) swallows a V8 termination that comes while it runs (a vm timeout lost, measured).
     const asked = nowMs();
     let reachedAt: number | undefined;
-    post('Runtime.evaluate', { expression: 'process.hrtime()', returnByValue: true, silent: true }, 'probe').then(
-      (answer) => {
-        const value = (answer as { result?: { value?: unknown } }).result?.value;
-        const main = Array.isArray(value) && value.length === 2 ? Number(value[0]) * 1e3 + Number(value[1]) / 1e6 : Number.NaN;
-        // Not later than the answer came; the worker's clock when the main thread's is unreadable.
-        reachedAt = Number.isFinite(main) && main >= asked ? Math.min(main, nowMs()) : nowMs();
+    post('Runtime.getIsolateId', {}, 'probe').then(
+      () => {
+        reachedAt = nowMs();
       },
       () => {},
     );
@@ -498,16 +501,55 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     while (Atomics.load(beat, SEQ) === seq && !exiting) await nap(config.pollMs);
   };
 
-  /** Handles the stall that began with the beat `lastBeat`, `age` ms ago, until it ends. */
-  const stalled = async (lastBeat: number, seq: number, now: number, age: number) => {
+  /**
+   * While a stall that began inside expectBlocking() lasts: when the declared work ended (ms as
+   * BEAT_MS), once the thread has stayed blocked a threshold past it; undefined if it ran again.
+   */
+  const declaredEnd = async (seq: number): Promise<number | undefined> => {
+    while (Atomics.load(beat, SEQ) === seq && !exiting) {
+      if (Atomics.load(beat, EXPECTED) === 0) {
+        const end = Atomics.load(beat, EXPECTED_END);
+        if ((((Math.floor(nowMs()) | 0) - end) | 0) >= config.thresholdMs) return end;
+      }
+      await nap(config.pollMs);
+    }
+    return undefined;
+  };
+
+  /**
+   * Handles the stall that began with the beat `lastBeat`, `age` ms ago, until it ends. `after`:
+   * the stall is the blocking that followed expectBlocking() in the same turn, from `lastBeat` on.
+   */
+  const stalled = async (lastBeat: number, seq: number, now: number, age: number, after = false): Promise<void> => {
     const startedMono = now - age;
     const startedAt = Date.now() - age;
     let captured: Captured | undefined;
     let skipped: StackSkipped | undefined;
     let attached = false;
-    const expected = Atomics.load(beat, EXPECTED) === 1;
-    if (expected) skipped = 'expected';
-    else if (!config.captureStacks) skipped = 'disabled';
+    const expected = !after && Atomics.load(beat, EXPECTED) === 1;
+    if (expected) {
+      // expectBlocking() covers only its own run: blocking that follows it is a stall of its own.
+      const end = await declaredEnd(seq);
+      if (end !== undefined) {
+        const declaredMs = ((end - lastBeat) | 0) - config.heartbeatMs;
+        if (declaredMs >= config.thresholdMs) {
+          send({
+            type: 'stall',
+            durationMs: declaredMs,
+            at: startedAt,
+            stack: [],
+            stackSource: 'none',
+            window: [startedMono * 1000, (startedMono + declaredMs) * 1000],
+            wantsProfile: false,
+            stackSkipped: 'expected',
+            expected: true,
+          });
+        }
+        const restNow = nowMs();
+        return stalled(end, seq, restNow, ((Math.floor(restNow) | 0) - end) | 0, true);
+      }
+      skipped = 'expected';
+    } else if (!config.captureStacks) skipped = 'disabled';
     else if (!stacks) skipped = 'unavailable';
     else if (debuggerAttached()) attached = true;
     else if (!takeToken()) skipped = 'rate-limited';
@@ -536,8 +578,11 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     // The gap the main thread measured, not the age of its latest beat: a capture that outlasts
     // the stall reads the beat several beats after the stall ended.
     const gapMs = Atomics.exchange(beat, GAP, 0) || (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono;
-    // How late the loop ran: the gap between beats minus the beat interval.
-    const durationMs = Math.max(0, gapMs - config.heartbeatMs);
+    // How late the loop ran: the gap between beats minus the beat interval; for the blocking after
+    // expectBlocking(), from its end to the next beat.
+    const durationMs = after
+      ? Math.max(0, (Atomics.load(beat, 0) - lastBeat) | 0 || endedMono - startedMono)
+      : Math.max(0, gapMs - config.heartbeatMs);
     if (durationMs < config.thresholdMs) return;
     const late = captured !== undefined && captured.delayMs > config.latePauseMs;
     const message: WorkerMessage = {

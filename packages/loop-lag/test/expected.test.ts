@@ -98,3 +98,95 @@ it('expectBlocking returns what its function returns, rethrows what it throws, a
   ).toThrow('boom');
   expect(() => expectBlocking('x' as never)).toThrow(TypeError);
 });
+
+describe('in one process, with monitor.run()', () => {
+  const spinFor = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // busy
+    }
+  };
+  // Named functions that block in their own frame: each is the culprit of its stall.
+  function warmCache(ms: number) {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // busy
+    }
+  }
+  function undeclaredWork(ms: number) {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // busy
+    }
+  }
+
+  async function monitorWith(loopLag: object) {
+    const { createMonitor } = await import('@loopsight/core');
+    const lines: Report[] = [];
+    const stalls: StallReport[] = [];
+    const monitor = createMonitor({ promises: false, loopLag: { maxStacksPerMinute: 1000, ...loopLag }, onReport: (r) => lines.push(r) });
+    monitor.on('stall', (r) => stalls.push(r));
+    monitor.start();
+    await sleep(300);
+    const settle = async (id: string, n: number) => {
+      for (const end = Date.now() + 5_000; stalls.filter((s) => s.request?.correlationId === id).length < n && Date.now() < end; ) {
+        await sleep(50);
+      }
+      await sleep(200);
+    };
+    return { monitor, lines, stalls, settle };
+  }
+
+  it('loopLag.expected.when sees the finished report: a predicate on culprit matches (the docs example)', async () => {
+    const { monitor, lines, stalls, settle } = await monitorWith({
+      expected: { when: (r: StallReport) => r.culprit?.functionName === 'warmCache' },
+    });
+    try {
+      monitor.run({ correlationId: 'warm' }, () => warmCache(300));
+      await settle('warm', 1);
+      monitor.run({ correlationId: 'other' }, () => undeclaredWork(300));
+      await settle('other', 1);
+      const warm = stalls.filter((s) => s.request?.correlationId === 'warm');
+      expect(warm, JSON.stringify(stalls)).toHaveLength(1);
+      expect(warm[0]).toMatchObject({ expected: true, stack: [], stackSkipped: 'expected' });
+      expect(lines.filter((r) => r.type === 'stall' && r.request?.correlationId === 'warm')).toEqual([]);
+      // Another function is not expected: its stall keeps its stack, culprit and report line.
+      const other = stalls.filter((s) => s.request?.correlationId === 'other');
+      expect(other[0]?.expected).toBeUndefined();
+      expect(other[0]?.culprit?.functionName).toBe('undeclaredWork');
+      expect(lines.filter((r) => r.type === 'stall' && r.request?.correlationId === 'other')).toHaveLength(1);
+    } finally {
+      await monitor.stop();
+    }
+  });
+
+  it('expectBlocking() covers only its own time: 150 ms declared then 300 ms undeclared in the same turn is an unexpected stall of about 300 ms', async () => {
+    const { expectBlocking } = await import('@loopsight/core');
+    const { monitor, lines, stalls, settle } = await monitorWith({});
+    try {
+      monitor.run({ correlationId: 'mixed' }, () => {
+        expectBlocking(() => spinFor(150));
+        undeclaredWork(300);
+      });
+      await settle('mixed', 2);
+      const mine = stalls.filter((s) => s.request?.correlationId === 'mixed');
+      const declared = mine.filter((s) => s.expected);
+      const rest = mine.filter((s) => !s.expected);
+      expect(declared, JSON.stringify(mine)).toHaveLength(1);
+      expect(declared[0]?.durationMs).toBeGreaterThanOrEqual(100);
+      expect(declared[0]?.durationMs).toBeLessThan(300);
+      expect(rest, JSON.stringify(mine)).toHaveLength(1);
+      const [stall] = rest as [StallReport];
+      // About 300 ms: not the 450 ms of the whole turn, not the declared 150.
+      expect(stall.durationMs).toBeGreaterThanOrEqual(220);
+      expect(stall.durationMs).toBeLessThan(420);
+      expect(stall.culprit?.functionName).toBe('undeclaredWork');
+      expect(['pause', 'late-pause']).toContain(stall.stackSource);
+      const line = lines.filter((r) => r.type === 'stall' && r.request?.correlationId === 'mixed');
+      expect(line).toHaveLength(1);
+      expect(line[0]).not.toHaveProperty('expected');
+    } finally {
+      await monitor.stop();
+    }
+  });
+});

@@ -1,0 +1,121 @@
+// No capture may cancel, delay or swallow a V8 termination: a vm timeout, worker.terminate(),
+// process.exit() in a worker (docs/loop-lag.md, "Safety guarantees"). Each scenario runs in a
+// child process with a timeout, against the built packages, so a termination lost (the process
+// spinning forever) fails the test instead of hanging it.
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { describe, expect, it } from 'vitest';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const registerDir = fileURLToPath(new URL('../../register/', import.meta.url));
+const TIMEOUTS = [100, 104, 108, 112, 120, 130, 150];
+
+interface Line {
+  timeout?: number;
+  code?: string | number;
+  ms?: number;
+  done?: boolean;
+  afterMs?: number;
+  ranOn?: boolean;
+  error?: string;
+}
+
+/** Runs a fixture; killed at `timeoutMs`, which fails the test with what it printed so far. */
+async function run(name: string, args: object, timeoutMs: number): Promise<Line[]> {
+  const { stdout } = await promisify(execFile)(process.execPath, [fixture(name), JSON.stringify(args)], {
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
+    throw new Error(
+      `${name} failed or did not end within ${timeoutMs} ms (a termination lost?): ${error.message}\n${error.stdout}\n${error.stderr}`,
+    );
+  });
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line);
+}
+
+describe('vm timeouts around while (true) {}', () => {
+  it.each([
+    ['a default monitor', undefined],
+    ['a monitor that captures every stall', { maxStacksPerMinute: 1000 }],
+  ])(
+    '%s: 10 calls at each of 100 to 150 ms, every one throws ERR_SCRIPT_EXECUTION_TIMEOUT',
+    async (_, loopLag) => {
+      const lines = await run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag }, 60_000);
+      const calls = lines.filter((l) => l.timeout !== undefined);
+      expect(calls).toHaveLength(TIMEOUTS.length * 10);
+      for (const call of calls) expect(call, JSON.stringify(call)).toMatchObject({ code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' });
+      expect(lines.at(-1)?.done).toBe(true);
+    },
+    70_000,
+  );
+
+  it('an HTTP service started with the preload (node --import @loopsight/register): every call times out, /health answers after each', async () => {
+    const child = spawn(process.execPath, ['--import', '@loopsight/register', fixture('vm-service.mjs')], {
+      cwd: registerDir,
+      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOOPSIGHT_') && k !== 'NODE_OPTIONS')) },
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0] as string) as { port: number }).port);
+        });
+        child.once('exit', () => reject(new Error(`the service exited: ${stderr}`)));
+      });
+      const get = async (path: string) => {
+        // A call the termination was lost in never answers: 5 s is far beyond a 150 ms timeout.
+        const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
+        return res.body.text();
+      };
+      for (const timeout of TIMEOUTS) {
+        for (let i = 0; i < 10; i++) {
+          expect(JSON.parse(await get(`/eval?timeout=${timeout}`)), `${timeout} ms, call ${i}`).toEqual({
+            code: 'ERR_SCRIPT_EXECUTION_TIMEOUT',
+          });
+          expect(await get('/health')).toBe('ok');
+        }
+      }
+      // The preload's monitor was watching: the service reported stalls.
+      expect(stderr).toMatch(/"loopsight":"stall"/);
+    } finally {
+      clearTimeout(killer);
+      child.stdin.end();
+      child.kill('SIGKILL');
+    }
+  }, 100_000);
+});
+
+describe('worker threads with a monitor inside, spinning in while (true) {}', () => {
+  it('worker.terminate() of 6 workers at random moments, during captures too: every one resolves within 2 s', async () => {
+    const lines = await run('terminate-workers.mjs', { mode: 'terminate', workers: 6, rounds: 3 }, 60_000);
+    const ended = lines.filter((l) => l.afterMs !== undefined);
+    expect(ended, JSON.stringify(lines)).toHaveLength(18);
+    for (const worker of ended) {
+      expect(worker.code, JSON.stringify(worker)).toBe(1);
+      expect(worker.ms).toBeLessThan(2_000);
+    }
+    expect(lines.at(-1)?.done).toBe(true);
+  }, 70_000);
+
+  it('process.exit() in 6 workers at random moments, during captures too: each ends with its code within 2 s, nothing after it runs', async () => {
+    const lines = await run('terminate-workers.mjs', { mode: 'exit', workers: 6, rounds: 3 }, 60_000);
+    const ended = lines.filter((l) => l.afterMs !== undefined);
+    expect(ended, JSON.stringify(lines)).toHaveLength(18);
+    for (const worker of ended) {
+      expect(worker, JSON.stringify(worker)).toMatchObject({ code: 7, ranOn: false });
+      expect(worker.ms).toBeLessThan(2_000);
+    }
+    expect(lines.at(-1)?.done).toBe(true);
+  }, 70_000);
+});
