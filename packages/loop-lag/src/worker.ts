@@ -34,6 +34,8 @@ export interface Fault {
   step: CaptureStep;
   kind: 'fail' | 'hang' | 'kill';
   times?: number;
+  /** Given to every watchdog thread the watchdog starts, restarts included; else to the first only. */
+  everyWorker?: boolean;
 }
 
 /** What the main thread hands the worker (workerData). */
@@ -64,6 +66,8 @@ export interface WorkerConfig {
   maxFrames: number;
   /** Map frames through source maps (after the main thread runs again); undefined: do not. */
   sourceMaps?: SourceMapLimits;
+  /** Scripts whose map is not decoded: decoding it ended a watchdog thread before. */
+  deniedMaps: string[];
   faults: Fault[];
 }
 
@@ -74,6 +78,8 @@ export type WorkerMessage =
   | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
   | { type: 'sourcemap'; url: string; why: string }
+  /** A script's map is about to be read and decoded: should this thread die meanwhile, the next does not try it. */
+  | { type: 'mapping'; url: string; durationMs: number; at: number }
   /** The inspector session is closed and no capture will begin: the thread may be terminated. */
   | { type: 'let-go' }
   | {
@@ -217,16 +223,23 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const sourceMapUrls = new Map<string, string>();
   let mapFrame: ReturnType<typeof createSourceMapper> | undefined;
   const skippedMaps = new Set<string>();
+  /** The stall whose stack is being mapped: reported by the main thread should this thread die meanwhile. */
+  let mapping = { durationMs: 0, at: 0 };
   /** Source-maps a captured stack; runs after the main thread was let go. */
   const mapStack = (captured: Captured): WatchdogStackFrame[] => {
     if (!config.sourceMaps) return captured.stack;
     try {
-      mapFrame ??= mapperOf(load, config.sourceMaps, (url, why) => {
-        // Once per script, and a bounded number of scripts.
-        if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
-        skippedMaps.add(url);
-        send({ type: 'sourcemap', url, why });
-      });
+      mapFrame ??= mapperOf(
+        load,
+        config.sourceMaps,
+        (url, why) => {
+          // Once per script, and a bounded number of scripts.
+          if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
+          skippedMaps.add(url);
+          send({ type: 'sourcemap', url, why });
+        },
+        { onLoad: (url) => send({ type: 'mapping', url, ...mapping }), denied: config.deniedMaps },
+      );
       const map = mapFrame;
       return captured.stack.map((frame, i) => map(frame, captured.maps[i]));
     } catch (error) {
@@ -553,6 +566,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     if (captured) {
       message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;
+      mapping = { durationMs, at: startedAt };
       message.stack = mapStack(captured);
       message.stackSource = late ? 'late-pause' : 'pause';
       if (late && captured.enteredAfter !== undefined) message.enteredAfter = captured.enteredAfter;
