@@ -498,13 +498,23 @@ class Watchdog<S extends object> implements StallWatchdog {
     worker.removeAllListeners();
     worker.on('error', () => {});
     worker.terminate().catch(() => {});
+    const beats = this.#beats;
     const mapping = this.#mapping;
     this.#mapping = undefined;
     if (mapping) {
       if (this.#deniedMaps.length < MAX_DENIED_MAPS) this.#deniedMaps.push(mapping.url);
       this.#emit({ durationMs: mapping.durationMs, at: mapping.at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
+    } else if (beats && Atomics.load(beats, BEAT_BUSY) === 1) {
+      // It died handling a stall, which has ended since (this thread runs): the longest gap
+      // between beats since the thread began handling it is that stall's, the current one
+      // included when no beat came yet.
+      this.#beat();
+      const gapMs = Atomics.load(beats, BEAT_GAP);
+      const durationMs = gapMs - this.#heartbeatMs;
+      if (durationMs >= this.#options.thresholdMs) {
+        this.#emit({ durationMs, at: Date.now() - gapMs, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
+      }
     }
-    const beats = this.#beats;
     const now = monotonicMs();
     this.#restartsAt = this.#restartsAt.filter((at) => now - at < HOUR_MS);
     if (!beats || this.#restartsAt.length >= MAX_RESTARTS_PER_HOUR) {
