@@ -151,15 +151,17 @@ export function createSourceMapper(
     const space = () => {
       while (i < n && (b[i] === 0x20 || b[i] === 0x0a || b[i] === 0x0d || b[i] === 0x09)) i++;
     };
+    // Byte by byte: faster than indexOf of each quote in sources' text full of escaped quotes
+    // (≈ 2.5 ms a MB, measured).
     const string = () => {
       i++;
       while (i < n) {
         const c = b[i];
-        if (c === 0x5c) i += 2;
-        else if (c === 0x22) {
+        if (c === 0x22) {
           i++;
           return;
-        } else i++;
+        }
+        i += c === 0x5c ? 2 : 1;
       }
       throw new Refusal(NOT_A_MAP);
     };
@@ -329,9 +331,13 @@ export function createSourceMapper(
   };
 }
 
-/** The main thread's maps: smaller, since decoding one holds the loop (≈ 15 ms for the largest). */
+/**
+ * The main thread's maps: smaller, since reading and decoding one holds the loop (≈ 15 ms for the
+ * largest: 4 MB read and stepped through, 128 K characters of mappings decoded).
+ */
 const MAIN_THREAD_LIMITS: SourceMapLimits = Object.freeze({
   ...SOURCE_MAP_LIMITS,
+  maxFileBytes: 4 * 1024 * 1024,
   maxMappingsChars: 128 * 1024,
   maxFieldBytes: 512 * 1024,
   maxCachedChars: 128 * 1024,
