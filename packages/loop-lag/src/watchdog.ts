@@ -503,7 +503,14 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#mapping = undefined;
     if (mapping) {
       if (this.#deniedMaps.length < MAX_DENIED_MAPS) this.#deniedMaps.push(mapping.url);
-      this.#emit({ durationMs: mapping.durationMs, at: mapping.at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
+      this.#emit({
+        durationMs: mapping.durationMs,
+        at: mapping.at,
+        stack: [],
+        stackSource: 'none',
+        inflight: 0,
+        stackSkipped: 'unavailable',
+      });
     } else if (beats && Atomics.load(beats, BEAT_BUSY) === 1) {
       // It died handling a stall, which has ended since (this thread runs): the longest gap
       // between beats since the thread began handling it is that stall's, the current one

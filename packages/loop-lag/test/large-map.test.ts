@@ -31,7 +31,10 @@ function bundle(name: string, extraMappings = 0): string {
   const chunk = 'export const rule = "some \\"quoted\\" text";\n\tif (a < b) { return [a, b]; }\n';
   const sourcesContent = Array.from({ length: 3000 }, (_, i) => `// ${i}\n${chunk.repeat(Math.ceil(4400 / chunk.length))}`);
   const sources = ['src/rules.ts', ...Array.from({ length: 2999 }, (_, i) => `src/other${i}.ts`)];
-  writeFileSync(join(out, 'bundle.js.map'), JSON.stringify({ version: 3, file: 'bundle.cjs', sources, sourcesContent, names: [], mappings }));
+  writeFileSync(
+    join(out, 'bundle.js.map'),
+    JSON.stringify({ version: 3, file: 'bundle.cjs', sources, sourcesContent, names: [], mappings }),
+  );
   // Under the 16 MB a map may have: read, and decoded unless its mappings are over the budget.
   expect(statSync(join(out, 'bundle.js.map')).size).toBeGreaterThan(14.5e6);
   expect(statSync(join(out, 'bundle.js.map')).size).toBeLessThan(16 * 1024 * 1024);

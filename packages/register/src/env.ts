@@ -120,7 +120,7 @@ function readConfigFile(path: string): string | { refused: string } {
  * and the name of an unknown key, and a file named by mistake (a secrets file) must not reach stderr.
  */
 function refusalOfFile(why: string): string {
-  const value = /^(options[\w.[\]]*) must be (.*) \(got [^]*\)$/.exec(why);
+  const value = /^(options[\w.[\]]*) must be (.*) \(got [\s\S]*\)$/.exec(why);
   if (value) return `${value[1]} must be ${value[2]}`;
   const unknown = /; (accepted: .*)$/.exec(why);
   if (why.startsWith('unknown option') && unknown) return `the file has an option loopsight does not know (${unknown[1]})`;

@@ -20,7 +20,7 @@ beforeAll(() => {
   writeSync(fd, '}}', 50 * 1024 * 1024 - 2);
   closeSync(fd);
   writeFileSync(join(dir, 'not-json.json'), `token=${SECRET}\n`);
-  writeFileSync(join(dir, 'bad-value.json'), JSON.stringify({ correlation: { header: SECRET.toUpperCase() + ' x' } }));
+  writeFileSync(join(dir, 'bad-value.json'), JSON.stringify({ correlation: { header: `${SECRET.toUpperCase()} x` } }));
   writeFileSync(join(dir, 'bad-number.json'), JSON.stringify({ loopLag: { stallThresholdMs: SECRET } }));
   writeFileSync(join(dir, 'unknown-key.json'), JSON.stringify({ loopLag: { [SECRET]: 1 } }));
   writeFileSync(join(dir, 'good.json'), JSON.stringify({ loopLag: { stallThresholdMs: 250 } }));
