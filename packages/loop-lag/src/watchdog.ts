@@ -113,6 +113,8 @@ class Watchdog<S extends object> implements StallWatchdog {
   #restartsAt: number[] = [];
   #restarts = 0;
   #spawned = 0;
+  /** The current watchdog thread said it runs: one that dies before is not restarted. */
+  #ready = false;
   /** The stall whose frames the watchdog thread is source-mapping, and the script whose map it decodes. */
   #mapping: Extract<WorkerMessage, { type: 'mapping' }> | undefined;
   readonly #deniedMaps: string[] = [];
@@ -340,6 +342,7 @@ class Watchdog<S extends object> implements StallWatchdog {
     // After the listener, which refs the port: the watchdog must not keep the process alive.
     port1.unref();
     this.#spawned++;
+    this.#ready = false;
     worker.on('error', (error) => this.#lost(worker, 'the stall watchdog worker failed', error));
     worker.on('exit', (code) => this.#lost(worker, 'the stall watchdog worker exited', new Error(`exit code ${code}`)));
     // After the listeners: adding a 'message' listener refs the worker's port again.
@@ -350,6 +353,7 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode === 'stopped') return;
     switch (message.type) {
       case 'ready':
+        this.#ready = true;
         if (this.#mode === 'starting') this.#mode = 'worker';
         this.#stacks = message.stacks;
         return;
@@ -487,7 +491,8 @@ class Watchdog<S extends object> implements StallWatchdog {
 
   /**
    * The watchdog thread died (out of memory, a crash): it is started again, at most
-   * MAX_RESTARTS_PER_HOUR times in an hour, then stalls are timed here. A stall whose frames it
+   * MAX_RESTARTS_PER_HOUR times in an hour, then stalls are timed here; one that died before it
+   * said it runs is not (it cannot start). A stall whose frames it
    * was mapping is reported without them, and that script's map is not decoded again.
    */
   #lost(worker: Worker, what: string, error: unknown): void {
@@ -524,6 +529,11 @@ class Watchdog<S extends object> implements StallWatchdog {
     }
     const now = monotonicMs();
     this.#restartsAt = this.#restartsAt.filter((at) => now - at < HOUR_MS);
+    // One that never started would only fail again.
+    if (!this.#ready) {
+      this.#degrade(what, error);
+      return;
+    }
     if (!beats || this.#restartsAt.length >= MAX_RESTARTS_PER_HOUR) {
       this.#degrade(`${what}, after ${MAX_RESTARTS_PER_HOUR} restarts within an hour`, error);
       return;
