@@ -492,8 +492,8 @@ class Watchdog<S extends object> implements StallWatchdog {
   /**
    * The watchdog thread died (out of memory, a crash): it is started again, at most
    * MAX_RESTARTS_PER_HOUR times in an hour, then stalls are timed here; one that died before it
-   * said it runs is not (it cannot start). A stall whose frames it
-   * was mapping is reported without them, and that script's map is not decoded again.
+   * said it runs is not (it cannot start). A stall whose frames it was mapping is reported
+   * without them, and that script's map is not decoded again.
    */
   #lost(worker: Worker, what: string, error: unknown): void {
     if (this.#worker !== worker || this.#mode === 'stopped' || this.#mode === 'main-thread') return;
