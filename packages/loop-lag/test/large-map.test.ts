@@ -80,9 +80,9 @@ function run(args: object, timeoutMs = 60_000): Promise<Run> {
   });
 }
 
-/** The reports of the fixture's stalls (a loaded machine may add short ones of its own). */
-const stalls = (r: Run) => r.reports.filter((x) => x.durationMs >= 150);
 const stageOf = (x: Report) => x.stack.find((f) => /^stage\d$/.test(f.functionName));
+/** The reports of the fixture's stalls, by their stack (a loaded machine may add stalls of its own). */
+const stalls = (r: Run) => r.reports.filter((x) => stageOf(x) !== undefined);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'loopsight-large-map-'));
@@ -101,7 +101,10 @@ describe('a 15 MB source map, mostly sourcesContent', () => {
       expect(frame?.generated?.url).toMatch(/bundle\.cjs$/);
       expect(frame?.line).toBe(frame?.generated?.line);
     });
-    expect(r.errors, r.all).toEqual([]);
+    expect(
+      r.errors.filter((e) => /source-mapped|worker/.test(e.what)),
+      r.all,
+    ).toEqual([]);
   });
 
   it('with mappings over the budget: 10 of 10 stalls with their stacks, unmapped, and one line saying why', async () => {
@@ -112,15 +115,23 @@ describe('a 15 MB source map, mostly sourcesContent', () => {
       expect(stageOf(x)?.url, r.all).toMatch(/bundle\.cjs$/);
       expect(stageOf(x)?.generated).toBeUndefined();
     }
-    expect(r.errors.map((e) => e.message)).toEqual([expect.stringMatching(/characters of mappings, more than 262144$/)]);
+    const unmapped = r.errors.filter((e) => e.what === 'some stall frames are not source-mapped').map((e) => e.message);
+    expect(unmapped, r.all).toEqual([expect.stringMatching(/characters of mappings, more than 262144$/)]);
   });
 
   it('the watchdog thread killed on purpose is restarted: the next stalls have their stacks, source-mapped', async () => {
     const r = await run({ bundle: bundle('killed'), count: 4, faults: [{ step: 'pause', kind: 'kill' }] });
     expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 1 });
-    const [killed, ...next] = stalls(r);
-    expect(killed, r.all).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable' });
-    expect(next, r.all).toHaveLength(3);
+    // The stall the thread died capturing is reported without a stack; the three after it with theirs.
+    expect(
+      r.reports.find((x) => x.stackSource === 'none' && x.durationMs >= 150),
+      r.all,
+    ).toMatchObject({ stackSkipped: 'unavailable' });
+    const next = stalls(r);
+    expect(
+      next.map((x) => stageOf(x)?.functionName),
+      r.all,
+    ).toEqual(['stage1', 'stage2', 'stage3']);
     for (const x of next) {
       expect(['pause', 'late-pause']).toContain(x.stackSource);
       expect(stageOf(x)?.url).toMatch(/rules\.ts$/);
