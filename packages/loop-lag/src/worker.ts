@@ -586,6 +586,30 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   };
 
   /**
+   * A stall that began and ended while this thread could not look (mapping a large source map, or
+   * not scheduled on a loaded machine): the main thread's longest gap between beats tells it. It is
+   * reported without a stack (the main thread's profile may have one), never lost.
+   */
+  const missed = (now: number, age: number) => {
+    if (Atomics.load(beat, GAP) - config.heartbeatMs < config.thresholdMs) return;
+    const gapMs = Atomics.exchange(beat, GAP, 0);
+    const durationMs = gapMs - config.heartbeatMs;
+    if (durationMs < config.thresholdMs) return;
+    // Taken as ending at the last beat: later beats would have been shorter gaps.
+    const endedMono = now - age;
+    send({
+      type: 'stall',
+      durationMs,
+      at: Date.now() - age - gapMs,
+      stack: [],
+      stackSource: 'none',
+      window: [(endedMono - gapMs) * 1000, endedMono * 1000],
+      wantsProfile: config.profiler,
+      stackSkipped: 'unavailable',
+    });
+  };
+
+  /**
    * Checks the heartbeat and sleeps until the last beat could first turn stale: on a healthy loop
    * that is one wake-up per threshold (10 a second at 100 ms) rather than one per beat, and a stall
    * is still seen the moment it reaches the threshold.
@@ -603,6 +627,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
     const age = ((Math.floor(now) | 0) - lastBeat) | 0;
     if (age < config.thresholdMs) {
+      missed(now, age);
       setTimeout(check, Math.max(1, config.thresholdMs - age)).unref();
       return;
     }
