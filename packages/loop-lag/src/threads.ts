@@ -98,6 +98,8 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
       stacks: this.#stacks,
       stalls: this.#stalls,
       debuggerStalls: this.#debuggerStalls,
+      // A worker thread's watchdog is the process's watchdog thread: the main thread's status() counts its restarts.
+      restarts: 0,
     };
   }
 

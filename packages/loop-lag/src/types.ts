@@ -138,6 +138,8 @@ export interface WatchdogStatus {
   stalls: number;
   /** Stalls timed without a stack because a debugger may be attached (`debuggerAttached`). */
   debuggerStalls: number;
+  /** Times the watchdog thread died and was started again (at most 3 an hour; then `main-thread`). */
+  restarts: number;
 }
 
 export interface StallWatchdog {

@@ -65,6 +65,12 @@ const EXIT_WAIT_MS = 100;
 /** How long stop() waits for the worker to close its inspector session (a capture under way gives up within this). */
 const LET_GO_WAIT_MS = 1_000;
 
+/** A watchdog thread that dies is started again at most this often in an hour; past it, stalls are timed on the main thread. */
+const MAX_RESTARTS_PER_HOUR = 3;
+const HOUR_MS = 3_600_000;
+/** Scripts whose map ended a watchdog thread, kept so the next thread does not decode them. */
+const MAX_DENIED_MAPS = 100;
+
 /** Test seams: not public API, read from the options object like `workerSource`. */
 interface InternalOptions {
   workerSource?: string;
@@ -104,6 +110,15 @@ class Watchdog<S extends object> implements StallWatchdog {
   #port: MessagePort | undefined;
   #inspectorUrl: (() => string | undefined) | undefined;
   #debuggerStalls = 0;
+  /** When the watchdog thread was last restarted (monotonic ms), within the hour. */
+  #restartsAt: number[] = [];
+  #restarts = 0;
+  #spawned = 0;
+  /** The current watchdog thread said it runs: one that dies before is not restarted. */
+  #ready = false;
+  /** The stall whose frames the watchdog thread is source-mapping, and the script whose map it decodes. */
+  #mapping: Extract<WorkerMessage, { type: 'mapping' }> | undefined;
+  readonly #deniedMaps: string[] = [];
   #profiler: MainThreadProfiler | undefined;
   #mode: WatchdogStatus['mode'] = 'stopped';
   #stacks = false;
@@ -252,6 +267,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       stacks: this.#stacks,
       stalls: this.#stalls,
       debuggerStalls: this.#debuggerStalls,
+      restarts: this.#restarts,
     };
   }
 
@@ -306,7 +322,8 @@ class Watchdog<S extends object> implements StallWatchdog {
       commandTimeoutMs: internal.commandTimeoutMs ?? 500,
       reachTimeoutMs: internal.reachTimeoutMs ?? 60_000,
       debuggerQuietMs: internal.debuggerQuietMs ?? 60_000,
-      faults: internal.faults ?? [],
+      faults: (internal.faults ?? []).filter((f) => this.#spawned === 0 || f.everyWorker),
+      deniedMaps: [...this.#deniedMaps],
       scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
@@ -326,10 +343,10 @@ class Watchdog<S extends object> implements StallWatchdog {
     port1.on('message', (message: WorkerMessage) => this.#onMessage(message));
     // After the listener, which refs the port: the watchdog must not keep the process alive.
     port1.unref();
-    worker.on('error', (error) => this.#degrade('the stall watchdog worker failed', error));
-    worker.on('exit', (code) => {
-      if (this.#worker === worker) this.#degrade('the stall watchdog worker exited', new Error(`exit code ${code}`));
-    });
+    this.#spawned++;
+    this.#ready = false;
+    worker.on('error', (error) => this.#lost(worker, 'the stall watchdog worker failed', error));
+    worker.on('exit', (code) => this.#lost(worker, 'the stall watchdog worker exited', new Error(`exit code ${code}`)));
     // After the listeners: adding a 'message' listener refs the worker's port again.
     worker.unref();
   }
@@ -338,6 +355,7 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (this.#mode === 'stopped') return;
     switch (message.type) {
       case 'ready':
+        this.#ready = true;
         if (this.#mode === 'starting') this.#mode = 'worker';
         this.#stacks = message.stacks;
         return;
@@ -354,7 +372,11 @@ class Watchdog<S extends object> implements StallWatchdog {
       case 'sourcemap':
         this.#options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
         return;
+      case 'mapping':
+        this.#mapping = message;
+        return;
       case 'stall':
+        this.#mapping = undefined;
         this.#onStall(message);
     }
   }
@@ -466,6 +488,70 @@ class Watchdog<S extends object> implements StallWatchdog {
       return fn();
     } catch {
       return fallback;
+    }
+  }
+
+  /**
+   * The watchdog thread died (out of memory, a crash): it is started again, at most
+   * MAX_RESTARTS_PER_HOUR times in an hour, then stalls are timed here; one that died before it
+   * said it runs is not (it cannot start). A stall whose frames it was mapping is reported
+   * without them, and that script's map is not decoded again.
+   */
+  #lost(worker: Worker, what: string, error: unknown): void {
+    if (this.#worker !== worker || this.#mode === 'stopped' || this.#mode === 'main-thread') return;
+    this.#worker = undefined;
+    this.#port?.close();
+    this.#port = undefined;
+    worker.removeAllListeners();
+    worker.on('error', () => {});
+    worker.terminate().catch(() => {});
+    const beats = this.#beats;
+    const mapping = this.#mapping;
+    this.#mapping = undefined;
+    if (mapping) {
+      if (this.#deniedMaps.length < MAX_DENIED_MAPS) this.#deniedMaps.push(mapping.url);
+      this.#emit({
+        durationMs: mapping.durationMs,
+        at: mapping.at,
+        stack: [],
+        stackSource: 'none',
+        inflight: 0,
+        stackSkipped: 'unavailable',
+      });
+    } else if (beats && Atomics.load(beats, BEAT_BUSY) === 1) {
+      // It died handling a stall, which has ended since (this thread runs): the longest gap
+      // between beats since the thread began handling it is that stall's, the current one
+      // included when no beat came yet.
+      this.#beat();
+      const gapMs = Atomics.load(beats, BEAT_GAP);
+      const durationMs = gapMs - this.#heartbeatMs;
+      if (durationMs >= this.#options.thresholdMs) {
+        this.#emit({ durationMs, at: Date.now() - gapMs, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
+      }
+    }
+    const now = monotonicMs();
+    this.#restartsAt = this.#restartsAt.filter((at) => now - at < HOUR_MS);
+    // One that never started would only fail again.
+    if (!this.#ready) {
+      this.#degrade(what, error);
+      return;
+    }
+    if (!beats || this.#restartsAt.length >= MAX_RESTARTS_PER_HOUR) {
+      this.#degrade(`${what}, after ${MAX_RESTARTS_PER_HOUR} restarts within an hour`, error);
+      return;
+    }
+    this.#restartsAt.push(now);
+    this.#restarts++;
+    // What the dead thread left set: an exit would wait for it, the next stall would count its gap.
+    Atomics.store(beats, BEAT_BUSY, 0);
+    Atomics.store(beats, BEAT_GAP, 0);
+    this.#mode = 'starting';
+    this.#stacks = false;
+    if (this.#restarts === 1) this.#options.onError(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, error);
+    try {
+      this.#spawn(beats, this.#debuggerOpen());
+    } catch (restartError) {
+      this.#degrade('the stall watchdog worker could not be restarted', restartError);
     }
   }
 

@@ -36,6 +36,8 @@ export interface Fault {
   step: CaptureStep;
   kind: 'fail' | 'hang' | 'kill';
   times?: number;
+  /** Given to every watchdog thread the watchdog starts, restarts included; else to the first only. */
+  everyWorker?: boolean;
 }
 
 /** What the main thread hands the worker (workerData). */
@@ -66,6 +68,8 @@ export interface WorkerConfig {
   maxFrames: number;
   /** Map frames through source maps (after the main thread runs again); undefined: do not. */
   sourceMaps?: SourceMapLimits;
+  /** Scripts whose map is not decoded: decoding it ended a watchdog thread before. */
+  deniedMaps: string[];
   faults: Fault[];
 }
 
@@ -76,6 +80,8 @@ export type WorkerMessage =
   | { type: 'debugger'; reason: string }
   | { type: 'error'; what: string; message: string }
   | { type: 'sourcemap'; url: string; why: string }
+  /** A script's map is about to be read and decoded: should this thread die meanwhile, the next does not try it. */
+  | { type: 'mapping'; url: string; durationMs: number; at: number }
   /** The inspector session is closed and no capture will begin: the thread may be terminated. */
   | { type: 'let-go' }
   | {
@@ -220,16 +226,23 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const sourceMapUrls = new Map<string, string>();
   let mapFrame: ReturnType<typeof createSourceMapper> | undefined;
   const skippedMaps = new Set<string>();
+  /** The stall whose stack is being mapped: reported by the main thread should this thread die meanwhile. */
+  let mapping = { durationMs: 0, at: 0 };
   /** Source-maps a captured stack; runs after the main thread was let go. */
   const mapStack = (captured: Captured): WatchdogStackFrame[] => {
     if (!config.sourceMaps) return captured.stack;
     try {
-      mapFrame ??= mapperOf(load, config.sourceMaps, (url, why) => {
-        // Once per script, and a bounded number of scripts.
-        if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
-        skippedMaps.add(url);
-        send({ type: 'sourcemap', url, why });
-      });
+      mapFrame ??= mapperOf(
+        load,
+        config.sourceMaps,
+        (url, why) => {
+          // Once per script, and a bounded number of scripts.
+          if (skippedMaps.has(url) || skippedMaps.size >= 100) return;
+          skippedMaps.add(url);
+          send({ type: 'sourcemap', url, why });
+        },
+        { onLoad: (url) => send({ type: 'mapping', url, ...mapping }), denied: config.deniedMaps },
+      );
       const map = mapFrame;
       return captured.stack.map((frame, i) => map(frame, captured.maps[i]));
     } catch (error) {
@@ -598,6 +611,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     if (captured) {
       message.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
       if (captured.scope !== undefined) message.scope = captured.scope;
+      mapping = { durationMs, at: startedAt };
       message.stack = mapStack(captured);
       message.stackSource = late ? 'late-pause' : 'pause';
       if (late && captured.enteredAfter !== undefined) message.enteredAfter = captured.enteredAfter;
@@ -614,6 +628,30 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     Atomics.store(beat, BUSY, 0);
     Atomics.notify(beat, BUSY);
     send({ type: 'let-go' });
+  };
+
+  /**
+   * A stall that began and ended while this thread could not look (mapping a large source map, or
+   * not scheduled on a loaded machine): the main thread's longest gap between beats tells it. It is
+   * reported without a stack (the main thread's profile may have one), never lost.
+   */
+  const missed = (now: number, age: number) => {
+    if (Atomics.load(beat, GAP) - config.heartbeatMs < config.thresholdMs) return;
+    const gapMs = Atomics.exchange(beat, GAP, 0);
+    const durationMs = gapMs - config.heartbeatMs;
+    if (durationMs < config.thresholdMs) return;
+    // Taken as ending at the last beat: later beats would have been shorter gaps.
+    const endedMono = now - age;
+    send({
+      type: 'stall',
+      durationMs,
+      at: Date.now() - age - gapMs,
+      stack: [],
+      stackSource: 'none',
+      window: [(endedMono - gapMs) * 1000, endedMono * 1000],
+      wantsProfile: config.profiler,
+      stackSkipped: 'unavailable',
+    });
   };
 
   /**
@@ -634,6 +672,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
     const age = ((Math.floor(now) | 0) - lastBeat) | 0;
     if (age < config.thresholdMs) {
+      missed(now, age);
       setTimeout(check, Math.max(1, config.thresholdMs - age)).unref();
       return;
     }

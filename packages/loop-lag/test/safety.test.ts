@@ -85,15 +85,32 @@ describe('a fault at any step of a capture', () => {
     },
   );
 
-  it('the worker killed while the main thread is paused: the thread runs on, stalls are timed on the main thread, the process exits', async () => {
+  it('the worker killed while the main thread is paused: the thread runs on, that stall is reported without a stack, the worker is restarted and the next stall has its stack', async () => {
     const r = await run({ scenario: 'fault', faults: [{ step: 'evaluate', kind: 'kill' }] });
     expect(r.code, r.stderr).toBe(0);
     expect(r.of('result')?.lagMs, JSON.stringify(r.events)).toBeLessThan(1000);
-    expect(r.of('result')?.status?.mode).toBe('main-thread');
-    const secondAt = r.of('second')?.at ?? Number.NaN;
-    const next = r.reports.find((x) => x.at >= secondAt - 100);
-    expect(next, JSON.stringify(r.events)).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable' });
+    expect(r.of('result')?.status, JSON.stringify(r.events)).toMatchObject({ mode: 'worker', stacks: true, restarts: 1 });
+    const [killed, next] = r.reports;
+    expect(killed, JSON.stringify(r.events)).toMatchObject({ stackSource: 'none', stackSkipped: 'unavailable' });
+    expect(killed?.durationMs).toBeGreaterThanOrEqual(200);
+    expect(['pause', 'late-pause']).toContain(next?.stackSource);
+    expect(frames(next)).toContain('secondBlock');
     expect(next?.durationMs).toBeGreaterThanOrEqual(200);
+    expect(r.events.filter((e) => e.event === 'error')).toHaveLength(1);
+  });
+
+  it('a worker that dies at every stall: restarted 3 times, then stalls are timed on the main thread, with one more warning', async () => {
+    const faults = [{ step: 'pause', kind: 'kill', everyWorker: true }];
+    const r = await run({ scenario: 'restarts', faults, options: { count: 6 } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.of('result')?.status, JSON.stringify(r.events)).toMatchObject({ mode: 'main-thread', restarts: 3 });
+    // Every stall is reported, none with a stack (a loaded machine may add short stalls of its own).
+    expect(r.reports.filter((x) => x.durationMs >= 150).length, JSON.stringify(r.events)).toBeGreaterThanOrEqual(6);
+    for (const report of r.reports) expect(report.stackSource).toBe('none');
+    const warnings = r.events.filter((e) => e.event === 'error').map((e) => e.what);
+    expect(warnings, JSON.stringify(r.events)).toHaveLength(2);
+    expect(warnings[0]).toMatch(/restarted \(at most 3 times an hour\)/);
+    expect(warnings[1]).toMatch(/after 3 restarts within an hour; stalls are now timed on the main thread/);
   });
 });
 

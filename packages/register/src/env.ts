@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { createMonitor, type MonitorOptions } from '@loopsight/core';
 
 /** The preload's configuration: monitor options, and what the preload itself starts. */
@@ -77,25 +77,77 @@ function checkedBy<T>(parse: (raw: string) => T | { refused: string }, toOptions
 const HOST = /^[A-Za-z0-9.:-]{1,253}$/;
 const PATH = /^\/[A-Za-z0-9._~/-]{0,255}$/;
 
+/** A LOOPSIGHT_CONFIG file larger than this is not read, bytes: a file of every option is under 2 KB. */
+const MAX_CONFIG_BYTES = 64 * 1024;
+
+/**
+ * The config file's text, or why it is not read: a regular file only (a path stat first, so a
+ * FIFO or device is never opened, then the descriptor's fstat), opened without blocking, at most
+ * MAX_CONFIG_BYTES, and only as many bytes as fstat says (a /proc file says 0). The same rule as
+ * loop-lag's source maps (sourcemap.ts), kept here: the preload reads this before loading anything.
+ */
+function readConfigFile(path: string): string | { refused: string } {
+  try {
+    const before = statSync(path, { throwIfNoEntry: false });
+    if (!before) return refused('the file does not exist');
+    if (!before.isFile()) return refused('it is not a regular file');
+    const fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0));
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) return refused('it is not a regular file');
+      if (stat.size === 0) return refused('the file is empty, or its size is unknown (/proc)');
+      if (stat.size > MAX_CONFIG_BYTES) return refused(`the file is larger than ${MAX_CONFIG_BYTES} bytes`);
+      const buffer = Buffer.alloc(stat.size);
+      let got = 0;
+      while (got < buffer.length) {
+        const n = readSync(fd, buffer, got, buffer.length - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return buffer.toString('utf8', 0, got);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    // A system error's code only: its message is ours to trust no more than the file.
+    const code = (error as { code?: unknown } | null)?.code;
+    return refused(typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `it cannot be read (${code})` : 'it cannot be read');
+  }
+}
+
+/**
+ * Core's refusal of the file's options without what the file holds: core quotes the value it got
+ * and the name of an unknown key, and a file named by mistake (a secrets file) must not reach stderr.
+ */
+function refusalOfFile(why: string): string {
+  const value = /^(options[\w.[\]]*) must be (.*) \(got [\s\S]*\)$/.exec(why);
+  if (value) return `${value[1]} must be ${value[2]}`;
+  const unknown = /; (accepted: .*)$/.exec(why);
+  if (why.startsWith('unknown option') && unknown) return `the file has an option loopsight does not know (${unknown[1]})`;
+  return 'its options are refused';
+}
+
 /** The options a JSON file gives (LOOPSIGHT_CONFIG): data only, never code. */
 function fromFile(path: string, warn: Warn): MonitorOptions {
+  const ignored = (why: string) => {
+    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${why}`);
+    return {};
+  };
+  const text = readConfigFile(path);
+  if (typeof text !== 'string') return ignored(text.refused);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${error instanceof Error ? error.message : String(error)}`);
-    return {};
+    parsed = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the file.
+    return ignored('the file is not valid JSON');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: the file must hold a JSON object of monitor options`);
-    return {};
+    return ignored('the file must hold a JSON object of monitor options');
   }
   const options = parsed as MonitorOptions;
   const why = coreRefusal(options);
-  if (why !== undefined) {
-    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${why}`);
-    return {};
-  }
+  if (why !== undefined) return ignored(refusalOfFile(why));
   return options;
 }
 

@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WatchdogStallReport, WatchdogStatus } from '@loopsight/loop-lag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A bundler's map is mostly `sourcesContent`: a 15 MB one must cost the watchdog thread (32 MB of
+// heap) neither a stall nor its stacks (docs/loop-lag.md, "Source maps"). fixtures/large-map.mjs
+// runs against the built package, in a child process killed at a timeout.
+const fixture = fileURLToPath(new URL('./fixtures/large-map.mjs', import.meta.url));
+
+let dir: string;
+
+/**
+ * A bundle of ten blocking stages, and its map: line n of the bundle is line n of src/rules.ts,
+ * with 15 MB of sources' text (a map of that shape ended the watchdog thread before maps were read field by field); `extraMappings` characters of mappings after the bundle's last line.
+ */
+function bundle(name: string, extraMappings = 0): string {
+  const out = join(dir, name);
+  mkdirSync(out);
+  const lines = ['"use strict";'];
+  for (let i = 0; i < 10; i++) {
+    lines.push(`exports.stage${i} = function stage${i}(ms) {`, '  const end = Date.now() + ms;', '  while (Date.now() < end);', '};');
+  }
+  lines.push('//# sourceMappingURL=bundle.js.map');
+  writeFileSync(join(out, 'bundle.cjs'), `${lines.join('\n')}\n`);
+  const mappings = `AAAA${';AACA'.repeat(lines.length - 2)};${'AAAA,'.repeat(extraMappings / 5)}`;
+  // As a bundler embeds its modules' text: 3,000 files, with escapes.
+  const chunk = 'export const rule = "some \\"quoted\\" text";\n\tif (a < b) { return [a, b]; }\n';
+  const sourcesContent = Array.from({ length: 3000 }, (_, i) => `// ${i}\n${chunk.repeat(Math.ceil(4400 / chunk.length))}`);
+  const sources = ['src/rules.ts', ...Array.from({ length: 2999 }, (_, i) => `src/other${i}.ts`)];
+  writeFileSync(
+    join(out, 'bundle.js.map'),
+    JSON.stringify({ version: 3, file: 'bundle.cjs', sources, sourcesContent, names: [], mappings }),
+  );
+  // Under the 16 MB a map may have: read, and decoded unless its mappings are over the budget.
+  expect(statSync(join(out, 'bundle.js.map')).size).toBeGreaterThan(14.5e6);
+  expect(statSync(join(out, 'bundle.js.map')).size).toBeLessThan(16 * 1024 * 1024);
+  return join(out, 'bundle.cjs');
+}
+
+type Report = WatchdogStallReport<{ id: string }>;
+interface Run {
+  reports: Report[];
+  errors: { what: string; message: string }[];
+  status: WatchdogStatus | undefined;
+  all: string;
+}
+
+function run(args: object, timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fixture, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the process did not exit within ${timeoutMs} ms: ${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', () => {
+      clearTimeout(timer);
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      resolve({
+        reports: events.filter((e) => e.event === 'report').map((e) => e.report),
+        errors: events.filter((e) => e.event === 'error'),
+        status: events.find((e) => e.event === 'result')?.status,
+        all: `${stdout}\n${stderr}`,
+      });
+    });
+  });
+}
+
+const stageOf = (x: Report) => x.stack.find((f) => /^stage\d$/.test(f.functionName));
+/** The reports of the fixture's stalls, by their stack (a loaded machine may add stalls of its own). */
+const stalls = (r: Run) => r.reports.filter((x) => stageOf(x) !== undefined);
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'loopsight-large-map-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('a 15 MB source map, mostly sourcesContent', () => {
+  it('10 of 10 stalls reported with their stacks, source-mapped; the watchdog thread never dies', async () => {
+    const r = await run({ bundle: bundle('mapped'), count: 10 });
+    expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 0 });
+    expect(stalls(r), r.all).toHaveLength(10);
+    stalls(r).forEach((x, i) => {
+      const frame = stageOf(x);
+      expect(frame?.functionName, r.all).toBe(`stage${i % 10}`);
+      expect(frame?.url).toMatch(/[\\/]mapped[\\/]src[\\/]rules\.ts$/);
+      expect(frame?.generated?.url).toMatch(/bundle\.cjs$/);
+      expect(frame?.line).toBe(frame?.generated?.line);
+    });
+    expect(
+      r.errors.filter((e) => /source-mapped|worker/.test(e.what)),
+      r.all,
+    ).toEqual([]);
+  });
+
+  it('with mappings over the budget: 10 of 10 stalls with their stacks, unmapped, and one line saying why', async () => {
+    const r = await run({ bundle: bundle('over-budget', 400_000), count: 10 });
+    expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 0 });
+    expect(stalls(r), r.all).toHaveLength(10);
+    for (const x of stalls(r)) {
+      expect(stageOf(x)?.url, r.all).toMatch(/bundle\.cjs$/);
+      expect(stageOf(x)?.generated).toBeUndefined();
+    }
+    const unmapped = r.errors.filter((e) => e.what === 'some stall frames are not source-mapped').map((e) => e.message);
+    expect(unmapped, r.all).toEqual([expect.stringMatching(/characters of mappings, more than 262144$/)]);
+  });
+
+  it('the watchdog thread killed on purpose is restarted: the next stalls have their stacks, source-mapped', async () => {
+    const r = await run({ bundle: bundle('killed'), count: 4, faults: [{ step: 'pause', kind: 'kill' }] });
+    expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 1 });
+    // The stall the thread died capturing is reported without a stack; the three after it with theirs.
+    expect(
+      r.reports.find((x) => x.stackSource === 'none' && x.durationMs >= 150),
+      r.all,
+    ).toMatchObject({ stackSkipped: 'unavailable' });
+    const next = stalls(r);
+    expect(
+      next.map((x) => stageOf(x)?.functionName),
+      r.all,
+    ).toEqual(['stage1', 'stage2', 'stage3']);
+    for (const x of next) {
+      expect(['pause', 'late-pause']).toContain(x.stackSource);
+      expect(stageOf(x)?.url).toMatch(/rules\.ts$/);
+    }
+  });
+});
