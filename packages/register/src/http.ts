@@ -1,4 +1,3 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Monitor } from '@loopsight/core';
 import { load } from './load.js';
@@ -45,6 +44,7 @@ function onFastifyHandler(message: unknown): void {
  * before every scope is opened.
  */
 export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, each?: () => void): void {
+  const diagnosticsChannel = load.channels();
   const handle = load.internal().createAmbientHandler(monitor, { route: routeOf, propagate: load.context().enablePropagation });
   // A throw from a subscriber would surface as an uncaught exception on the next tick: contained.
   diagnosticsChannel.subscribe(HTTP_REQUEST_START, (message) => {

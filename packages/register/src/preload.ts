@@ -1,6 +1,4 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Server } from 'node:http';
-import { isMainThread } from 'node:worker_threads';
 import type { Monitor } from '@loopsight/core';
 import { BOOLEANS, type RegisterConfig, readConfig } from './env.js';
 import { earlyStalls, otelWhenRegistered, serveMetrics } from './exporters.js';
@@ -119,7 +117,7 @@ export function start(): void {
   const shared: Shared = { monitor: undefined, startNow: undefined };
   holder[KEY] = shared;
   if (!enabled()) return;
-  if (!isMainThread) {
+  if (!load.threads().isMainThread) {
     // A worker: its monitor at once (its thread was started by a process that runs), and only that.
     // The process's watchdog thread watches it, and its figures reach the main thread's exporters
     // under a `thread` label; the metrics port and the OTel SDK are the main thread's (docs/loop-lag.md,
@@ -133,6 +131,7 @@ export function start(): void {
     });
     return;
   }
+  const diagnosticsChannel = load.channels();
   const startedAt = Date.now();
   // The process serves from its first HTTP listen(): stalls that began before are its startup, and
   // only a process that serves binds the metrics port (never npm, a process manager or a launcher
