@@ -151,6 +151,7 @@ export function start(): void {
       const config = configOf(monitor);
       const early = config.metrics === undefined ? undefined : earlyStalls(monitor);
       serve = () => {
+        serve = undefined;
         if (config.metrics !== undefined) metricsServer = serveMetrics(monitor, config.metrics, warn, early);
       };
       if (servingSince !== Number.POSITIVE_INFINITY) serve();

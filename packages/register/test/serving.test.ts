@@ -127,6 +127,8 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       const url = `http://127.0.0.1:${app.ready.port as number}`;
       const before = await until('the metrics port', () => scrape(port));
       expect(stalls(before, '__unrouted__')).toBe(0);
+      // The monitor started at listen(): its watchdog thread takes a moment to come up, as after any start.
+      await sleep(500);
       await (await request(`${url}/block/300`)).body.text();
       const after = await until('the stall on the metrics port', async () => {
         const text = await scrape(port);
@@ -148,6 +150,7 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       expect([...(app.ready.workers as number[])].sort()).toEqual([1, 2]);
       const url = `http://127.0.0.1:${app.ready.port as number}`;
       await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
+      await sleep(500);
       expect(await scrape(port)).toBeUndefined();
       // Round-robin: blocking requests reach both workers; each is counted on its worker's port.
       for (let i = 0; i < 4; i++) await (await request(`${url}/block/300`)).body.text();
@@ -166,7 +169,7 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
 describe('startup stalls under the preload', () => {
   it("the module-loading stall is phase 'startup', counted under __startup__ and writes no report line; a stall after listen is not", async () => {
     const port = await freePort();
-    const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
+    const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'early'], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
       const url = `http://127.0.0.1:${app.ready.port as number}`;
       const startup = await until('the startup stall', async () => app.heard().find((h) => h.durationMs > 300));
@@ -183,6 +186,25 @@ describe('startup stalls under the preload', () => {
       const reports = app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'));
       expect(reports.length).toBeGreaterThanOrEqual(1);
       expect(reports.every((l) => !l.includes('"phase"'))).toBe(true);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+});
+
+describe('startup stalls before the monitor starts (it starts at the first listen)', () => {
+  it('a 400 ms block of module loading, timed by the preload, is counted under __startup__ and writes no line', async () => {
+    const port = await freePort();
+    const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
+    try {
+      const text = await until('the startup stall on the metrics port', async () => {
+        const t = await scrape(port);
+        return stalls(t, '__startup__') >= 1 ? t : undefined;
+      });
+      expect(stalls(text, '__startup__')).toBe(1);
+      expect(stalls(text, '__none__') + stalls(text, '__unrouted__')).toBe(0);
+      expect(app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'))).toEqual([]);
+      expect(trouble(app.lines())).toEqual([]);
     } finally {
       expect(await app.close()).toBe(0);
     }
