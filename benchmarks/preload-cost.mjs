@@ -55,7 +55,11 @@ for (const node of nodes) {
       const { argv, env } = configs[i];
       const t0 = process.hrtime.bigint();
       const child = cpuToo
-        ? spawnSync(TIME, ['-f', '@cpu %U %S', node, ...argv], { env: { ...clean, ...env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+        ? spawnSync(TIME, ['-f', '@cpu %U %S', node, ...argv], {
+            env: { ...clean, ...env },
+            stdio: ['ignore', 'ignore', 'pipe'],
+            encoding: 'utf8',
+          })
         : spawnSync(node, argv, { env: { ...clean, ...env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
       times[i].push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (child.status !== 0) throw new Error(`${configs[i].name} exited with ${child.status}: ${child.stderr}`);

@@ -389,9 +389,10 @@ class LoopsightMonitor implements Monitor {
 
   #report(report: StallReport | PromiseReport): void {
     const servingSince = this.#handle.servingSince;
-    if (report.type === 'stall' && servingSince !== undefined) this.#guard('the startup phase could not be read', () => {
-      if (report.at < servingSince()) report.phase = 'startup';
-    });
+    if (report.type === 'stall' && servingSince !== undefined)
+      this.#guard('the startup phase could not be read', () => {
+        if (report.at < servingSince()) report.phase = 'startup';
+      });
     // A promise report's frames come from the main thread's own stack: mapped here, once per report
     // (the watchdog's worker maps stall stacks).
     if (report.type === 'promise' && report.stack.length > 0)

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMonitor, type StallReport } from '@loopsight/core';
 import { internals, reportLabels } from '@loopsight/core/internal';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const stall = (at: number): StallReport => ({ type: 'stall', at, durationMs: 300, stack: [], stackSource: 'none', inflight: 0 });
 

@@ -20,7 +20,16 @@ function shown(value: string): string {
   return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
 }
 
-export const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false };
+export const BOOLEANS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
+};
 
 // Options core validates itself are checked by core, one variable at a time (createMonitor only
 // resolves options; nothing starts): one rule per option, and a bad variable costs only itself.

@@ -44,7 +44,7 @@ describe('an eval: true worker under the preload', () => {
     expect(blocks.every(named), JSON.stringify(blocks)).toBe(true);
   });
 
-  it("is not watched with --import alone: Node does not run --import preloads in eval workers (the documented limit; this fails once Node does, and the docs change)", () => {
+  it('is not watched with --import alone: Node does not run --import preloads in eval workers (the documented limit; this fails once Node does, and the docs change)', () => {
     const reports = run(['--import', '@loopsight/register']);
     expect(reports.filter((r) => r.thread !== undefined)).toEqual([]);
   });
