@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { Monitor } from '@loopsight/core';
+import type { Monitor, StallReport } from '@loopsight/core';
 import { BOOLEANS, type RegisterConfig, readConfig } from './env.js';
 import { earlyStalls, otelWhenRegistered, serveMetrics } from './exporters.js';
 import { watchHttp } from './http.js';
@@ -159,24 +159,35 @@ export function start(): void {
       watchHttp(monitor, () => metricsServer, otelCheck);
       monitor.start();
       shared.monitor = monitor;
-      // From here the watchdog times the loop: a gap still in progress is the beat's up to now only.
+      // From here the watchdog times the loop, once its thread is up (tens of ms, more on a loaded
+      // machine): a gap that ran on past this point is reported by the preload only if the
+      // watchdog did not report it within a second.
       const watchedFrom = Date.now();
-      const threshold = internals(monitor).options.loopLag;
+      const lagLimit = internals(monitor).options.loopLag;
       beat.flush((gaps) => {
-        if (threshold === false) return;
-        for (const { at, durationMs } of gaps) {
-          const before = Math.min(at + durationMs, watchedFrom) - at;
-          if (before >= threshold.stallThresholdMs)
-            internals(monitor).report({
-              type: 'stall',
-              at,
-              durationMs: before,
-              stack: [],
-              stackSource: 'none',
-              stackSkipped: 'unavailable',
-              inflight: 0,
-            });
-        }
+        if (lagLimit === false) return;
+        const report = (at: number, durationMs: number) =>
+          internals(monitor).report({
+            type: 'stall',
+            at,
+            durationMs,
+            stack: [],
+            stackSource: 'none',
+            stackSkipped: 'unavailable',
+            inflight: 0,
+          });
+        const seen: StallReport[] = [];
+        const note = (r: StallReport) => seen.push(r);
+        const pending = gaps.filter((gap) => gap.durationMs >= lagLimit.stallThresholdMs);
+        for (const gap of pending) if (gap.at + gap.durationMs <= watchedFrom) report(gap.at, gap.durationMs);
+        const later = pending.filter((gap) => gap.at + gap.durationMs > watchedFrom);
+        if (later.length === 0) return;
+        monitor.on('stall', note);
+        setTimeout(() => {
+          monitor.off('stall', note);
+          for (const gap of later)
+            if (!seen.some((r) => r.at < gap.at + gap.durationMs && r.at + r.durationMs > gap.at)) report(gap.at, gap.durationMs);
+        }, 1_000).unref();
       });
     });
   };
