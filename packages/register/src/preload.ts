@@ -99,11 +99,16 @@ function enabled(): boolean {
   return raw === undefined || raw === '' || BOOLEANS[raw] !== false;
 }
 
-/** Whether a server that listens is the application's HTTP server (not a cluster primary's handle, not ours). */
+/**
+ * Whether a server that listens is an HTTP server: `node:http`, `node:https`, or one with a
+ * 'request' or 'stream' listener (`node:http2`). Not the plain `net.Server` a cluster primary opens
+ * for its workers' shared port, nor a TCP server of the application's.
+ */
 function isHttpServer(server: unknown): boolean {
   if (typeof server !== 'object' || server === null) return false;
-  const http = load.http();
-  return server instanceof http.Server || server instanceof load.https().Server;
+  if (server instanceof load.http().Server || server instanceof load.https().Server) return true;
+  const emitter = server as { listenerCount?: (event: string) => number };
+  return typeof emitter.listenerCount === 'function' && emitter.listenerCount('request') + emitter.listenerCount('stream') > 0;
 }
 
 /**
