@@ -1,4 +1,4 @@
-import { routeLabeler } from './routes.js';
+import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { Monitor, PromiseReport, StallReport } from './types.js';
 
 /** Upper bounds of the stall duration histograms, seconds: the same in Prometheus and OTel. */
@@ -9,7 +9,10 @@ export const DEFAULT_MAX_ROUTES = 100;
 
 /** What an exporter records for a report: the same labels and counts whatever the backend. */
 export interface ReportLabels {
-  /** `expected`: 'true' for a stall declared with expectBlocking() or loopLag.expected, else 'false'. */
+  /**
+   * `expected`: 'true' for a stall declared with expectBlocking() or loopLag.expected, else 'false'.
+   * `route`: `__startup__` for a stall of the startup phase (`phase: 'startup'`), whatever ran.
+   */
   stall(report: StallReport): { route: string; seconds: number; expected: 'true' | 'false' };
   /** `count` includes the reports of the same site left out by the once-a-minute rule (`suppressed`). */
   promise(report: PromiseReport): { kind: PromiseReport['kind']; route: string; count: number };
@@ -20,7 +23,7 @@ export function reportLabels(maxRoutes: number): ReportLabels {
   const label = routeLabeler(maxRoutes);
   return {
     stall: (report) => ({
-      route: label(report.request, report.inflight),
+      route: report.phase === 'startup' ? ROUTE_STARTUP : label(report.request, report.inflight),
       seconds: report.durationMs / 1000,
       expected: report.expected ? 'true' : 'false',
     }),

@@ -21,7 +21,7 @@ export { traceIdOf } from './incoming.js';
 export { internals, type MonitorInternals } from './monitor.js';
 export { DEFAULT_ID_PATTERN, idRefusal, positiveInteger } from './options.js';
 export { type RouteResolver, trackRequest } from './request.js';
-export { ROUTE_NONE, ROUTE_OTHER, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
+export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { runInScope } from './store.js';
 export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './threads.js';
 export type {

@@ -7,7 +7,7 @@ import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { InflightRegistry, NO_SLOT } from './inflight.js';
-import { DEFAULT_PROMISES, resolveOptions, scopeId } from './options.js';
+import { DEFAULT_PROMISES, resolveOptions, scopeId, writeReportLine } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { scopeStore } from './store.js';
 import type {
@@ -67,6 +67,13 @@ export interface MonitorInternals {
   /** Counts a shed request and tells `shed.onShed`. */
   shed(info: ShedInfo): void;
   reportError(what: string, error: unknown): void;
+  /**
+   * Set by `@loopsight/register`, which runs before any application code: the epoch ms at which the
+   * process began to serve (its first HTTP `listen()`), `Infinity` until then. A stall that began
+   * before it gets `phase: 'startup'`. Unset for every other monitor: one started by application
+   * code cannot tell whether the process listened before it.
+   */
+  servingSince: (() => number) | undefined;
 }
 
 /** The internals of a monitor made by any copy of core, or undefined for anything else. */
@@ -157,6 +164,7 @@ class LoopsightMonitor implements Monitor {
       shedReason: (req, path) => this.#shedReason(req, path),
       shed: (info) => this.#countShed(info),
       reportError: (what, error) => this.reportError(what, error),
+      servingSince: undefined,
     };
     Object.defineProperty(this, INTERNALS, { value: this.#handle });
   }
@@ -380,6 +388,11 @@ class LoopsightMonitor implements Monitor {
   }
 
   #report(report: StallReport | PromiseReport): void {
+    const servingSince = this.#handle.servingSince;
+    if (report.type === 'stall' && servingSince !== undefined)
+      this.#guard('the startup phase could not be read', () => {
+        if (report.at < servingSince()) report.phase = 'startup';
+      });
     // A promise report's frames come from the main thread's own stack: mapped here, once per report
     // (the watchdog's worker maps stall stacks).
     if (report.type === 'promise' && report.stack.length > 0)
@@ -407,6 +420,8 @@ class LoopsightMonitor implements Monitor {
     else this.#emit('promise', report);
     // Declared blocking is counted (the 'stall' event, the exporters) but writes no report line.
     if (report.type === 'stall' && report.expected) return;
+    // Startup (module loading) is not an incident: counted, and a line only from an onReport of one's own.
+    if (report.type === 'stall' && report.phase === 'startup' && this.#options.onReport === writeReportLine) return;
     try {
       this.#options.onReport(report);
     } catch (error) {

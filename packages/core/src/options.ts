@@ -319,7 +319,7 @@ function resolveExporters(value: unknown): ResolvedOptions['exporters'] {
 }
 
 /** The default report sink: one JSON line on stderr, so log shippers pick it up as a structured event. */
-function writeReportLine(report: Report): void {
+export function writeReportLine(report: Report): void {
   process.stderr.write(`${JSON.stringify({ loopsight: report.type, culprit: report.culprit, ...report })}\n`);
 }
 

@@ -9,6 +9,8 @@ export const ROUTE_NONE = '__none__';
 export const ROUTE_UNKNOWN = '__unknown__';
 /** Label value for a request the router did not match (a 404), or a `monitor.run()` job without a route. */
 export const ROUTE_UNROUTED = '__unrouted__';
+/** Label value for a stall that began before the process served (`phase: 'startup'`). */
+export const ROUTE_STARTUP = '__startup__';
 /** Label value once `maxRoutes` distinct templates were seen: the cap that keeps series bounded. */
 export const ROUTE_OTHER = '__other__';
 

@@ -51,6 +51,12 @@ export interface StallReport extends WatchdogStallReport<RequestScope> {
    * stack has no application frame there.
    */
   culprit?: StackFrame;
+  /**
+   * `'startup'`: the stall began before the process served: before the first `listen()` of an
+   * HTTP server, with `@loopsight/register` (module loading, warm-up). Counted under the route
+   * label `__startup__`, written by no default report line. Absent for every other stall.
+   */
+  phase?: 'startup';
 }
 
 /**

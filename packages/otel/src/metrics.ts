@@ -6,6 +6,7 @@ import {
   ATTR_PROMISE_KIND,
   ATTR_REASON,
   ATTR_STALL_EXPECTED,
+  ATTR_STALL_PHASE,
   ATTR_THREAD_ID,
   ATTR_THREAD_NAME,
   EVENTLOOP_DELAY,
@@ -132,7 +133,8 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   return {
     stall(report) {
       const { route, seconds, expected } = labels.stall(report);
-      stalls.add(1, { [ATTR_HTTP_ROUTE]: route, [ATTR_STALL_EXPECTED]: expected === 'true' });
+      const counted = { [ATTR_HTTP_ROUTE]: route, [ATTR_STALL_EXPECTED]: expected === 'true' };
+      stalls.add(1, report.phase === undefined ? counted : { ...counted, [ATTR_STALL_PHASE]: report.phase });
       stallDuration.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     promise(report) {

@@ -42,6 +42,8 @@ export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';
 /** On the stalls counter: the stall was declared with expectBlocking() or loopLag.expected. */
 export const ATTR_STALL_EXPECTED = 'loopsight.stall.expected';
+/** On the stalls counter and stall spans, only when set: `startup`, a stall before the process served. */
+export const ATTR_STALL_PHASE = 'loopsight.stall.phase';
 export const ATTR_STACK_SOURCE = 'loopsight.stall.stack_source';
 export const ATTR_INFLIGHT = 'loopsight.stall.inflight';
 

@@ -25,6 +25,7 @@ import {
   ATTR_PROMISE_KIND,
   ATTR_STACK_SOURCE,
   ATTR_STALL_DURATION,
+  ATTR_STALL_PHASE,
   EVENT_PROMISE,
   SPAN_PROMISE,
   SPAN_STALL,
@@ -154,6 +155,7 @@ export function recordStall(tracer: Tracer, tracker: SpanTracker, report: StallR
     ...codeAttributes(report),
   };
   if (scope.route !== undefined) attributes[ATTR_HTTP_ROUTE] = scope.route;
+  if (report.phase !== undefined) attributes[ATTR_STALL_PHASE] = report.phase;
   // The watchdog dates a stall from the last heartbeat before it, which can precede the request by
   // a few ms; the request cannot have blocked the loop before it began.
   const end = report.at + report.durationMs;

@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { createMonitor, type MonitorOptions } from '@loopsight/core';
+import type { MonitorOptions } from '@loopsight/core';
+import { load } from './load.js';
 
 /** The preload's configuration: monitor options, and what the preload itself starts. */
 export interface RegisterConfig {
@@ -19,13 +20,22 @@ function shown(value: string): string {
   return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
 }
 
-const BOOLEANS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false };
+export const BOOLEANS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
+};
 
 // Options core validates itself are checked by core, one variable at a time (createMonitor only
 // resolves options; nothing starts): one rule per option, and a bad variable costs only itself.
 function coreRefusal(options: MonitorOptions): string | undefined {
   try {
-    createMonitor(options);
+    load.core().createMonitor(options);
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message.replace(/^loopsight: /, '') : String(error);

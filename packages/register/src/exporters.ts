@@ -1,40 +1,92 @@
-import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
-import type { Monitor } from '@loopsight/core';
+import type { Server } from 'node:http';
+import type { Monitor, StallReport } from '@loopsight/core';
 import type { RegisterConfig } from './env.js';
+import { load } from './load.js';
 
 type Warn = (line: string) => void;
 
-// Loaded only when asked, so that prom-client is read only by services that want it, but
-// synchronously: the exporter counts from the first stall, before the application's code runs.
-const load = createRequire(import.meta.url);
+/** Stalls kept for the Prometheus exporter until the process serves (it is loaded then): the startup ones. */
+const MAX_EARLY_STALLS = 32;
 
 /**
- * Prometheus metrics on their own port: the exporter writes into prom-client's default registry,
- * which this server serves (the application's own metrics there included). The server is
- * unref()'d: it never keeps the process alive.
+ * Keeps the stalls of the startup phase for an exporter attached later, so that it counts them
+ * (under `__startup__`) although prom-client was loaded only once the process served. At most
+ * MAX_EARLY_STALLS; `replay` hands them to the listener the exporter registers, once.
  */
-export function serveMetrics(monitor: Monitor, metrics: NonNullable<RegisterConfig['metrics']>, warn: Warn): Server | undefined {
+export function earlyStalls(monitor: Monitor): { replayInto(monitor: Monitor): Monitor } {
+  let kept: StallReport[] | undefined = [];
+  const keep = (report: StallReport) => {
+    if (kept !== undefined && kept.length < MAX_EARLY_STALLS) kept.push(report);
+  };
+  monitor.on('stall', keep);
+  return {
+    // The monitor as the exporter sees it while it starts: its 'stall' listener gets the kept reports.
+    replayInto(target) {
+      monitor.off('stall', keep);
+      const reports = kept ?? [];
+      kept = undefined;
+      return new Proxy(target, {
+        get(t, key) {
+          if (key === 'on')
+            return (event: 'stall', fn: (r: StallReport) => void) => {
+              t.on(event, fn);
+              if (event === 'stall') for (const r of reports) fn(r);
+              return t;
+            };
+          const value: unknown = Reflect.get(t, key, t);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+        },
+      });
+    },
+  };
+}
+
+/**
+ * Prometheus metrics on their own port, from the first `listen()` of the application's HTTP server
+ * on: the exporter writes into prom-client's default registry, which this server serves (the
+ * application's own metrics there included). The server is unref()'d: it never keeps the process
+ * alive. In a `cluster` worker it binds the port plus the worker's id, on its own (exclusive): a
+ * port shared through the primary would answer each scrape from another worker.
+ */
+export function serveMetrics(
+  monitor: Monitor,
+  metrics: NonNullable<RegisterConfig['metrics']>,
+  warn: Warn,
+  early?: ReturnType<typeof earlyStalls>,
+): Server | undefined {
   let prometheus: typeof import('@loopsight/prometheus');
   try {
-    prometheus = load('@loopsight/prometheus') as typeof prometheus;
+    prometheus = load.prometheus();
   } catch (error) {
     warn(
       `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`,
     );
     return undefined;
   }
-  monitor.attach(prometheus.prometheusExporter());
+  const exporter = prometheus.prometheusExporter();
+  monitor.attach(
+    early === undefined
+      ? exporter
+      : { name: exporter.name, start: (m: Monitor) => exporter.start(early.replayInto(m)), stop: () => exporter.stop?.() },
+  );
   const handler = prometheus.metricsHandler();
-  const server = createServer((req, res) => {
+  const server = load.http().createServer((req, res) => {
     if (req.method === 'GET' && (req.url === metrics.path || req.url?.startsWith(`${metrics.path}?`))) {
       void handler(req, res);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found; metrics are at ${metrics.path}\n`);
   });
-  server.on('error', (error) => warn(`loopsight: the metrics server on port ${metrics.port} failed: ${error.message}`));
-  server.listen(metrics.port, metrics.host);
+  const workerId = load.cluster().worker?.id;
+  const port = workerId !== undefined && metrics.port !== 0 ? metrics.port + workerId : metrics.port;
+  server.on('error', (error) => warn(`loopsight: the metrics server on port ${port} failed: ${error.message}`));
+  try {
+    server.listen({ port, host: metrics.host, exclusive: true });
+  } catch (error) {
+    // Port plus a cluster worker's id beyond 65535.
+    warn(`loopsight: the metrics server on port ${port} failed: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
   server.unref();
   return server;
 }

@@ -1,8 +1,6 @@
-import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { enablePropagation } from '@loopsight/context';
 import type { Monitor } from '@loopsight/core';
-import { createAmbientHandler } from '@loopsight/core/internal';
+import { load } from './load.js';
 
 /**
  * Node's own channels: published by every `node:http` and `node:https` server, whatever framework
@@ -46,7 +44,8 @@ function onFastifyHandler(message: unknown): void {
  * before every scope is opened.
  */
 export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, each?: () => void): void {
-  const handle = createAmbientHandler(monitor, { route: routeOf, propagate: enablePropagation });
+  const diagnosticsChannel = load.channels();
+  const handle = load.internal().createAmbientHandler(monitor, { route: routeOf, propagate: load.context().enablePropagation });
   // A throw from a subscriber would surface as an uncaught exception on the next tick: contained.
   diagnosticsChannel.subscribe(HTTP_REQUEST_START, (message) => {
     try {

@@ -1,0 +1,212 @@
+// The preload in NODE_OPTIONS, as the docs and Dockerfiles set it, under launchers (npm start, a node
+// parent), under cluster, and its startup phase. Runs the built package (`pnpm build` first).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fixture, freePort, packageDir } from './helpers.js';
+
+const preload = join(packageDir, 'dist/index.js');
+const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOOPSIGHT_') && k !== 'NODE_OPTIONS'));
+
+interface Started {
+  ready: Record<string, unknown>;
+  lines: () => string[];
+  heard: () => { phase: string | null; durationMs: number; pid: number }[];
+  /** Ends stdin; the whole process group is killed if it has not exited within 10 s. */
+  close(): Promise<number | null>;
+}
+
+/** Starts `argv` in its own process group with the preload in NODE_OPTIONS; waits for its first stdout line. */
+async function launch(argv: string[], env: Record<string, string>, cwd = packageDir): Promise<Started> {
+  const child: ChildProcess = spawn(argv[0] as string, argv.slice(1), {
+    cwd,
+    detached: true,
+    env: { ...clean, NODE_OPTIONS: `--import=${preload}`, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stderr: string[] = [];
+  let partial = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    stderr.push(...parts);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const kill = () => {
+    try {
+      process.kill(-(child.pid as number), 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  };
+  const guard = setTimeout(kill, 60_000);
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    void exited.then((code) => reject(new Error(`exited with ${code} before it served:\n${stderr.join('\n')}`)));
+  });
+  const heard = () =>
+    stderr.filter((l) => l.startsWith('{"heard"')).map((l) => JSON.parse(l) as { phase: string | null; durationMs: number; pid: number });
+  return {
+    ready,
+    lines: () => [...stderr],
+    heard,
+    async close() {
+      child.stdin?.end();
+      const timer = setTimeout(kill, 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      clearTimeout(guard);
+      kill(); // anything the launcher left behind
+      return code;
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function scrape(port: number): Promise<string | undefined> {
+  try {
+    const res = await request(`http://127.0.0.1:${port}/metrics`);
+    return await res.body.text();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stall counter's value for a route label, summed over `expected`; 0 when absent. */
+function stalls(text: string | undefined, route: string): number {
+  let sum = 0;
+  for (const m of (text ?? '').matchAll(/^loopsight_event_loop_stalls_total\{route="([^"]+)",expected="[a-z]+"\} (\d+)/gm))
+    if (m[1] === route) sum += Number(m[2]);
+  return sum;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Not a line the service's operator would read as trouble: reports and what the fixture heard only. */
+const trouble = (lines: string[]) => lines.filter((l) => l !== '' && !l.startsWith('{') && !l.startsWith('>') && !/^\s*$/.test(l));
+
+const scratch = mkdtempSync(join(tmpdir(), 'loopsight-launch-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
+  const launchers: [string, () => string[]][] = [
+    [
+      'npm start of a package.json',
+      () => {
+        writeFileSync(
+          join(scratch, 'package.json'),
+          JSON.stringify({ name: 'scratch-app', private: true, scripts: { start: `node ${JSON.stringify(fixture('serve.mjs'))}` } }),
+        );
+        return ['npm', 'start', '--silent'];
+      },
+    ],
+    ['a node parent that spawns the service', () => [process.execPath, fixture('launcher.mjs')]],
+  ];
+
+  it.each(launchers)('under %s: the service binds it and its stall is there; the launcher binds nothing', async (_name, argv) => {
+    const port = await freePort();
+    const app = await launch(argv(), { LOOPSIGHT_METRICS_PORT: String(port) }, scratch);
+    try {
+      const url = `http://127.0.0.1:${app.ready.port as number}`;
+      const before = await until('the metrics port', () => scrape(port));
+      expect(stalls(before, '__unrouted__')).toBe(0);
+      // The monitor started at listen(): its watchdog thread takes a moment to come up, as after any start.
+      await sleep(500);
+      await (await request(`${url}/block/300`)).body.text();
+      const after = await until('the stall on the metrics port', async () => {
+        const text = await scrape(port);
+        return stalls(text, '__unrouted__') >= 1 ? text : undefined;
+      });
+      // Served by the service itself: its own pid's stall, and no EADDRINUSE anywhere.
+      expect(after).toContain('loopsight_event_loop_stall_seconds_bucket');
+      expect(app.heard().some((h) => h.pid === app.ready.pid && h.phase === null && h.durationMs > 250)).toBe(true);
+      expect(trouble(app.lines())).toEqual([]);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+
+  it('under cluster with 2 workers: worker N serves on the port plus N; the primary binds nothing', async () => {
+    const port = await freePort();
+    const app = await launch([process.execPath, fixture('cluster.mjs')], { LOOPSIGHT_METRICS_PORT: String(port) });
+    try {
+      expect([...(app.ready.workers as number[])].sort()).toEqual([1, 2]);
+      const url = `http://127.0.0.1:${app.ready.port as number}`;
+      await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
+      await sleep(500);
+      expect(await scrape(port)).toBeUndefined();
+      // Round-robin: blocking requests reach both workers; each is counted on its worker's port.
+      for (let i = 0; i < 4; i++) await (await request(`${url}/block/300`)).body.text();
+      const counts = await until('the stalls on the workers’ ports', async () => {
+        const c = [stalls(await scrape(port + 1), '__unrouted__'), stalls(await scrape(port + 2), '__unrouted__')];
+        return c[0] + c[1] >= 4 ? c : undefined;
+      });
+      expect(counts.every((c) => c >= 1)).toBe(true);
+      expect(trouble(app.lines())).toEqual([]);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+});
+
+describe('startup stalls under the preload', () => {
+  it("the module-loading stall is phase 'startup', counted under __startup__ and writes no report line; a stall after listen is not", async () => {
+    const port = await freePort();
+    const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'early'], { LOOPSIGHT_METRICS_PORT: String(port) });
+    try {
+      const url = `http://127.0.0.1:${app.ready.port as number}`;
+      const startup = await until('the startup stall', async () => app.heard().find((h) => h.durationMs > 300));
+      expect(startup.phase).toBe('startup');
+      await (await request(`${url}/block/300`)).body.text();
+      const later = await until('the stall after listen', async () => app.heard().find((h) => h.phase === null && h.durationMs > 250));
+      expect(later.phase).toBeNull();
+      const text = await until('both stalls on the metrics port', async () => {
+        const t = await scrape(port);
+        return stalls(t, '__unrouted__') >= 1 && stalls(t, '__startup__') >= 1 ? t : undefined;
+      });
+      expect(stalls(text, '__startup__')).toBeGreaterThanOrEqual(1);
+      // The default report line: the stall after listen only.
+      const reports = app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'));
+      expect(reports.length).toBeGreaterThanOrEqual(1);
+      expect(reports.every((l) => !l.includes('"phase"'))).toBe(true);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+});
+
+describe('startup stalls before the monitor starts (it starts at the first listen)', () => {
+  it('a 400 ms block of module loading, timed by the preload, is counted under __startup__ and writes no line', async () => {
+    const port = await freePort();
+    const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
+    try {
+      const text = await until('the startup stall on the metrics port', async () => {
+        const t = await scrape(port);
+        return stalls(t, '__startup__') >= 1 ? t : undefined;
+      });
+      expect(stalls(text, '__startup__')).toBe(1);
+      expect(stalls(text, '__none__') + stalls(text, '__unrouted__')).toBe(0);
+      expect(app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'))).toEqual([]);
+      expect(trouble(app.lines())).toEqual([]);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+});
