@@ -275,8 +275,8 @@ export class Feed {
       durationMs: round1(num(r.durationMs)),
       stackSource: text(r.stackSource),
       why: explain(r),
-      // Set by the watchdog for stalls before the app's first listen, where it tells.
-      phase: text((r as { phase?: unknown }).phase),
+      // The preload sets it for stalls before the first listen (docs/preload.md).
+      phase: text(r.phase),
       culprit: frameView(r.culprit),
       request: scopeView(r.request),
       candidates: r.candidates?.length ?? 0,
