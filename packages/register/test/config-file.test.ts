@@ -35,7 +35,13 @@ interface Started {
   stderr: string;
 }
 
-const APP = 'process.stdout.write(JSON.stringify({ startedMs: performance.now() }) + "\\n")';
+// A service: the preload reads its options when the process first serves (a process that never
+// serves loads nothing of loopsight, docs/preload.md), so the app listens, then ends.
+const APP = [
+  'process.stdout.write(JSON.stringify({ startedMs: performance.now() }) + "\\n");',
+  'const server = require("node:http").createServer((q, s) => s.end());',
+  'server.listen(0, "127.0.0.1", () => setTimeout(() => server.close(), 300));',
+].join(' ');
 
 function start(config: string, timeoutMs = 15_000): Promise<Started> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LOOPSIGHT_') && key !== 'NODE_OPTIONS'));
