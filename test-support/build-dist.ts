@@ -1,7 +1,8 @@
 // Vitest global setup: rebuilds every package whose dist/ is older than its sources, so that no
 // test runs a stale build. About 20 test files run `dist/` (fixtures spawned as child processes,
 // the ESM/CommonJS pair, source maps, the examples): after an edit to watchdog.ts they would
-// otherwise test the previous build. `pnpm test` builds first, so there this finds nothing to do.
+// otherwise test the previous build. A fresh clone builds everything here; after `pnpm build` (CI's
+// lint) there is nothing to do.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ function newest(dir: string): number {
 
 /** The packages whose build is missing or older than anything it is built from. */
 export function staleBuilds(): string[] {
-  const shared = Math.max(...['tsup.shared.ts', 'tsconfig.base.json'].map((file) => statSync(join(root, file)).mtimeMs));
+  const shared = Math.max(...['tsup.shared.ts', 'tsconfig.base.json', 'pnpm-lock.yaml'].map((file) => statSync(join(root, file)).mtimeMs));
   const packages = join(root, 'packages');
   return readdirSync(packages, { withFileTypes: true })
     .filter((entry) => entry.isDirectory() && existsSync(join(packages, entry.name, 'package.json')))
