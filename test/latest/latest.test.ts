@@ -31,7 +31,6 @@ const FRAMEWORKS = ['express', 'fastify', 'koa', 'hono', 'nest-express', 'nest-f
 
 interface Result {
   framework: string;
-  versions: Record<string, string>;
   blocked: { status: number; echoed: string | null; body: { id?: string } };
   stall?: { durationMs: number; request?: { correlationId: string; route?: string }; culprit?: string };
   responses: { sent: string; status: number; echoed: string | null; seen?: string }[];
@@ -50,7 +49,10 @@ beforeAll(async () => {
   app = join(work, 'app');
   cpSync(join(root, 'test', 'latest', 'app'), app, { recursive: true });
   const dependencies = Object.fromEntries(packed.map((pkg: { name: string; tarball: string }) => [pkg.name, `file:${pkg.tarball}`]));
-  writeFileSync(join(app, 'package.json'), `${JSON.stringify({ name: 'loopsight-latest-app', private: true, type: 'module', dependencies }, null, 2)}\n`);
+  writeFileSync(
+    join(app, 'package.json'),
+    `${JSON.stringify({ name: 'loopsight-latest-app', private: true, type: 'module', dependencies }, null, 2)}\n`,
+  );
   // Plain npm: peer conflicts are errors (ERESOLVE), whatever a user's .npmrc says.
   await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...PEERS], {
     cwd: app,
@@ -69,7 +71,11 @@ it('installs the latest release of every peer (and the OpenTelemetry SDK 3 line 
     PEERS.map((name) => [name, JSON.parse(readFileSync(join(app, 'node_modules', name, 'package.json'), 'utf8')).version as string]),
   );
   // What this run tested, in the log: the versions a failure is about.
-  console.log(`latest peers: ${Object.entries(installed).map(([n, v]) => `${n}@${v}`).join(', ')}`);
+  console.log(
+    `latest peers: ${Object.entries(installed)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(', ')}`,
+  );
   for (const name of PEERS) expect(dependencies[name], name).toMatch(/^\^\d/);
   expect(Number(installed['@opentelemetry/sdk-metrics']?.split('.')[0])).toBeGreaterThanOrEqual(3);
   expect(Number(installed['@nestjs/core']?.split('.')[0])).toBeGreaterThanOrEqual(12);
@@ -99,7 +105,9 @@ describe.each(FRAMEWORKS)('%s on the latest peers', (framework) => {
   });
 
   it('exports the stall to Prometheus (prom-client) and OpenTelemetry (SDK MeterProvider) under the route template', () => {
-    expect(result.prometheus).toEqual(expect.arrayContaining([expect.stringMatching(/^loopsight_event_loop_stalls_total\{route="\/block\/:ms".* 1$/)]));
+    expect(result.prometheus).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^loopsight_event_loop_stalls_total\{route="\/block\/:ms".* 1$/)]),
+    );
     expect(result.otelStalls).toEqual(
       expect.arrayContaining([{ attributes: expect.objectContaining({ 'http.route': '/block/:ms' }), value: 1 }]),
     );

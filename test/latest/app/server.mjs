@@ -4,7 +4,6 @@
 // events, the stall of a 300 ms block and both exporters' view of it. Usage: node server.mjs <framework>
 import 'reflect-metadata';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import { getCorrelationId } from '@loopsight/context';
 import { otelExporter } from '@loopsight/otel';
 import { prometheusExporter } from '@loopsight/prometheus';
@@ -132,8 +131,6 @@ async function get(url, headers) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const require = createRequire(`${process.cwd()}/`);
-const version = (name) => require(`${name}/package.json`).version;
 
 const app = await apps[framework]();
 const events = [];
@@ -150,9 +147,7 @@ const stall = ours();
 const ids = Array.from({ length: CONCURRENT }, (_, i) => `${framework}-${i}`);
 const responses = await Promise.all(ids.map((id) => get(`${app.url}/users/${id}`, { 'x-request-id': id })));
 
-const prometheus = (await register.metrics())
-  .split('\n')
-  .filter((line) => line.startsWith('loopsight_event_loop_stalls_total{'));
+const prometheus = (await register.metrics()).split('\n').filter((line) => line.startsWith('loopsight_event_loop_stalls_total{'));
 metricExporter.reset();
 await reader.forceFlush();
 const otel = {};
@@ -168,9 +163,6 @@ await meterProvider.shutdown();
 process.stdout.write(
   `${JSON.stringify({
     framework,
-    versions: Object.fromEntries(
-      ['express', 'fastify', 'koa', 'hono', '@hono/node-server', '@nestjs/core', 'prom-client', '@opentelemetry/sdk-metrics'].map((n) => [n, version(n)]),
-    ),
     blocked,
     stall: stall && { durationMs: stall.durationMs, request: stall.request, culprit: stall.culprit?.functionName },
     responses: responses.map((r, i) => ({ sent: ids[i], status: r.status, echoed: r.echoed, seen: r.body.id })),
