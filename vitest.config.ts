@@ -49,6 +49,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // The JSON report is what CI's closing `N passed, N failed` line is read from; CI runs several
+    // at once and names each its own file.
+    reporters: ['default', 'json'],
+    outputFile: { json: process.env.LOOPSIGHT_RESULTS ?? '.tmp/vitest-results.json' },
     // Some files run dist/ (fixtures in child processes, the examples, the packed tarballs): any
     // package whose build is older than its sources is rebuilt first.
     globalSetup: ['test-support/build-dist.ts'],

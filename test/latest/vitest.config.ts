@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 90_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    reporters: ['default', 'json'],
+    outputFile: { json: process.env.LOOPSIGHT_RESULTS ?? '.tmp/vitest-latest.json' },
     fileParallelism: false,
     globalSetup: ['test-support/build-dist.ts'],
   },
