@@ -59,14 +59,14 @@ export default defineConfig({
     // The groups run one after another (groupOrder); only the first runs files side by side.
     projects: [
       // Real servers and child processes that wait on I/O more than they compute: four at a time
-      // on CI's two cores.
+      // on CI's two cores (LOOPSIGHT_WORKERS: CI's side-by-side runs take two each).
       {
         extends: true,
         test: {
           name: 'packages',
           include: ['packages/*/test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, BROWSER, ...TIMING_SENSITIVE],
-          maxWorkers: 4,
+          maxWorkers: Number(process.env.LOOPSIGHT_WORKERS ?? 4),
           sequence: { groupOrder: 0 },
         },
       },
