@@ -53,6 +53,22 @@ export function run(command, args, { cwd = root, env = process.env, timeoutMs = 
   });
 }
 
+/**
+ * The environment for npm run from a pnpm script: npm must see its own configuration, not the one
+ * pnpm exports to the scripts it runs (local_prefix would point at the repo). Shared by test/pack
+ * and test/latest.
+ */
+export function npmEnv() {
+  const keep = new Set(['registry', 'cache', 'cafile', 'userconfig', 'proxy', 'https_proxy', 'noproxy', 'strict_ssl']);
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => {
+      const lower = key.toLowerCase();
+      if (lower.startsWith('npm_config_')) return keep.has(lower.slice('npm_config_'.length));
+      return !lower.startsWith('npm_') && !lower.startsWith('pnpm_');
+    }),
+  );
+}
+
 /** pnpm at the version the root package.json pins, through npx, as the README and CI run it. */
 export function pnpm(args, options) {
   const { packageManager } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
