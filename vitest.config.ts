@@ -13,12 +13,12 @@ const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/inde
  */
 export const TIMING_SENSITIVE = [
   'packages/loop-lag/test/**/*.test.ts',
-  'packages/core/test/{monitor,per-process,shared-recorder,sourcemap}.test.ts',
+  'packages/core/test/{hostile-files,monitor,per-process,phase,shared-recorder,sourcemap}.test.ts',
   'packages/dashboard/test/dashboard.test.ts',
   'packages/nestjs/test/pipeline.test.ts',
   'packages/otel/test/{metrics,no-instrumentation,otlp-example,threads,traces}.test.ts',
   'packages/prometheus/test/{exporter,prometheus-server,threads}.test.ts',
-  'packages/register/test/preload.test.ts',
+  'packages/register/test/**/*.test.ts',
   'packages/*/test/**/*{stall,delay,block,timing}*.test.ts',
   'test/demo/**/*.test.ts',
 ];
