@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StackFrame, StallReport } from '@loopsight/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode } from '../../../test-support/child.js';
 
 // A source map named by code is a file loopsight opens: docs/loop-lag.md, "Safety guarantees".
 // Each scenario runs fixtures/hostile-map.mjs against core's build, in a child process killed at a
@@ -44,40 +45,23 @@ interface Result {
   exitAt: number;
 }
 
-function scenario(target: string, mode: 'evaluated' | 'on-disk', timeoutMs = 20_000): Promise<Result> {
+async function scenario(target: string, mode: 'evaluated' | 'on-disk', timeoutMs = 20_000): Promise<Result> {
   const workDir = join(dir, `run-${run++}`);
   mkdirSync(workDir);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture, JSON.stringify({ target, dir: workDir, mode })], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOOPSIGHT_TEST_SECRET: ENV_SENTINEL },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the process did not exit within ${timeoutMs} ms: ${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', () => {
-      const exitedAt = Date.now();
-      clearTimeout(timer);
-      child.on('close', () => {
-        const events = stdout
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l));
-        const result = events.find((e) => e.event === 'result') ?? {};
-        const exit = events.find((e) => e.event === 'exit') ?? {};
-        resolve({ stdout, stderr, exitedAt, exitAt: exit.at ?? Number.NaN, reports: [], mapped: [], rssGrowthMb: Number.NaN, ...result });
-      });
-    });
-  });
+  const env = { ...process.env, LOOPSIGHT_TEST_SECRET: ENV_SENTINEL };
+  const { stdout, stderr, exitedAt, events } = await runNode([fixture, JSON.stringify({ target, dir: workDir, mode })], { env, timeoutMs });
+  const result = events.find((e) => e.event === 'result') ?? {};
+  const exit = events.find((e) => e.event === 'exit') ?? {};
+  return {
+    stdout,
+    stderr,
+    exitedAt,
+    exitAt: (exit.at as number) ?? Number.NaN,
+    reports: [],
+    mapped: [],
+    rssGrowthMb: Number.NaN,
+    ...result,
+  };
 }
 
 function expectSafe(r: Result, sentinel: string): void {

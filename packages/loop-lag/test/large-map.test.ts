@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WatchdogStallReport, WatchdogStatus } from '@loopsight/loop-lag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode } from '../../../test-support/child.js';
 
 // A bundler's map is mostly `sourcesContent`: a 15 MB one must cost the watchdog thread (32 MB of
 // heap) neither a stall nor its stacks (docs/loop-lag.md, "Source maps"). fixtures/large-map.mjs
@@ -49,35 +49,14 @@ interface Run {
   all: string;
 }
 
-function run(args: object, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the process did not exit within ${timeoutMs} ms: ${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', () => {
-      clearTimeout(timer);
-      const events = stdout
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l));
-      resolve({
-        reports: events.filter((e) => e.event === 'report').map((e) => e.report),
-        errors: events.filter((e) => e.event === 'error'),
-        status: events.find((e) => e.event === 'result')?.status,
-        all: `${stdout}\n${stderr}`,
-      });
-    });
-  });
+async function run(args: object, timeoutMs = 60_000): Promise<Run> {
+  const { events, stdout, stderr } = await runNode([fixture, JSON.stringify(args)], { timeoutMs });
+  return {
+    reports: events.filter((e) => e.event === 'report').map((e) => e.report as Report),
+    errors: events.filter((e) => e.event === 'error') as unknown as Run['errors'],
+    status: events.find((e) => e.event === 'result')?.status as WatchdogStatus | undefined,
+    all: `${stdout}\n${stderr}`,
+  };
 }
 
 const stageOf = (x: Report) => x.stack.find((f) => /^stage\d$/.test(f.functionName));

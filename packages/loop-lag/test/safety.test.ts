@@ -1,9 +1,9 @@
 // The safety guarantees of docs/loop-lag.md ("Safety guarantees"), each held by a child process
 // that blocks, misbehaves or exits: fixtures/capture.mjs, run against the built package.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WatchdogStallReport, WatchdogStatus } from '@loopsight/loop-lag';
 import { describe, expect, it } from 'vitest';
+import { runNode } from '../../../test-support/child.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/capture.mjs', import.meta.url));
 
@@ -30,35 +30,11 @@ interface Run {
 }
 
 /** Runs the fixture; a process that does not exit on its own is killed at `timeoutMs` and fails the test. */
-function run(args: object, timeoutMs = 20_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the process did not exit within ${timeoutMs} ms: ${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      const exitedAt = Date.now();
-      clearTimeout(timer);
-      // stdout may still be draining after 'exit'.
-      child.on('close', () => {
-        const events = stdout
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Event);
-        const reports = events.flatMap((e) => (e.report ? [e.report] : []));
-        resolve({ code, stderr, events, exitedAt, reports, of: (name) => events.find((e) => e.event === name) });
-      });
-    });
-  });
+async function run(args: object, timeoutMs = 20_000): Promise<Run> {
+  const r = await runNode([fixture, JSON.stringify(args)], { timeoutMs });
+  const events = r.events as unknown as Event[];
+  const reports = events.flatMap((e) => (e.report ? [e.report] : []));
+  return { code: r.code, stderr: r.stderr, events, exitedAt: r.exitedAt, reports, of: (name) => events.find((e) => e.event === name) };
 }
 
 const frames = (r: Report | undefined) => r?.stack.map((f) => f.functionName) ?? [];

@@ -1,8 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode } from '../../../test-support/child.js';
 import { packageDir } from './helpers.js';
 
 // LOOPSIGHT_CONFIG names a file the preload reads before the application starts, in every process
@@ -43,32 +44,12 @@ const APP = [
   'server.listen(0, "127.0.0.1", () => setTimeout(() => server.close(), 300));',
 ].join(' ');
 
-function start(config: string, timeoutMs = 15_000): Promise<Started> {
+async function start(config: string, timeoutMs = 15_000): Promise<Started> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('LOOPSIGHT_') && key !== 'NODE_OPTIONS'));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', '@loopsight/register', '-e', APP], {
-      cwd: packageDir,
-      env: { ...clean, LOOPSIGHT_CONFIG: config },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the process did not exit within ${timeoutMs} ms: ${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', () => {
-      clearTimeout(timer);
-      const lines = stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{"loopsight":'));
-      resolve({ startedMs: JSON.parse(stdout.split('\n')[0] || '{}').startedMs ?? Number.NaN, lines, stderr });
-    });
-  });
+  const env = { ...clean, LOOPSIGHT_CONFIG: config };
+  const { stdout, stderr } = await runNode(['--import', '@loopsight/register', '-e', APP], { cwd: packageDir, env, timeoutMs });
+  const lines = stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{"loopsight":'));
+  return { startedMs: JSON.parse(stdout.split('\n')[0] || '{}').startedMs ?? Number.NaN, lines, stderr };
 }
 
 describe('LOOPSIGHT_CONFIG at a file that is not a config', () => {
