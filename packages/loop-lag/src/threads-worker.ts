@@ -380,7 +380,9 @@ function threadsMain(
       watched.delete(data.threadId);
       return;
     }
-    if (data?.type !== 'watch') return;
+    // Once released, a late request (a worker that was stalled answers our hello after the
+    // 'bye') must not be told 'watching': it would hold its stalls for a report that never comes.
+    if (data?.type !== 'watch' || released) return;
     if (!watched.has(data.threadId) && watched.size >= MAX_WATCHED) return;
     watched.set(data.threadId, {
       request: data,
