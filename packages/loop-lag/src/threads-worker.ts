@@ -337,6 +337,7 @@ function threadsMain(
   };
 
   let timer: NodeJS.Timeout | undefined;
+  let dueAt = 0;
   const check = () => {
     timer = undefined;
     let nextMs = 1000;
@@ -356,6 +357,8 @@ function threadsMain(
         continue;
       }
       w.handling = true;
+      // Watched again as soon as this stall is handled (finally below), not a second later.
+      nextMs = Math.min(nextMs, 25);
       Atomics.store(w.beat, GAP, 0);
       stalled(w, lastBeat, seq, age)
         .catch((error) =>
@@ -368,8 +371,15 @@ function threadsMain(
     }
     if (watched.size > 0) schedule(nextMs);
   };
+  // A check asked for sooner than the one pending replaces it: a stall handled must not leave its
+  // worker unwatched until a later check (a second when nothing else is due).
   const schedule = (ms: number) => {
-    if (timer !== undefined) return;
+    const at = nowMs() + ms;
+    if (timer !== undefined) {
+      if (dueAt <= at) return;
+      clearTimeout(timer);
+    }
+    dueAt = at;
     timer = setTimeout(check, ms);
     timer.unref();
   };
