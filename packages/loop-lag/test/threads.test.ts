@@ -53,6 +53,17 @@ describe('worker threads', () => {
     expect(lines.find((l) => l.event === 'worker-exit')?.code).toBe(0);
   });
 
+  // Retried as the one above. Up to a second went by before the watchdog thread looked at a
+  // worker again after a stall: the second block went unseen and was reported without a stack.
+  it('two blocks of a worker 300 ms apart: each reported with its stack and its job', { retry: 2 }, async () => {
+    const lines = await run({ againAfterMs: 300 });
+    const reports = blockReports(lines);
+    expect(reports, JSON.stringify(lines)).toHaveLength(2);
+    expect(reports.map((l) => l.report?.stackSource)).toEqual(['pause', 'pause']);
+    expect(reports.map((l) => l.report?.request)).toEqual([{ correlationId: 'job-7' }, { correlationId: 'job-8' }]);
+    for (const { report } of reports) expect(report?.stack.some((f) => f.functionName === 'blockTheWorker')).toBe(true);
+  });
+
   it('without a watchdog on the main thread, the worker times its own stalls: reported once, without a stack', async () => {
     const lines = await run({ main: false });
     const reports = blockReports(lines);
