@@ -137,6 +137,9 @@ function threadsMain(
     const pending = new Map<number, (message: { result?: unknown; error?: { message: string } }) => void>();
     const scripts = new Map<string, string>();
     let target: string | undefined;
+    // The worker ended (worker.terminate(), process.exit() in it) while we waited for the pause:
+    // it never lands, and the worker does not beat again to time the wait out.
+    let ended = false;
     let nextId = 1;
     let onPaused: ((params: { callFrames: Frame[]; reason: string; hitBreakpoints?: string[] }) => void) | undefined;
     let paused = false;
@@ -163,6 +166,9 @@ function threadsMain(
       // The title is "[worker <threadId>] <name>".
       const id = /^\[worker (\d+)\]/.exec(params.workerInfo.title)?.[1];
       if (id !== undefined) targets.set(Number(id), params.sessionId);
+    });
+    session.on('NodeWorker.detachedFromWorker', ({ params }: { params: { sessionId: string } }) => {
+      if (target !== undefined && params.sessionId === target) ended = true;
     });
     session.on('NodeWorker.receivedMessageFromWorker', ({ params }: { params: { sessionId: string; message: string } }) => {
       if (params.sessionId !== target) return;
@@ -233,7 +239,7 @@ function threadsMain(
         const now = nowMs();
         if (ranAt === undefined && Atomics.load(w.beat, SEQ) !== seq) ranAt = now;
         if (ranAt !== undefined && now - ranAt > commandTimeoutMs) throw new Error('the worker did not pause');
-        if (watched.get(threadId) !== w) return 'gone' as const;
+        if (ended || watched.get(threadId) !== w) return 'gone' as const;
         await nap(2);
       }
       if (landed.reason !== 'other' || landed.hitBreakpoints?.length) return 'foreign' as const;
@@ -268,12 +274,12 @@ function threadsMain(
       }
       // Closing the main thread's session does NOT resume a worker paused through it (measured on
       // Node 20 and 24): detaching from the worker does, whenever our pause lands.
-      if (pauseAsked) {
+      if (pauseAsked && !ended) {
         await detach().catch((error) =>
           send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) }),
         );
-        letGo.delete(detach);
       }
+      letGo.delete(detach);
       try {
         session.disconnect();
       } catch {
