@@ -274,10 +274,12 @@ function threadsMain(
       }
       // Closing the main thread's session does NOT resume a worker paused through it (measured on
       // Node 20 and 24): detaching from the worker does, whenever our pause lands.
-      if (pauseAsked && !ended) {
-        await detach().catch((error) =>
-          send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) }),
-        );
+      if (pauseAsked) {
+        // Tried even when the worker ended: should a pause of ours still land in its teardown,
+        // only a detach could release it. Its failure then tells nobody anything.
+        await detach().catch((error) => {
+          if (!ended) send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) });
+        });
       }
       letGo.delete(detach);
       try {
