@@ -278,7 +278,8 @@ function threadsMain(
         // Tried even when the worker ended: should a pause of ours still land in its teardown,
         // only a detach could release it. Its failure then tells nobody anything.
         await detach().catch((error) => {
-          if (!ended) send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) });
+          if (!ended)
+            send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) });
         });
       }
       letGo.delete(detach);
