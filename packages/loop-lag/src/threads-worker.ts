@@ -137,6 +137,9 @@ function threadsMain(
     const pending = new Map<number, (message: { result?: unknown; error?: { message: string } }) => void>();
     const scripts = new Map<string, string>();
     let target: string | undefined;
+    // The worker ended (worker.terminate(), process.exit() in it) while we waited for the pause:
+    // it never lands, and the worker does not beat again to time the wait out.
+    let ended = false;
     let nextId = 1;
     let onPaused: ((params: { callFrames: Frame[]; reason: string; hitBreakpoints?: string[] }) => void) | undefined;
     let paused = false;
@@ -163,6 +166,9 @@ function threadsMain(
       // The title is "[worker <threadId>] <name>".
       const id = /^\[worker (\d+)\]/.exec(params.workerInfo.title)?.[1];
       if (id !== undefined) targets.set(Number(id), params.sessionId);
+    });
+    session.on('NodeWorker.detachedFromWorker', ({ params }: { params: { sessionId: string } }) => {
+      if (target !== undefined && params.sessionId === target) ended = true;
     });
     session.on('NodeWorker.receivedMessageFromWorker', ({ params }: { params: { sessionId: string; message: string } }) => {
       if (params.sessionId !== target) return;
@@ -233,7 +239,7 @@ function threadsMain(
         const now = nowMs();
         if (ranAt === undefined && Atomics.load(w.beat, SEQ) !== seq) ranAt = now;
         if (ranAt !== undefined && now - ranAt > commandTimeoutMs) throw new Error('the worker did not pause');
-        if (watched.get(threadId) !== w) return 'gone' as const;
+        if (ended || watched.get(threadId) !== w) return 'gone' as const;
         await nap(2);
       }
       if (landed.reason !== 'other' || landed.hitBreakpoints?.length) return 'foreign' as const;
@@ -269,11 +275,14 @@ function threadsMain(
       // Closing the main thread's session does NOT resume a worker paused through it (measured on
       // Node 20 and 24): detaching from the worker does, whenever our pause lands.
       if (pauseAsked) {
-        await detach().catch((error) =>
-          send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) }),
-        );
-        letGo.delete(detach);
+        // Tried even when the worker ended: should a pause of ours still land in its teardown,
+        // only a detach could release it. Its failure then tells nobody anything.
+        await detach().catch((error) => {
+          if (!ended)
+            send({ type: 'error', to: threadId, what: 'the inspector could not let go of the worker', message: messageOf(error) });
+        });
       }
+      letGo.delete(detach);
       try {
         session.disconnect();
       } catch {
@@ -337,6 +346,7 @@ function threadsMain(
   };
 
   let timer: NodeJS.Timeout | undefined;
+  let dueAt = 0;
   const check = () => {
     timer = undefined;
     let nextMs = 1000;
@@ -356,6 +366,8 @@ function threadsMain(
         continue;
       }
       w.handling = true;
+      // Watched again as soon as this stall is handled (finally below), not a second later.
+      nextMs = Math.min(nextMs, 25);
       Atomics.store(w.beat, GAP, 0);
       stalled(w, lastBeat, seq, age)
         .catch((error) =>
@@ -368,8 +380,15 @@ function threadsMain(
     }
     if (watched.size > 0) schedule(nextMs);
   };
+  // A check asked for sooner than the one pending replaces it: a stall handled must not leave its
+  // worker unwatched until a later check (a second when nothing else is due).
   const schedule = (ms: number) => {
-    if (timer !== undefined) return;
+    const at = nowMs() + ms;
+    if (timer !== undefined) {
+      if (dueAt <= at) return;
+      clearTimeout(timer);
+    }
+    dueAt = at;
     timer = setTimeout(check, ms);
     timer.unref();
   };
@@ -380,7 +399,9 @@ function threadsMain(
       watched.delete(data.threadId);
       return;
     }
-    if (data?.type !== 'watch') return;
+    // Once released, a late request (a worker that was stalled answers our hello after the
+    // 'bye') must not be told 'watching': it would hold its stalls for a report that never comes.
+    if (data?.type !== 'watch' || released) return;
     if (!watched.has(data.threadId) && watched.size >= MAX_WATCHED) return;
     watched.set(data.threadId, {
       request: data,
