@@ -67,7 +67,7 @@ describe('worker threads', () => {
 
   // Retried as the one above. Up to a second went by before the watchdog thread looked at a
   // worker again after a stall: the second block went unseen and was reported without a stack.
-  it('two blocks of a worker 300 ms apart: each reported with its stack and its job', { retry: 2 }, async () => {
+  it('two blocks of a worker 300 ms apart: each reported with its stack and its job', async () => {
     const lines = await run({ againAfterMs: 300 });
     const reports = blockReports(lines);
     expect(reports, JSON.stringify(lines)).toHaveLength(2);
