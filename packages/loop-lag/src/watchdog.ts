@@ -15,6 +15,7 @@ import {
   BEAT_EXPECTED,
   BEAT_EXPECTED_END,
   BEAT_GAP,
+  BEAT_GAP_END,
   BEAT_MS,
   BEAT_SEQ,
   BEAT_SLOTS,
@@ -292,7 +293,10 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#lastBeat = now;
     const beats = this.#beats;
     if (!beats) return;
-    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
+    if (gap > Atomics.load(beats, BEAT_GAP)) {
+      Atomics.store(beats, BEAT_GAP_END, Math.floor(now) | 0);
+      Atomics.store(beats, BEAT_GAP, gap);
+    }
     Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
     // Read at every beat (tens of nanoseconds): a debugger opened later, by inspector.open() or
     // SIGUSR1, is seen by the next capture.
@@ -526,7 +530,9 @@ class Watchdog<S extends object> implements StallWatchdog {
       const gapMs = Atomics.load(beats, BEAT_GAP);
       const durationMs = gapMs - this.#heartbeatMs;
       if (durationMs >= this.#options.thresholdMs) {
-        this.#emit({ durationMs, at: Date.now() - gapMs, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
+        const endedAgo = ((Math.floor(monotonicMs()) | 0) - Atomics.load(beats, BEAT_GAP_END)) | 0;
+        const at = Date.now() - endedAgo - gapMs;
+        this.#emit({ durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
       }
     }
     const now = monotonicMs();

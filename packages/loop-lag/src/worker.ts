@@ -22,7 +22,9 @@ export const BEAT_GAP = 5;
 export const BEAT_EXPECTED = 6;
 /** When the latest expectBlocking() call ended, ms as in BEAT_MS: blocking after it is not declared. */
 export const BEAT_EXPECTED_END = 7;
-export const BEAT_SLOTS = 8;
+/** When the gap in BEAT_GAP ended, ms as in BEAT_MS: a missed stall is placed in time by it. */
+export const BEAT_GAP_END = 8;
+export const BEAT_SLOTS = 9;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
@@ -146,6 +148,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const GAP = 5;
   const EXPECTED = 6;
   const EXPECTED_END = 7;
+  const GAP_END = 8;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -633,23 +636,27 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   /**
    * A stall that began and ended while this thread could not look (mapping a large source map, or
    * not scheduled on a loaded machine): the main thread's longest gap between beats tells it. It is
-   * reported without a stack (the main thread's profile may have one), never lost.
+   * reported without a stack, never lost. It asks for no profile: taking one blocks the main thread
+   * in turn (hundreds of ms on Node 24 under load), and the stall that follows, the one the profile
+   * is for, would then find the profiler busy.
    */
-  const missed = (now: number, age: number) => {
+  const missed = (now: number) => {
     if (Atomics.load(beat, GAP) - config.heartbeatMs < config.thresholdMs) return;
     const gapMs = Atomics.exchange(beat, GAP, 0);
     const durationMs = gapMs - config.heartbeatMs;
     if (durationMs < config.thresholdMs) return;
-    // Taken as ending at the last beat: later beats would have been shorter gaps.
-    const endedMono = now - age;
+    // The beat that ended the gap, not the last one: shorter gaps since leave the longest in place,
+    // and a window placed after the stall would take its profile stack from later work.
+    const endedAgo = ((Math.floor(now) | 0) - Atomics.load(beat, GAP_END)) | 0;
+    const endedMono = now - endedAgo;
     send({
       type: 'stall',
       durationMs,
-      at: Date.now() - age - gapMs,
+      at: Date.now() - endedAgo - gapMs,
       stack: [],
       stackSource: 'none',
       window: [(endedMono - gapMs) * 1000, endedMono * 1000],
-      wantsProfile: config.profiler,
+      wantsProfile: false,
       stackSkipped: 'unavailable',
     });
   };
@@ -672,7 +679,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
     const age = ((Math.floor(now) | 0) - lastBeat) | 0;
     if (age < config.thresholdMs) {
-      missed(now, age);
+      missed(now);
       setTimeout(check, Math.max(1, config.thresholdMs - age)).unref();
       return;
     }
