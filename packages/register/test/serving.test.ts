@@ -152,13 +152,22 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
       await sleep(500);
       expect(await scrape(port)).toBeUndefined();
-      // Round-robin: blocking requests reach both workers; each is counted on its worker's port.
-      for (let i = 0; i < 4; i++) await (await request(`${url}/block/300`)).body.text();
-      const counts = await until('the stalls on the workers’ ports', async () => {
-        const c = [stalls(await scrape(port + 1), '__unrouted__'), stalls(await scrape(port + 2), '__unrouted__')];
-        return c[0] + c[1] >= 4 ? c : undefined;
-      });
-      expect(counts.every((c) => c >= 1)).toBe(true);
+      // Blocking requests reach both workers: the primary hands out connections round-robin, so each
+      // request takes a connection of its own (a kept-alive one stays with one worker). Each
+      // worker's stalls are counted on its own port.
+      const counted = async () => [stalls(await scrape(port + 1), '__unrouted__'), stalls(await scrape(port + 2), '__unrouted__')];
+      let counts = await counted();
+      for (let i = 0; i < 12 && !counts.every((c) => c >= 1); i++) {
+        await (await request(`${url}/block/300`, { reset: true })).body.text();
+        counts = await until('the stall on a worker’s port', async () => {
+          const c = await counted();
+          return c[0] + c[1] > i ? c : undefined;
+        });
+      }
+      expect(
+        counts.every((c) => c >= 1),
+        JSON.stringify(counts),
+      ).toBe(true);
       expect(trouble(app.lines())).toEqual([]);
     } finally {
       expect(await app.close()).toBe(0);
