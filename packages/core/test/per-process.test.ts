@@ -220,8 +220,10 @@ describe('a thousand apps of each framework in one process', () => {
     expect(kept(many, manyPlain)).toBeLessThanOrEqual(kept(one, onePlain) + 5);
     // RSS after building 3,000 apps grows without loopsight too (117 MB here), and where it settles
     // varies by up to 40 MB between identical runs, with or without loopsight (docs/core.md): the
-    // bound is what loopsight adds over the same apps without it.
-    expect(many.rssMb - manyPlain.rssMb).toBeLessThanOrEqual(30);
+    // bound is what loopsight adds over the same apps without it, beyond what it adds to one app
+    // (its watchdog thread: an isolate of 18 MB on Node 24 and later; Node 26 measured +23 and +34
+    // MB over the plain 3,000 apps in two runs, +9 MB over one plain app).
+    expect(many.rssMb - manyPlain.rssMb).toBeLessThanOrEqual(Math.max(0, one.rssMb - onePlain.rssMb) + 30);
     // Idle CPU over 5 s: identical runs of one configuration differ by up to 1.4 points on this
     // machine (1000 apps: 1.89 and 3.29 in two runs a minute apart), and a bound of 1.5 failed once
     // on a quiet machine; one monitor per app cost +11 points at 50 apps before they were shared, which
