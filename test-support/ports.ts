@@ -11,3 +11,21 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A port that is free together with the `count - 1` ports after it (listen on each, then close). */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await freePort();
+    const taken = await Promise.all(
+      Array.from({ length: count - 1 }, (_, i) => {
+        return new Promise<boolean>((resolve) => {
+          const server = createServer();
+          server.once('error', () => resolve(true));
+          server.listen(first + i + 1, () => server.close(() => resolve(false)));
+        });
+      }),
+    );
+    if (!taken.includes(true)) return first;
+  }
+  throw new Error(`no run of ${count} free ports in 50 tries`);
+}

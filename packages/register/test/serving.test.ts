@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePortRun } from '../../../test-support/ports.js';
 import { fixture, freePort, packageDir } from './helpers.js';
 
 const preload = join(packageDir, 'dist/index.js');
@@ -144,7 +145,8 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
   });
 
   it('under cluster with 2 workers: worker N serves on the port plus N; the primary binds nothing', async () => {
-    const port = await freePort();
+    // Workers bind the port plus their id: all three must be free.
+    const port = await freePortRun(3);
     const app = await launch([process.execPath, fixture('cluster.mjs')], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
       expect([...(app.ready.workers as number[])].sort()).toEqual([1, 2]);
