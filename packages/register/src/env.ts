@@ -94,7 +94,9 @@ const MAX_CONFIG_BYTES = 64 * 1024;
  * The config file's text, or why it is not read: a regular file only (a path stat first, so a
  * FIFO or device is never opened, then the descriptor's fstat), opened without blocking, at most
  * MAX_CONFIG_BYTES, and only as many bytes as fstat says (a /proc file says 0). The same rule as
- * loop-lag's source maps (sourcemap.ts), kept here: the preload reads this before loading anything.
+ * loop-lag's source maps (sourcemap.ts), written twice for now: that reader lives inside
+ * createSourceMapper, whose body is sent to the watchdog thread as source text and can call nothing
+ * outside it. One reader once thread code is ordinary modules.
  */
 function readConfigFile(path: string): string | { refused: string } {
   try {
