@@ -59,7 +59,7 @@ export default defineConfig({
     // The groups run one after another (groupOrder); only the first runs files side by side.
     projects: [
       // Real servers and child processes that wait on I/O more than they compute: four at a time
-      // on CI's two cores (LOOPSIGHT_WORKERS: CI's side-by-side runs take two each).
+      // on CI's two cores (LOOPSIGHT_WORKERS: CI's side-by-side runs take one or two each).
       {
         extends: true,
         test: {
@@ -70,7 +70,9 @@ export default defineConfig({
           sequence: { groupOrder: 0 },
         },
       },
-      // One file at a time, alone on the machine: a neighbour's load would be a stall of its own.
+      // One file at a time: a neighbour's injected blocks and CPU work would be stalls of its own.
+      // Each file still holds with one other timing-sensitive run beside it (CI runs Node 24's,
+      // 26's and 22's side by side: together about one core and a half, as they mostly wait).
       {
         extends: true,
         test: {

@@ -64,4 +64,32 @@ describe(`Node ${process.versions.node}`, () => {
     if (major >= 23) expect(seen).toEqual(['created']);
     if (major <= 20) expect(seen).toEqual([]);
   });
+
+  // A watched worker talks to the watchdog thread over a BroadcastChannel: from Node 22 on, the first
+  // message a channel delivers in a worker builds undici's MessageEvent, loading undici there: a
+  // stall of its own at the worker's start on a loaded machine (docs/loop-lag.md, docs/runtimes.md).
+  it('loads undici (MessageEvent) at the first BroadcastChannel message in a worker from Node 22 on, not on Node 20', () => {
+    const out = probe(
+      [],
+      `
+      import { BroadcastChannel, Worker } from 'node:worker_threads';
+      const worker = new Worker(\`
+        const { BroadcastChannel, parentPort } = require('node:worker_threads');
+        const undici = () => process.moduleLoadList.some((m) => m.includes('internal/deps/undici'));
+        const channel = new BroadcastChannel('runtime-probe');
+        const before = undici();
+        channel.onmessage = () => { parentPort.postMessage({ before, after: undici() }); channel.close(); };
+        parentPort.postMessage('ready');
+      \`, { eval: true, execArgv: [] });
+      const channel = new BroadcastChannel('runtime-probe');
+      worker.on('message', (m) => {
+        if (m === 'ready') return channel.postMessage('first');
+        console.log(JSON.stringify(m));
+        channel.close();
+        worker.terminate();
+      });
+    `,
+    );
+    expect(JSON.parse(out)).toEqual({ before: false, after: major >= 22 });
+  });
 });
