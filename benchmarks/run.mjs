@@ -22,8 +22,10 @@ import { frameworks, ROUTE, ROUTES } from './configs.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
-const READY_TIMEOUT_MS = 20_000;
-const IPC_TIMEOUT_MS = 10_000;
+// Generous: CI's smoke run starts servers beside other test runs (NestJS took over 20 s to answer
+// at a load average of 10).
+const READY_TIMEOUT_MS = 60_000;
+const IPC_TIMEOUT_MS = 30_000;
 const PAUSE_MS = 200;
 
 // ---------------------------------------------------------------------------------------------
