@@ -82,10 +82,10 @@ async function service(): Promise<void> {
 }
 
 // Each scenario is a child process that spins in while (true) {} for most of its run (one core):
-// two run side by side, ahead of the tests, and each test asserts on its own. Nothing they assert
+// three run side by side, ahead of the tests, and each test asserts on its own. Nothing they assert
 // is a duration a neighbour moves: a vm timeout is timed by V8's own thread, and the 2 s bound on a
 // termination is 20 times what one takes.
-const scenario = ahead<Line[] | undefined>(2, {
+const scenario = ahead<Line[] | undefined>(3, {
   'vm default': () => run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag: undefined }, 60_000),
   service: async () => {
     await service();
