@@ -216,7 +216,12 @@ describe('a thousand apps of each framework in one process', () => {
       one: () => run(1),
       onePlain: () => run(1, true),
     });
-    const [many, manyPlain, one, onePlain] = (await Promise.all(['many', 'manyPlain', 'one', 'onePlain'].map(scenario))) as ManyApps[];
+    const [many, manyPlain, one, onePlain] = (await Promise.all(['many', 'manyPlain', 'one', 'onePlain'].map(scenario))) as [
+      ManyApps,
+      ManyApps,
+      ManyApps,
+      ManyApps,
+    ];
     expect(many.threads).toBeLessThanOrEqual(one.threads + 1);
     // The 2,997 dropped apps' monitors went with them: the process knows the three kept apps' (and
     // at most a few whose last references V8 or Node's own caches still held at the last GC).
