@@ -166,14 +166,15 @@ describe('one loopsight per process', () => {
   });
 
   it('the process exits on its own after the last monitor stops, in any stop order', async () => {
-    // One after the other: the stall each names is its own block's, which a neighbour's load could
-    // land the pause after (then the report names no job).
     for (const order of ['0,1,2', '2,0,1', '1,2,0']) {
       const started = Date.now();
       const child = await runNode([fixture('stop-order.mjs'), order], { timeoutMs: 15_000 });
       expect(child.stderr, `order ${order}`).toBe('');
       expect(child.code).toBe(0);
-      expect(JSON.parse(child.stdout)).toEqual({ order, stalls: ['job-of-the-last'] });
+      // The stall reported to the monitor left, naming its job unless a loaded machine landed the pause late.
+      const { stalls } = JSON.parse(child.stdout) as { stalls: string[] };
+      expect(stalls, `order ${order}`).toHaveLength(1);
+      expect(['job-of-the-last', 'late-pause']).toContain(stalls[0]);
       expect(child.exitedAt - started).toBeLessThan(10_000);
     }
   });
