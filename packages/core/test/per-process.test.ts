@@ -243,7 +243,9 @@ describe('a thousand apps of each framework in one process', () => {
     // this bound still catches several times over.
     expect(many.idleCpuPercent).toBeLessThanOrEqual(one.idleCpuPercent + 3);
     for (const result of [one, many]) {
-      expect(result.stalls.map((s) => s.correlationId)).toEqual(['the-blocker']);
+      // The stalls that name a request (a loaded machine, the runs beside this one, can add one with
+      // none in flight): the block's, once.
+      expect(result.stalls.filter((s) => s.correlationId !== null).map((s) => s.correlationId)).toEqual(['the-blocker']);
       expect(result.byMonitor).toEqual({ express: 0, koa: 1, fastify: 0 });
     }
   });
