@@ -70,8 +70,6 @@ const scenario = ahead(2, {
   'block-exit hang': () => run({ scenario: 'block-exit', faults: [{ step: 'pause', kind: 'hang' }] }),
   'block-exit': () => run({ scenario: 'block-exit' }),
   'block-throw': () => run({ scenario: 'block-throw' }),
-  'debugger on-stall': () => run({ scenario: 'debugger', options: { debuggerQuietMs: 500, debuggerMode: 'on-stall' } }),
-  'debugger always': () => run({ scenario: 'debugger', options: { debuggerQuietMs: 500, debuggerMode: 'always' } }),
   'open-later': () => run({ scenario: 'open-later' }),
 });
 
@@ -180,7 +178,9 @@ describe("someone else's debugger", () => {
   it.each(['on-stall', 'always'])(
     'debuggerMode %s: a second inspector session that pauses the main thread for 1 s is not resumed early; the stall is timed without a stack',
     async (debuggerMode) => {
-      const r = await scenario(`debugger ${debuggerMode}`);
+      // Alone, after the others: a pause asked at the moment of a capture (of a stall a neighbour's
+      // load adds) is the watchdog's to resume, and the debugger's 1 s would end early.
+      const r = await run({ scenario: 'debugger', options: { debuggerQuietMs: 500, debuggerMode } });
       expect(r.code, r.stderr).toBe(0);
       const times = r.of('debugger');
       const pausedAt = times?.pausedAt ?? Number.NaN;
