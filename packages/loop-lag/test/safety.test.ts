@@ -65,12 +65,12 @@ const exitRuns = (name: string, loopsight: boolean) =>
 const scenario = ahead(2, {
   ...Object.fromEntries(faultCases.map(([step, kind]) => [`${step} ${kind}`, () => run({ scenario: 'fault', faults: [{ step, kind }] })])),
   kill: () => run({ scenario: 'fault', faults: [{ step: 'evaluate', kind: 'kill' }] }),
+  'open-later': () => run({ scenario: 'open-later' }),
   restarts: () => run({ scenario: 'restarts', faults: [{ step: 'pause', kind: 'kill', everyWorker: true }], options: { count: 6 } }),
   ...Object.fromEntries(['sleep-end', 'sleep-exit'].flatMap((s) => [...exitRuns(s, false), ...exitRuns(s, true)])),
   'block-exit hang': () => run({ scenario: 'block-exit', faults: [{ step: 'pause', kind: 'hang' }] }),
   'block-exit': () => run({ scenario: 'block-exit' }),
   'block-throw': () => run({ scenario: 'block-throw' }),
-  'open-later': () => run({ scenario: 'open-later' }),
 });
 
 describe('a fault at any step of a capture', () => {
