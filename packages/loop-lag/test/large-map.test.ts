@@ -69,9 +69,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// The three children side by side, ahead of the tests: each mostly waits (its stalls are 200 ms
-// blocks 500 ms apart) and what is asserted is each one's own reports, which a neighbour does not move.
-const scenario = ahead(3, {
+// Two children side by side, ahead of the tests: each mostly waits (its stalls are 200 ms blocks
+// 500 ms apart) and what is asserted is each one's own reports. (Three at once, on a loaded 2-core
+// machine, lost a stage's report to a stall of the machine's own.)
+const scenario = ahead(2, {
   mapped: () => run({ bundle: bundle('mapped'), count: 10 }),
   'over-budget': () => run({ bundle: bundle('over-budget', 400_000), count: 10 }),
   killed: () => run({ bundle: bundle('killed'), count: 4, faults: [{ step: 'pause', kind: 'kill' }] }),
