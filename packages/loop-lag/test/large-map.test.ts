@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { WatchdogStallReport, WatchdogStatus } from '@loopsight/loop-lag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode } from '../../../test-support/child.js';
+import { ahead } from '../../../test-support/lanes.js';
 
 // A bundler's map is mostly `sourcesContent`: a 15 MB one must cost the watchdog thread (32 MB of
 // heap) neither a stall nor its stacks (docs/loop-lag.md, "Source maps"). fixtures/large-map.mjs
@@ -68,9 +69,18 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// Two children side by side, ahead of the tests: each mostly waits (its stalls are 200 ms blocks
+// 500 ms apart) and what is asserted is each one's own reports. (Three at once, on a loaded 2-core
+// machine, lost a stage's report to a stall of the machine's own.)
+const scenario = ahead(2, {
+  mapped: () => run({ bundle: bundle('mapped'), count: 10 }),
+  'over-budget': () => run({ bundle: bundle('over-budget', 400_000), count: 10 }),
+  killed: () => run({ bundle: bundle('killed'), count: 4, faults: [{ step: 'pause', kind: 'kill' }] }),
+});
+
 describe('a 15 MB source map, mostly sourcesContent', () => {
   it('10 of 10 stalls reported with their stacks, source-mapped; the watchdog thread never dies', async () => {
-    const r = await run({ bundle: bundle('mapped'), count: 10 });
+    const r = await scenario('mapped');
     expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 0 });
     expect(stalls(r), r.all).toHaveLength(10);
     stalls(r).forEach((x, i) => {
@@ -87,7 +97,7 @@ describe('a 15 MB source map, mostly sourcesContent', () => {
   });
 
   it('with mappings over the budget: 10 of 10 stalls with their stacks, unmapped, and one line saying why', async () => {
-    const r = await run({ bundle: bundle('over-budget', 400_000), count: 10 });
+    const r = await scenario('over-budget');
     expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 0 });
     expect(stalls(r), r.all).toHaveLength(10);
     for (const x of stalls(r)) {
@@ -99,7 +109,7 @@ describe('a 15 MB source map, mostly sourcesContent', () => {
   });
 
   it('the watchdog thread killed on purpose is restarted: the next stalls have their stacks, source-mapped', async () => {
-    const r = await run({ bundle: bundle('killed'), count: 4, faults: [{ step: 'pause', kind: 'kill' }] });
+    const r = await scenario('killed');
     expect(r.status, r.all).toMatchObject({ mode: 'worker', stacks: true, restarts: 1 });
     // The stall the thread died capturing is reported without a stack; the three after it with theirs.
     expect(

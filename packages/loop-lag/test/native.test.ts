@@ -18,7 +18,16 @@ const cases = [
   { kind: 'exec', culprit: 'runReportSync' },
 ];
 
-describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4'])('%s: a stall inside a synchronous native call', (name) => {
+// Where the pause lands and which frame is named does not depend on the framework: Express runs
+// every kind of call. Each other adapter runs one kind, a different one each, which still checks
+// its own part (the request and route its scope gives the report) and sees three of the kinds a
+// second time.
+describe.each([
+  ['express 5', cases.map((c) => c.kind)],
+  ['fastify 5', ['gzip']],
+  ['koa 3', ['json']],
+  ['hono 4', ['exec']],
+])('%s: a stall inside a synchronous native call', (name, kinds) => {
   let app: TestApp;
   const reports: StallReport[] = [];
   beforeAll(async () => {
@@ -31,7 +40,7 @@ describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4'])('%s: a stall inside
   });
   afterAll(() => app.close());
 
-  it.each(cases)('$kind: one report naming $culprit and the request', async ({ kind, culprit }) => {
+  it.each(cases.filter((c) => kinds.includes(c.kind)))('$kind: one report naming $culprit and the request', async ({ kind, culprit }) => {
     const id = `native-${kind}`;
     const res = await request(`${app.url}/native/${kind}`, { headers: { 'x-request-id': id } });
     expect(res.statusCode).toBe(200);

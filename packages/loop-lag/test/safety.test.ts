@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { WatchdogStallReport, WatchdogStatus } from '@loopsight/loop-lag';
 import { describe, expect, it } from 'vitest';
 import { runNode } from '../../../test-support/child.js';
+import { ahead } from '../../../test-support/lanes.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/capture.mjs', import.meta.url));
 
@@ -27,6 +28,8 @@ interface Run {
   exitedAt: number;
   reports: Report[];
   of: (name: string) => Event | undefined;
+  /** The reports printed after the block ended: its own (a loaded machine may add stalls before it, starting up). */
+  ofBlock: Report[];
 }
 
 /** Runs the fixture; a process that does not exit on its own is killed at `timeoutMs` and fails the test. */
@@ -34,19 +37,47 @@ async function run(args: object, timeoutMs = 20_000): Promise<Run> {
   const r = await runNode([fixture, JSON.stringify(args)], { timeoutMs });
   const events = r.events as unknown as Event[];
   const reports = events.flatMap((e) => (e.report ? [e.report] : []));
-  return { code: r.code, stderr: r.stderr, events, exitedAt: r.exitedAt, reports, of: (name) => events.find((e) => e.event === name) };
+  const ended = events.findIndex((e) => e.event === 'block-ended');
+  const ofBlock = ended < 0 ? [] : events.slice(ended).flatMap((e) => (e.report ? [e.report] : []));
+  return {
+    code: r.code,
+    stderr: r.stderr,
+    events,
+    exitedAt: r.exitedAt,
+    reports,
+    of: (name) => events.find((e) => e.event === name),
+    ofBlock,
+  };
 }
 
 const frames = (r: Report | undefined) => r?.stack.map((f) => f.functionName) ?? [];
 
-describe('a fault at any step of a capture', () => {
-  const steps = ['probe', 'enable', 'pause', 'evaluate', 'resume', 'disconnect'] as const;
-  const cases = steps.flatMap((step) => (['fail', 'hang'] as const).map((kind) => [step, kind] as const));
+const steps = ['probe', 'enable', 'pause', 'evaluate', 'resume', 'disconnect'] as const;
+const faultCases = steps.flatMap((step) => (['fail', 'hang'] as const).map((kind) => [step, kind] as const));
+const EXIT_RUNS = 2;
+const exitRuns = (name: string, loopsight: boolean) =>
+  Array.from({ length: EXIT_RUNS }, (_, i) => [`${name} ${loopsight} ${i}`, () => run({ scenario: name, loopsight })] as const);
 
-  it.each(cases)(
+// Every scenario is a child process that mostly waits (starting, sleeps, blocks of 200-300 ms):
+// two run side by side, ahead of the tests, and each test asserts on its own child's output.
+// The bounds below are each child's own (lag, exit delay after its own block), which a neighbour
+// does not move: measured with two side by side and another timing file beside them.
+const scenario = ahead(2, {
+  ...Object.fromEntries(faultCases.map(([step, kind]) => [`${step} ${kind}`, () => run({ scenario: 'fault', faults: [{ step, kind }] })])),
+  kill: () => run({ scenario: 'fault', faults: [{ step: 'evaluate', kind: 'kill' }] }),
+  'open-later': () => run({ scenario: 'open-later' }),
+  restarts: () => run({ scenario: 'restarts', faults: [{ step: 'pause', kind: 'kill', everyWorker: true }], options: { count: 6 } }),
+  ...Object.fromEntries(['sleep-end', 'sleep-exit'].flatMap((s) => [...exitRuns(s, false), ...exitRuns(s, true)])),
+  'block-exit hang': () => run({ scenario: 'block-exit', faults: [{ step: 'pause', kind: 'hang' }] }),
+  'block-exit': () => run({ scenario: 'block-exit' }),
+  'block-throw': () => run({ scenario: 'block-throw' }),
+});
+
+describe('a fault at any step of a capture', () => {
+  it.each(faultCases)(
     '%s: %s: the main thread runs within 1 s, the next stall is reported with its stack, the process exits',
     async (step, kind) => {
-      const r = await run({ scenario: 'fault', faults: [{ step, kind }] });
+      const r = await scenario(`${step} ${kind}`);
       const result = r.of('result');
       expect(r.code, r.stderr).toBe(0);
       expect(result?.lagMs, JSON.stringify(r.events)).toBeLessThan(1000);
@@ -62,7 +93,7 @@ describe('a fault at any step of a capture', () => {
   );
 
   it('the worker killed while the main thread is paused: the thread runs on, that stall is reported without a stack, the worker is restarted and the next stall has its stack', async () => {
-    const r = await run({ scenario: 'fault', faults: [{ step: 'evaluate', kind: 'kill' }] });
+    const r = await scenario('kill');
     expect(r.code, r.stderr).toBe(0);
     expect(r.of('result')?.lagMs, JSON.stringify(r.events)).toBeLessThan(1000);
     expect(r.of('result')?.status, JSON.stringify(r.events)).toMatchObject({ mode: 'worker', stacks: true, restarts: 1 });
@@ -76,8 +107,7 @@ describe('a fault at any step of a capture', () => {
   });
 
   it('a worker that dies at every stall: restarted 3 times, then stalls are timed on the main thread, with one more warning', async () => {
-    const faults = [{ step: 'pause', kind: 'kill', everyWorker: true }];
-    const r = await run({ scenario: 'restarts', faults, options: { count: 6 } });
+    const r = await scenario('restarts');
     expect(r.code, r.stderr).toBe(0);
     expect(r.of('result')?.status, JSON.stringify(r.events)).toMatchObject({ mode: 'main-thread', restarts: 3 });
     // Every stall is reported, none with a stack (a loaded machine may add short stalls of its own).
@@ -90,10 +120,9 @@ describe('a fault at any step of a capture', () => {
   });
 });
 
-/** Exit delay: ms from the end of the block to the exit of the process. The least of `n` runs. */
-async function exitDelay(args: object, n = 2): Promise<{ delayMs: number; runs: Run[] }> {
-  const runs: Run[] = [];
-  for (let i = 0; i < n; i++) runs.push(await run(args));
+/** Exit delay: ms from the end of the block to the exit of the process. The least of the runs. */
+async function exitDelay(name: string, loopsight: boolean): Promise<{ delayMs: number; runs: Run[] }> {
+  const runs = await Promise.all(exitRuns(name, loopsight).map(([key]) => scenario(key)));
   const delays = runs.map((r) => r.exitedAt - (r.of('block-ended')?.at ?? Number.NaN));
   return { delayMs: Math.min(...delays), runs };
 }
@@ -101,45 +130,47 @@ async function exitDelay(args: object, n = 2): Promise<{ delayMs: number; runs: 
 describe('a stall that ends the process', () => {
   it.each(['sleep-end', 'sleep-exit'])(
     '%s (1.5 s in execFileSync): the stall is reported, no "Waiting for the debugger", exit within 200 ms of a run without loopsight',
-    async (scenario) => {
-      const plain = await exitDelay({ scenario, loopsight: false });
-      const watched = await exitDelay({ scenario });
+    async (name) => {
+      const plain = await exitDelay(name, false);
+      const watched = await exitDelay(name, true);
       for (const r of watched.runs) {
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr).not.toMatch(/Waiting for the debugger/);
-        expect(r.reports, JSON.stringify(r.events)).toHaveLength(1);
-        expect(r.reports[0]?.durationMs).toBeGreaterThanOrEqual(1400);
-        expect(frames(r.reports[0])).toContain('execFileSync');
+        expect(r.ofBlock, JSON.stringify(r.events)).toHaveLength(1);
+        expect(r.ofBlock[0]?.durationMs).toBeGreaterThanOrEqual(1400);
+        expect(frames(r.ofBlock[0])).toContain('execFileSync');
       }
-      console.log(`${scenario}: exit ${watched.delayMs} ms after the block with loopsight, ${plain.delayMs} ms without`);
+      console.log(`${name}: exit ${watched.delayMs} ms after the block with loopsight, ${plain.delayMs} ms without`);
       expect(watched.delayMs - plain.delayMs).toBeLessThanOrEqual(200);
     },
   );
 
   it('process.exit() during a capture (the pause never answered): exits at once, reported, no "Waiting for the debugger"', async () => {
-    const r = await run({ scenario: 'block-exit', faults: [{ step: 'pause', kind: 'hang' }] });
+    const r = await scenario('block-exit hang');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/Waiting for the debugger/);
     expect(r.exitedAt - (r.of('block-ended')?.at ?? 0)).toBeLessThan(500);
-    expect(r.reports, JSON.stringify(r.events)).toHaveLength(1);
-    expect(r.reports[0]?.durationMs).toBeGreaterThanOrEqual(200);
+    expect(r.ofBlock, JSON.stringify(r.events)).toHaveLength(1);
+    expect(r.ofBlock[0]?.durationMs).toBeGreaterThanOrEqual(200);
   });
 
   it('process.exit() right after a stall: the stall is reported with its stack, no "Waiting for the debugger"', async () => {
-    const r = await run({ scenario: 'block-exit' });
+    const r = await scenario('block-exit');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/Waiting for the debugger/);
     expect(r.exitedAt - (r.of('block-ended')?.at ?? 0)).toBeLessThan(500);
-    expect(frames(r.reports[0]), JSON.stringify(r.events)).toContain('firstBlock');
+    expect(r.ofBlock, JSON.stringify(r.events)).toHaveLength(1);
+    expect(frames(r.ofBlock[0]), JSON.stringify(r.events)).toContain('firstBlock');
   });
 
   it('an uncaught exception thrown right after a stall: the process fails with it, at once, and the stall is reported', async () => {
-    const r = await run({ scenario: 'block-throw' });
+    const r = await scenario('block-throw');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/thrown right after a stall/);
     expect(r.stderr).not.toMatch(/Waiting for the debugger/);
     expect(r.exitedAt - (r.of('block-ended')?.at ?? 0)).toBeLessThan(500);
-    expect(frames(r.reports[0]), JSON.stringify(r.events)).toContain('firstBlock');
+    expect(r.ofBlock, JSON.stringify(r.events)).toHaveLength(1);
+    expect(frames(r.ofBlock[0]), JSON.stringify(r.events)).toContain('firstBlock');
   });
 });
 
@@ -147,6 +178,8 @@ describe("someone else's debugger", () => {
   it.each(['on-stall', 'always'])(
     'debuggerMode %s: a second inspector session that pauses the main thread for 1 s is not resumed early; the stall is timed without a stack',
     async (debuggerMode) => {
+      // Alone, after the others: a pause asked at the moment of a capture (of a stall a neighbour's
+      // load adds) is the watchdog's to resume, and the debugger's 1 s would end early.
       const r = await run({ scenario: 'debugger', options: { debuggerQuietMs: 500, debuggerMode } });
       expect(r.code, r.stderr).toBe(0);
       const times = r.of('debugger');
@@ -181,7 +214,7 @@ describe("someone else's debugger", () => {
   );
 
   it('an inspector opened after start (inspector.open(), as SIGUSR1 does): no pause while it is open, stacks again once closed', async () => {
-    const r = await run({ scenario: 'open-later' });
+    const r = await scenario('open-later');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/Waiting for the debugger/);
     const [open, closed] = r.reports;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { ahead } from '../../../test-support/lanes.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const registerDir = fileURLToPath(new URL('../../register/', import.meta.url));
@@ -38,14 +39,78 @@ async function run(name: string, args: object, timeoutMs: number): Promise<Line[
     .map((l) => JSON.parse(l) as Line);
 }
 
+/**
+ * Calls at each timeout to the service: the race at every moment of a capture is caught by the 10
+ * calls at each timeout of the two tests above; the service adds the preload's monitor and HTTP.
+ */
+const SERVICE_CALLS = 3;
+
+/** The vm-service fixture under the preload: each call's answer is asserted as it comes. */
+async function service(): Promise<void> {
+  const child = spawn(process.execPath, ['--import', '@loopsight/register', fixture('vm-service.mjs')], {
+    cwd: registerDir,
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOOPSIGHT_') && k !== 'NODE_OPTIONS')) },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0] as string) as { port: number }).port);
+      });
+      child.once('exit', () => reject(new Error(`the service exited: ${stderr}`)));
+    });
+    const get = async (path: string) => {
+      // A call the termination was lost in never answers: 5 s is far beyond a 150 ms timeout.
+      const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
+      return res.body.text();
+    };
+    for (const timeout of TIMEOUTS) {
+      for (let i = 0; i < SERVICE_CALLS; i++) {
+        expect(JSON.parse(await get(`/eval?timeout=${timeout}`)), `${timeout} ms, call ${i}`).toEqual({
+          code: 'ERR_SCRIPT_EXECUTION_TIMEOUT',
+        });
+        expect(await get('/health')).toBe('ok');
+      }
+    }
+    // The preload's monitor was watching: the service reported stalls.
+    expect(stderr).toMatch(/"loopsight":"stall"/);
+  } finally {
+    clearTimeout(killer);
+    child.stdin.end();
+    child.kill('SIGKILL');
+  }
+}
+
+// Each scenario is a child process that spins in while (true) {} for most of its run (one core):
+// two run side by side, ahead of the tests, and each test asserts on its own. Nothing they assert
+// is a duration a neighbour moves: a vm timeout is timed by V8's own thread, and the 2 s bound on a
+// termination is 20 times what one takes.
+const scenario = ahead<Line[] | undefined>(2, {
+  'vm default': () => run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag: undefined }, 60_000),
+  service: async () => {
+    await service();
+    return undefined;
+  },
+  'vm every': () => run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag: { maxStacksPerMinute: 1000 } }, 60_000),
+  terminate: () => run('terminate-workers.mjs', { mode: 'terminate', workers: 6, rounds: 3 }, 60_000),
+  exit: () => run('terminate-workers.mjs', { mode: 'exit', workers: 6, rounds: 3 }, 60_000),
+});
+const linesOf = async (name: string) => (await scenario(name)) ?? [];
+
 describe('vm timeouts around while (true) {}', () => {
   it.each([
-    ['a default monitor', undefined],
-    ['a monitor that captures every stall', { maxStacksPerMinute: 1000 }],
+    ['a default monitor', 'vm default'],
+    ['a monitor that captures every stall', 'vm every'],
   ])(
     '%s: 10 calls at each of 100 to 150 ms, every one throws ERR_SCRIPT_EXECUTION_TIMEOUT',
-    async (_, loopLag) => {
-      const lines = await run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag }, 60_000);
+    async (_, name) => {
+      const lines = await linesOf(name);
       const calls = lines.filter((l) => l.timeout !== undefined);
       expect(calls).toHaveLength(TIMEOUTS.length * 10);
       for (const call of calls) expect(call, JSON.stringify(call)).toMatchObject({ code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' });
@@ -54,51 +119,14 @@ describe('vm timeouts around while (true) {}', () => {
     70_000,
   );
 
-  it('an HTTP service started with the preload (node --import @loopsight/register): every call times out, /health answers after each', async () => {
-    const child = spawn(process.execPath, ['--import', '@loopsight/register', fixture('vm-service.mjs')], {
-      cwd: registerDir,
-      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LOOPSIGHT_') && k !== 'NODE_OPTIONS')) },
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let out = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => {
-          out += d;
-          if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0] as string) as { port: number }).port);
-        });
-        child.once('exit', () => reject(new Error(`the service exited: ${stderr}`)));
-      });
-      const get = async (path: string) => {
-        // A call the termination was lost in never answers: 5 s is far beyond a 150 ms timeout.
-        const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
-        return res.body.text();
-      };
-      for (const timeout of TIMEOUTS) {
-        for (let i = 0; i < 10; i++) {
-          expect(JSON.parse(await get(`/eval?timeout=${timeout}`)), `${timeout} ms, call ${i}`).toEqual({
-            code: 'ERR_SCRIPT_EXECUTION_TIMEOUT',
-          });
-          expect(await get('/health')).toBe('ok');
-        }
-      }
-      // The preload's monitor was watching: the service reported stalls.
-      expect(stderr).toMatch(/"loopsight":"stall"/);
-    } finally {
-      clearTimeout(killer);
-      child.stdin.end();
-      child.kill('SIGKILL');
-    }
+  it('an HTTP service started with the preload (node --import @loopsight/register): 3 calls at each of 100 to 150 ms, every one times out, /health answers after each', async () => {
+    await scenario('service');
   }, 100_000);
 });
 
 describe('worker threads with a monitor inside, spinning in while (true) {}', () => {
   it('worker.terminate() of 6 workers at random moments, during captures too: every one resolves within 2 s', async () => {
-    const lines = await run('terminate-workers.mjs', { mode: 'terminate', workers: 6, rounds: 3 }, 60_000);
+    const lines = await linesOf('terminate');
     const ended = lines.filter((l) => l.afterMs !== undefined);
     expect(ended, JSON.stringify(lines)).toHaveLength(18);
     for (const worker of ended) {
@@ -109,7 +137,7 @@ describe('worker threads with a monitor inside, spinning in while (true) {}', ()
   }, 70_000);
 
   it('process.exit() in 6 workers at random moments, during captures too: each ends with its code within 2 s, nothing after it runs', async () => {
-    const lines = await run('terminate-workers.mjs', { mode: 'exit', workers: 6, rounds: 3 }, 60_000);
+    const lines = await linesOf('exit');
     const ended = lines.filter((l) => l.afterMs !== undefined);
     expect(ended, JSON.stringify(lines)).toHaveLength(18);
     for (const worker of ended) {
