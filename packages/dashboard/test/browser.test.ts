@@ -77,7 +77,13 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
     await browser?.close();
   });
 
+  // What the page shows (charts, gaps, reasons, the in-flight list, hostile ids, reconnections) is
+  // the page's and the feed's, the same on every framework: Express runs it all. Fastify and Koa
+  // check what their adapters do: serve the page and its feed (live, new chart points), name the
+  // route and id of a stall and a floating promise, answer 403 when authorize says no, and no
+  // console error; dashboard.test.ts covers their headers, Host checks and stream ends over HTTP.
   for (const framework of frameworks) {
+    const deep = framework.name === 'express';
     describe(framework.name, () => {
       let app: DashboardApp;
       let page: Page;
@@ -95,7 +101,7 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
             onReport: () => {},
           },
           // Short streams: every test below also runs across the page's reconnections.
-          { authorize: (req) => req.headers['x-dashboard-token'] === TOKEN, feedSeconds: 4 },
+          { authorize: (req) => req.headers['x-dashboard-token'] === TOKEN, feedSeconds: 2 },
         );
         page = await browser.context.newPage();
         await page.setExtraHTTPHeaders({ 'x-dashboard-token': TOKEN });
@@ -114,18 +120,21 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
       });
 
       // The page is not open yet: the dashboard records its chart points anyway.
-      it('charts a stall that happened while no page was open', { retry: 2 }, async () => {
-        expect(browser.context.pages().some((p) => p.url().startsWith(app.url))).toBe(false);
-        const res = await fetch(`${app.url}/block/400`, { headers: { 'x-request-id': `unseen-${framework.name}` } });
-        expect(res.status).toBe(200);
-        // The 1 s stats window that holds the block completes, and a tick records it.
-        await new Promise((resolve) => setTimeout(resolve, 2_500));
-        await page.goto(`${app.url}/loopsight`);
-        await page.locator('.status.live').waitFor({ timeout: 5_000 });
-        expect(await points(page)).toBeGreaterThanOrEqual(3);
-        expect(await chartData(page, 'peakMs')).toBeGreaterThanOrEqual(300);
-        await page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` }).waitFor({ timeout: 3_000 });
-      });
+      if (deep)
+        it('charts a stall that happened while no page was open', { retry: 2 }, async () => {
+          // A retry closes the page the failed attempt opened.
+          await page.goto('about:blank');
+          expect(browser.context.pages().some((p) => p.url().startsWith(app.url))).toBe(false);
+          const res = await fetch(`${app.url}/block/400`, { headers: { 'x-request-id': `unseen-${framework.name}` } });
+          expect(res.status).toBe(200);
+          // The 1 s stats window that holds the block completes, and a tick records it.
+          await new Promise((resolve) => setTimeout(resolve, 2_500));
+          await page.goto(`${app.url}/loopsight`);
+          await page.locator('.status.live').waitFor({ timeout: 5_000 });
+          expect(await points(page)).toBeGreaterThanOrEqual(3);
+          expect(await chartData(page, 'peakMs')).toBeGreaterThanOrEqual(300);
+          await page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` }).waitFor({ timeout: 3_000 });
+        });
 
       it('loads, and the delay chart gets new points within 3 s', async () => {
         const response = await page.goto(`${app.url}/loopsight`);
@@ -168,83 +177,88 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
         await expect(item.locator('.route').textContent()).resolves.toBe('POST /checkout');
       });
 
-      it('shows a hostile correlation id as text and runs nothing', { retry: 2 }, async () => {
-        const res = await fetch(`${app.url}/block/350`, { headers: { 'x-request-id': HOSTILE_ID } });
-        expect(res.headers.get('x-request-id')).toBe(HOSTILE_ID);
-        const item = page.locator('#stalls li.report', { hasText: HOSTILE_ID });
-        await appears(item, page.locator('#stalls li.report summary'), 3_000);
-        await expect(item.locator('.cid').textContent()).resolves.toBe(HOSTILE_ID);
-        expect(await page.locator('main img').count()).toBe(0);
-        // An onerror handler would have run by now.
-        await page.waitForTimeout(300);
-        expect(dialogs).toEqual([]);
-      });
+      if (deep)
+        it('shows a hostile correlation id as text and runs nothing', { retry: 2 }, async () => {
+          const res = await fetch(`${app.url}/block/350`, { headers: { 'x-request-id': HOSTILE_ID } });
+          expect(res.headers.get('x-request-id')).toBe(HOSTILE_ID);
+          const item = page.locator('#stalls li.report', { hasText: HOSTILE_ID });
+          await appears(item, page.locator('#stalls li.report summary'), 3_000);
+          await expect(item.locator('.cid').textContent()).resolves.toBe(HOSTILE_ID);
+          expect(await page.locator('main img').count()).toBe(0);
+          // An onerror handler would have run by now.
+          await page.waitForTimeout(300);
+          expect(dialogs).toEqual([]);
+        });
 
-      it('shows requests in flight, oldest first', { timeout: 90_000 }, async () => {
-        const picture = framework.name === 'express';
-        // The checked-in picture gets a minute of chart first.
-        if (picture && UPDATE_SCREENSHOT)
-          await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points) >= 60, undefined, {
-            timeout: 80_000,
-          });
-        const waiting = [1, 2].map((n) => fetch(`${app.url}/orders/${n}/wait/4000`, { headers: { 'x-request-id': `wait-${n}` } }));
-        await page.locator('#inflight tr', { hasText: 'wait-1' }).waitFor({ timeout: 3_000 });
-        await page.locator('#inflight tr', { hasText: 'wait-2' }).waitFor({ timeout: 3_000 });
-        const rows = await page.locator('#inflight tr').allTextContents();
-        const routes = rows.filter((r) => r.includes('wait-'));
-        expect(routes[0]).toContain('GET /orders/:id/wait/:ms');
-        // The page's own feed is not listed.
-        expect(rows.join('\n')).not.toContain('/loopsight');
-        if (picture) await screenshot(page);
-        await Promise.all(waiting);
-      });
+      if (deep)
+        it('shows requests in flight, oldest first', { timeout: 90_000 }, async () => {
+          const picture = framework.name === 'express';
+          // The checked-in picture gets a minute of chart first.
+          if (picture && UPDATE_SCREENSHOT)
+            await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points) >= 60, undefined, {
+              timeout: 80_000,
+            });
+          const waiting = [1, 2].map((n) => fetch(`${app.url}/orders/${n}/wait/4000`, { headers: { 'x-request-id': `wait-${n}` } }));
+          await page.locator('#inflight tr', { hasText: 'wait-1' }).waitFor({ timeout: 3_000 });
+          await page.locator('#inflight tr', { hasText: 'wait-2' }).waitFor({ timeout: 3_000 });
+          const rows = await page.locator('#inflight tr').allTextContents();
+          const routes = rows.filter((r) => r.includes('wait-'));
+          expect(routes[0]).toContain('GET /orders/:id/wait/:ms');
+          // The page's own feed is not listed.
+          expect(rows.join('\n')).not.toContain('/loopsight');
+          if (picture) await screenshot(page);
+          await Promise.all(waiting);
+        });
 
-      it('breaks the chart lines across a gap instead of joining the points', { timeout: 20_000 }, async () => {
-        const gaps = await chartData(page, 'gaps');
-        const before = await points(page);
-        // 4 s of blocking: no point can be taken in between.
-        await fetch(`${app.url}/block/4000`);
-        await page.waitForFunction(
-          (n) => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points ?? 0) > n + 1,
-          before,
-          {
-            timeout: 5_000,
-          },
-        );
-        expect(await chartData(page, 'gaps')).toBe(gaps + 1);
-      });
+      if (deep)
+        it('breaks the chart lines across a gap instead of joining the points', { timeout: 20_000 }, async () => {
+          const gaps = await chartData(page, 'gaps');
+          const before = await points(page);
+          // 4 s of blocking: no point can be taken in between.
+          await fetch(`${app.url}/block/4000`);
+          await page.waitForFunction(
+            (n) => Number(document.querySelector<HTMLElement>('#delay-chart')?.dataset.points ?? 0) > n + 1,
+            before,
+            {
+              timeout: 5_000,
+            },
+          );
+          expect(await chartData(page, 'gaps')).toBe(gaps + 1);
+        });
 
-      it('says why a stall has no culprit and no request', async () => {
-        const report: StallReport = {
-          type: 'stall',
-          durationMs: 321,
-          at: Date.now(),
-          stack: [],
-          stackSource: 'none',
-          stackSkipped: 'unavailable',
-          debuggerAttached: true,
-          inflight: 0,
-        };
-        internals(app.monitor).report(report);
-        const item = page.locator('#stalls li.report', { hasText: '321 ms' });
-        await appears(item, page.locator('#stalls li.report summary'), 3_000);
-        await expect(item.locator('.culprit').textContent()).resolves.toBe('no culprit');
-        const why = await item.locator('.why').textContent();
-        expect(why).toContain('a debugger may be attached');
-        expect(why).toContain('no request was running');
-        expect(await item.locator('.why').isVisible()).toBe(true);
-      });
+      if (deep)
+        it('says why a stall has no culprit and no request', async () => {
+          const report: StallReport = {
+            type: 'stall',
+            durationMs: 321,
+            at: Date.now(),
+            stack: [],
+            stackSource: 'none',
+            stackSkipped: 'unavailable',
+            debuggerAttached: true,
+            inflight: 0,
+          };
+          internals(app.monitor).report(report);
+          const item = page.locator('#stalls li.report', { hasText: '321 ms' });
+          await appears(item, page.locator('#stalls li.report summary'), 3_000);
+          await expect(item.locator('.culprit').textContent()).resolves.toBe('no culprit');
+          const why = await item.locator('.why').textContent();
+          expect(why).toContain('a debugger may be attached');
+          expect(why).toContain('no request was running');
+          expect(await item.locator('.why').isVisible()).toBe(true);
+        });
 
-      it('stays live across the end of each stream (feedSeconds), keeping an opened stall open', { timeout: 20_000 }, async () => {
-        const streams = () => page.evaluate(() => Number(document.body.dataset.streams ?? 0));
-        const item = page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` });
-        await item.locator('summary').click();
-        const before = await streams();
-        await page.waitForFunction((n) => Number(document.body.dataset.streams ?? 0) >= n + 2, before, { timeout: 12_000 });
-        expect(await streams()).toBeGreaterThanOrEqual(before + 2);
-        await expect(item.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).resolves.toBe(true);
-        await page.locator('.status.live').waitFor({ timeout: 2_000 });
-      });
+      if (deep)
+        it('stays live across the end of each stream (feedSeconds), keeping an opened stall open', { timeout: 20_000 }, async () => {
+          const streams = () => page.evaluate(() => Number(document.body.dataset.streams ?? 0));
+          const item = page.locator('#stalls li.report', { hasText: `unseen-${framework.name}` });
+          await item.locator('summary').click();
+          const before = await streams();
+          await page.waitForFunction((n) => Number(document.body.dataset.streams ?? 0) >= n + 2, before, { timeout: 12_000 });
+          expect(await streams()).toBeGreaterThanOrEqual(before + 2);
+          await expect(item.locator('details').evaluate((d) => (d as HTMLDetailsElement).open)).resolves.toBe(true);
+          await page.locator('.status.live').waitFor({ timeout: 2_000 });
+        });
 
       it('is refused when authorize says no', async () => {
         const stranger = await browser.context.newPage();

@@ -3,8 +3,8 @@ import { connect, type Socket } from 'node:net';
 import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { internals } from '@loopsight/core/internal';
 import { createDashboard } from '@loopsight/dashboard';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type DashboardApp, frameworks } from './apps.js';
+import { describe, expect, it } from 'vitest';
+import { frameworks } from './apps.js';
 
 const express = frameworks[0] as (typeof frameworks)[number];
 const quiet = { loopLag: { windowMs: 1000 }, promises: { mode: 'full' as const }, onReport: () => {}, logger: { warn: () => {} } };
@@ -109,14 +109,21 @@ const DOCUMENTED_HEADERS = {
   'cache-control': 'no-store',
 };
 
-/** A client that asks for the feed and never reads a byte of it. */
+/**
+ * A client that asks for the feed and stops reading once its answer starts (so the caller knows it
+ * holds a slot): it reads no more than the first chunk, and never closes.
+ */
 function nonReader(url: string): Promise<Socket> {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname, () => {
       socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+    });
+    socket.once('data', (chunk: Buffer) => {
       socket.pause();
-      resolve(socket);
+      const head = chunk.toString('latin1');
+      if (head.startsWith('HTTP/1.1 200 ')) resolve(socket);
+      else reject(new Error(`the feed answered ${head.split('\r\n')[0]}`));
     });
     socket.on('error', reject);
   });
@@ -157,15 +164,12 @@ describe('createDashboard options', () => {
   });
 });
 
-describe('the dashboard over HTTP (Express)', () => {
-  let app: DashboardApp | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
-  it('serves the page, its script and styles to loopback clients by default, with a strict CSP', async () => {
-    app = await express.start(quiet, {});
+// The tests below each start an app of their own and mostly wait (for ticks, feedSeconds, history),
+// so they run side by side (vitest's maxConcurrency: 5 at a time); none blocks the loop.
+describe.concurrent('the dashboard over HTTP (Express)', () => {
+  it('serves the page, its script and styles to loopback clients by default, with a strict CSP', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, {});
+    onTestFinished(() => app.close());
     const page = await fetch(`${app.url}/loopsight`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
@@ -181,8 +185,9 @@ describe('the dashboard over HTTP (Express)', () => {
     expect((await fetch(`${app.url}/loopsight/dashboard.js`, { method: 'HEAD' })).status).toBe(200);
   });
 
-  it('answers only under its path and leaves everything else to the app', async () => {
-    app = await express.start(quiet, { path: '/ops/loop' });
+  it('answers only under its path and leaves everything else to the app', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, { path: '/ops/loop' });
+    onTestFinished(() => app.close());
     expect((await fetch(`${app.url}/loopsight`)).status).toBe(404);
     expect((await fetch(`${app.url}/ops/loopx`)).status).toBe(404);
     await expect((await fetch(`${app.url}/ops/loop/nothing`)).text()).resolves.toBe('Not Found\n');
@@ -192,9 +197,10 @@ describe('the dashboard over HTTP (Express)', () => {
     expect(await blocked.json()).toMatchObject({ id: 'pass-1' });
   });
 
-  it('refuses every path with 403 when authorize says no, throws or rejects', async () => {
+  it('refuses every path with 403 when authorize says no, throws or rejects', async ({ onTestFinished }) => {
     let answer: () => boolean | Promise<boolean> = () => false;
-    app = await express.start(quiet, { authorize: () => answer() });
+    const app = await express.start(quiet, { authorize: () => answer() });
+    onTestFinished(() => app.close());
     for (const deny of [() => false, () => Promise.resolve(false), () => Promise.reject(new Error('auth down')), () => 1 as never]) {
       answer = deny;
       for (const path of ['/loopsight', '/loopsight/events', '/loopsight/dashboard.js', '/loopsight/nothing']) {
@@ -210,8 +216,9 @@ describe('the dashboard over HTTP (Express)', () => {
     expect(app.monitor.counters().internalErrors).toBeGreaterThan(0);
   });
 
-  it('sends a snapshot, then a tick a second and each report as it comes, bounded', async () => {
-    app = await express.start(quiet, { maxReports: 3 });
+  it('sends a snapshot, then a tick a second and each report as it comes, bounded', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, { maxReports: 3 });
+    onTestFinished(() => app.close());
     for (const n of [1, 2, 3, 4]) internals(app.monitor).report(stall(`before-${n}`));
     const feed = await openFeed(`${app.url}/loopsight/events`);
     try {
@@ -235,15 +242,19 @@ describe('the dashboard over HTTP (Express)', () => {
     }
   });
 
-  it('lists requests in flight oldest first, without its own feeds', async () => {
-    app = await express.start(quiet, {});
+  it('lists requests in flight oldest first, without its own feeds', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, {});
+    onTestFinished(() => app.close());
     const feed = await openFeed(`${app.url}/loopsight/events`);
     const waiting = fetch(`${app.url}/orders/7/wait/2500`, { headers: { 'x-request-id': 'wait-7' } });
     try {
       await new Promise((resolve) => setTimeout(resolve, 200));
       const later = fetch(`${app.url}/orders/8/wait/2000`, { headers: { 'x-request-id': 'wait-8' } });
-      await feed.next('tick');
-      const tick = (await feed.next('tick')) as { inflight: { total: number; oldest: { id: string; route: string }[] } };
+      // The first tick that sees the second request (on a busy machine it can arrive a tick late);
+      // both wait until about 2.2 s from now.
+      type Tick = { inflight: { total: number; oldest: { id: string; route: string }[] } };
+      let tick = (await feed.next('tick')) as Tick;
+      for (let n = 0; n < 3 && tick.inflight.total < 2; n++) tick = (await feed.next('tick')) as Tick;
       expect(tick.inflight.oldest.map((s) => s.id)).toEqual(['wait-7', 'wait-8']);
       expect(tick.inflight.total).toBe(2);
       await later;
@@ -253,8 +264,11 @@ describe('the dashboard over HTTP (Express)', () => {
     }
   });
 
-  it('keeps a bounded chart history with no page open, reads only loop stats then, and refuses feeds past maxClients', async () => {
-    app = await express.start(quiet, { maxClients: 1, historySeconds: 3 });
+  it('keeps a bounded chart history with no page open, reads only loop stats then, and refuses feeds past maxClients', async ({
+    onTestFinished,
+  }) => {
+    const app = await express.start(quiet, { maxClients: 1, historySeconds: 3 });
+    onTestFinished(() => app.close());
     // Counts the dashboard's reads of the real monitor: with no page open it reads loop stats for
     // the chart point, and never the in-flight list or the counters.
     const monitor = app.monitor;
@@ -288,8 +302,9 @@ describe('the dashboard over HTTP (Express)', () => {
     expect(reads.inflight).toBe(after);
   });
 
-  it('says why a stall has no culprit or no request', async () => {
-    app = await express.start(quiet, {});
+  it('says why a stall has no culprit or no request', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, {});
+    onTestFinished(() => app.close());
     const feed = await openFeed(`${app.url}/loopsight/events`);
     try {
       await feed.next('snapshot');
@@ -318,8 +333,9 @@ describe('the dashboard over HTTP (Express)', () => {
     }
   });
 
-  it('ends its feeds when the monitor stops', async () => {
-    app = await express.start(quiet, {});
+  it('ends its feeds when the monitor stops', async ({ onTestFinished }) => {
+    const app = await express.start(quiet, {});
+    onTestFinished(() => app.close());
     const feed = await openFeed(`${app.url}/loopsight/events`);
     await feed.next('snapshot');
     await app.monitor.stop();
@@ -330,15 +346,10 @@ describe('the dashboard over HTTP (Express)', () => {
   });
 });
 
-describe.each(frameworks)('safe by default ($name)', (framework) => {
-  let app: DashboardApp | undefined;
-  afterEach(async () => {
-    await app?.close();
-    app = undefined;
-  });
-
-  it('refuses a Host that does not name this machine (DNS rebinding), serves loopback names', async () => {
-    app = await framework.start(quiet, {});
+describe.concurrent.each(frameworks)('safe by default ($name)', (framework) => {
+  it('refuses a Host that does not name this machine (DNS rebinding), serves loopback names', async ({ onTestFinished }) => {
+    const app = await framework.start(quiet, {});
+    onTestFinished(() => app.close());
     const port = new URL(app.url).port;
     for (const host of [
       'evil.example',
@@ -373,8 +384,9 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
     }
   });
 
-  it('answers HEAD on every path with the headers a GET gets, and a HEAD of the feed holds no slot', async () => {
-    app = await framework.start(quiet, { maxClients: 1 });
+  it('answers HEAD on every path with the headers a GET gets, and a HEAD of the feed holds no slot', async ({ onTestFinished }) => {
+    const app = await framework.start(quiet, { maxClients: 1 });
+    onTestFinished(() => app.close());
     for (const path of ['/loopsight', '/loopsight/dashboard.js', '/loopsight/dashboard.css', '/loopsight/events', '/loopsight/nothing']) {
       const head = await get(app.url + path, { method: 'HEAD', ms: 2_000 });
       const full = await get(app.url + path, { ms: 300 });
@@ -390,9 +402,10 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
     feed.close();
   });
 
-  it('sends the documented headers on every response: page, assets, feed, 403, 404, 405, 503', async () => {
+  it('sends the documented headers on every response: page, assets, feed, 403, 404, 405, 503', async ({ onTestFinished }) => {
     let allow = true;
-    app = await framework.start(quiet, { maxClients: 1, authorize: () => allow });
+    const app = await framework.start(quiet, { maxClients: 1, authorize: () => allow });
+    onTestFinished(() => app.close());
     const seen: [string, Answer][] = [];
     for (const path of ['/loopsight', '/loopsight/dashboard.js', '/loopsight/dashboard.css', '/loopsight/nothing']) {
       seen.push([path, await get(app.url + path)]);
@@ -422,16 +435,18 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
     for (const [what, res] of seen) expect(res.headers, what).toMatchObject(DOCUMENTED_HEADERS);
   });
 
-  it('drops clients that never read after feedSeconds: 10 of them do not lock out an 11th', { timeout: 20_000 }, async () => {
-    app = await framework.start(quiet, { feedSeconds: 2 });
+  it('drops clients that never read after feedSeconds: 10 of them do not lock out an 11th', { timeout: 20_000 }, async ({
+    onTestFinished,
+  }) => {
+    const app = await framework.start(quiet, { feedSeconds: 2 });
+    onTestFinished(() => app.close());
     const url = `${app.url}/loopsight/events`;
     const stuck = await Promise.all(Array.from({ length: 10 }, () => nonReader(url)));
     try {
-      await sleep(300);
       // All ten slots are held: the operator is refused for now...
       expect((await get(url)).status).toBe(503);
       // ...and served once feedSeconds (2 s, plus the tick that ends them: at most 1 s) are up.
-      await sleep(3_000);
+      await sleep(3_500);
       const operator = await openFeed(url);
       await operator.next('snapshot');
       operator.close();
@@ -440,8 +455,11 @@ describe.each(frameworks)('safe by default ($name)', (framework) => {
     }
   });
 
-  it("ends a reading page's stream after feedSeconds with a bye, so it reconnects at once", { timeout: 10_000 }, async () => {
-    app = await framework.start(quiet, { feedSeconds: 1 });
+  it("ends a reading page's stream after feedSeconds with a bye, so it reconnects at once", { timeout: 10_000 }, async ({
+    onTestFinished,
+  }) => {
+    const app = await framework.start(quiet, { feedSeconds: 1 });
+    onTestFinished(() => app.close());
     const feed = await openFeed(`${app.url}/loopsight/events`);
     await feed.next('snapshot');
     await feed.next('bye', 3_000);
