@@ -192,8 +192,7 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
   });
 });
 
-// The two startup scenarios side by side: processes that mostly wait.
-describe.concurrent('startup stalls under the preload', () => {
+describe('startup stalls under the preload', () => {
   it("the module-loading stall is phase 'startup', counted under __startup__ and writes no report line; a stall after listen is not", async () => {
     const port = await freePort();
     const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'early'], { LOOPSIGHT_METRICS_PORT: String(port) });
@@ -219,7 +218,7 @@ describe.concurrent('startup stalls under the preload', () => {
   });
 });
 
-describe.concurrent('startup stalls before the monitor starts (it starts at the first listen)', () => {
+describe('startup stalls before the monitor starts (it starts at the first listen)', () => {
   it('a 400 ms block of module loading, timed by the preload, is counted under __startup__ and writes no line', async () => {
     const port = await freePort();
     const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
