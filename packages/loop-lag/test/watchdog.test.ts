@@ -76,11 +76,16 @@ describe('limits and degradation', () => {
     }
     // Only the stalls of these jobs: a loaded machine can add a stall of its own.
     const mine = await reportsOf(reports, 'rl-', 4);
-    expect(mine.filter((r) => r.stackSource === 'pause')).toHaveLength(2);
-    const skipped = mine.filter((r) => r.stackSkipped === 'rate-limited');
-    expect(skipped).toHaveLength(2);
+    // Two stacks, then none: a loaded machine can pause late (a stack still) or find the watchdog's
+    // thread not ready (no stack, 'unavailable', no capture spent); the last stall is rate-limited.
+    expect(
+      mine.filter((r) => r.stack.length > 0).map((r) => r.stackSource),
+      JSON.stringify(mine),
+    ).toEqual([expect.stringMatching(/^(late-)?pause$/), expect.stringMatching(/^(late-)?pause$/)]);
+    expect(mine.at(-1)?.stackSkipped, JSON.stringify(mine)).toBe('rate-limited');
+    const skipped = mine.filter((r) => r.stack.length === 0);
     for (const r of skipped) {
-      expect(r.stack).toEqual([]);
+      expect(['rate-limited', 'unavailable'], JSON.stringify(mine)).toContain(r.stackSkipped);
       expect(r.durationMs).toBeGreaterThanOrEqual(100);
     }
   });
