@@ -182,12 +182,17 @@ describe('lifecycle', () => {
     const script = fileURLToPath(new URL('./fixtures/stop-during-block.mjs', import.meta.url));
     const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 20_000 });
     const reports = JSON.parse(stdout) as WatchdogStallReport<unknown>[];
-    expect(reports, stdout).toHaveLength(2);
-    for (const report of reports) {
-      // A pause the new watchdog did not ask for would have read as a debugger's.
-      expect(report.debuggerAttached, JSON.stringify(report)).toBeUndefined();
+    // A pause the new watchdog did not ask for would have read as a debugger's: in no report,
+    // including a stall of a loaded machine's own (under the two 300 ms blocks' length).
+    for (const report of reports) expect(report.debuggerAttached, JSON.stringify(report)).toBeUndefined();
+    const blocks = reports.filter((r) => r.durationMs >= 250);
+    expect(blocks, stdout).toHaveLength(2);
+    for (const report of blocks) {
       expect(['pause', 'late-pause']).toContain(report.stackSource);
-      expect(report.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
+      expect(
+        report.stack.some((f) => f.functionName === 'blockTheLoop'),
+        JSON.stringify(report),
+      ).toBe(true);
     }
   });
 });
