@@ -57,7 +57,8 @@ describe('attribution outside HTTP', () => {
     await sleep(400);
     expect(reports).toHaveLength(1);
     expect(reports[0]?.request).toBeUndefined();
-    expect(reports[0]?.stackSource).toBe('pause');
+    // A loaded machine can pause late: still within the block, its stack is the block's.
+    expect(['pause', 'late-pause']).toContain(reports[0]?.stackSource);
     // The first frame outside Node's own code: on Node 24 the pause often lands inside the
     // `performance` getter that blockTheLoop calls.
     expect(reports[0]?.stack.find((f) => !f.url.startsWith('node:'))?.functionName, JSON.stringify(reports[0])).toBe('blockTheLoop');
