@@ -9,10 +9,11 @@ import { expect, it } from 'vitest';
 // 250 ms block, as the README's sample shows.
 const demo = fileURLToPath(new URL('../../examples/express-demo/', import.meta.url));
 
-it('the demo prints its stall and promise reports, and the stats of the window with the block, on every run (5 runs)', {
+it('the demo prints its stall and promise reports, and the stats of the window with the block, on every run (5 runs, 2 at a time)', {
   timeout: 120_000,
 }, async () => {
-  for (let run = 1; run <= 5; run++) {
+  // Two runs side by side: each mostly waits, and a neighbour's load is what CI adds anyway.
+  const check = async (run: number) => {
     const { stdout } = await promisify(execFile)(process.execPath, ['index.js'], { cwd: demo, timeout: 30_000 });
     const section = (title: string) => stdout.split(`\n${title}`)[1]?.split('\n\n')[0] ?? '';
     const stalls = section('Stall reports');
@@ -26,5 +27,8 @@ it('the demo prints its stall and promise reports, and the stats of the window w
     expect(loop, `run ${run}:\n${stdout}`).toMatch(/window that holds the block/);
     const max = Number(/ max ([\d.]+) ms /.exec(loop)?.[1]);
     expect(max, `run ${run}:\n${stdout}`).toBeGreaterThanOrEqual(250 - 50);
-  }
+  };
+  await Promise.all([check(1), check(2)]);
+  await Promise.all([check(3), check(4)]);
+  await check(5);
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { StackFrame, StallReport } from '@loopsight/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNode } from '../../../test-support/child.js';
+import { limit } from '../../../test-support/limit.js';
 
 // A source map named by code is a file loopsight opens: docs/loop-lag.md, "Safety guarantees".
 // Each scenario runs fixtures/hostile-map.mjs against core's build, in a child process killed at a
@@ -45,11 +46,16 @@ interface Result {
   exitAt: number;
 }
 
+// Two scenarios at a time: each mostly waits for its watchdog and its block.
+const turn = limit(2);
+
 async function scenario(target: string, mode: 'evaluated' | 'on-disk', timeoutMs = 20_000): Promise<Result> {
   const workDir = join(dir, `run-${run++}`);
   mkdirSync(workDir);
   const env = { ...process.env, LOOPSIGHT_TEST_SECRET: ENV_SENTINEL };
-  const { stdout, stderr, exitedAt, events } = await runNode([fixture, JSON.stringify({ target, dir: workDir, mode })], { env, timeoutMs });
+  const { stdout, stderr, exitedAt, events } = await turn(() =>
+    runNode([fixture, JSON.stringify({ target, dir: workDir, mode })], { env, timeoutMs }),
+  );
   const result = events.find((e) => e.event === 'result') ?? {};
   const exit = events.find((e) => e.event === 'exit') ?? {};
   return {
@@ -81,16 +87,21 @@ function expectSafe(r: Result, sentinel: string): void {
   expect(r.exitedAt - r.exitAt, all).toBeLessThan(1000);
 }
 
-describe.each(Object.entries(files))('sourceMappingURL at %s', (_name, { target, sentinel }) => {
-  it('in code the app evaluates (new Function, //# sourceURL): the stall is reported with its stack, RSS < +50 MB, nothing of the file is shown, exit within 1 s', async () => {
+// Concurrent, two processes at a time (turn): the timeout covers the turns before a test's own.
+describe.concurrent.each(Object.entries(files))('sourceMappingURL at %s', (_name, { target, sentinel }) => {
+  it('in code the app evaluates (new Function, //# sourceURL): the stall is reported with its stack, RSS < +50 MB, nothing of the file is shown, exit within 1 s', {
+    timeout: 120_000,
+  }, async () => {
     expectSafe(await scenario(target(), 'evaluated'), sentinel);
   });
 
-  it('named by a module file on disk, through a link ending in .map: the same', async () => {
+  it('named by a module file on disk, through a link ending in .map: the same', { timeout: 120_000 }, async () => {
     expectSafe(await scenario(target(), 'on-disk'), sentinel);
   });
 });
 
-it('sourceMappingURL at a ../ path out of the script directory, in code the app evaluates: the same', async () => {
+it.concurrent('sourceMappingURL at a ../ path out of the script directory, in code the app evaluates: the same', {
+  timeout: 120_000,
+}, async () => {
   expectSafe(await scenario('../../../../../../../../../../etc/passwd', 'evaluated'), 'root:x:0:0');
 });

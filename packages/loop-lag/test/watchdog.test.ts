@@ -57,7 +57,8 @@ describe('attribution outside HTTP', () => {
     await sleep(400);
     expect(reports).toHaveLength(1);
     expect(reports[0]?.request).toBeUndefined();
-    expect(reports[0]?.stackSource).toBe('pause');
+    // A loaded machine can pause late: still within the block, its stack is the block's.
+    expect(['pause', 'late-pause']).toContain(reports[0]?.stackSource);
     // The first frame outside Node's own code: on Node 24 the pause often lands inside the
     // `performance` getter that blockTheLoop calls.
     expect(reports[0]?.stack.find((f) => !f.url.startsWith('node:'))?.functionName, JSON.stringify(reports[0])).toBe('blockTheLoop');
@@ -76,11 +77,16 @@ describe('limits and degradation', () => {
     }
     // Only the stalls of these jobs: a loaded machine can add a stall of its own.
     const mine = await reportsOf(reports, 'rl-', 4);
-    expect(mine.filter((r) => r.stackSource === 'pause')).toHaveLength(2);
-    const skipped = mine.filter((r) => r.stackSkipped === 'rate-limited');
-    expect(skipped).toHaveLength(2);
+    // Two stacks, then none: a loaded machine can pause late (a stack still) or find the watchdog's
+    // thread not ready (no stack, 'unavailable', no capture spent); the last stall is rate-limited.
+    expect(
+      mine.filter((r) => r.stack.length > 0).map((r) => r.stackSource),
+      JSON.stringify(mine),
+    ).toEqual([expect.stringMatching(/^(late-)?pause$/), expect.stringMatching(/^(late-)?pause$/)]);
+    expect(mine.at(-1)?.stackSkipped, JSON.stringify(mine)).toBe('rate-limited');
+    const skipped = mine.filter((r) => r.stack.length === 0);
     for (const r of skipped) {
-      expect(r.stack).toEqual([]);
+      expect(['rate-limited', 'unavailable'], JSON.stringify(mine)).toContain(r.stackSkipped);
       expect(r.durationMs).toBeGreaterThanOrEqual(100);
     }
   });
@@ -150,7 +156,7 @@ describe('limits and degradation', () => {
 });
 
 describe('lifecycle', () => {
-  it('stop() ends the worker; 100 start/stop cycles leave no worker, timer or handle behind', async () => {
+  it('stop() ends the worker; 40 start/stop cycles leave no worker, timer or handle behind', async () => {
     const before = threads();
     const resources = process.getActiveResourcesInfo().length;
     const monitor = createMonitor({ promises: false, onReport: () => {} });
@@ -158,9 +164,11 @@ describe('lifecycle', () => {
     await sleep(200);
     expect(threads()).toBeGreaterThan(before);
     await monitor.stop();
-    for (let i = 0; i < 100; i++) {
+    // Most cycles stop before the worker is up, one in four after it had 20 ms to start: a leak
+    // shows after a single cycle of either kind.
+    for (let i = 0; i < 40; i++) {
       monitor.start();
-      if (i % 10 === 0) await sleep(20);
+      if (i % 4 === 0) await sleep(20);
       await monitor.stop();
     }
     await sleep(200);
@@ -175,15 +183,23 @@ describe('lifecycle', () => {
     const script = fileURLToPath(new URL('./fixtures/stop-during-block.mjs', import.meta.url));
     const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 20_000 });
     const reports = JSON.parse(stdout) as WatchdogStallReport<unknown>[];
-    expect(reports, stdout).toHaveLength(2);
-    for (const report of reports) {
-      // A pause the new watchdog did not ask for would have read as a debugger's.
-      expect(report.debuggerAttached, JSON.stringify(report)).toBeUndefined();
+    // A pause the new watchdog did not ask for would have read as a debugger's: in no report,
+    // including a stall of a loaded machine's own (under the two 300 ms blocks' length).
+    for (const report of reports) expect(report.debuggerAttached, JSON.stringify(report)).toBeUndefined();
+    const blocks = reports.filter((r) => r.durationMs >= 250);
+    expect(blocks, stdout).toHaveLength(2);
+    for (const report of blocks) {
       expect(['pause', 'late-pause']).toContain(report.stackSource);
-      expect(report.stack.some((f) => f.functionName === 'blockTheLoop')).toBe(true);
+      expect(
+        report.stack.some((f) => f.functionName === 'blockTheLoop'),
+        JSON.stringify(report),
+      ).toBe(true);
     }
   });
+});
 
+// Three child processes that mostly wait: side by side.
+describe.concurrent('lifecycle: the process exits', () => {
   it('a process with the watchdog running exits on its own', async () => {
     const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
     const started = Date.now();

@@ -100,6 +100,28 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
   }
 }
 
+/**
+ * Sends blocking requests to `url`, each on a connection of its own (a kept-alive one stays with one
+ * cluster worker), until each of `ports` counts a stall of a request (route `__unrouted__`); returns
+ * those counts. A stall while a watchdog's thread is still starting (a loaded machine can take
+ * seconds) is timed without a request and counted under `__none__`: another block follows then.
+ */
+async function blockUntilCounted(url: string, ports: number[], attempts: number): Promise<number[]> {
+  const count = () => Promise.all(ports.map(async (p) => scrape(p)));
+  const ofRequests = (texts: (string | undefined)[]) => texts.map((t) => stalls(t, '__unrouted__'));
+  const all = (texts: (string | undefined)[]) => texts.reduce((sum, t) => sum + stalls(t, '__unrouted__') + stalls(t, '__none__'), 0);
+  let texts = await count();
+  for (let i = 0; i < attempts && !ofRequests(texts).every((c) => c >= 1); i++) {
+    const before = all(texts);
+    await (await request(`${url}/block/300`, { reset: true })).body.text();
+    texts = await until('the stall on a metrics port', async () => {
+      const now = await count();
+      return all(now) > before ? now : undefined;
+    });
+  }
+  return ofRequests(texts);
+}
+
 /** Not a line the service's operator would read as trouble: reports and what the fixture heard only. */
 const trouble = (lines: string[]) => lines.filter((l) => l !== '' && !l.startsWith('{') && !l.startsWith('>') && !/^\s*$/.test(l));
 
@@ -121,28 +143,30 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
     ['a node parent that spawns the service', () => [process.execPath, fixture('launcher.mjs')]],
   ];
 
-  it.each(launchers)('under %s: the service binds it and its stall is there; the launcher binds nothing', async (_name, argv) => {
-    const port = await freePort();
-    const app = await launch(argv(), { LOOPSIGHT_METRICS_PORT: String(port) }, scratch);
-    try {
-      const url = `http://127.0.0.1:${app.ready.port as number}`;
-      const before = await until('the metrics port', () => scrape(port));
-      expect(stalls(before, '__unrouted__')).toBe(0);
-      // The monitor started at listen(): its watchdog thread takes a moment to come up, as after any start.
-      await sleep(500);
-      await (await request(`${url}/block/300`)).body.text();
-      const after = await until('the stall on the metrics port', async () => {
-        const text = await scrape(port);
-        return stalls(text, '__unrouted__') >= 1 ? text : undefined;
-      });
-      // Served by the service itself: its own pid's stall, and no EADDRINUSE anywhere.
-      expect(after).toContain('loopsight_event_loop_stall_seconds_bucket');
-      expect(app.heard().some((h) => h.pid === app.ready.pid && h.phase === null && h.durationMs > 250)).toBe(true);
-      expect(trouble(app.lines())).toEqual([]);
-    } finally {
-      expect(await app.close()).toBe(0);
-    }
-  });
+  // The two launchers side by side: processes that mostly wait.
+  it.concurrent.each(launchers)(
+    'under %s: the service binds it and its stall is there; the launcher binds nothing',
+    async (_name, argv) => {
+      const port = await freePort();
+      const app = await launch(argv(), { LOOPSIGHT_METRICS_PORT: String(port) }, scratch);
+      try {
+        const url = `http://127.0.0.1:${app.ready.port as number}`;
+        const before = await until('the metrics port', () => scrape(port));
+        expect(stalls(before, '__unrouted__')).toBe(0);
+        // The monitor started at listen(): its watchdog thread takes a moment to come up, as after any start.
+        await sleep(500);
+        const [counted] = await blockUntilCounted(url, [port], 5);
+        expect(counted).toBeGreaterThanOrEqual(1);
+        const after = await scrape(port);
+        // Served by the service itself: its own pid's stall, and no EADDRINUSE anywhere.
+        expect(after).toContain('loopsight_event_loop_stall_seconds_bucket');
+        expect(app.heard().some((h) => h.pid === app.ready.pid && h.phase === null && h.durationMs > 250)).toBe(true);
+        expect(trouble(app.lines())).toEqual([]);
+      } finally {
+        expect(await app.close()).toBe(0);
+      }
+    },
+  );
 
   it('under cluster with 2 workers: worker N serves on the port plus N; the primary binds nothing', async () => {
     // Workers bind the port plus their id: all three must be free.
@@ -154,18 +178,9 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
       await sleep(500);
       expect(await scrape(port)).toBeUndefined();
-      // Blocking requests reach both workers: the primary hands out connections round-robin, so each
-      // request takes a connection of its own (a kept-alive one stays with one worker). Each
+      // Blocking requests reach both workers: the primary hands out connections round-robin. Each
       // worker's stalls are counted on its own port.
-      const counted = async () => [stalls(await scrape(port + 1), '__unrouted__'), stalls(await scrape(port + 2), '__unrouted__')];
-      let counts = await counted();
-      for (let i = 0; i < 12 && !counts.every((c) => c >= 1); i++) {
-        await (await request(`${url}/block/300`, { reset: true })).body.text();
-        counts = await until('the stall on a worker’s port', async () => {
-          const c = await counted();
-          return c[0] + c[1] > i ? c : undefined;
-        });
-      }
+      const counts = await blockUntilCounted(url, [port + 1, port + 2], 12);
       expect(
         counts.every((c) => c >= 1),
         JSON.stringify(counts),
@@ -185,7 +200,7 @@ describe('startup stalls under the preload', () => {
       const url = `http://127.0.0.1:${app.ready.port as number}`;
       const startup = await until('the startup stall', async () => app.heard().find((h) => h.durationMs > 300));
       expect(startup.phase).toBe('startup');
-      await (await request(`${url}/block/300`)).body.text();
+      await blockUntilCounted(url, [port], 5);
       const later = await until('the stall after listen', async () => app.heard().find((h) => h.phase === null && h.durationMs > 250));
       expect(later.phase).toBeNull();
       const text = await until('both stalls on the metrics port', async () => {
