@@ -1,3 +1,5 @@
+import { limit } from './limit.js';
+
 /**
  * Runs child-process scenarios ahead of the tests that assert on them, `lanes` at a time, in the
  * order given: each test awaits its own result. Nothing starts before the first test asks, and a
@@ -7,28 +9,15 @@
 export function ahead<T>(lanes: number, scenarios: Record<string, () => Promise<T>>): (name: string) => Promise<T> {
   let started: Map<string, Promise<T>> | undefined;
   const start = () => {
-    const results = new Map<string, Promise<T>>();
-    const queue = Object.entries(scenarios);
-    const settled = new Map<string, { resolve: (v: T) => void; reject: (e: unknown) => void }>();
-    for (const [name] of queue) {
-      results.set(
-        name,
-        new Promise<T>((resolve, reject) => {
-          settled.set(name, { resolve, reject });
-        }),
-      );
-      // Awaited by its test; until then a rejection is not an unhandled one.
-      results.get(name)?.catch(() => {});
-    }
-    const lane = async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const [name, scenario] = next;
-        const { resolve, reject } = settled.get(name) as { resolve: (v: T) => void; reject: (e: unknown) => void };
-        await scenario().then(resolve, reject);
-      }
-    };
-    for (let i = 0; i < lanes; i++) void lane();
-    return results;
+    const run = limit(lanes);
+    return new Map(
+      Object.entries(scenarios).map(([name, scenario]) => {
+        const result = run(scenario);
+        // Awaited by its test; until then a rejection is not an unhandled one.
+        result.catch(() => {});
+        return [name, result] as const;
+      }),
+    );
   };
   return (name) => {
     started ??= start();
