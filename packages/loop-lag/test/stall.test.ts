@@ -54,12 +54,15 @@ describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4', 'hono 4 (node-server
       const res = await request(`${app.url}/block/350`, { headers: { 'x-request-id': 'block-350' } });
       expect(res.statusCode).toBe(200);
       await res.body.json();
+      // Reports come from the watchdog's thread once the loop runs again: later on a loaded machine.
+      for (const end = Date.now() + 5_000; ours(reports).length === 0 && Date.now() < end; ) await sleep(20);
       await sleep(300);
       expect(ours(reports)).toHaveLength(1);
       const [report] = ours(reports) as [StallReport];
       expect(report.durationMs).toBeGreaterThanOrEqual(280);
       expect(report.durationMs).toBeLessThanOrEqual(1500);
-      expect(report.stackSource, JSON.stringify(report)).toBe('pause');
+      // A loaded machine can deliver the pause past its deadline; it still landed in the block (culprit).
+      expect(['pause', 'late-pause'], JSON.stringify(report)).toContain(report.stackSource);
       // The culprit, not stack[0]: the pause can land inside Node's own `get performance`.
       expect(report.culprit, JSON.stringify(report.stack)).toMatchObject({ functionName: 'blockTheLoop' });
       expect(report.culprit?.url).toMatch(/test-support\/blockers\.ts$/);
