@@ -2,8 +2,6 @@ import { fileURLToPath } from 'node:url';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 const BROWSER = 'packages/dashboard/test/browser.test.ts';
-/** Waits for CI's go before the first timing-sensitive file (LOOPSIGHT_TIMING_GATE); nothing otherwise. */
-const TIMING_GATE = fileURLToPath(new URL('./test-support/timing-gate.ts', import.meta.url));
 const src = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
 
 /**
@@ -58,8 +56,7 @@ export default defineConfig({
     // Some files run dist/ (fixtures in child processes, the examples, the packed tarballs): any
     // package whose build is older than its sources is rebuilt first.
     globalSetup: ['test-support/build-dist.ts'],
-    // The groups run one after another (groupOrder: pack, packages, timing, browser); only
-    // `packages` runs files side by side.
+    // The groups run one after another (groupOrder); only the first runs files side by side.
     projects: [
       // Real servers and child processes that wait on I/O more than they compute: four at a time
       // on CI's two cores (LOOPSIGHT_WORKERS: CI's side-by-side runs take one or two each).
@@ -70,7 +67,7 @@ export default defineConfig({
           include: ['packages/*/test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, BROWSER, ...TIMING_SENSITIVE],
           maxWorkers: Number(process.env.LOOPSIGHT_WORKERS ?? 4),
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 0 },
         },
       },
       // One file at a time: a neighbour's injected blocks and CPU work would be stalls of its own.
@@ -83,18 +80,14 @@ export default defineConfig({
           include: TIMING_SENSITIVE,
           exclude: [...configDefaults.exclude, BROWSER],
           fileParallelism: false,
-          setupFiles: [TIMING_GATE],
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 1 },
         },
       },
       // The dashboard's browser test runs a Chromium: alone, so that neither its load nor that of
       // the others lands on the other's timing-sensitive tests.
-      {
-        extends: true,
-        test: { name: 'browser', include: [BROWSER], fileParallelism: false, setupFiles: [TIMING_GATE], sequence: { groupOrder: 3 } },
-      },
-      // The packed-tarball test installs with npm and compiles with tsc: first, so its load never
-      // lands on the timing-sensitive tests (and CI runs it beside other runs' CPU-heavy parts).
+      { extends: true, test: { name: 'browser', include: [BROWSER], fileParallelism: false, sequence: { groupOrder: 2 } } },
+      // The packed-tarball test installs with npm and compiles with tsc: last, so its load never
+      // lands on the timing-sensitive tests.
       {
         extends: true,
         test: {
@@ -103,7 +96,7 @@ export default defineConfig({
           // test/latest has a config of its own: `pnpm test:latest`, never part of `pnpm test`.
           exclude: [...configDefaults.exclude, ...TIMING_SENSITIVE, 'test/latest/**'],
           fileParallelism: false,
-          sequence: { groupOrder: 0 },
+          sequence: { groupOrder: 3 },
         },
       },
     ],

@@ -37,7 +37,9 @@ describe('with a monitor', () => {
   });
 
   for (const framework of [express5, fastify5]) {
-    it(`serves 5,000 requests in full mode with a bounded heap, and tracks nothing once they are done (${framework?.name})`, async () => {
+    it(`serves 5,000 requests in full mode with a bounded heap, and tracks nothing once they are done (${framework?.name})`, {
+      timeout: 120_000,
+    }, async () => {
       app = await framework?.start({ loopLag: false, promises: { mode: 'full' }, onReport: () => {} }, runner);
       agent = new Agent({ connections: 50 });
       const reports: PromiseReport[] = [];
