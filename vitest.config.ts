@@ -18,7 +18,7 @@ export const TIMING_SENSITIVE = [
   'packages/nestjs/test/pipeline.test.ts',
   'packages/otel/test/{metrics,no-instrumentation,otlp-example,threads,traces}.test.ts',
   'packages/prometheus/test/{exporter,prometheus-server,threads}.test.ts',
-  'packages/register/test/**/*.test.ts',
+  'packages/register/test/{config-file,eval-worker,preload,serving}.test.ts',
   'packages/*/test/**/*{stall,delay,block,timing}*.test.ts',
   'test/demo/**/*.test.ts',
 ];

@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { type Agent, request } from 'undici';
 
 export { freePort } from '../../../test-support/ports.js';
 
@@ -95,4 +96,31 @@ export async function startApp(preload: Preload, args: string[], env: Record<str
       return code;
     },
   };
+}
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export interface Observed {
+  observed: string;
+  id: string;
+  route: string | null;
+  status: number;
+}
+
+export async function getJson(url: string, id?: string, dispatcher?: Agent) {
+  // Without an agent, a connection of its own: a kept-alive one the app closes after its idle
+  // timeout can be reused at that moment on a loaded machine ('other side closed').
+  const res = await request(url, {
+    headers: id === undefined ? {} : { 'x-request-id': id },
+    ...(dispatcher ? { dispatcher } : { reset: true }),
+  });
+  return { status: res.statusCode, echoed: res.headers['x-request-id'], body: (await res.body.json()) as Record<string, unknown> };
+}
+
+/** The 'request' event of a request can come after its response: waits until every id was heard. */
+export function untilObserved(app: RunningApp, ids: string[]): Promise<unknown> {
+  return app.waitFor('observed', () => {
+    const heard = new Set(app.json<Observed>('observed').map((e) => e.id));
+    return ids.every((id) => heard.has(id));
+  });
 }

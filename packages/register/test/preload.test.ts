@@ -2,17 +2,8 @@
 // in a child process, against applications that do not import loopsight.
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runNode } from '../../../test-support/child.js';
-import { fixture, freePort, type Preload, packageDir, type RunningApp, startApp } from './helpers.js';
+import { fixture, freePort, getJson, type Observed, type Preload, type RunningApp, startApp, UUID, untilObserved } from './helpers.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-interface Observed {
-  observed: string;
-  id: string;
-  route: string | null;
-  status: number;
-}
 interface Report {
   type: string;
   kind?: string;
@@ -23,16 +14,6 @@ interface Report {
   stackSource?: string;
   stackSkipped?: string;
   stack?: { functionName: string }[];
-}
-
-async function getJson(url: string, id?: string, dispatcher?: Agent) {
-  // Without an agent, a connection of its own: a kept-alive one the app closes after its idle
-  // timeout can be reused at that moment on a loaded machine ('other side closed').
-  const res = await request(url, {
-    headers: id === undefined ? {} : { 'x-request-id': id },
-    ...(dispatcher ? { dispatcher } : { reset: true }),
-  });
-  return { status: res.statusCode, echoed: res.headers['x-request-id'], body: (await res.body.json()) as Record<string, unknown> };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,14 +29,6 @@ async function untilAnswers(url: string): Promise<void> {
     }
   }
   throw new Error(`${url} never answered`);
-}
-
-/** The 'request' event of a request can come after its response: waits until every id was heard. */
-function untilObserved(app: RunningApp, ids: string[]): Promise<unknown> {
-  return app.waitFor('observed', () => {
-    const heard = new Set(app.json<Observed>('observed').map((e) => e.id));
-    return ids.every((id) => heard.has(id));
-  });
 }
 
 /** Where each framework makes the route template known without an adapter. */
@@ -225,109 +198,5 @@ describe('bad LOOPSIGHT_* values', () => {
     } finally {
       expect(await app.close()).toBe(0);
     }
-  });
-});
-
-describe.concurrent('LOOPSIGHT_* values the preload passes on', () => {
-  it("a value core refuses is named with core's own rule", async () => {
-    const app = await startApp('import', [fixture('app.mjs'), 'http'], { LOOPSIGHT_STALL_THRESHOLD_MS: '5' });
-    try {
-      await getJson(`${app.url}/hops/1`);
-      expect(app.lines().filter((l) => !l.startsWith('{'))).toEqual([
-        expect.stringMatching(
-          /^loopsight: LOOPSIGHT_STALL_THRESHOLD_MS="5" ignored: options\.loopLag\.stallThresholdMs .+; the default applies$/,
-        ),
-      ]);
-    } finally {
-      expect(await app.close()).toBe(0);
-    }
-  });
-
-  it('LOOPSIGHT_ENABLED=false starts nothing', async () => {
-    const app = await startApp('import', [fixture('app.mjs'), 'http'], { LOOPSIGHT_ENABLED: 'false' });
-    try {
-      const { echoed } = await getJson(`${app.url}/hops/1`, 'off-1');
-      expect(echoed).toBeUndefined();
-      expect(app.lines()).toEqual([]);
-    } finally {
-      expect(await app.close()).toBe(0);
-    }
-  });
-});
-
-describe.each(['express', 'fastify'] as const)('the preload and the %s adapter in one app', (framework) => {
-  describe.concurrent.each(['import', 'require'] as Preload[])('--%s', (preload) => {
-    let app: RunningApp;
-    let agent: Agent;
-    beforeAll(async () => {
-      app = await startApp(preload, [fixture(preload === 'import' ? 'app.mjs' : 'app.cjs'), `${framework}+adapter`]);
-      agent = new Agent({ connections: CHEAP.connections });
-    });
-    afterAll(async () => {
-      await agent.close();
-      expect(await app.close()).toBe(0);
-    });
-
-    // 300 requests (CHEAP): the deep load runs in the suites above; what is looked at here is that
-    // the adapter's scope replaces the preload's, once per request, under concurrency.
-    it.sequential("give each request one scope (the adapter's) and one 'request' event", async () => {
-      const ids = Array.from({ length: CHEAP.requests }, (_, i) => `both-${i}-${Math.random().toString(36).slice(2)}`);
-      const results = await Promise.all(ids.map((id, i) => getJson(`${app.url}/hops/${i}`, id, agent).then((r) => ({ id, ...r }))));
-      expect(results.filter((r) => r.echoed !== r.id || (r.body.seen as string[]).some((s) => s !== r.id)).slice(0, 3)).toEqual([]);
-      await untilObserved(app, ids);
-      const counts = new Map<string, number>();
-      for (const e of app.json<Observed>('observed')) counts.set(e.id, (counts.get(e.id) ?? 0) + 1);
-      expect(ids.filter((id) => counts.get(id) !== 1)).toEqual([]);
-      // The adapter's route template, not the preload's guess.
-      expect(app.json<Observed>('observed').find((e) => e.id === ids[0])?.route).toBe('/hops/:n');
-      const scopes = await getJson(`${app.url}/scopes`, 'scopes-1');
-      expect(scopes.body).toEqual({ preload: 0, adapter: 1 });
-    });
-
-    it.sequential('keeps a generated id when the adapter takes the request over', async () => {
-      const { echoed, body } = await getJson(`${app.url}/hops/1`);
-      expect(echoed).toMatch(UUID);
-      expect(body.id).toBe(echoed);
-    });
-  });
-});
-
-describe.concurrent.each(['import', 'require'] as const)('a worker thread under the preload (--%s)', (preload) => {
-  it('inherits it, starts its own monitor (no second metrics server) and the process exits on its own', async () => {
-    const port = await freePort();
-    const flag = preload === 'import' ? '--import' : '--require';
-    const child = await runNode([flag, '@loopsight/register', fixture('worker.mjs')], {
-      cwd: packageDir,
-      timeoutMs: 15_000,
-      env: { ...process.env, NODE_OPTIONS: '', LOOPSIGHT_METRICS_PORT: String(port) },
-    });
-    // Nothing but reports (loading modules at startup can stall a loaded machine): no warning, no EADDRINUSE.
-    expect(child.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{"loopsight"'))).toEqual([]);
-    expect(child.code).toBe(0);
-    const seen = JSON.parse(child.stdout) as { worker: { execArgv: string[]; monitor: boolean }; main: boolean };
-    expect(seen.worker.execArgv).toContain('@loopsight/register');
-    expect(seen).toMatchObject({ worker: { monitor: true }, main: true });
-  });
-});
-
-describe.concurrent('OpenTelemetry under the preload', () => {
-  const run = async (env: Record<string, string>) => {
-    const child = await runNode(['--import', '@loopsight/register', fixture('otel-app.mjs')], {
-      cwd: packageDir,
-      timeoutMs: 30_000,
-      env: { ...process.env, NODE_OPTIONS: '', ...env },
-    });
-    expect(child.code, child.stderr).toBe(0);
-    return (JSON.parse(child.stdout) as { names: string[] }).names;
-  };
-
-  it('attaches the exporter once the application registers an SDK, after the preload ran', async () => {
-    expect(await run({})).toEqual(
-      expect.arrayContaining(['nodejs.eventloop.utilization', 'nodejs.eventloop.delay.p99', 'loopsight.requests.inflight']),
-    );
-  });
-
-  it('leaves the SDK alone with LOOPSIGHT_OTEL=off', async () => {
-    expect(await run({ LOOPSIGHT_OTEL: 'off' })).toEqual([]);
   });
 });
