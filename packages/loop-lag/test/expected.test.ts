@@ -164,8 +164,10 @@ describe('in one process, with monitor.run()', () => {
     const { expectBlocking } = await import('@loopsight/core');
     const { monitor, lines, stalls, settle } = await monitorWith({});
     try {
+      let declaredEnd = 0;
       monitor.run({ correlationId: 'mixed' }, () => {
         expectBlocking(() => spinFor(150));
+        declaredEnd = Date.now();
         undeclaredWork(300);
       });
       await settle('mixed', 2);
@@ -177,9 +179,11 @@ describe('in one process, with monitor.run()', () => {
       expect(declared[0]?.durationMs).toBeLessThan(300);
       expect(rest, JSON.stringify(mine)).toHaveLength(1);
       const [stall] = rest as [StallReport];
-      // About 300 ms: not the 450 ms of the whole turn, not the declared 150.
+      // About 300 ms, timed from the end of the declared block: not the 450 ms of the whole turn,
+      // not the declared 150. Its end is when the loop next ran, which a loaded machine delays (426
+      // ms seen in CI); where it began is not.
       expect(stall.durationMs).toBeGreaterThanOrEqual(220);
-      expect(stall.durationMs).toBeLessThan(420);
+      expect(Math.abs(stall.at - declaredEnd), JSON.stringify(stall)).toBeLessThan(50);
       expect(stall.culprit?.functionName).toBe('undeclaredWork');
       expect(['pause', 'late-pause']).toContain(stall.stackSource);
       const line = lines.filter((r) => r.type === 'stall' && r.request?.correlationId === 'mixed');

@@ -83,6 +83,19 @@ async function scrape(port: number): Promise<string | undefined> {
 }
 
 /** The stall counter's value for a route label, summed over `expected`; 0 when absent. */
+/** How many of a route's stalls lasted longer than `seconds` (a bound of the stall histogram). */
+function stallsOver(text: string | undefined, route: string, seconds: number): number {
+  let count = 0;
+  let within = 0;
+  for (const line of (text ?? '').split('\n')) {
+    const m = /^loopsight_event_loop_stall_seconds_(count|bucket)\{([^}]*)\} (\d+)/.exec(line);
+    if (!m?.[2]?.includes(`route="${route}"`)) continue;
+    if (m[1] === 'count') count += Number(m[3]);
+    else if (m[2].includes(`le="${seconds}"`)) within += Number(m[3]);
+  }
+  return count - within;
+}
+
 function stalls(text: string | undefined, route: string): number {
   let sum = 0;
   for (const m of (text ?? '').matchAll(/^loopsight_event_loop_stalls_total\{route="([^"]+)",expected="[a-z]+"\} (\d+)/gm))
@@ -227,9 +240,14 @@ describe('startup stalls before the monitor starts (it starts at the first liste
         const t = await scrape(port);
         return stalls(t, '__startup__') >= 1 ? t : undefined;
       });
-      expect(stalls(text, '__startup__')).toBe(1);
-      expect(stalls(text, '__none__') + stalls(text, '__unrouted__')).toBe(0);
-      expect(app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'))).toEqual([]);
+      expect(stalls(text, '__startup__'), text).toBe(1);
+      expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
+      // The block is not counted again after listen, nor written as a report line. A loaded machine
+      // can add a shorter stall of its own with no request in flight (seen on Node 22 in CI:
+      // lazily loaded modules at the first listen), counted and reported as any other.
+      const after = app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'));
+      expect(stallsOver(text, '__none__', 0.25) + stallsOver(text, '__unrouted__', 0.25), `${text}\n${after.join('\n')}`).toBe(0);
+      expect(after.filter((l) => (JSON.parse(l) as { durationMs: number }).durationMs > 250)).toEqual([]);
       expect(trouble(app.lines())).toEqual([]);
     } finally {
       expect(await app.close()).toBe(0);
