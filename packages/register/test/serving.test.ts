@@ -190,7 +190,9 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       const url = `http://127.0.0.1:${app.ready.port as number}`;
       await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
       await sleep(500);
-      expect(await scrape(port)).toBeUndefined();
+      // No metrics there. (The port can answer all the same: freed again, it can be the one the
+      // kernel hands the service's own listen(0), seen once in ten runs beside other tests.)
+      expect((await scrape(port)) ?? '').not.toContain('loopsight_');
       // Blocking requests reach both workers: the primary hands out connections round-robin. Each
       // worker's stalls are counted on its own port.
       const counts = await blockUntilCounted(url, [port + 1, port + 2], 12);
@@ -242,12 +244,12 @@ describe('startup stalls before the monitor starts (it starts at the first liste
       });
       expect(stalls(text, '__startup__'), text).toBe(1);
       expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
-      // The block is not counted again after listen, nor written as a report line. A loaded machine
-      // can add a shorter stall of its own with no request in flight (seen on Node 22 in CI:
-      // lazily loaded modules at the first listen), counted and reported as any other.
+      // The block is not counted again after listen, nor written as a report line (every stall
+      // after listen is). A loaded machine can add a shorter stall of its own with no request in
+      // flight (seen on Node 22 in CI), counted and reported as any other.
       const after = app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'));
-      expect(stallsOver(text, '__none__', 0.25) + stallsOver(text, '__unrouted__', 0.25), `${text}\n${after.join('\n')}`).toBe(0);
-      expect(after.filter((l) => (JSON.parse(l) as { durationMs: number }).durationMs > 250)).toEqual([]);
+      expect(stallsOver(text, '__none__', 0.5) + stallsOver(text, '__unrouted__', 0.5), `${text}\n${after.join('\n')}`).toBe(0);
+      expect(after.filter((l) => (JSON.parse(l) as { durationMs: number }).durationMs >= 350)).toEqual([]);
       expect(trouble(app.lines())).toEqual([]);
     } finally {
       expect(await app.close()).toBe(0);
