@@ -542,7 +542,11 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     let captured: Captured | undefined;
     let skipped: StackSkipped | undefined;
     let attached = false;
-    const expected = !after && Atomics.load(beat, EXPECTED) === 1;
+    // Began inside expectBlocking(): the flag is still up, or (this thread woke late, as on a
+    // starved machine) the declared work already ended within this stall, after its last beat.
+    const lastDeclaredEnd = Atomics.load(beat, EXPECTED_END);
+    const declaredEndedSince = ((lastDeclaredEnd - lastBeat) | 0) > 0 && (((Math.floor(now) | 0) - lastDeclaredEnd) | 0) >= 0;
+    const expected = !after && (Atomics.load(beat, EXPECTED) === 1 || declaredEndedSince);
     if (expected) {
       // expectBlocking() covers only its own run: blocking that follows it is a stall of its own.
       const end = await declaredEnd(seq);

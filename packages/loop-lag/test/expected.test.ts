@@ -193,4 +193,33 @@ describe('in one process, with monitor.run()', () => {
       await monitor.stop();
     }
   });
+
+  it('a watchdog that looks only after the declared work ended (a threshold longer than it, or a starved thread) still times the stall from its end', async () => {
+    // 80 ms declared, under the 100 ms threshold: the watchdog's first look at this stall comes
+    // after expectBlocking() returned, as it does when its thread is starved during a longer one.
+    const { expectBlocking } = await import('@loopsight/core');
+    const { monitor, stalls, settle } = await monitorWith({});
+    try {
+      let declaredEnd = 0;
+      monitor.run({ correlationId: 'late-look' }, () => {
+        expectBlocking(() => spinFor(80));
+        declaredEnd = Date.now();
+        undeclaredWork(300);
+      });
+      await settle('late-look', 1);
+      const mine = stalls.filter((s) => s.request?.correlationId === 'late-look');
+      // Under the threshold, the declared part is no stall; the rest is, from where it began.
+      expect(
+        mine.filter((s) => s.expected),
+        JSON.stringify(mine),
+      ).toEqual([]);
+      expect(mine, JSON.stringify(mine)).toHaveLength(1);
+      const [stall] = mine as [StallReport];
+      expect(Math.abs(stall.at - declaredEnd), JSON.stringify(stall)).toBeLessThan(40);
+      expect(stall.durationMs).toBeGreaterThanOrEqual(220);
+      expect(stall.culprit?.functionName).toBe('undeclaredWork');
+    } finally {
+      await monitor.stop();
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { hugeJson } from '../../../test-support/blockers.js';
+import { until } from '../../../test-support/until.js';
 
 // Stalls spent inside synchronous native calls, with the profiler at its default (off): V8 takes
 // the pause only after each call returns, yet the report names the application function that
@@ -47,7 +48,7 @@ describe.each([
     expect(((await res.body.json()) as { result: number }).result).toBeGreaterThan(0);
     // The report arrives once the loop runs again; a loaded machine may deliver it late.
     const mine = () => reports.filter((r) => r.culprit?.functionName === culprit || r.request?.correlationId === id);
-    for (const end = Date.now() + 5_000; mine().length === 0 && Date.now() < end; ) await sleep(50);
+    await until(() => mine().length > 0, 5_000, 50);
     await sleep(200);
     const found = mine();
     expect(found, JSON.stringify(reports.slice(-3))).toHaveLength(1);

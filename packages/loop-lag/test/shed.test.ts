@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { blockTheLoop } from '../../../test-support/blockers.js';
+import { until } from '../../../test-support/until.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,7 +74,7 @@ describe.each(frameworks.filter((f) => shedding.includes(f.name)))('$name', (fra
     // The guard reads the machine's own loop delay: a loaded machine (or the app's start-up work)
     // can keep it over 50 ms for a while. It must settle to ok (at least one sample) before the load begins.
     await sleep(deep ? 600 : 450);
-    for (const end = Date.now() + 10_000; app.monitor.health().status !== 'ok' && Date.now() < end; ) await sleep(100);
+    await until(() => app.monitor.health().status === 'ok', 10_000, 100);
     expect(app.monitor.health().status).toBe('ok');
 
     // 90 ms of work in every 100 ms, for 3 s (the others: until 5 requests were shed, 3 s at most).
@@ -124,7 +125,7 @@ describe('the guard signal', () => {
     guard.start();
     // A loaded machine can delay this process's loop on its own: wait for an ok sample first.
     await sleep(1_100);
-    for (const end = Date.now() + 10_000; guard.state().status !== 'ok' && Date.now() < end; ) await sleep(100);
+    await until(() => guard.state().status === 'ok', 10_000, 100);
     // A 150 ms pause (over the limit) in an otherwise idle second: not overload. Its signal is about
     // 25 ms; the limit leaves room for what a loaded machine adds.
     await sleep(300);

@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { hugeJson } from '../../../test-support/blockers.js';
+import { until } from '../../../test-support/until.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -55,7 +56,7 @@ describe.each(['express 5', 'fastify 5', 'koa 3', 'hono 4', 'hono 4 (node-server
       expect(res.statusCode).toBe(200);
       await res.body.json();
       // Reports come from the watchdog's thread once the loop runs again: later on a loaded machine.
-      for (const end = Date.now() + 5_000; ours(reports).length === 0 && Date.now() < end; ) await sleep(20);
+      await until(() => ours(reports).length > 0, 5_000, 20);
       await sleep(300);
       expect(ours(reports)).toHaveLength(1);
       const [report] = ours(reports) as [StallReport];
@@ -81,7 +82,7 @@ describe('stall detection', () => {
     }
     await (await request(`${app.url}/block/50`, { headers: { 'x-request-id': 'block-50' } })).body.json();
     // Reports come from the worker once the loop runs again: a loaded machine delivers them late.
-    for (const end = Date.now() + 5_000; ours(reports).length < 5 && Date.now() < end; ) await sleep(50);
+    await until(() => ours(reports).length >= 5, 5_000, 50);
     await sleep(300);
     const five = ours(reports);
     // A loaded machine can wake the worker more than 25 ms late: the report is then a late pause,

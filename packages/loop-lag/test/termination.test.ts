@@ -28,10 +28,12 @@ async function run(name: string, args: object, timeoutMs: number): Promise<Line[
   const { stdout } = await promisify(execFile)(process.execPath, [fixture(name), JSON.stringify(args)], {
     timeout: timeoutMs,
     killSignal: 'SIGKILL',
-  }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
-    throw new Error(
-      `${name} failed or did not end within ${timeoutMs} ms (a termination lost?): ${error.message}\n${error.stdout}\n${error.stderr}`,
-    );
+  }).catch((error: { stdout?: string; stderr?: string; message: string; killed?: boolean; signal?: string | null; code?: unknown }) => {
+    // Killed by us at the timeout (a termination lost), or ended by a signal or an exit code of its own.
+    const how = error.killed
+      ? `did not end within ${timeoutMs} ms (a termination lost?)`
+      : `ended with signal ${error.signal} / code ${String(error.code)}`;
+    throw new Error(`${name} ${how}: ${error.message}\n${error.stdout}\n${error.stderr}`);
   });
   return stdout
     .split('\n')

@@ -9,6 +9,7 @@ import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { createStallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blockTheLoop } from '../../../test-support/blockers.js';
+import { until } from '../../../test-support/until.js';
 import { MainThreadProfiler } from '../src/profile.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -31,7 +32,7 @@ async function started(options: Parameters<typeof createMonitor>[0] = {}) {
 /** The reports of the jobs whose ids start with `prefix`, once `count` of them arrived (5 s at most), and no more. */
 async function reportsOf(reports: StallReport[], prefix: string, count: number): Promise<StallReport[]> {
   const mine = () => reports.filter((r) => [r.request, ...(r.candidates ?? [])].some((s) => s?.correlationId.startsWith(prefix)));
-  for (const end = Date.now() + 5_000; mine().length < count && Date.now() < end; ) await sleep(25);
+  await until(() => mine().length >= count, 5_000, 25);
   await sleep(150);
   expect(mine(), JSON.stringify(reports)).toHaveLength(count);
   return mine();

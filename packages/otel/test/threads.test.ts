@@ -6,6 +6,7 @@ import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { otelExporter } from '@loopsight/otel';
 import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../../../test-support/until.js';
 import { sdkMeter } from './sdk-meter.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,7 +33,7 @@ describe('worker threads', () => {
     });
     await once(worker, 'message');
     worker.postMessage({ block: 300 });
-    for (const end = Date.now() + 5_000; reports.length === 0 && Date.now() < end; ) await sleep(25);
+    await until(() => reports.length > 0, 5_000, 25);
     expect(reports[0]?.thread?.id).toBe(worker.threadId);
 
     const ofWorker = (points: DataPoint<unknown>[] | undefined) =>

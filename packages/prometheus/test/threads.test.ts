@@ -7,6 +7,7 @@ import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { prometheusExporter } from '@loopsight/prometheus';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../../../test-support/until.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fixture = new URL('../../../test-support/fixtures/thread-worker.mjs', import.meta.url);
@@ -19,11 +20,6 @@ afterEach(async () => {
 
 function osThreads(): number {
   return Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check()) && Date.now() < end) await sleep(25);
 }
 
 /** The main thread's monitor with a Prometheus exporter, and a worker with its own monitor. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePortRun } from '../../../test-support/ports.js';
+import { eventually } from '../../../test-support/until.js';
 import { fixture, freePort, packageDir } from './helpers.js';
 
 const preload = join(packageDir, 'dist/index.js');
@@ -103,16 +104,6 @@ function stalls(text: string | undefined, route: string): number {
   return sum;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 /**
  * Sends blocking requests to `url`, each on a connection of its own (a kept-alive one stays with one
  * cluster worker), until each of `ports` counts a stall of a request (route `__unrouted__`); returns
@@ -127,7 +118,7 @@ async function blockUntilCounted(url: string, ports: number[], attempts: number)
   for (let i = 0; i < attempts && !ofRequests(texts).every((c) => c >= 1); i++) {
     const before = all(texts);
     await (await request(`${url}/block/300`, { reset: true })).body.text();
-    texts = await until('the stall on a metrics port', async () => {
+    texts = await eventually('the stall on a metrics port', async () => {
       const now = await count();
       return all(now) > before ? now : undefined;
     });
@@ -164,7 +155,7 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
       const app = await launch(argv(), { LOOPSIGHT_METRICS_PORT: String(port) }, scratch);
       try {
         const url = `http://127.0.0.1:${app.ready.port as number}`;
-        const before = await until('the metrics port', () => scrape(port));
+        const before = await eventually('the metrics port', () => scrape(port));
         expect(stalls(before, '__unrouted__')).toBe(0);
         // The monitor started at listen(): its watchdog thread takes a moment to come up, as after any start.
         await sleep(500);
@@ -188,7 +179,9 @@ describe('the process that serves owns LOOPSIGHT_METRICS_PORT', () => {
     try {
       expect([...(app.ready.workers as number[])].sort()).toEqual([1, 2]);
       const url = `http://127.0.0.1:${app.ready.port as number}`;
-      await until('both workers’ metrics ports', async () => ((await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined));
+      await eventually('both workers’ metrics ports', async () =>
+        (await scrape(port + 1)) && (await scrape(port + 2)) ? true : undefined,
+      );
       await sleep(500);
       // No metrics there. (The port can answer all the same: freed again, it can be the one the
       // kernel hands the service's own listen(0), seen once in ten runs beside other tests.)
@@ -213,12 +206,12 @@ describe('startup stalls under the preload', () => {
     const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'early'], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
       const url = `http://127.0.0.1:${app.ready.port as number}`;
-      const startup = await until('the startup stall', async () => app.heard().find((h) => h.durationMs > 300));
+      const startup = await eventually('the startup stall', async () => app.heard().find((h) => h.durationMs > 300));
       expect(startup.phase).toBe('startup');
       await blockUntilCounted(url, [port], 5);
-      const later = await until('the stall after listen', async () => app.heard().find((h) => h.phase === null && h.durationMs > 250));
+      const later = await eventually('the stall after listen', async () => app.heard().find((h) => h.phase === null && h.durationMs > 250));
       expect(later.phase).toBeNull();
-      const text = await until('both stalls on the metrics port', async () => {
+      const text = await eventually('both stalls on the metrics port', async () => {
         const t = await scrape(port);
         return stalls(t, '__unrouted__') >= 1 && stalls(t, '__startup__') >= 1 ? t : undefined;
       });
@@ -238,7 +231,7 @@ describe('startup stalls before the monitor starts (it starts at the first liste
     const port = await freePort();
     const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
-      const text = await until('the startup stall on the metrics port', async () => {
+      const text = await eventually('the startup stall on the metrics port', async () => {
         const t = await scrape(port);
         return stalls(t, '__startup__') >= 1 ? t : undefined;
       });
