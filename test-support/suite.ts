@@ -5,6 +5,7 @@ import { createMonitor } from '@loopsight/core';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Framework, TestApp } from './apps.js';
+import { until } from './until.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -210,8 +211,7 @@ export function adapterSuite(framework: Framework): void {
       );
       // In flight once the handler runs (its 300 ms timer), however late a loaded machine gets there.
       const inflight = () => app.monitor.inflight().map((s) => s.correlationId);
-      for (const end = Date.now() + 5_000; !inflight().includes('abort-1') && Date.now() < end; )
-        await new Promise((resolve) => setTimeout(resolve, 5));
+      await until(() => inflight().includes('abort-1'), 5_000, 5);
       expect(inflight()).toContain('abort-1');
       controller.abort();
       await pending;

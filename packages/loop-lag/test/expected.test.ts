@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
+import { until } from '../../../test-support/until.js';
 
 // Blocking the application declared: counted and timed, marked expected, with no pause (no stack)
 // and no report line; an undeclared block of the same length still gets both.
@@ -34,10 +35,7 @@ async function start(name: string, loopLag: object = {}) {
     expect(res.statusCode).toBe(200);
     await res.body.json();
     // The report comes once the loop runs again; a loaded machine may deliver it late.
-    for (const end = Date.now() + 5_000; !stalls.some((s) => s.request?.correlationId === id); ) {
-      if (Date.now() > end) break;
-      await sleep(50);
-    }
+    await until(() => stalls.some((s) => s.request?.correlationId === id), 5_000, 50);
     await sleep(200);
   };
   const counted = async (expected: 'true' | 'false') => {
@@ -129,12 +127,25 @@ describe('in one process, with monitor.run()', () => {
     monitor.start();
     await sleep(300);
     const settle = async (id: string, n: number) => {
-      for (const end = Date.now() + 5_000; stalls.filter((s) => s.request?.correlationId === id).length < n && Date.now() < end; ) {
-        await sleep(50);
-      }
+      await until(() => stalls.filter((s) => s.request?.correlationId === id).length >= n, 5_000, 50);
       await sleep(200);
     };
-    return { monitor, lines, stalls, settle };
+    /**
+     * Blocks `declaredMs` inside expectBlocking(), then `undeclaredMs` more in the same turn, as
+     * request `id`; resolves when `n` of its stalls came, with them and when the declared work ended.
+     */
+    const declaredThenUndeclared = async (id: string, declaredMs: number, undeclaredMs: number, n: number) => {
+      const { expectBlocking } = await import('@loopsight/core');
+      let declaredEnd = 0;
+      monitor.run({ correlationId: id }, () => {
+        expectBlocking(() => spinFor(declaredMs));
+        declaredEnd = Date.now();
+        undeclaredWork(undeclaredMs);
+      });
+      await settle(id, n);
+      return { declaredEnd, mine: stalls.filter((s) => s.request?.correlationId === id) };
+    };
+    return { monitor, lines, stalls, settle, declaredThenUndeclared };
   }
 
   it('loopLag.expected.when sees the finished report: a predicate on culprit matches (the docs example)', async () => {
@@ -161,17 +172,9 @@ describe('in one process, with monitor.run()', () => {
   });
 
   it('expectBlocking() covers only its own time: 150 ms declared then 300 ms undeclared in the same turn is an unexpected stall of about 300 ms', async () => {
-    const { expectBlocking } = await import('@loopsight/core');
-    const { monitor, lines, stalls, settle } = await monitorWith({});
+    const { monitor, lines, declaredThenUndeclared } = await monitorWith({});
     try {
-      let declaredEnd = 0;
-      monitor.run({ correlationId: 'mixed' }, () => {
-        expectBlocking(() => spinFor(150));
-        declaredEnd = Date.now();
-        undeclaredWork(300);
-      });
-      await settle('mixed', 2);
-      const mine = stalls.filter((s) => s.request?.correlationId === 'mixed');
+      const { declaredEnd, mine } = await declaredThenUndeclared('mixed', 150, 300, 2);
       const declared = mine.filter((s) => s.expected);
       const rest = mine.filter((s) => !s.expected);
       expect(declared, JSON.stringify(mine)).toHaveLength(1);
@@ -197,17 +200,9 @@ describe('in one process, with monitor.run()', () => {
   it('a watchdog that looks only after the declared work ended (a threshold longer than it, or a starved thread) still times the stall from its end', async () => {
     // 80 ms declared, under the 100 ms threshold: the watchdog's first look at this stall comes
     // after expectBlocking() returned, as it does when its thread is starved during a longer one.
-    const { expectBlocking } = await import('@loopsight/core');
-    const { monitor, stalls, settle } = await monitorWith({});
+    const { monitor, declaredThenUndeclared } = await monitorWith({});
     try {
-      let declaredEnd = 0;
-      monitor.run({ correlationId: 'late-look' }, () => {
-        expectBlocking(() => spinFor(80));
-        declaredEnd = Date.now();
-        undeclaredWork(300);
-      });
-      await settle('late-look', 1);
-      const mine = stalls.filter((s) => s.request?.correlationId === 'late-look');
+      const { declaredEnd, mine } = await declaredThenUndeclared('late-look', 80, 300, 1);
       // Under the threshold, the declared part is no stall; the rest is, from where it began.
       expect(
         mine.filter((s) => s.expected),
