@@ -190,8 +190,15 @@ export function start(): void {
         monitor.on('stall', note);
         setTimeout(() => {
           monitor.off('stall', note);
-          for (const gap of later)
-            if (!seen.some((r) => r.at < gap.at + gap.durationMs && r.at + r.durationMs > gap.at)) report(gap.at, gap.durationMs);
+          for (const gap of later) {
+            // The watchdog reports only what it watched: the gap up to its first report overlapping
+            // the gap is the startup's. A stall that runs on from module loading into the monitor's
+            // start (loading prom-client, the watchdog thread starting on a busy machine) is timed
+            // by both; dropping the whole gap then lost the startup block.
+            const end = gap.at + gap.durationMs;
+            const watched = seen.filter((r) => r.at < end && r.at + r.durationMs > gap.at).reduce((first, r) => Math.min(first, r.at), end);
+            if (watched - gap.at >= lagLimit.stallThresholdMs) report(gap.at, watched - gap.at);
+          }
         }, 1_000).unref();
       });
     });

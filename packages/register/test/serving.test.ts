@@ -83,7 +83,6 @@ async function scrape(port: number): Promise<string | undefined> {
   }
 }
 
-/** The stall counter's value for a route label, summed over `expected`; 0 when absent. */
 /** How many of a route's stalls lasted longer than `seconds` (a bound of the stall histogram). */
 function stallsOver(text: string | undefined, route: string, seconds: number): number {
   let count = 0;
@@ -97,6 +96,7 @@ function stallsOver(text: string | undefined, route: string, seconds: number): n
   return count - within;
 }
 
+/** The stall counter's value for a route label, summed over `expected`; 0 when absent. */
 function stalls(text: string | undefined, route: string): number {
   let sum = 0;
   for (const m of (text ?? '').matchAll(/^loopsight_event_loop_stalls_total\{route="([^"]+)",expected="[a-z]+"\} (\d+)/gm))
@@ -243,6 +243,33 @@ describe('startup stalls before the monitor starts (it starts at the first liste
       const after = app.lines().filter((l) => l.startsWith('{"loopsight":"stall"'));
       expect(stallsOver(text, '__none__', 0.5) + stallsOver(text, '__unrouted__', 0.5), `${text}\n${after.join('\n')}`).toBe(0);
       expect(after.filter((l) => (JSON.parse(l) as { durationMs: number }).durationMs >= 350)).toEqual([]);
+      expect(trouble(app.lines())).toEqual([]);
+    } finally {
+      expect(await app.close()).toBe(0);
+    }
+  });
+});
+
+describe('a startup stall that runs on past the first listen', () => {
+  it('the part before the watchdog watched is counted under __startup__, the part it watched is its own', async () => {
+    // 400 ms of module loading, then 600 ms in the listen callback: the monitor started at listen()
+    // and its watchdog times the second block (when its thread is up in time, as it is on an idle
+    // machine), the preload's startup timer the whole gap.
+    const port = await freePort();
+    const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'late', '600'], { LOOPSIGHT_METRICS_PORT: String(port) });
+    try {
+      const text = await eventually('the startup stall on the metrics port', async () => {
+        const t = await scrape(port);
+        return stalls(t, '__startup__') >= 1 ? t : undefined;
+      });
+      expect(stalls(text, '__startup__'), text).toBe(1);
+      expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
+      // What the watchdog timed after listen is not counted a second time as the startup's.
+      const heard = app.heard();
+      const watched = heard.filter((h) => h.phase === null && h.durationMs >= 450);
+      const startup = heard.filter((h) => h.phase === 'startup');
+      expect(startup, JSON.stringify(heard)).toHaveLength(1);
+      if (watched.length > 0) expect(startup[0]?.durationMs, JSON.stringify(heard)).toBeLessThan(950);
       expect(trouble(app.lines())).toEqual([]);
     } finally {
       expect(await app.close()).toBe(0);
