@@ -94,13 +94,33 @@ describe('stall detection', () => {
     expect(ours(reports, 'block-50')).toEqual([]);
   });
 
-  it('300 non-blocking requests under concurrency give none', async () => {
+  it('300 non-blocking requests under concurrency give no stall the loop did not have', async () => {
     const { app, reports } = await start('fastify 5');
-    for (let round = 0; round < 6; round++) {
-      await Promise.all(Array.from({ length: 50 }, (_, i) => request(`${app.url}/users/${round * 50 + i}`).then((r) => r.body.json())));
+    // The test's own clock on the loop: each turn that ended 90 ms or more after the previous one.
+    // A machine that deschedules the process (seen beside a benchmark run: 411 ms inside one turn
+    // of 50 requests) stalls the loop for real, and loopsight rightly reports it; on an idle
+    // machine there is no such turn, and so no report. (What loopsight's request path costs is
+    // measured in benchmarks/, not here.)
+    const late: { from: number; to: number }[] = [];
+    let last = Date.now();
+    const clock = setInterval(() => {
+      const now = Date.now();
+      if (now - last >= 90) late.push({ from: last, to: now });
+      last = now;
+    }, 10);
+    try {
+      for (let round = 0; round < 6; round++) {
+        await Promise.all(Array.from({ length: 50 }, (_, i) => request(`${app.url}/users/${round * 50 + i}`).then((r) => r.body.json())));
+      }
+      await sleep(300);
+    } finally {
+      clearInterval(clock);
     }
-    await sleep(300);
-    expect(reports.filter((r) => r.request?.route === '/users/:id')).toEqual([]);
+    const stalls = reports.filter((r) => r.request?.route === '/users/:id');
+    expect(
+      stalls.filter((r) => !late.some((t) => t.from <= r.at + 50 && t.to >= r.at + r.durationMs - 50)),
+      JSON.stringify({ stalls, late }),
+    ).toEqual([]);
   });
 });
 
