@@ -104,6 +104,17 @@ function stalls(text: string | undefined, route: string): number {
   return sum;
 }
 
+/** Waits for the startup stall on the metrics port: one, over 250 ms; resolves the scraped text. */
+async function oneStartupStall(port: number): Promise<string> {
+  const text = await eventually('the startup stall on the metrics port', async () => {
+    const t = await scrape(port);
+    return stalls(t, '__startup__') >= 1 ? t : undefined;
+  });
+  expect(stalls(text, '__startup__'), text).toBe(1);
+  expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
+  return text;
+}
+
 /**
  * Sends blocking requests to `url`, each on a connection of its own (a kept-alive one stays with one
  * cluster worker), until each of `ports` counts a stall of a request (route `__unrouted__`); returns
@@ -231,12 +242,7 @@ describe('startup stalls before the monitor starts (it starts at the first liste
     const port = await freePort();
     const app = await launch([process.execPath, fixture('serve.mjs'), '400'], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
-      const text = await eventually('the startup stall on the metrics port', async () => {
-        const t = await scrape(port);
-        return stalls(t, '__startup__') >= 1 ? t : undefined;
-      });
-      expect(stalls(text, '__startup__'), text).toBe(1);
-      expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
+      const text = await oneStartupStall(port);
       // The block is not counted again after listen, nor written as a report line (every stall
       // after listen is). A loaded machine can add a shorter stall of its own with no request in
       // flight (seen on Node 22 in CI), counted and reported as any other.
@@ -258,12 +264,7 @@ describe('a startup stall that runs on past the first listen', () => {
     const port = await freePort();
     const app = await launch([process.execPath, fixture('serve.mjs'), '400', 'late', '600'], { LOOPSIGHT_METRICS_PORT: String(port) });
     try {
-      const text = await eventually('the startup stall on the metrics port', async () => {
-        const t = await scrape(port);
-        return stalls(t, '__startup__') >= 1 ? t : undefined;
-      });
-      expect(stalls(text, '__startup__'), text).toBe(1);
-      expect(stallsOver(text, '__startup__', 0.25), text).toBe(1);
+      await oneStartupStall(port);
       // What the watchdog timed after listen is not counted a second time as the startup's.
       const heard = app.heard();
       const watched = heard.filter((h) => h.phase === null && h.durationMs >= 450);
