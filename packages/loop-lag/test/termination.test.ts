@@ -23,18 +23,63 @@ interface Line {
   error?: string;
 }
 
+/**
+ * The native stacks of a hung process, when gdb is there: the main thread's and those of threads
+ * in the inspector or a worker, their first named frames (JavaScript shows as Builtins_JSEntry: a
+ * lost termination spins there; a thread left paused sits in the inspector's message loop). Best
+ * effort: empty without gdb or ptrace.
+ */
+async function nativeStacks(pid: number): Promise<string> {
+  const out = await promisify(execFile)('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt 24'], { timeout: 30_000 }).then(
+    (r) => r.stdout,
+    (error: { stdout?: string }) => error.stdout ?? '',
+  );
+  return out
+    .split(/\n(?=Thread \d+ )/)
+    .filter((block) => block.startsWith('Thread 1 ') || /node::inspector|node::worker::/.test(block))
+    .map((block) => {
+      const [head = '', ...frames] = block.split('\n');
+      const named = frames
+        .filter((f) => /^#\d/.test(f) && !f.includes(' in ?? ') && !/^#\d+\s+(0x[0-9a-f]+ in )?_/.test(f))
+        .map(
+          (f) =>
+            `  ${f
+              .replace(/^#\d+\s+(0x[0-9a-f]+ in )?/, '')
+              .replace(/ \(.*$/, '')
+              .slice(0, 140)}`,
+        );
+      return [head.slice(0, 80), ...named.slice(0, 8)].join('\n');
+    })
+    .join('\n');
+}
+
 /** Runs a fixture; killed at `timeoutMs`, which fails the test with what it printed so far. */
 async function run(name: string, args: object, timeoutMs: number): Promise<Line[]> {
-  const { stdout } = await promisify(execFile)(process.execPath, [fixture(name), JSON.stringify(args)], {
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-  }).catch((error: { stdout?: string; stderr?: string; message: string; killed?: boolean; signal?: string | null; code?: unknown }) => {
-    // Killed by us at the timeout (a termination lost), or ended by a signal or an exit code of its own.
-    const how = error.killed
-      ? `did not end within ${timeoutMs} ms (a termination lost?)`
-      : `ended with signal ${error.signal} / code ${String(error.code)}`;
-    throw new Error(`${name} ${how}: ${error.message}\n${error.stdout}\n${error.stderr}`);
+  const child = spawn(process.execPath, [fixture(name), JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
   });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(nativeStacks(child.pid as number)), timeoutMs);
+  });
+  const first = await Promise.race([exited, hung]);
+  clearTimeout(timer);
+  if (typeof first === 'string') {
+    child.kill('SIGKILL');
+    await exited;
+    // Killed by us at the timeout: a termination lost, or a thread left paused.
+    throw new Error(`${name} did not end within ${timeoutMs} ms (a termination lost?):\n${stdout}\n${stderr}\nthreads:\n${first}`);
+  }
+  if (first.code !== 0) throw new Error(`${name} ended with signal ${first.signal} / code ${String(first.code)}:\n${stdout}\n${stderr}`);
   return stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
