@@ -253,7 +253,18 @@ describe('a thousand apps of each framework in one process', () => {
       'one',
       'onePlain',
     ]);
-    expect(native(many) - native(manyPlain), summary).toBeLessThanOrEqual(Math.max(0, native(one) - native(onePlain)) + 40);
+    const bound = Math.max(0, native(one) - native(onePlain)) + 40;
+    let gap = native(many) - native(manyPlain);
+    let again = '';
+    if (gap > bound) {
+      // Once in a while a loaded machine leaves tens of MB more in one run (+93 once on Node 26,
+      // where three runs gave +14 to +19): the pair runs again, and a leak, which grows with the
+      // number of apps every time, is over the bound in both.
+      const [many2, manyPlain2] = (await Promise.all([run(1000), run(1000, true)])) as [ManyApps, ManyApps];
+      gap = Math.min(gap, native(many2) - native(manyPlain2));
+      again = ` then ${JSON.stringify({ many: many2, manyPlain: manyPlain2 }, ['rssMb', 'heapTotalMb', 'many', 'manyPlain'])}`;
+    }
+    expect(gap, summary + again).toBeLessThanOrEqual(bound);
     // Idle CPU over 5 s: identical runs of one configuration differ by up to 1.4 points on this
     // machine (1000 apps: 1.89 and 3.29 in two runs a minute apart), and a bound of 1.5 failed once
     // on a quiet machine; one monitor per app cost +11 points at 50 apps before they were shared, which

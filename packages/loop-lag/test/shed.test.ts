@@ -123,15 +123,20 @@ describe('the guard signal', () => {
   it('sees a saturated loop that runs many short turns and one long one, but not a single short pause', async () => {
     const guard = createOverloadGuard({ maxEventLoopDelayMs: 100, sampleIntervalMs: 1_000 });
     guard.start();
-    // A loaded machine can delay this process's loop on its own: wait for an ok sample first.
     await sleep(1_100);
-    await until(() => guard.state().status === 'ok', 10_000, 100);
     // A 150 ms pause (over the limit) in an otherwise idle second: not overload. Its signal is about
-    // 25 ms; the limit leaves room for what a loaded machine adds.
-    await sleep(300);
-    blockTheLoop(150);
-    await sleep(1_000);
-    expect(guard.state().status, JSON.stringify(guard.state())).toBe('ok');
+    // 25 ms; the limit leaves room for what a loaded machine adds. A starved machine can still delay
+    // this process's loop past it on its own (197 ms once, on Node 26 in CI): up to three tries,
+    // each after an ok sample; a guard that took the pause for overload fails every one.
+    const afterPause: unknown[] = [];
+    for (let i = 0; i < 3 && afterPause.at(-1) !== 'ok'; i++) {
+      await until(() => guard.state().status === 'ok', 10_000, 100);
+      await sleep(300);
+      blockTheLoop(150);
+      await sleep(1_000);
+      afterPause.push(guard.state().status === 'ok' ? 'ok' : guard.state());
+    }
+    expect(afterPause.at(-1), JSON.stringify(afterPause)).toBe('ok');
     // Many 1 ms turns, and a 400 ms one, every 500 ms: the samples' percentiles stay low.
     let stop = false;
     const short = () => {
