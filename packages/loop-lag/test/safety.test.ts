@@ -182,6 +182,11 @@ describe('a stall that ends the process', () => {
 describe("someone else's debugger", () => {
   it.each(['on-stall', 'always'])(
     'debuggerMode %s: a second inspector session that pauses the main thread for 1 s is not resumed early; the stall is timed without a stack',
+    // A plain Debugger.pause asked within the few ms the watchdog's own pause of a stall is landing
+    // cannot be told from it and is resumed with it (docs/loop-lag.md, the one exception): on a
+    // loaded machine a stall of its own can be captured just then (resumed 10 ms after the pause,
+    // once in CI). Tried again then; a watchdog that resumed foreign pauses fails every try.
+    { retry: 2 },
     async (debuggerMode) => {
       // Alone, after the others: a pause asked at the moment of a capture (of a stall a neighbour's
       // load adds) is the watchdog's to resume, and the debugger's 1 s would end early.
