@@ -298,7 +298,14 @@ async function verify(framework, config, server) {
     throw new Error(`${framework} ${config.label}: ${why}`);
   };
   const route = config.route ?? ROUTE;
-  const res = await fetch(server.url, { headers: { 'x-request-id': 'bench-check-1' } });
+  // A configuration that sheds answers 503 while the loop is late, as on a machine that starves
+  // the server (a niced smoke run beside CI's tests: stalls of 1–3 s): asked again for up to 60 s.
+  let res = await fetch(server.url, { headers: { 'x-request-id': 'bench-check-1' } });
+  for (const until = Date.now() + 60_000; res.status === 503 && config.variant.includes('shed') && Date.now() < until; ) {
+    await res.arrayBuffer();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    res = await fetch(server.url, { headers: { 'x-request-id': 'bench-check-1' } });
+  }
   const body = await res.json();
   if (res.status !== 200) fail(`GET ${route} answered ${res.status}`);
   if (!isDeepStrictEqual(body, ROUTES[route])) fail(`GET ${route} answered ${JSON.stringify(body)}`);
