@@ -26,16 +26,16 @@ export function tarballName(name, version) {
 }
 
 /**
- * Runs a command; resolves with its output, rejects with all of it. Output is collected, not
- * inherited, so a failure names the command and says everything it printed.
- */
-/**
  * How long a command may run before it is killed: 5 minutes, or LOOPSIGHT_SCRIPT_TIMEOUT_MS (CI's
  * niced lanes, which the timing runs may starve for minutes: a `pnpm pack` at nice 19 was killed at
  * 5 minutes once).
  */
 const DEFAULT_TIMEOUT_MS = Number(process.env.LOOPSIGHT_SCRIPT_TIMEOUT_MS) > 0 ? Number(process.env.LOOPSIGHT_SCRIPT_TIMEOUT_MS) : 300_000;
 
+/**
+ * Runs a command; resolves with its output, rejects with all of it. Output is collected, not
+ * inherited, so a failure names the command and says everything it printed.
+ */
 export function run(command, args, { cwd = root, env = process.env, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { WatchdogStallReport } from '@loopsight/loop-lag';
 import { describe, expect, it } from 'vitest';
+import { runNode } from '../../../test-support/child.js';
 
 // A whole process stood still (a container's CPU quota spent, SIGSTOP, a VM descheduled): the
 // watchdog thread stood still with it, and a pause asked on waking would land in whatever the main
@@ -17,46 +17,35 @@ interface Frozen {
 }
 
 /** Freezes the fixture `times` times for `freezeMs`, a few hundred ms apart, while its loop idles. */
-function freezeWhileIdle(times: number, freezeMs: number): Promise<Frozen> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let freezes: Frozen['freezes'] | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the fixture did not end within 30 s: ${out}\n${err}`));
-    }, 30_000);
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.stdout.on('data', async (d) => {
-      out += d;
-      if (freezes || !out.includes('"event":"idle"')) return;
-      freezes = [];
-      for (let i = 0; i < times; i++) {
-        await sleep(300);
-        const start = Date.now();
-        child.kill('SIGSTOP');
-        await sleep(freezeMs);
-        freezes.push({ start, end: Date.now() });
-        child.kill('SIGCONT');
-      }
-      await sleep(20);
-      child.kill('SIGUSR2');
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const events = out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-      const result = events.find((e) => e.event === 'result') as { block: Frozen['block'] } | undefined;
-      if (code !== 0 || !result || !freezes) return reject(new Error(`the fixture failed (${code}): ${out}\n${err}`));
-      const reports = events.filter((e) => e.event === 'report').map((e) => e.report as WatchdogStallReport<never>);
-      resolve({ reports, freezes, block: result.block, all: `${out}\n${err}` });
-    });
+async function freezeWhileIdle(times: number, freezeMs: number): Promise<Frozen> {
+  const freezes: Frozen['freezes'] = [];
+  let out = '';
+  let started = false;
+  const { code, events, stdout, stderr } = await runNode([fixture], {
+    timeoutMs: 30_000,
+    onSpawn: (child) => {
+      child.stdout.on('data', async (d) => {
+        out += d;
+        if (started || !out.includes('"event":"idle"')) return;
+        started = true;
+        for (let i = 0; i < times; i++) {
+          await sleep(300);
+          const start = Date.now();
+          child.kill('SIGSTOP');
+          await sleep(freezeMs);
+          freezes.push({ start, end: Date.now() });
+          child.kill('SIGCONT');
+        }
+        await sleep(20);
+        child.kill('SIGUSR2');
+      });
+    },
   });
+  const all = `${stdout}\n${stderr}`;
+  const result = events.find((e) => e.event === 'result') as { block: Frozen['block'] } | undefined;
+  if (code !== 0 || !result || freezes.length !== times) throw new Error(`the fixture failed (${code}): ${all}`);
+  const reports = events.filter((e) => e.event === 'report').map((e) => e.report as WatchdogStallReport<never>);
+  return { reports, freezes, block: result.block, all };
 }
 
 /** The report of the stall that spans `window`'s middle (a heartbeat of slack at its end). */
