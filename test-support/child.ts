@@ -1,5 +1,4 @@
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
 
 export interface ChildRun {
   code: number | null;
@@ -13,21 +12,11 @@ export interface ChildRun {
 
 /**
  * Runs `node ...args` to its end. A process that does not exit on its own is killed at `timeoutMs`
- * and rejects, so a scenario that hangs fails its test instead of hanging the run. `onSpawn` gets
- * the child, for a test that signals it or reads its output as it comes.
+ * and rejects, so a scenario that hangs fails its test instead of hanging the run.
  */
-export function runNode(
-  args: readonly string[],
-  options: {
-    env?: NodeJS.ProcessEnv;
-    cwd?: string;
-    timeoutMs: number;
-    onSpawn?: (child: ChildProcessByStdio<null, Readable, Readable>) => void;
-  },
-): Promise<ChildRun> {
+export function runNode(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number }): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    options.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

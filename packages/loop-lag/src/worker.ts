@@ -149,10 +149,6 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   const EXPECTED = 6;
   const EXPECTED_END = 7;
   const GAP_END = 8;
-  // A check this late, with the process's CPU time over its sleep under this share of the
-  // lateness, means the process stood frozen (an idle loop uses well under 1%).
-  const FROZEN_MIN_MS = 20;
-  const FROZEN_CPU_SHARE = 0.1;
   const beat = new Int32Array(config.heartbeat);
   const port = config.port;
   const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -669,22 +665,6 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     });
   };
 
-  // The process's CPU time (all threads), ms.
-  const cpuMs = () => {
-    const used = process.cpuUsage();
-    return (used.user + used.system) / 1000;
-  };
-  // When the next check is due, the process's CPU time then, and the age the beat `seq` had when
-  // this thread last woke from a freeze (the beat's staleness counts from there).
-  let dueAt = 0;
-  let cpuAt = 0;
-  let thawed = { seq: 0, age: 0 };
-  const later = (ms: number) => {
-    dueAt = nowMs() + ms;
-    cpuAt = cpuMs();
-    setTimeout(check, ms).unref();
-  };
-
   /**
    * Checks the heartbeat and sleeps until the last beat could first turn stale: on a healthy loop
    * that is one wake-up per threshold (10 a second at 100 ms) rather than one per beat, and a stall
@@ -696,27 +676,15 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
     const lastBeat = Atomics.load(beat, 0);
     const seq = Atomics.load(beat, SEQ);
     if (seq === 0) {
-      later(config.pollMs); // no heartbeat yet
+      setTimeout(check, config.pollMs).unref(); // no heartbeat yet
       return;
     }
     const now = nowMs();
     // Int32 arithmetic, so the wrap of the ms counter every 24.8 days is harmless.
     const age = ((Math.floor(now) | 0) - lastBeat) | 0;
-    // A check that woke late while the whole process used next to no CPU was frozen with it (a
-    // container's CPU quota spent, SIGSTOP, a VM descheduled): the main thread was idle or frozen
-    // too, not running a block, and a pause asked now would land in whatever runs first once it
-    // thaws (measured: Node's timer processing, before the beat it owed). It gets a threshold of
-    // time from the thaw; if it beats, the gap is reported without a stack (missed()).
-    if (thawed.seq !== seq) thawed = { seq, age: 0 };
-    const lateMs = dueAt === 0 ? 0 : now - dueAt;
-    // Once per stall: a thread blocked in a system call (execSync) also uses no CPU, and on a
-    // loaded machine this thread wakes late often; its stall is then seen a threshold later.
-    if (thawed.age === 0 && lateMs >= FROZEN_MIN_MS && cpuMs() - cpuAt < lateMs * FROZEN_CPU_SHARE) thawed.age = age;
-    dueAt = 0;
-    const staleMs = age - thawed.age;
-    if (staleMs < config.thresholdMs) {
+    if (age < config.thresholdMs) {
       missed(now);
-      later(Math.max(1, config.thresholdMs - staleMs));
+      setTimeout(check, Math.max(1, config.thresholdMs - age)).unref();
       return;
     }
     // Busy before reading EXITING, the main thread sets EXITING before reading BUSY: one of the
@@ -732,7 +700,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
         handling = false;
         if (exiting) return letGo();
         if (!session && !stale) Atomics.store(beat, BUSY, 0);
-        later(config.pollMs);
+        setTimeout(check, config.pollMs).unref();
       });
   };
 
@@ -744,7 +712,7 @@ function workerMain(config: WorkerConfig, load: NodeJS.Require, mapperOf: typeof
   });
 
   const begin = async () => {
-    later(config.pollMs);
+    setTimeout(check, config.pollMs).unref();
     if (stacks && keepSession) {
       try {
         Atomics.store(beat, BUSY, 1);
