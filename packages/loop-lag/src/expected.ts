@@ -9,7 +9,7 @@ interface ExpectedState {
   depth: number;
   /** The flag of each running watchdog (slot `slot` of its shared heartbeat) and what it does on entry. */
   flags: Set<ExpectedFlag>;
-  /** Monotonic ms when the last expected block ended (for watchdogs timing stalls on the main thread). */
+  /** Monotonic ms (process.hrtime) when the last expected block ended, for watchdogs timing stalls themselves. */
   endedAt: number;
 }
 
@@ -53,12 +53,13 @@ export function expectBlocking<T>(fn: () => T): T {
   } finally {
     if (--state.depth === 0) {
       // The heartbeat's clock: blocking after this point is the watchdog's to report.
-      const endMs = Math.floor(Number(process.hrtime.bigint()) / 1e6) | 0;
+      const ended = Number(process.hrtime.bigint()) / 1e6;
+      const endMs = Math.floor(ended) | 0;
       for (const { beats, slot, endSlot } of state.flags) {
         if (endSlot !== undefined) Atomics.store(beats, endSlot, endMs);
         Atomics.store(beats, slot, 0);
       }
-      state.endedAt = performance.now();
+      state.endedAt = ended;
     }
   }
 }

@@ -1,7 +1,7 @@
-// Source-mapped stack frames. createSourceMapper is sent to the watchdog's worker as source text
-// (like workerMain): self-contained, no imports or module-level names, only `load` of node builtins.
-// The worker maps stall stacks after the main thread runs again; the main thread maps the few
-// frames of a profile or promise report the same way, lazily, when such a report is made.
+// Source-mapped stack frames. The watchdog thread maps stall stacks after the stalled thread runs
+// again (thread/entry.ts); the main thread maps the few frames of a profile or promise report the
+// same way, lazily, when such a report is made. Node's builtins come through `load`, so that a
+// build without one (node:module's SourceMap) still maps nothing rather than failing to load.
 
 import { createRequire } from 'node:module';
 import type { WatchdogStackFrame } from './types.js';

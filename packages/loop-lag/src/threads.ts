@@ -1,13 +1,13 @@
 import * as workerThreads from 'node:worker_threads';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { createHeartbeat, heartbeatMsFor, int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
-import { copyCandidates, reportOf, scopeJson } from './scope.js';
-import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './threads-worker.js';
+import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './protocol.js';
+import { readerKey, scopeExpression, scopeReaders } from './registry.js';
+import { DeclaredBlocking, reportOf, timedReport } from './report.js';
+import { copyCandidates, scopeJson } from './scope.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
-import { scopeReaders, watchdogKey } from './watchdog.js';
-import { BEAT_GAP, BEAT_MS, BEAT_SEQ, BEAT_SLOTS } from './worker.js';
 
-const MAX_FRAMES = 32;
 /**
  * How long a stall this thread timed itself waits for the watchdog thread's report of the same
  * stall (with its stack) before it is reported without one, once the watchdog thread watches this
@@ -15,8 +15,6 @@ const MAX_FRAMES = 32;
  * capture's commands are relayed by the main thread: seconds on a machine loaded 9 times over.
  */
 const CLAIM_MS = 5_000;
-
-const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** This worker's name: Node 22.20+ and 24.6+ tell it (`threadName`), Node 20 does not. */
 function threadName(): string {
@@ -37,7 +35,7 @@ type StallMessage = Extract<ThreadsMessage, { type: 'stall' }>;
  */
 export class ThreadWatchdog<S extends object> implements StallWatchdog {
   readonly #options: StallWatchdogOptions<S>;
-  readonly #key = watchdogKey();
+  readonly #key = readerKey();
   readonly #heartbeatMs: number;
   readonly #captureStacks: boolean;
   #beats: Int32Array | undefined;
@@ -50,19 +48,27 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
   #lastBeat = 0;
   /** Stalls timed here, by the heartbeat sequence they began after, waiting for the watchdog thread's report. */
   readonly #unclaimed = new Map<number, { report: WatchdogStallReport<S>; timer: NodeJS.Timeout }>();
+  /**
+   * The sequence of the stall last claimed: a stall that began inside expectBlocking() comes as two
+   * reports (the declared part, then the blocking after it), both for the same sequence.
+   */
+  #claimedSeq: number | undefined;
+  /** This watchdog's part in expectBlocking(), while it runs. */
+  #declared: DeclaredBlocking<S> | undefined;
 
   /** `options` were validated by createStallWatchdog. */
   constructor(options: StallWatchdogOptions<S>) {
     this.#options = options;
     this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
-    this.#heartbeatMs = Math.max(1, Math.min(25, Math.floor(options.thresholdMs / 4)));
+    this.#heartbeatMs = heartbeatMsFor(options.thresholdMs);
   }
 
   start(): void {
     if (this.#mode !== 'stopped') return;
     // Timed here until the watchdog thread says it watches this one.
     this.#mode = 'main-thread';
-    this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+    this.#beats = createHeartbeat();
+    this.#declared = new DeclaredBlocking(this.#beats, () => this.#options.getScope());
     this.#lastBeat = monotonicMs();
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
@@ -88,6 +94,8 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     clearInterval(this.#timer);
     this.#timer = undefined;
     delete scopeReaders()[this.#key];
+    this.#declared?.close();
+    this.#declared = undefined;
     this.#beats = undefined;
   }
 
@@ -138,8 +146,8 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
       heartbeatMs: this.#heartbeatMs,
       captureStacks: this.#captureStacks,
       maxStacksPerMinute: this.#options.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
-      latePauseMs: Math.max(20, this.#options.thresholdMs / 4),
-      scopeExpression: `globalThis[Symbol.for('loopsight.loop-lag.scopes.v1')]?.[${JSON.stringify(this.#key)}]?.()`,
+      latePauseMs: latePauseMsFor(this.#options.thresholdMs),
+      scopeExpression: scopeExpression(this.#key),
       maxFrames: MAX_FRAMES,
     };
     this.#channel.postMessage(request);
@@ -177,15 +185,14 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
     this.#lastBeat = now;
     const lateMs = gap - this.#heartbeatMs;
     // Before the sequence moves on: the watchdog thread reports this stall once it sees it move.
-    if (lateMs >= this.#options.thresholdMs) this.#timed(Atomics.load(beats, BEAT_SEQ), lateMs, Date.now() - gap);
-    if (gap > Atomics.load(beats, BEAT_GAP)) Atomics.store(beats, BEAT_GAP, gap);
-    Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
-    Atomics.add(beats, BEAT_SEQ, 1);
+    if (lateMs >= this.#options.thresholdMs) this.#timed(Atomics.load(beats, SLOT.seq), timedReport(lateMs, Date.now() - gap, now - gap));
+    if (gap > Atomics.load(beats, SLOT.gap)) Atomics.store(beats, SLOT.gap, gap);
+    Atomics.store(beats, SLOT.ms, int32Ms(now));
+    Atomics.add(beats, SLOT.seq, 1);
   }
 
   /** A stall this thread timed: reported as is unless the watchdog thread's report of it comes first. */
-  #timed(seq: number, durationMs: number, at: number): void {
-    const report: WatchdogStallReport<S> = { durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' };
+  #timed(seq: number, report: WatchdogStallReport<S>): void {
     if (this.#mode !== 'worker') {
       this.#emit(report);
       return;
@@ -199,12 +206,19 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
 
   #claimed(message: StallMessage): void {
     const waiting = this.#unclaimed.get(message.seq);
-    // Already reported without its stack (or not a stall this thread saw): once only.
-    if (!waiting) return;
-    clearTimeout(waiting.timer);
-    this.#unclaimed.delete(message.seq);
-    // What the capture did not read is read at #emit().
-    const report = reportOf<S>(message, { inflight: () => 0, candidates: () => [] });
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      this.#unclaimed.delete(message.seq);
+      this.#claimedSeq = message.seq;
+    } else if (message.seq !== this.#claimedSeq) {
+      // Already reported without its stack (or not a stall this thread saw): once only.
+      return;
+    }
+    const report = reportOf<S>(message, {
+      options: this.#options,
+      candidates: () => this.#candidates(),
+      declaredScope: () => this.#declared?.take(),
+    });
     if (report.debuggerAttached) this.#debuggerStalls++;
     this.#emit(report);
   }

@@ -1,55 +1,16 @@
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { type ExpectedFlag, expectedState } from './expected.js';
+import { createHeartbeat, heartbeatMsFor, int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT, since } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
+import type { Fault, MainMessage, WorkerConfig, WorkerMessage } from './protocol.js';
+import { readerKey, scopeExpression, scopeReaders } from './registry.js';
+import { DeclaredBlocking, reportOf, timedReport } from './report.js';
 import { copyCandidates, scopeJson } from './scope.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import { ThreadWatchdog } from './threads.js';
-import { ask, releaseThreads, threadsSource } from './threads-worker.js';
-import type { RequestSource, StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
-import {
-  BEAT_BUSY,
-  BEAT_DEBUGGER,
-  BEAT_EXITING,
-  BEAT_EXPECTED,
-  BEAT_EXPECTED_END,
-  BEAT_GAP,
-  BEAT_GAP_END,
-  BEAT_MS,
-  BEAT_SEQ,
-  BEAT_SLOTS,
-  type Fault,
-  type MainMessage,
-  type WorkerConfig,
-  type WorkerMessage,
-  workerSource,
-} from './worker.js';
-
-const REGISTRY = Symbol.for('loopsight.loop-lag.scopes.v1');
-/** Shared by every copy of this module (ESM and CJS builds, two installs): scope reader keys stay unique. */
-const NEXT_KEY = Symbol.for('loopsight.loop-lag.next-key.v1');
-const MAX_FRAMES = 32;
-
-type ScopeReader = () => string | undefined;
-
-function registry(): Record<string, ScopeReader> {
-  const g = globalThis as unknown as Record<symbol, Record<string, ScopeReader> | undefined>;
-  g[REGISTRY] ??= Object.create(null) as Record<string, ScopeReader>;
-  return g[REGISTRY];
-}
-
-function nextKey(): string {
-  const g = globalThis as unknown as Record<symbol, number | undefined>;
-  const id = g[NEXT_KEY] ?? 0;
-  g[NEXT_KEY] = id + 1;
-  return `w${id}`;
-}
-
-/** A frame of the application's own code, when the caller gives no frameFilter. */
-const isApplicationUrl = (url: string) => url !== '' && !url.startsWith('node:') && !/[\\/]node_modules[\\/]/.test(url);
-
-const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 
 /** The inspector's `url()`, or nothing when Node was built without the inspector. */
 function inspectorUrl(): (() => string | undefined) | undefined {
@@ -61,10 +22,44 @@ function inspectorUrl(): (() => string | undefined) | undefined {
   }
 }
 
+/**
+ * The watchdog thread's script (thread/entry.ts), built beside this module in both formats. From
+ * the sources (this repository's tests), the package's build.
+ */
+function threadEntry(): URL {
+  const here = typeof __filename === 'string' ? pathToFileURL(__filename) : new URL(import.meta.url);
+  if (here.pathname.endsWith('.ts')) return new URL('../dist/watchdog-thread.js', here);
+  return new URL(here.pathname.endsWith('.cjs') ? './watchdog-thread.cjs' : './watchdog-thread.js', here);
+}
+
+/**
+ * Posts `message` to the watchdog thread and waits for its answer `reply`, at most `ms`: the
+ * watchdog asks its thread to let go of what it paused before terminating it.
+ */
+function ask(port: MessagePort, message: MainMessage, reply: WorkerMessage['type'], ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      port.off('message', onMessage);
+      resolve();
+    };
+    const onMessage = (answer: { type?: string }) => {
+      if (answer?.type === reply) done();
+    };
+    // Ref'd, and bounded: whoever awaits stop() keeps the process alive until the answer, at most `ms`.
+    const timer = setTimeout(done, ms);
+    port.on('message', onMessage);
+    port.ref();
+    port.postMessage(message);
+  });
+}
+
 /** How long a process exit waits, at most, for the worker to let go of the main thread. */
 const EXIT_WAIT_MS = 100;
 /** How long stop() waits for the worker to close its inspector session (a capture under way gives up within this). */
 const LET_GO_WAIT_MS = 1_000;
+/** How long stop() waits for the watchdog thread to let go of the worker threads it paused. */
+const RELEASE_WAIT_MS = 200;
 
 /** A watchdog thread that dies is started again at most this often in an hour; past it, stalls are timed on the main thread. */
 const MAX_RESTARTS_PER_HOUR = 3;
@@ -102,7 +97,7 @@ function checkInteger(path: string, value: unknown, { min, max }: { min: number;
  */
 class Watchdog<S extends object> implements StallWatchdog {
   readonly #options: StallWatchdogOptions<S>;
-  readonly #key = nextKey();
+  readonly #key = readerKey();
   readonly #heartbeatMs: number;
   readonly #captureStacks: boolean;
   #beats: Int32Array | undefined;
@@ -125,10 +120,8 @@ class Watchdog<S extends object> implements StallWatchdog {
   #stacks = false;
   #stalls = 0;
   #lastBeat = 0;
-  /** This watchdog's flag in the process's expectBlocking() state, while it runs. */
-  #expectedFlag: ExpectedFlag | undefined;
-  /** The scope current when the latest expectBlocking() call began. */
-  #expectedScope: S | undefined;
+  /** This watchdog's part in expectBlocking(), while it runs. */
+  #declared: DeclaredBlocking<S> | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
@@ -140,30 +133,19 @@ class Watchdog<S extends object> implements StallWatchdog {
     // stale, so it sees every stall of at least the threshold while it lasts. Measured idle cost per
     // process of loopsight's loop timers (this beat, the worker, core's 10 ms delay sampler):
     // 1.2% of a core (bare Express 0.3%); 1.8% when the worker polled at every beat.
-    this.#heartbeatMs = Math.max(1, Math.min(25, Math.floor(options.thresholdMs / 4)));
+    this.#heartbeatMs = heartbeatMsFor(options.thresholdMs);
   }
 
   start(): void {
     if (this.#mode !== 'stopped') return;
-    this.#beats = new Int32Array(new SharedArrayBuffer(BEAT_SLOTS * Int32Array.BYTES_PER_ELEMENT));
-    this.#expectedFlag = {
-      beats: this.#beats,
-      slot: BEAT_EXPECTED,
-      endSlot: BEAT_EXPECTED_END,
-      // The request the declared blocking runs for: its stall takes no pause to read it.
-      enter: () => {
-        this.#expectedScope = this.#safe(() => this.#options.getScope(), undefined);
-      },
-    };
-    const expected = expectedState();
-    expected.flags.add(this.#expectedFlag);
-    if (expected.depth > 0) Atomics.store(this.#beats, BEAT_EXPECTED, 1);
+    this.#beats = createHeartbeat();
+    this.#declared = new DeclaredBlocking(this.#beats, () => this.#options.getScope());
     this.#mode = 'starting';
     this.#inspectorUrl = this.#captureStacks ? inspectorUrl() : undefined;
     this.#lastBeat = monotonicMs();
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
-    registry()[this.#key] = () => this.#readScope();
+    scopeReaders()[this.#key] = () => this.#readScope();
     process.once('exit', this.#onExit);
     const inUse = this.#debuggerOpen();
     const { profiler } = this.#options;
@@ -193,13 +175,13 @@ class Watchdog<S extends object> implements StallWatchdog {
     const beats = this.#beats;
     if (!beats) return;
     try {
-      Atomics.store(beats, BEAT_EXITING, 1);
+      Atomics.store(beats, SLOT.exiting, 1);
       // The stall, if one is under way, ends here.
       this.#beat();
       const port = this.#port;
-      if (!port || Atomics.load(beats, BEAT_BUSY) === 0) return;
+      if (!port || Atomics.load(beats, SLOT.busy) === 0) return;
       port.postMessage({ type: 'exit' } satisfies MainMessage);
-      Atomics.wait(beats, BEAT_BUSY, 1, EXIT_WAIT_MS);
+      Atomics.wait(beats, SLOT.busy, 1, EXIT_WAIT_MS);
       for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) this.#onMessage(m.message as WorkerMessage);
     } catch {
       // Exiting: nothing left to report to.
@@ -232,12 +214,12 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#mode = 'stopped';
     // Stand the worker down before the beats end: still watching, it would take the silence (or
     // the next block) for a stall and pause this thread while it is being terminated.
-    if (this.#beats) Atomics.store(this.#beats, BEAT_EXITING, 1);
+    if (this.#beats) Atomics.store(this.#beats, SLOT.exiting, 1);
     clearInterval(this.#timer);
     this.#timer = undefined;
-    delete registry()[this.#key];
-    if (this.#expectedFlag) expectedState().flags.delete(this.#expectedFlag);
-    this.#expectedFlag = undefined;
+    delete scopeReaders()[this.#key];
+    this.#declared?.close();
+    this.#declared = undefined;
     const worker = this.#worker;
     this.#worker = undefined;
     this.#beats = undefined;
@@ -246,10 +228,10 @@ class Watchdog<S extends object> implements StallWatchdog {
     if (worker && port && !(this.#options as InternalOptions).workerSource) {
       await Promise.all([
         // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
-        releaseThreads(port),
+        ask(port, { type: 'release-threads' }, 'threads-released', RELEASE_WAIT_MS),
         // So does this thread, should a pause the watchdog asked for land after it is gone: it
         // closes its inspector session first.
-        ask(port, { type: 'exit' } satisfies MainMessage, 'let-go', LET_GO_WAIT_MS),
+        ask(port, { type: 'exit' }, 'let-go', LET_GO_WAIT_MS),
       ]);
     }
     port?.close();
@@ -276,32 +258,21 @@ class Watchdog<S extends object> implements StallWatchdog {
     const now = monotonicMs();
     if (this.#mode === 'main-thread') {
       const lateMs = now - this.#lastBeat - this.#heartbeatMs;
-      if (lateMs >= this.#options.thresholdMs) {
-        const expected = expectedState().endedAt > this.#lastBeat;
-        this.#emit({
-          durationMs: lateMs,
-          at: Date.now() - (now - this.#lastBeat),
-          stack: [],
-          stackSource: 'none',
-          inflight: 0,
-          stackSkipped: expected ? 'expected' : 'unavailable',
-          ...(expected ? { expected: true as const } : {}),
-        });
-      }
+      if (lateMs >= this.#options.thresholdMs) this.#emit(timedReport(lateMs, Date.now() - (now - this.#lastBeat), this.#lastBeat));
     }
     const gap = Math.round(now - this.#lastBeat);
     this.#lastBeat = now;
     const beats = this.#beats;
     if (!beats) return;
-    if (gap > Atomics.load(beats, BEAT_GAP)) {
-      Atomics.store(beats, BEAT_GAP_END, Math.floor(now) | 0);
-      Atomics.store(beats, BEAT_GAP, gap);
+    if (gap > Atomics.load(beats, SLOT.gap)) {
+      Atomics.store(beats, SLOT.gapEnd, int32Ms(now));
+      Atomics.store(beats, SLOT.gap, gap);
     }
-    Atomics.store(beats, BEAT_MS, Math.floor(now) | 0);
+    Atomics.store(beats, SLOT.ms, int32Ms(now));
     // Read at every beat (tens of nanoseconds): a debugger opened later, by inspector.open() or
     // SIGUSR1, is seen by the next capture.
-    Atomics.store(beats, BEAT_DEBUGGER, this.#debuggerOpen() ? 1 : 0);
-    Atomics.add(beats, BEAT_SEQ, 1);
+    Atomics.store(beats, SLOT.debugger, this.#debuggerOpen() ? 1 : 0);
+    Atomics.add(beats, SLOT.seq, 1);
   }
 
   #spawn(beats: Int32Array, inUse: boolean): void {
@@ -316,8 +287,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       pollMs: this.#heartbeatMs,
       captureStacks: this.#captureStacks,
       maxStacksPerMinute: o.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
-      // A pause normally lands within a millisecond or two; much later means native code held it.
-      latePauseMs: Math.max(20, o.thresholdMs / 4),
+      latePauseMs: latePauseMsFor(o.thresholdMs),
       profiler: this.#profiler !== undefined,
       debuggerMode: o.debuggerMode ?? 'on-stall',
       inspectorInUse: inUse,
@@ -328,13 +298,13 @@ class Watchdog<S extends object> implements StallWatchdog {
       debuggerQuietMs: internal.debuggerQuietMs ?? 60_000,
       faults: (internal.faults ?? []).filter((f) => this.#spawned === 0 || f.everyWorker),
       deniedMaps: [...this.#deniedMaps],
-      scopeExpression: `globalThis[Symbol.for(${JSON.stringify(REGISTRY.description)})]?.[${JSON.stringify(this.#key)}]?.()`,
+      scopeExpression: scopeExpression(this.#key),
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
     };
-    // The same thread watches the process's worker threads (threads-worker.ts).
-    const worker = new Worker(internal.workerSource ?? workerSource() + threadsSource(), {
-      eval: true,
+    // The same thread watches the process's worker threads (thread/workers.ts).
+    const worker = new Worker(internal.workerSource ?? threadEntry(), {
+      eval: internal.workerSource !== undefined,
       workerData: config,
       transferList: [port2],
       // The app's loaders and --inspect flags are not for the watchdog.
@@ -379,6 +349,12 @@ class Watchdog<S extends object> implements StallWatchdog {
       case 'mapping':
         this.#mapping = message;
         return;
+      case 'mapped':
+        this.#mapping = undefined;
+        return;
+      case 'threads-released':
+      case 'let-go':
+        return;
       case 'stall':
         this.#mapping = undefined;
         this.#onStall(message);
@@ -386,69 +362,14 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
-    const report: WatchdogStallReport<S> = {
-      durationMs: message.durationMs,
-      at: message.at,
-      stack: message.stack,
-      stackSource: message.stackSource,
-      inflight: 0,
-    };
-    let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
-    if (message.scope !== undefined) {
-      try {
-        seen = JSON.parse(message.scope);
-      } catch {
-        // A scope that does not serialize is left out, not guessed.
-      }
-    }
-    const requestSource = seen?.request ? this.#requestSource(message) : undefined;
-    if (seen?.request && requestSource) {
-      report.request = seen.request;
-      report.requestSource = requestSource;
-    }
-    report.inflight = seen?.inflight ?? this.#safe(() => this.#options.inflight(), 0);
-    if (!report.request) {
-      const candidates = seen?.candidates ?? this.#candidates();
-      if (candidates.length > 0) report.candidates = candidates;
-    }
-    if (message.pauseDelayMs !== undefined) report.pauseDelayMs = message.pauseDelayMs;
-    if (message.enteredAfter !== undefined) report.enteredAfter = message.enteredAfter;
+    const report = reportOf<S>(message, {
+      options: this.#options,
+      candidates: () => this.#candidates(),
+      declaredScope: () => this.#declared?.take(),
+    });
     if (message.wantsProfile) this.#profile(report, message.window);
-    if (message.stackSkipped !== undefined) report.stackSkipped = message.stackSkipped;
-    if (message.expected) {
-      report.expected = true;
-      // A copy, as the paused thread's scope reader would give: the route as resolved by now.
-      const scope = this.#safe(
-        () => (this.#expectedScope === undefined ? undefined : (JSON.parse(JSON.stringify(this.#expectedScope)) as S)),
-        undefined,
-      );
-      this.#expectedScope = undefined;
-      if (scope !== undefined) {
-        report.request = scope;
-        report.requestSource = 'expectBlocking';
-        delete report.candidates;
-      }
-    }
-    if (message.debuggerAttached) {
-      report.debuggerAttached = true;
-      this.#debuggerStalls++;
-    }
+    if (report.debuggerAttached) this.#debuggerStalls++;
     this.#emit(report);
-  }
-
-  /**
-   * Whether the paused scope is the blocker's. A late pause landed at the first interrupt check
-   * after native code returned: whatever it ran next may be another request's (a microtask, the
-   * next timer), but a frame below the top was on the stack before the pause was asked, so an
-   * application frame there means the pause landed inside the synchronous call that blocked.
-   */
-  #requestSource(message: Extract<WorkerMessage, { type: 'stall' }>): RequestSource | undefined {
-    if (message.stackSource === 'pause') return 'pause';
-    if (message.stackSource !== 'late-pause') return undefined;
-    const isApp = this.#options.frameFilter ?? isApplicationUrl;
-    return message.stack.slice(message.enteredAfter ?? 1).some((frame) => this.#safe(() => isApp(frame.url), false))
-      ? 'late-pause'
-      : undefined;
   }
 
   /** The stack the profiler saw most during the stall, when the pause could not give it. */
@@ -514,6 +435,8 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#mapping = undefined;
     if (mapping) {
       if (this.#deniedMaps.length < MAX_DENIED_MAPS) this.#deniedMaps.push(mapping.url);
+    }
+    if (mapping?.thread === 0) {
       this.#emit({
         durationMs: mapping.durationMs,
         at: mapping.at,
@@ -522,15 +445,15 @@ class Watchdog<S extends object> implements StallWatchdog {
         inflight: 0,
         stackSkipped: 'unavailable',
       });
-    } else if (beats && Atomics.load(beats, BEAT_BUSY) === 1) {
+    } else if (beats && Atomics.load(beats, SLOT.busy) === 1) {
       // It died handling a stall, which has ended since (this thread runs): the longest gap
       // between beats since the thread began handling it is that stall's, the current one
       // included when no beat came yet.
       this.#beat();
-      const gapMs = Atomics.load(beats, BEAT_GAP);
+      const gapMs = Atomics.load(beats, SLOT.gap);
       const durationMs = gapMs - this.#heartbeatMs;
       if (durationMs >= this.#options.thresholdMs) {
-        const endedAgo = ((Math.floor(monotonicMs()) | 0) - Atomics.load(beats, BEAT_GAP_END)) | 0;
+        const endedAgo = since(int32Ms(monotonicMs()), Atomics.load(beats, SLOT.gapEnd));
         const at = Date.now() - endedAgo - gapMs;
         this.#emit({ durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
       }
@@ -549,8 +472,8 @@ class Watchdog<S extends object> implements StallWatchdog {
     this.#restartsAt.push(now);
     this.#restarts++;
     // What the dead thread left set: an exit would wait for it, the next stall would count its gap.
-    Atomics.store(beats, BEAT_BUSY, 0);
-    Atomics.store(beats, BEAT_GAP, 0);
+    Atomics.store(beats, SLOT.busy, 0);
+    Atomics.store(beats, SLOT.gap, 0);
     this.#mode = 'starting';
     this.#stacks = false;
     if (this.#restarts === 1) this.#options.onError(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, error);
@@ -591,6 +514,3 @@ export function createStallWatchdog<S extends object>(options: StallWatchdogOpti
   // In a worker thread: watched by the process's watchdog thread, not one of its own (threads.ts).
   return isMainThread ? watchdog : new ThreadWatchdog(options);
 }
-
-/** For threads.ts: the scope readers by key, and a fresh key. */
-export { nextKey as watchdogKey, registry as scopeReaders };
