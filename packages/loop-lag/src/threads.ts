@@ -1,12 +1,12 @@
 import * as workerThreads from 'node:worker_threads';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
-import { createHeartbeat, heartbeatMsFor, int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT } from './heartbeat.js';
+import { BeatingThread } from './beating.js';
+import { int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
 import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from './protocol.js';
-import { readerKey, scopeExpression, scopeReaders } from './registry.js';
-import { DeclaredBlocking, reportOf, timedReport } from './report.js';
-import { copyCandidates, scopeJson } from './scope.js';
-import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import { scopeExpression } from './registry.js';
+import { timedReport } from './report.js';
+import type { StallWatchdog, WatchdogStallReport } from './types.js';
 
 /**
  * How long a stall this thread timed itself waits for the watchdog thread's report of the same
@@ -33,19 +33,8 @@ type StallMessage = Extract<ThreadsMessage, { type: 'stall' }>;
  * The worker also times its own stalls from its heartbeat, so that a stall is reported, without a
  * stack, when no watchdog thread runs (no monitor on the main thread) or it did not answer in time.
  */
-export class ThreadWatchdog<S extends object> implements StallWatchdog {
-  readonly #options: StallWatchdogOptions<S>;
-  readonly #key = readerKey();
-  readonly #heartbeatMs: number;
-  readonly #captureStacks: boolean;
-  #beats: Int32Array | undefined;
-  #timer: NodeJS.Timeout | undefined;
+export class ThreadWatchdog<S extends object> extends BeatingThread<S> implements StallWatchdog {
   #channel: BroadcastChannel | undefined;
-  #mode: WatchdogStatus['mode'] = 'stopped';
-  #stacks = false;
-  #stalls = 0;
-  #debuggerStalls = 0;
-  #lastBeat = 0;
   /** Stalls timed here, by the heartbeat sequence they began after, waiting for the watchdog thread's report. */
   readonly #unclaimed = new Map<number, { report: WatchdogStallReport<S>; timer: NodeJS.Timeout }>();
   /**
@@ -53,26 +42,12 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
    * reports (the declared part, then the blocking after it), both for the same sequence.
    */
   #claimedSeq: number | undefined;
-  /** This watchdog's part in expectBlocking(), while it runs. */
-  #declared: DeclaredBlocking<S> | undefined;
-
-  /** `options` were validated by createStallWatchdog. */
-  constructor(options: StallWatchdogOptions<S>) {
-    this.#options = options;
-    this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
-    this.#heartbeatMs = heartbeatMsFor(options.thresholdMs);
-  }
 
   start(): void {
-    if (this.#mode !== 'stopped') return;
+    if (this.mode !== 'stopped') return;
     // Timed here until the watchdog thread says it watches this one.
-    this.#mode = 'main-thread';
-    this.#beats = createHeartbeat();
-    this.#declared = new DeclaredBlocking(this.#beats, () => this.#options.getScope());
-    this.#lastBeat = monotonicMs();
-    this.#beat();
-    this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
-    scopeReaders()[this.#key] = () => this.#readScope();
+    this.mode = 'main-thread';
+    this.startBeating();
     try {
       const channel = new BroadcastChannel(THREADS_CHANNEL);
       channel.onmessage = (event) => this.#onMessage((event as { data?: ThreadsMessage }).data);
@@ -81,34 +56,17 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
       this.#channel = channel;
       this.#announce();
     } catch (error) {
-      this.#options.onError('the watchdog thread cannot be reached; worker stalls are timed without stacks', error);
+      this.options.onError('the watchdog thread cannot be reached; worker stalls are timed without stacks', error);
     }
     process.once('exit', this.#onExit);
   }
 
   async stop(): Promise<void> {
-    if (this.#mode === 'stopped') return;
-    this.#mode = 'stopped';
+    if (this.mode === 'stopped') return;
+    this.mode = 'stopped';
     process.off('exit', this.#onExit);
     this.#onExit();
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    delete scopeReaders()[this.#key];
-    this.#declared?.close();
-    this.#declared = undefined;
-    this.#beats = undefined;
-  }
-
-  status(): WatchdogStatus {
-    return {
-      running: this.#mode !== 'stopped',
-      mode: this.#mode,
-      stacks: this.#stacks,
-      stalls: this.#stalls,
-      debuggerStalls: this.#debuggerStalls,
-      // A worker thread's watchdog is the process's watchdog thread: the main thread's status() counts its restarts.
-      restarts: 0,
-    };
+    this.stopBeating();
   }
 
   /** Reports the stalls still waiting for the watchdog thread's stack: it is gone, or this thread is. */
@@ -136,56 +94,56 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
   };
 
   #announce(): void {
-    const beats = this.#beats;
+    const beats = this.beats;
     if (!beats || !this.#channel) return;
     const request: WatchRequest = {
       type: 'watch',
       threadId,
       heartbeat: beats.buffer as SharedArrayBuffer,
-      thresholdMs: this.#options.thresholdMs,
-      heartbeatMs: this.#heartbeatMs,
-      captureStacks: this.#captureStacks,
-      maxStacksPerMinute: this.#options.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
-      latePauseMs: latePauseMsFor(this.#options.thresholdMs),
-      scopeExpression: scopeExpression(this.#key),
+      thresholdMs: this.options.thresholdMs,
+      heartbeatMs: this.heartbeatMs,
+      captureStacks: this.captureStacks,
+      maxStacksPerMinute: this.options.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
+      latePauseMs: latePauseMsFor(this.options.thresholdMs),
+      scopeExpression: scopeExpression(this.key),
       maxFrames: MAX_FRAMES,
     };
     this.#channel.postMessage(request);
   }
 
   #onMessage(message: ThreadsMessage | undefined): void {
-    if (this.#mode === 'stopped' || !message) return;
+    if (this.mode === 'stopped' || !message) return;
     switch (message.type) {
       case 'hello':
         this.#announce();
         return;
       case 'bye':
-        this.#mode = 'main-thread';
-        this.#stacks = false;
+        this.mode = 'main-thread';
+        this.stacks = false;
         this.#flush();
         return;
       case 'watching':
         if (message.to !== threadId) return;
-        this.#mode = 'worker';
-        this.#stacks = message.stacks;
+        this.mode = 'worker';
+        this.stacks = message.stacks;
         return;
       case 'error':
-        if (message.to === threadId) this.#options.onError(message.what, new Error(message.message));
+        if (message.to === threadId) this.options.onError(message.what, new Error(message.message));
         return;
       case 'stall':
         if (message.to === threadId) this.#claimed(message);
     }
   }
 
-  #beat(): void {
-    const beats = this.#beats;
+  protected beat(): void {
+    const beats = this.beats;
     if (!beats) return;
     const now = monotonicMs();
-    const gap = Math.round(now - this.#lastBeat);
-    this.#lastBeat = now;
-    const lateMs = gap - this.#heartbeatMs;
+    const gap = Math.round(now - this.lastBeat);
+    this.lastBeat = now;
+    const lateMs = gap - this.heartbeatMs;
     // Before the sequence moves on: the watchdog thread reports this stall once it sees it move.
-    if (lateMs >= this.#options.thresholdMs) this.#timed(Atomics.load(beats, SLOT.seq), timedReport(lateMs, Date.now() - gap, now - gap));
+    if (lateMs >= this.options.thresholdMs) this.#timed(Atomics.load(beats, SLOT.seq), timedReport(lateMs, Date.now() - gap, now - gap));
     if (gap > Atomics.load(beats, SLOT.gap)) Atomics.store(beats, SLOT.gap, gap);
     Atomics.store(beats, SLOT.ms, int32Ms(now));
     Atomics.add(beats, SLOT.seq, 1);
@@ -193,7 +151,7 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
 
   /** A stall this thread timed: reported as is unless the watchdog thread's report of it comes first. */
   #timed(seq: number, report: WatchdogStallReport<S>): void {
-    if (this.#mode !== 'worker') {
+    if (this.mode !== 'worker') {
       this.#emit(report);
       return;
     }
@@ -214,38 +172,23 @@ export class ThreadWatchdog<S extends object> implements StallWatchdog {
       // Already reported without its stack (or not a stall this thread saw): once only.
       return;
     }
-    const report = reportOf<S>(message, {
-      options: this.#options,
-      candidates: () => this.#candidates(),
-      declaredScope: () => this.#declared?.take(),
-    });
-    if (report.debuggerAttached) this.#debuggerStalls++;
-    this.#emit(report);
+    this.#emit(this.reportOf(message));
   }
 
   #emit(report: WatchdogStallReport<S>): void {
-    this.#stalls++;
+    this.stalls++;
     report.durationMs = Math.round(report.durationMs * 10) / 10;
     report.thread = { id: threadId, name: threadName() };
-    const options = this.#options;
+    const options = this.options;
     try {
       if (report.inflight === 0) report.inflight = options.inflight();
       if (!report.request && !report.candidates) {
-        const candidates = this.#candidates();
+        const candidates = this.candidates();
         if (candidates.length > 0) report.candidates = candidates;
       }
       options.onStall(report);
     } catch (error) {
       options.onError('a stall report could not be delivered', error);
     }
-  }
-
-  /** Runs on the paused worker, inside whatever was blocking it. */
-  #readScope(): string | undefined {
-    return scopeJson(this.#options);
-  }
-
-  #candidates(): S[] {
-    return copyCandidates(this.#options.candidates);
   }
 }

@@ -1,16 +1,16 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { createHeartbeat, heartbeatMsFor, int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT, since } from './heartbeat.js';
+import { BeatingThread } from './beating.js';
+import { int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT, since } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import type { Fault, MainMessage, WorkerConfig, WorkerMessage } from './protocol.js';
-import { readerKey, scopeExpression, scopeReaders } from './registry.js';
-import { DeclaredBlocking, reportOf, timedReport } from './report.js';
-import { copyCandidates, scopeJson } from './scope.js';
+import { scopeExpression } from './registry.js';
+import { timedReport } from './report.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
 import { ThreadWatchdog } from './threads.js';
-import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
+import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport } from './types.js';
 
 /** The inspector's `url()`, or nothing when Node was built without the inspector. */
 function inspectorUrl(): (() => string | undefined) | undefined {
@@ -95,20 +95,12 @@ function checkInteger(path: string, value: unknown, { min, max }: { min: number;
  *
  * If no worker can run, stalls are still timed on the main thread, without stacks.
  */
-class Watchdog<S extends object> implements StallWatchdog {
-  readonly #options: StallWatchdogOptions<S>;
-  readonly #key = readerKey();
-  readonly #heartbeatMs: number;
-  readonly #captureStacks: boolean;
-  #beats: Int32Array | undefined;
-  #timer: NodeJS.Timeout | undefined;
+class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchdog {
   #worker: Worker | undefined;
   #port: MessagePort | undefined;
   #inspectorUrl: (() => string | undefined) | undefined;
-  #debuggerStalls = 0;
   /** When the watchdog thread was last restarted (monotonic ms), within the hour. */
   #restartsAt: number[] = [];
-  #restarts = 0;
   #spawned = 0;
   /** The current watchdog thread said it runs: one that dies before is not restarted. */
   #ready = false;
@@ -116,50 +108,33 @@ class Watchdog<S extends object> implements StallWatchdog {
   #mapping: Extract<WorkerMessage, { type: 'mapping' }> | undefined;
   readonly #deniedMaps: string[] = [];
   #profiler: MainThreadProfiler | undefined;
-  #mode: WatchdogStatus['mode'] = 'stopped';
-  #stacks = false;
-  #stalls = 0;
-  #lastBeat = 0;
-  /** This watchdog's part in expectBlocking(), while it runs. */
-  #declared: DeclaredBlocking<S> | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
     checkThreshold(options.thresholdMs);
     checkInteger('maxStacksPerMinute', options.maxStacksPerMinute, LOOP_LAG_LIMITS.maxStacksPerMinute);
     if (options.profiler) checkInteger('profiler.intervalMs', options.profiler.intervalMs, LOOP_LAG_LIMITS.profilerIntervalMs);
-    this.#options = options;
-    this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
-    // Times a stall within one interval. The worker wakes when the last beat could first turn
-    // stale, so it sees every stall of at least the threshold while it lasts. Measured idle cost per
-    // process of loopsight's loop timers (this beat, the worker, core's 10 ms delay sampler):
-    // 1.2% of a core (bare Express 0.3%); 1.8% when the worker polled at every beat.
-    this.#heartbeatMs = heartbeatMsFor(options.thresholdMs);
+    super(options);
   }
 
   start(): void {
-    if (this.#mode !== 'stopped') return;
-    this.#beats = createHeartbeat();
-    this.#declared = new DeclaredBlocking(this.#beats, () => this.#options.getScope());
-    this.#mode = 'starting';
-    this.#inspectorUrl = this.#captureStacks ? inspectorUrl() : undefined;
-    this.#lastBeat = monotonicMs();
-    this.#beat();
-    this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs).unref();
-    scopeReaders()[this.#key] = () => this.#readScope();
+    if (this.mode !== 'stopped') return;
+    this.mode = 'starting';
+    this.#inspectorUrl = this.captureStacks ? inspectorUrl() : undefined;
+    const beats = this.startBeating();
     process.once('exit', this.#onExit);
     const inUse = this.#debuggerOpen();
-    const { profiler } = this.#options;
-    if (profiler && this.#captureStacks && !inUse) {
+    const { profiler } = this.options;
+    if (profiler && this.captureStacks && !inUse) {
       try {
         this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? LOOP_LAG_DEFAULTS.profilerIntervalMs, RESTART_MS, (error) =>
-          this.#options.onError('the sampling profiler could not be restarted', error),
+          this.options.onError('the sampling profiler could not be restarted', error),
         );
       } catch (error) {
-        this.#options.onError('the sampling profiler could not start; stalls in native code get no stack', error);
+        this.options.onError('the sampling profiler could not start; stalls in native code get no stack', error);
       }
     }
     try {
-      this.#spawn(this.#beats, inUse);
+      this.#spawn(beats, inUse);
     } catch (error) {
       this.#degrade('the stall watchdog worker could not start', error);
     }
@@ -172,12 +147,12 @@ class Watchdog<S extends object> implements StallWatchdog {
   // so a capture under way finishes; its report is delivered here, synchronously.
   readonly #onExit = () => {
     this.#closeProfiler();
-    const beats = this.#beats;
+    const beats = this.beats;
     if (!beats) return;
     try {
       Atomics.store(beats, SLOT.exiting, 1);
       // The stall, if one is under way, ends here.
-      this.#beat();
+      this.beat();
       const port = this.#port;
       if (!port || Atomics.load(beats, SLOT.busy) === 0) return;
       port.postMessage({ type: 'exit' } satisfies MainMessage);
@@ -208,24 +183,19 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   async stop(): Promise<void> {
-    if (this.#mode === 'stopped') return;
+    if (this.mode === 'stopped') return;
     process.off('exit', this.#onExit);
     this.#closeProfiler();
-    this.#mode = 'stopped';
+    this.mode = 'stopped';
     // Stand the worker down before the beats end: still watching, it would take the silence (or
     // the next block) for a stall and pause this thread while it is being terminated.
-    if (this.#beats) Atomics.store(this.#beats, SLOT.exiting, 1);
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-    delete scopeReaders()[this.#key];
-    this.#declared?.close();
-    this.#declared = undefined;
+    if (this.beats) Atomics.store(this.beats, SLOT.exiting, 1);
+    this.stopBeating();
     const worker = this.#worker;
     this.#worker = undefined;
-    this.#beats = undefined;
     const port = this.#port;
     this.#port = undefined;
-    if (worker && port && !(this.#options as InternalOptions).workerSource) {
+    if (worker && port && !(this.options as InternalOptions).workerSource) {
       await Promise.all([
         // A worker thread paused through this watchdog's thread stays paused if that thread ends first.
         ask(port, { type: 'release-threads' }, 'threads-released', RELEASE_WAIT_MS),
@@ -243,26 +213,15 @@ class Watchdog<S extends object> implements StallWatchdog {
     }
   }
 
-  status(): WatchdogStatus {
-    return {
-      running: this.#mode !== 'stopped',
-      mode: this.#mode,
-      stacks: this.#stacks,
-      stalls: this.#stalls,
-      debuggerStalls: this.#debuggerStalls,
-      restarts: this.#restarts,
-    };
-  }
-
-  #beat(): void {
+  protected beat(): void {
     const now = monotonicMs();
-    if (this.#mode === 'main-thread') {
-      const lateMs = now - this.#lastBeat - this.#heartbeatMs;
-      if (lateMs >= this.#options.thresholdMs) this.#emit(timedReport(lateMs, Date.now() - (now - this.#lastBeat), this.#lastBeat));
+    if (this.mode === 'main-thread') {
+      const lateMs = now - this.lastBeat - this.heartbeatMs;
+      if (lateMs >= this.options.thresholdMs) this.#emit(timedReport(lateMs, Date.now() - (now - this.lastBeat), this.lastBeat));
     }
-    const gap = Math.round(now - this.#lastBeat);
-    this.#lastBeat = now;
-    const beats = this.#beats;
+    const gap = Math.round(now - this.lastBeat);
+    this.lastBeat = now;
+    const beats = this.beats;
     if (!beats) return;
     if (gap > Atomics.load(beats, SLOT.gap)) {
       Atomics.store(beats, SLOT.gapEnd, int32Ms(now));
@@ -276,16 +235,16 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #spawn(beats: Int32Array, inUse: boolean): void {
-    const o = this.#options;
+    const o = this.options;
     const internal = o as InternalOptions;
     const { port1, port2 } = new MessageChannel();
     const config: WorkerConfig = {
       heartbeat: beats.buffer as SharedArrayBuffer,
       port: port2,
       thresholdMs: o.thresholdMs,
-      heartbeatMs: this.#heartbeatMs,
-      pollMs: this.#heartbeatMs,
-      captureStacks: this.#captureStacks,
+      heartbeatMs: this.heartbeatMs,
+      pollMs: this.heartbeatMs,
+      captureStacks: this.captureStacks,
       maxStacksPerMinute: o.maxStacksPerMinute ?? LOOP_LAG_DEFAULTS.maxStacksPerMinute,
       latePauseMs: latePauseMsFor(o.thresholdMs),
       profiler: this.#profiler !== undefined,
@@ -298,7 +257,7 @@ class Watchdog<S extends object> implements StallWatchdog {
       debuggerQuietMs: internal.debuggerQuietMs ?? 60_000,
       faults: (internal.faults ?? []).filter((f) => this.#spawned === 0 || f.everyWorker),
       deniedMaps: [...this.#deniedMaps],
-      scopeExpression: scopeExpression(this.#key),
+      scopeExpression: scopeExpression(this.key),
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
     };
@@ -326,25 +285,25 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #onMessage(message: WorkerMessage): void {
-    if (this.#mode === 'stopped') return;
+    if (this.mode === 'stopped') return;
     switch (message.type) {
       case 'ready':
         this.#ready = true;
-        if (this.#mode === 'starting') this.#mode = 'worker';
-        this.#stacks = message.stacks;
+        if (this.mode === 'starting') this.mode = 'worker';
+        this.stacks = message.stacks;
         return;
       case 'degraded':
-        this.#stacks = false;
-        this.#options.onError('stall stacks are off', new Error(message.reason));
+        this.stacks = false;
+        this.options.onError('stall stacks are off', new Error(message.reason));
         return;
       case 'debugger':
-        this.#options.onError('stall stacks are off while a debugger may be attached', new Error(message.reason));
+        this.options.onError('stall stacks are off while a debugger may be attached', new Error(message.reason));
         return;
       case 'error':
-        this.#options.onError(message.what, new Error(message.message));
+        this.options.onError(message.what, new Error(message.message));
         return;
       case 'sourcemap':
-        this.#options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
+        this.options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
         return;
       case 'mapping':
         this.#mapping = message;
@@ -362,13 +321,8 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
-    const report = reportOf<S>(message, {
-      options: this.#options,
-      candidates: () => this.#candidates(),
-      declaredScope: () => this.#declared?.take(),
-    });
+    const report = this.reportOf(message);
     if (message.wantsProfile) this.#profile(report, message.window);
-    if (report.debuggerAttached) this.#debuggerStalls++;
     this.#emit(report);
   }
 
@@ -384,28 +338,19 @@ class Watchdog<S extends object> implements StallWatchdog {
         report.stackSource = 'profile';
       }
     } catch (error) {
-      this.#options.onError('the stall profile could not be read', error);
+      this.options.onError('the stall profile could not be read', error);
     }
   }
 
   #emit(report: WatchdogStallReport<S>): void {
-    this.#stalls++;
+    this.stalls++;
     report.durationMs = Math.round(report.durationMs * 10) / 10;
-    if (report.inflight === 0) report.inflight = this.#safe(() => this.#options.inflight(), 0);
+    if (report.inflight === 0) report.inflight = this.#safe(() => this.options.inflight(), 0);
     try {
-      this.#options.onStall(report);
+      this.options.onStall(report);
     } catch (error) {
-      this.#options.onError('a stall report could not be delivered', error);
+      this.options.onError('a stall report could not be delivered', error);
     }
-  }
-
-  /** Runs on the paused main thread, inside whatever was blocking: keep it small and total. */
-  #readScope(): string | undefined {
-    return scopeJson(this.#options);
-  }
-
-  #candidates(): S[] {
-    return copyCandidates(this.#options.candidates);
   }
 
   #safe<T>(fn: () => T, fallback: T): T {
@@ -423,14 +368,14 @@ class Watchdog<S extends object> implements StallWatchdog {
    * without them, and that script's map is not decoded again.
    */
   #lost(worker: Worker, what: string, error: unknown): void {
-    if (this.#worker !== worker || this.#mode === 'stopped' || this.#mode === 'main-thread') return;
+    if (this.#worker !== worker || this.mode === 'stopped' || this.mode === 'main-thread') return;
     this.#worker = undefined;
     this.#port?.close();
     this.#port = undefined;
     worker.removeAllListeners();
     worker.on('error', () => {});
     worker.terminate().catch(() => {});
-    const beats = this.#beats;
+    const beats = this.beats;
     const mapping = this.#mapping;
     this.#mapping = undefined;
     if (mapping) {
@@ -449,10 +394,10 @@ class Watchdog<S extends object> implements StallWatchdog {
       // It died handling a stall, which has ended since (this thread runs): the longest gap
       // between beats since the thread began handling it is that stall's, the current one
       // included when no beat came yet.
-      this.#beat();
+      this.beat();
       const gapMs = Atomics.load(beats, SLOT.gap);
-      const durationMs = gapMs - this.#heartbeatMs;
-      if (durationMs >= this.#options.thresholdMs) {
+      const durationMs = gapMs - this.heartbeatMs;
+      if (durationMs >= this.options.thresholdMs) {
         const endedAgo = since(int32Ms(monotonicMs()), Atomics.load(beats, SLOT.gapEnd));
         const at = Date.now() - endedAgo - gapMs;
         this.#emit({ durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
@@ -470,13 +415,13 @@ class Watchdog<S extends object> implements StallWatchdog {
       return;
     }
     this.#restartsAt.push(now);
-    this.#restarts++;
+    this.restarts++;
     // What the dead thread left set: an exit would wait for it, the next stall would count its gap.
     Atomics.store(beats, SLOT.busy, 0);
     Atomics.store(beats, SLOT.gap, 0);
-    this.#mode = 'starting';
-    this.#stacks = false;
-    if (this.#restarts === 1) this.#options.onError(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, error);
+    this.mode = 'starting';
+    this.stacks = false;
+    if (this.restarts === 1) this.options.onError(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, error);
     try {
       this.#spawn(beats, this.#debuggerOpen());
     } catch (restartError) {
@@ -485,16 +430,16 @@ class Watchdog<S extends object> implements StallWatchdog {
   }
 
   #degrade(what: string, error: unknown): void {
-    if (this.#mode === 'stopped' || this.#mode === 'main-thread') return;
-    this.#mode = 'main-thread';
-    this.#stacks = false;
+    if (this.mode === 'stopped' || this.mode === 'main-thread') return;
+    this.mode = 'main-thread';
+    this.stacks = false;
     const worker = this.#worker;
     this.#worker = undefined;
     this.#port?.close();
     this.#port = undefined;
     worker?.terminate().catch(() => {});
-    this.#lastBeat = monotonicMs();
-    this.#options.onError(`${what}; stalls are now timed on the main thread, without stacks`, error);
+    this.lastBeat = monotonicMs();
+    this.options.onError(`${what}; stalls are now timed on the main thread, without stacks`, error);
   }
 }
 

@@ -229,6 +229,9 @@ describe("someone else's debugger", () => {
     expect(r.stderr).not.toMatch(/Waiting for the debugger/);
     const [open, closed] = r.reports;
     expect(open, JSON.stringify(r.events)).toMatchObject({ stack: [], stackSkipped: 'unavailable', debuggerAttached: true });
-    expect(closed, JSON.stringify(r.events)).toMatchObject({ stackSource: 'pause', request: { id: 'closed' } });
+    // A loaded machine can take the pause past the late-pause mark; it still names the request and the block.
+    expect(closed, JSON.stringify(r.events)).toMatchObject({ request: { id: 'closed' } });
+    expect(['pause', 'late-pause']).toContain(closed?.stackSource);
+    expect(closed?.stack.some((f) => f.functionName === 'secondBlock')).toBe(true);
   });
 });
