@@ -467,14 +467,9 @@ export class Hub {
       }
     }
     const accepts = (slot: Slot) => slot.loopLag !== false && report.durationMs >= slot.loopLag.stallThresholdMs;
-    const slot = this.#recipient(owner, accepts);
-    const member = slot?.ref.deref();
-    if (!slot || !member) return;
-    if (slot.loopLag && !slot.loopLag.captureStacks && report.stack.length > 0) {
-      report.stack = [];
-      report.stackSource = 'none';
-      report.stackSkipped = 'disabled';
-    }
+    const member = this.#recipient(owner, accepts)?.ref.deref();
+    if (!member) return;
+    // The monitor shapes it by its own options (stall.ts) and emits it.
     member.deliver(report);
     if (this.#threads instanceof ThreadReporter) this.#threads.stall(report);
   }

@@ -9,6 +9,7 @@ import { hub, type Member, type Parts } from './hub.js';
 import { InflightRegistry, NO_SLOT } from './inflight.js';
 import { DEFAULT_PROMISES, resolveOptions, scopeId, writeReportLine } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
+import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
 import type {
   Exporter,
@@ -388,33 +389,17 @@ class LoopsightMonitor implements Monitor {
   }
 
   #report(report: StallReport | PromiseReport): void {
-    const servingSince = this.#handle.servingSince;
-    if (report.type === 'stall' && servingSince !== undefined)
-      this.#guard('the startup phase could not be read', () => {
-        if (report.at < servingSince()) report.phase = 'startup';
-      });
-    // A promise report's frames come from the main thread's own stack: mapped here, once per report
-    // (the watchdog's worker maps stall stacks).
-    if (report.type === 'promise' && report.stack.length > 0)
-      this.#guard('promise frames could not be source-mapped', () => {
-        report.stack = mapStackFrames(report.stack);
-      });
-    if (report.culprit === undefined && (report.type === 'promise' || report.stackSource !== 'none')) {
-      // A late pause's top frame may have run after the blocker; the frames below it had not returned.
-      const stack =
-        report.type === 'stall' && report.stackSource === 'late-pause' ? report.stack.slice(report.enteredAfter ?? 1) : report.stack;
-      const culprit = culpritOf(stack, this.#options.frameFilter);
+    if (report.type === 'stall') {
+      shapeStall(report, { options: this.#options, servingSince: this.#handle.servingSince, guard: (what, fn) => this.#guard(what, fn) });
+    } else {
+      // A promise report's frames come from the main thread's own stack: mapped here, once per
+      // report (the watchdog thread maps stall stacks).
+      if (report.stack.length > 0)
+        this.#guard('promise frames could not be source-mapped', () => {
+          report.stack = mapStackFrames(report.stack);
+        });
+      const culprit = report.culprit ?? culpritOf(report.stack, this.#options.frameFilter);
       if (culprit) report.culprit = culprit;
-    }
-    // After the culprit is named: `loopLag.expected.when` decides from the finished report.
-    if (report.type === 'stall' && !report.expected && this.#expected(report)) {
-      report.expected = true;
-      report.stack = [];
-      report.stackSource = 'none';
-      report.stackSkipped = 'expected';
-      delete report.culprit;
-      delete report.requestSource;
-      delete report.pauseDelayMs;
     }
     if (report.type === 'stall') this.#emit('stall', report);
     else this.#emit('promise', report);
@@ -426,21 +411,6 @@ class LoopsightMonitor implements Monitor {
       this.#options.onReport(report);
     } catch (error) {
       this.reportError('onReport threw', error);
-    }
-  }
-
-  /** Whether a stall matches `loopLag.expected`; a throwing predicate counts as false, said once. */
-  #expected(report: StallReport): boolean {
-    const expected = this.#options.loopLag ? this.#options.loopLag.expected : undefined;
-    if (!expected) return false;
-    const route = report.request?.route;
-    if (route !== undefined && expected.routes.has(route)) return true;
-    if (!expected.when) return false;
-    try {
-      return expected.when(report) === true;
-    } catch (error) {
-      this.reportError('loopLag.expected.when threw', error);
-      return false;
     }
   }
 

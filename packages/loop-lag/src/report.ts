@@ -27,21 +27,16 @@ export interface ReportContext<S extends object> {
 }
 
 /**
- * The report of a captured stall. The scope read on the paused frame names the request when the
- * pause landed while the thread was blocked, or, landing late, inside the same synchronous call;
- * never guessed otherwise.
+ * The report of a captured stall: every field the watchdog thread measured, as it is, and the
+ * request. The scope read on the paused frame names the request when the pause landed while the
+ * thread was blocked, or, landing late, inside the same synchronous call; never guessed otherwise.
  */
 export function reportOf<S extends object>(captured: StallCapture, here: ReportContext<S>): WatchdogStallReport<S> {
-  const report: WatchdogStallReport<S> = {
-    durationMs: captured.durationMs,
-    at: captured.at,
-    stack: captured.stack,
-    stackSource: captured.stackSource,
-    inflight: 0,
-  };
+  const { scope, ...measured } = captured;
+  const report: WatchdogStallReport<S> = { ...measured, inflight: 0 };
   let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
   try {
-    if (captured.scope !== undefined) seen = JSON.parse(captured.scope);
+    if (scope !== undefined) seen = JSON.parse(scope);
   } catch {
     // A scope that does not serialize is left out, not guessed.
   }
@@ -55,19 +50,14 @@ export function reportOf<S extends object>(captured: StallCapture, here: ReportC
     const candidates = seen?.candidates ?? here.candidates();
     if (candidates.length > 0) report.candidates = candidates;
   }
-  if (captured.pauseDelayMs !== undefined) report.pauseDelayMs = captured.pauseDelayMs;
-  if (captured.enteredAfter !== undefined) report.enteredAfter = captured.enteredAfter;
-  if (captured.stackSkipped !== undefined) report.stackSkipped = captured.stackSkipped;
   if (captured.expected) {
-    report.expected = true;
-    const scope = here.declaredScope();
-    if (scope !== undefined) {
-      report.request = scope;
+    const declared = here.declaredScope();
+    if (declared !== undefined) {
+      report.request = declared;
       report.requestSource = 'expectBlocking';
       delete report.candidates;
     }
   }
-  if (captured.debuggerAttached) report.debuggerAttached = true;
   return report;
 }
 

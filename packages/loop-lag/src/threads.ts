@@ -172,7 +172,8 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
       // Already reported without its stack (or not a stall this thread saw): once only.
       return;
     }
-    this.#emit(this.reportOf(message));
+    const { type, to, seq, ...captured } = message;
+    this.#emit(this.reportOf(captured));
   }
 
   #emit(report: WatchdogStallReport<S>): void {

@@ -321,8 +321,9 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   }
 
   #onStall(message: Extract<WorkerMessage, { type: 'stall' }>): void {
-    const report = this.reportOf(message);
-    if (message.wantsProfile) this.#profile(report, message.window);
+    const { type, window, wantsProfile, ...captured } = message;
+    const report = this.reportOf(captured);
+    if (wantsProfile) this.#profile(report, window);
     this.#emit(report);
   }
 
