@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { type ExpectedFlag, expectedState } from './expected.js';
-import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
+import { checkWatchdogOptions, LOOP_LAG_DEFAULTS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import { copyCandidates, scopeJson } from './scope.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
@@ -81,17 +81,6 @@ interface InternalOptions {
   debuggerQuietMs?: number;
 }
 
-function checkThreshold(value: unknown): void {
-  const { min, max } = LOOP_LAG_LIMITS.thresholdMs;
-  if (typeof value === 'number' && value >= min && value <= max) return;
-  throw new TypeError(`loopsight: options.thresholdMs must be a number from ${min} to ${max} ms (got ${String(value)})`);
-}
-
-function checkInteger(path: string, value: unknown, { min, max }: { min: number; max: number }): void {
-  if (value === undefined || (Number.isInteger(value) && (value as number) >= min && (value as number) <= max)) return;
-  throw new TypeError(`loopsight: options.${path} must be an integer from ${min} to ${max} (got ${String(value)})`);
-}
-
 /**
  * Watches the main thread's event loop from a worker thread. The main thread only writes a
  * heartbeat into shared memory from an unref'd interval; the worker notices when it stops, pauses
@@ -131,9 +120,7 @@ class Watchdog<S extends object> implements StallWatchdog {
   #expectedScope: S | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
-    checkThreshold(options.thresholdMs);
-    checkInteger('maxStacksPerMinute', options.maxStacksPerMinute, LOOP_LAG_LIMITS.maxStacksPerMinute);
-    if (options.profiler) checkInteger('profiler.intervalMs', options.profiler.intervalMs, LOOP_LAG_LIMITS.profilerIntervalMs);
+    checkWatchdogOptions(options);
     this.#options = options;
     this.#captureStacks = options.captureStacks ?? LOOP_LAG_DEFAULTS.captureStacks;
     // Times a stall within one interval. The worker wakes when the last beat could first turn
