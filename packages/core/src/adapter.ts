@@ -1,3 +1,4 @@
+import { LoopsightTypeError } from '@loopsight/options';
 import { createMonitor, internals, internalsOf } from './monitor.js';
 import type { Monitor, MonitorOptions } from './types.js';
 
@@ -20,10 +21,15 @@ export function monitorFor(options: AdapterOptions | undefined): { monitor: Moni
   }
   const { monitor, ...rest } = options;
   // Recognized by its internals: the ESM and CJS builds (or two copies of core) each have their own class.
-  if (internalsOf(monitor) === undefined) throw new TypeError('loopsight: options.monitor must be a Monitor from createMonitor()');
+  if (internalsOf(monitor) === undefined) {
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_NOT_A_MONITOR', 'loopsight: options.monitor must be a Monitor from createMonitor()', {
+      path: 'monitor',
+    });
+  }
   const extra = Object.keys(rest);
   if (extra.length > 0) {
-    throw new TypeError(
+    throw new LoopsightTypeError(
+      'ERR_LOOPSIGHT_INVALID_OPTION',
       `loopsight: options.monitor cannot be combined with other options (got ${extra.join(', ')}); configure the shared monitor when you create it`,
     );
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
-import { boolean, checkKeys, custom, func, invalidOption, isPlainObject, oneOf, positive, type Shape } from '@loopsight/options';
+import { boolean, checkKeys, custom, func, invalidOption, isPlainObject, oneOf, positive, type Shape, warning } from '@loopsight/options';
 import { isUserFrame, resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
@@ -48,7 +48,7 @@ export function idRefusal(id: unknown, validate?: (id: string) => boolean, sink?
       ok = validate(id) === true;
     } catch (error) {
       ok = false;
-      sink?.reportError('options.correlation.validate threw', error);
+      sink?.reportError('options.correlation.validate threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'correlation.validate' }));
     }
   }
   if (ok) return undefined;
@@ -72,7 +72,7 @@ export function generateId(config: ResolvedCorrelation, sink: IdSink): string {
   try {
     id = config.generate();
   } catch (error) {
-    sink.reportError('options.correlation.generate threw', error);
+    sink.reportError('options.correlation.generate threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'correlation.generate' }));
     return randomUUID();
   }
   const reason = idRefusal(id);
@@ -117,7 +117,6 @@ const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
 });
 
 const DEFAULT_MAX_INFLIGHT = 10_000;
-
 
 function positiveAt(path: string, value: unknown, fallback: number, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
   return positive({ integer, max, default: fallback }).resolve(value, path);
@@ -167,7 +166,11 @@ function headerName(path: string, value: unknown): string {
   if (typeof value !== 'string' || !HEADER_NAME.test(value)) invalidOption(path, 'an HTTP header name (RFC 9110 token)', value);
   const name = value.toLowerCase();
   if (REFUSED_HEADERS.includes(name)) {
-    invalidOption(path, `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`, value);
+    invalidOption(
+      path,
+      `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`,
+      value,
+    );
   }
   return name;
 }
@@ -183,7 +186,8 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
     max: LOOP_LAG_LIMITS.resolutionMs.max,
   });
   const windowMs = positiveAt('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
-  if (windowMs < resolutionMs * 10) invalidOption('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
+  if (windowMs < resolutionMs * 10)
+    invalidOption('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
   return Object.freeze({
     resolutionMs,
     stallThresholdMs: stallThreshold(o.stallThresholdMs),
@@ -279,7 +283,8 @@ function resolveExporters(value: unknown): ResolvedOptions['exporters'] {
     if (!isPlainObject(e) || typeof candidate.name !== 'string' || typeof candidate.start !== 'function') {
       invalidOption(`exporters[${i}]`, 'an exporter ({ name: string, start(monitor), stop?() })', e);
     }
-    if (candidate.stop !== undefined && typeof candidate.stop !== 'function') invalidOption(`exporters[${i}].stop`, 'a function', candidate.stop);
+    if (candidate.stop !== undefined && typeof candidate.stop !== 'function')
+      invalidOption(`exporters[${i}].stop`, 'a function', candidate.stop);
   });
   return Object.freeze([...value]);
 }
@@ -289,7 +294,8 @@ export function writeReportLine(report: Report): void {
   process.stderr.write(`${JSON.stringify({ loopsight: report.type, culprit: report.culprit, ...report })}\n`);
 }
 
-const defaultLogger = {
+/** The logger a monitor has unless given one: its warnings go out with their codes (process.emitWarning). */
+export const defaultLogger = {
   warn(message: string): void {
     process.emitWarning(message, { code: 'LOOPSIGHT_WARNING' });
   },
@@ -302,7 +308,8 @@ function resolveShed(value: unknown): ResolvedShed | false {
   if (!isPlainObject(value)) invalidOption('shed', 'an object such as { maxEventLoopDelayMs: 200 }', value);
   const o = value as ShedOptions & Record<string, unknown>;
   checkKeys('shed', o, [...SHED_LIMITS, 'retryAfterSeconds', 'sampleIntervalMs', 'exempt', 'onShed', 'response']);
-  if (SHED_LIMITS.every((k) => o[k] === undefined)) invalidOption('shed', `an object that sets at least one of ${SHED_LIMITS.join(', ')}`, value);
+  if (SHED_LIMITS.every((k) => o[k] === undefined))
+    invalidOption('shed', `an object that sets at least one of ${SHED_LIMITS.join(', ')}`, value);
   const maxUtilization = o.maxEventLoopUtilization;
   if (maxUtilization !== undefined && !(typeof maxUtilization === 'number' && maxUtilization > 0 && maxUtilization <= 1)) {
     invalidOption('shed.maxEventLoopUtilization', 'a number in (0, 1]', maxUtilization);
@@ -319,7 +326,8 @@ function resolveShed(value: unknown): ResolvedShed | false {
     invalidOption('shed.response.status', 'an HTTP status from 400 to 599', status);
   }
   const body = response?.body;
-  if (body !== undefined && typeof body !== 'string' && !isPlainObject(body)) invalidOption('shed.response.body', 'a string or an object', body);
+  if (body !== undefined && typeof body !== 'string' && !isPlainObject(body))
+    invalidOption('shed.response.body', 'a string or an object', body);
   return Object.freeze({
     maxEventLoopDelayMs: optional('maxEventLoopDelayMs', { max: 60_000 }),
     maxEventLoopUtilization: maxUtilization,
@@ -390,7 +398,8 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
   checkKeys('', o, TOP_LEVEL);
   let logger = defaultLogger;
   if (o.logger !== undefined) {
-    if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function') invalidOption('logger', 'an object with a warn(message) method', o.logger);
+    if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function')
+      invalidOption('logger', 'an object with a warn(message) method', o.logger);
     logger = o.logger;
   }
   const frameFilter = o.frameFilter === undefined ? undefined : fn('frameFilter', o.frameFilter, isUserFrame);
@@ -420,8 +429,9 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
  * the preload checks each variable by the rule `createMonitor` applies to its option.
  */
 export const OPTION_RULES = Object.freeze({
-  'loopLag.stallThresholdMs': custom(`a number of ms from ${LOOP_LAG_LIMITS.thresholdMs.min} to ${LOOP_LAG_LIMITS.thresholdMs.max}`, (value) =>
-    stallThreshold(value),
+  'loopLag.stallThresholdMs': custom(
+    `a number of ms from ${LOOP_LAG_LIMITS.thresholdMs.min} to ${LOOP_LAG_LIMITS.thresholdMs.max}`,
+    (value) => stallThreshold(value),
   ),
   'loopLag.captureStacks': boolean(),
   'promises.mode': oneOf(['off', 'sampled', 'full'] as const),

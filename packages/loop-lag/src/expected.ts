@@ -42,7 +42,8 @@ export function expectedState(): ExpectedState {
  * const pdf = expectBlocking(() => renderInvoicePdf(order));
  */
 export function expectBlocking<T>(fn: () => T): T {
-  if (typeof fn !== 'function') throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', `loopsight: expectBlocking(fn) takes a function (got ${typeof fn})`);
+  if (typeof fn !== 'function')
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', `loopsight: expectBlocking(fn) takes a function (got ${typeof fn})`);
   const state = expectedState();
   if (state.depth++ === 0) {
     for (const flag of state.flags) {

@@ -40,11 +40,17 @@ const callback = func();
 
 /** createStallWatchdog()'s options; the last five are test seams, not public API. */
 const WATCHDOG_SHAPE = {
-  thresholdMs: number({ min: thresholdMs.min, max: thresholdMs.max, accepted: `a number from ${thresholdMs.min} to ${thresholdMs.max} ms` }),
+  thresholdMs: number({
+    min: thresholdMs.min,
+    max: thresholdMs.max,
+    accepted: `a number from ${thresholdMs.min} to ${thresholdMs.max} ms`,
+  }),
   captureStacks: boolean(),
   maxStacksPerMinute: number({ integer: true, ...maxStacksPerMinute }),
   profiler: custom('false or { intervalMs }', (value, path) =>
-    value === undefined || value === false ? value : resolveShape({ intervalMs: number({ integer: true, ...profilerIntervalMs }) }, value, path, 'false or { intervalMs }'),
+    value === undefined || value === false
+      ? value
+      : resolveShape({ intervalMs: number({ integer: true, ...profilerIntervalMs }) }, value, path, 'false or { intervalMs }'),
   ),
   debuggerMode: oneOf(['always', 'on-stall']),
   getScope: func(undefined, 'a function () => scope'),
@@ -54,7 +60,9 @@ const WATCHDOG_SHAPE = {
   onStall: callback,
   onError: callback,
   workerSource: string(),
-  faults: custom('an array', (value, path) => (value === undefined || Array.isArray(value) ? value : invalidOption(path, 'an array', value))),
+  faults: custom('an array', (value, path) =>
+    value === undefined || Array.isArray(value) ? value : invalidOption(path, 'an array', value),
+  ),
   commandTimeoutMs: positive(),
   reachTimeoutMs: positive(),
   debuggerQuietMs: number({ min: 0 }),
@@ -71,7 +79,11 @@ export function checkWatchdogOptions(options: unknown): void {
 }
 
 /** createLoopDelayRecorder()'s interval: an integer from 1 to 1000 ms. */
-export const RESOLUTION_MS = number({ integer: true, ...resolutionMs, accepted: `an integer from ${resolutionMs.min} to ${resolutionMs.max} (ms)` });
+export const RESOLUTION_MS = number({
+  integer: true,
+  ...resolutionMs,
+  accepted: `an integer from ${resolutionMs.min} to ${resolutionMs.max} (ms)`,
+});
 
 const GUARD_SHAPE = {
   maxEventLoopDelayMs: positive({ max: 60_000 }),

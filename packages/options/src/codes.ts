@@ -23,6 +23,7 @@ export const CODES = Object.freeze({
   LOOPSIGHT_THREADS: 'figures of worker threads cannot be heard, or too many threads report',
   LOOPSIGHT_PROMISE_TRACKER: 'the promise tracker hit a problem (a hook or a report failed)',
   LOOPSIGHT_DASHBOARD: 'the dashboard could not serve its page or its feed',
+  LOOPSIGHT_PROPAGATION: 'the correlation header could not be set on an outbound request; the request went without it',
   LOOPSIGHT_REFUSED_ID: 'withCorrelationId() was given an id that is not 1-1024 visible ASCII characters; a fresh one was used',
   LOOPSIGHT_ENV_IGNORED: 'a LOOPSIGHT_* environment variable has a value the preload refuses; the default applies',
   LOOPSIGHT_ENV_UNKNOWN: 'a LOOPSIGHT_* environment variable the preload does not know, close to one it does',

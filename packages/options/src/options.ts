@@ -39,10 +39,14 @@ const where = (path: string) => (path ? `options.${path}` : 'options');
  * if (typeof value !== 'boolean') invalidOption('traces', 'true or false', value);
  */
 export function invalidOption(path: string, accepted: string, value: unknown): never {
-  throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_OPTION', `loopsight: ${where(path)} must be ${accepted} (got ${describeValue(value)})`, {
-    path,
-    accepted,
-  });
+  throw new LoopsightTypeError(
+    'ERR_LOOPSIGHT_INVALID_OPTION',
+    `loopsight: ${where(path)} must be ${accepted} (got ${describeValue(value)})`,
+    {
+      path,
+      accepted,
+    },
+  );
 }
 
 /** Levenshtein distance, bounded by `limit` (returns limit + 1 once it is past it). */
@@ -289,7 +293,10 @@ export function string<D extends string | undefined = undefined>({
  * @example
  * array(string({ pattern: /^\//, accepted: 'a route template starting with /' }), { max: 100 })
  */
-export function array<T>(item: Rule<T>, { max = 10_000, accepted }: { max?: number; accepted?: string } = {}): Rule<readonly T[] | undefined> {
+export function array<T>(
+  item: Rule<T>,
+  { max = 10_000, accepted }: { max?: number; accepted?: string } = {},
+): Rule<readonly T[] | undefined> {
   const words = accepted ?? `an array of at most ${max} items, each ${item.accepted}`;
   return {
     accepted: words,

@@ -73,7 +73,11 @@ export function resolveTrackerOptions<S extends object>(options: PromiseTrackerO
 
 function checkWindows(resolved: { sampleWindowMs: number; sampleIntervalMs: number }, prefix: string): void {
   if (resolved.sampleIntervalMs <= resolved.sampleWindowMs) {
-    invalidOption(`${prefix}sampleIntervalMs`, `greater than ${prefix}sampleWindowMs (${resolved.sampleWindowMs})`, resolved.sampleIntervalMs);
+    invalidOption(
+      `${prefix}sampleIntervalMs`,
+      `greater than ${prefix}sampleWindowMs (${resolved.sampleWindowMs})`,
+      resolved.sampleIntervalMs,
+    );
   }
 }
 

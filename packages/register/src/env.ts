@@ -44,7 +44,12 @@ function read<T>(env: Env, name: string, warn: Warn, parse: (raw: string) => T |
   if (raw === undefined || raw.trim() === '') return undefined;
   const parsed = parse(raw.trim());
   if (typeof parsed === 'object' && parsed !== null && 'refused' in parsed) {
-    warn(coded('LOOPSIGHT_ENV_IGNORED', `loopsight: ${name}=${shown(raw)} ignored: ${(parsed as { refused: string }).refused}; the default applies`));
+    warn(
+      coded(
+        'LOOPSIGHT_ENV_IGNORED',
+        `loopsight: ${name}=${shown(raw)} ignored: ${(parsed as { refused: string }).refused}; the default applies`,
+      ),
+    );
     return undefined;
   }
   return parsed as T;
@@ -77,7 +82,9 @@ function refusalBy(path: OptionPath, value: unknown): string | undefined {
     load.internal().OPTION_RULES[path].resolve(value, path);
     return undefined;
   } catch (error) {
-    return isLoopsightError(error) && error.accepted !== undefined ? `options.${path} must be ${error.accepted}` : `options.${path} is refused`;
+    return isLoopsightError(error) && error.accepted !== undefined
+      ? `options.${path} must be ${error.accepted}`
+      : `options.${path} is refused`;
   }
 }
 
@@ -145,7 +152,8 @@ function refusalOfFile(options: MonitorOptions): string | undefined {
     return undefined;
   } catch (error) {
     if (!isLoopsightError(error)) return 'its options are refused';
-    if (error.code === 'ERR_LOOPSIGHT_UNKNOWN_OPTION') return `the file has an option loopsight does not know (accepted: ${error.accepted})`;
+    if (error.code === 'ERR_LOOPSIGHT_UNKNOWN_OPTION')
+      return `the file has an option loopsight does not know (accepted: ${error.accepted})`;
     if (error.code === 'ERR_LOOPSIGHT_INVALID_OPTION' && error.path !== undefined) {
       return `${error.path ? `options.${error.path}` : 'options'} must be ${error.accepted}`;
     }

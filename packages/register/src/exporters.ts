@@ -59,7 +59,10 @@ export function serveMetrics(
     prometheus = load.prometheus();
   } catch (error) {
     warn(
-      coded('LOOPSIGHT_PRELOAD', `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`),
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`,
+      ),
     );
     return undefined;
   }
@@ -84,7 +87,12 @@ export function serveMetrics(
     server.listen({ port, host: metrics.host, exclusive: true });
   } catch (error) {
     // Port plus a cluster worker's id beyond 65535.
-    warn(coded('LOOPSIGHT_PRELOAD', `loopsight: the metrics server on port ${port} failed: ${error instanceof Error ? error.message : String(error)}`));
+    warn(
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: the metrics server on port ${port} failed: ${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
     return undefined;
   }
   server.unref();
@@ -117,7 +125,10 @@ export function otelWhenRegistered(monitor: Monitor, warn: Warn): () => void {
       ({ otelExporter }) => monitor.attach(otelExporter()),
       (error: unknown) =>
         warn(
-          coded('LOOPSIGHT_PRELOAD', `loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`),
+          coded(
+            'LOOPSIGHT_PRELOAD',
+            `loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`,
+          ),
         ),
     );
   };

@@ -215,7 +215,12 @@ export function start(): void {
       shared.startNow?.();
       serve?.();
     } catch (error) {
-      warn(coded('LOOPSIGHT_PRELOAD', `loopsight: starting at the first listen() failed: ${error instanceof Error ? error.message : String(error)}`));
+      warn(
+        coded(
+          'LOOPSIGHT_PRELOAD',
+          `loopsight: starting at the first listen() failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     }
   };
   diagnosticsChannel.subscribe(LISTEN, onListen);
@@ -235,7 +240,12 @@ function createFromEnv(say: (line: string) => void): Monitor | undefined {
     monitor = createMonitor(config.monitor);
   } catch (error) {
     // readConfig checked each value; a combination core still refuses falls back to the defaults.
-    say(coded('LOOPSIGHT_PRELOAD', `loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`));
+    say(
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`,
+      ),
+    );
     monitor = createMonitor();
   }
   configs.set(monitor, config);
