@@ -1,5 +1,6 @@
-import { LoopsightTypeError } from '@loopsight/options';
+import { checkKeys, isPlainObject, LoopsightTypeError } from '@loopsight/options';
 import { createMonitor, internals, internalsOf } from './monitor.js';
+import { TOP_LEVEL } from './options.js';
 import type { Monitor, MonitorOptions } from './types.js';
 
 /** What every adapter accepts: monitor options, or `{ monitor }` to share one Monitor between apps. */
@@ -12,6 +13,8 @@ export interface AdapterOptions extends MonitorOptions {
  * A shared monitor comes alone: its options were fixed when it was created.
  */
 export function monitorFor(options: AdapterOptions | undefined): { monitor: Monitor; owned: boolean } {
+  // `monitor` is an adapter's option too: a typo of it is named against every name an adapter takes.
+  if (isPlainObject(options)) checkKeys('', options, [...TOP_LEVEL, 'monitor']);
   if (options === undefined || options === null || options.monitor === undefined) {
     // Nobody stops the monitor of an Express or Koa app: it must go when its app goes, so that a
     // test suite that builds an app per test does not keep a thousand of them.

@@ -377,7 +377,8 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
-const TOP_LEVEL = [
+/** Every top-level monitor option. */
+export const TOP_LEVEL = [
   'loopLag',
   'promises',
   'correlation',

@@ -68,30 +68,47 @@ function distance(a: string, b: string, limit: number): number {
   return previous[b.length] as number;
 }
 
+/** The edit distance from `a` to the closest part of `b` (a typo inside a longer name: `treshold` in `stallThresholdMs`). */
+function distanceWithin(a: string, b: string): number {
+  let previous = new Array<number>(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost));
+    }
+    previous = current;
+  }
+  return Math.min(...previous);
+}
+
 /**
  * The known name closest to `name`, if one is close enough to be what was meant: the same but for
- * case or separators, one that starts or ends with it (or the reverse), or within an edit distance
- * of a third of its length (at least 2).
+ * case or separators, within an edit distance of a third of its length (at least 2), or, for a name
+ * of 4 characters or more, that close to a part of a known name (`treshold` → `stallThresholdMs`).
  *
  * @example
- * closestName('treshold', ['thresholdMs', 'captureStacks']); // 'thresholdMs'
+ * closestName('treshold', ['stallThresholdMs', 'captureStacks']); // 'stallThresholdMs'
  */
 export function closestName(name: string, known: readonly string[]): string | undefined {
   const plain = (s: string) => s.toLowerCase().replace(/[-_\s]/g, '');
   const wanted = plain(name);
-  if (wanted === '') return undefined;
+  if (wanted === '' || wanted.length > 200) return undefined;
+  const limit = Math.max(2, Math.floor(wanted.length / 3));
   let best: string | undefined;
   let bestScore = Number.POSITIVE_INFINITY;
   for (const candidate of known) {
     const other = plain(candidate);
-    let score: number;
+    let score = Number.POSITIVE_INFINITY;
     if (other === wanted) score = 0;
-    else if (wanted.length >= 4 && (other.startsWith(wanted) || other.endsWith(wanted) || wanted.startsWith(other))) score = 1;
     else {
-      const limit = Math.max(2, Math.floor(wanted.length / 3));
       const d = distance(wanted, other, limit);
-      if (d > limit) continue;
-      score = 1 + d;
+      if (d <= limit) score = 1 + d;
+      else if (wanted.length >= 4) {
+        const within = distanceWithin(wanted, other);
+        // Worse than any whole-name match: `trace` means `traces` before `tracerProvider`.
+        if (within <= Math.floor(wanted.length / 4)) score = limit + 2 + within;
+      }
     }
     if (score < bestScore) {
       bestScore = score;

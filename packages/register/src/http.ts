@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Monitor } from '@loopsight/core';
+import { warning } from '@loopsight/options';
 import { load } from './load.js';
 
 /**
@@ -54,14 +55,14 @@ export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, ea
       each?.();
       handle(request, response);
     } catch (error) {
-      monitor.reportError('opening a request scope failed', error);
+      monitor.reportError('opening a request scope failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:scope' }));
     }
   });
   diagnosticsChannel.subscribe(FASTIFY_HANDLER_START, (message) => {
     try {
       onFastifyHandler(message);
     } catch (error) {
-      monitor.reportError("reading Fastify's route failed", error);
+      monitor.reportError("reading Fastify's route failed", warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:fastify-route' }));
     }
   });
 }
