@@ -66,6 +66,9 @@ function build(options: Provider, imports: DynamicModule['imports']): DynamicMod
   };
 }
 
+/** What forRootAsync() takes, Nest's usual names. */
+const ASYNC_KEYS = ['useFactory', 'inject', 'imports'];
+
 /**
  * Applies loopsight to every route of the Nest app, on @nestjs/platform-express and
  * @nestjs/platform-fastify: a correlation id and a scope per request, opened before guards,
@@ -76,9 +79,6 @@ function build(options: Provider, imports: DynamicModule['imports']): DynamicMod
  * @Module({ imports: [LoopsightModule.forRoot({ loopLag: { stallThresholdMs: 200 } })] })
  * export class AppModule {}
  */
-/** What forRootAsync() takes, Nest's usual names. */
-const ASYNC_KEYS = ['useFactory', 'inject', 'imports'];
-
 // biome-ignore lint/complexity/noStaticOnlyClass: Nest's module shape: a class (the module's identity) with forRoot()/forRootAsync().
 export class LoopsightModule {
   /** Options known up front; a bad option throws a TypeError here, naming it. */

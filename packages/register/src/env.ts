@@ -198,7 +198,7 @@ function merge(into: MonitorOptions, from: MonitorOptions | undefined): MonitorO
 }
 
 /** Every variable the preload reads (docs/preload.md). */
-export const VARIABLES = Object.freeze([
+const VARIABLES = Object.freeze([
   'LOOPSIGHT_ENABLED',
   'LOOPSIGHT_CONFIG',
   'LOOPSIGHT_LOOP_LAG',
