@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type { MonitorOptions } from '@loopsight/core';
 import type { OPTION_RULES } from '@loopsight/core/internal';
-import { closestName, isLoopsightError, type LoopsightCode } from '@loopsight/options';
+import type { LoopsightCode } from '@loopsight/options';
 import { load } from './load.js';
 
 /** The preload's configuration: monitor options, and what the preload itself starts. */
@@ -82,7 +82,7 @@ function refusalBy(path: OptionPath, value: unknown): string | undefined {
     load.internal().OPTION_RULES[path].resolve(value, path);
     return undefined;
   } catch (error) {
-    return isLoopsightError(error) && error.accepted !== undefined
+    return load.options().isLoopsightError(error) && error.accepted !== undefined
       ? `options.${path} must be ${error.accepted}`
       : `options.${path} is refused`;
   }
@@ -151,7 +151,7 @@ function refusalOfFile(options: MonitorOptions): string | undefined {
     load.internal().resolveOptions(options);
     return undefined;
   } catch (error) {
-    if (!isLoopsightError(error)) return 'its options are refused';
+    if (!load.options().isLoopsightError(error)) return 'its options are refused';
     if (error.code === 'ERR_LOOPSIGHT_UNKNOWN_OPTION')
       return `the file has an option loopsight does not know (accepted: ${error.accepted})`;
     if (error.code === 'ERR_LOOPSIGHT_INVALID_OPTION' && error.path !== undefined) {
@@ -225,7 +225,7 @@ const SUFFIXES = VARIABLES.map((name) => name.slice(PREFIX.length));
 function warnUnknown(env: Env, warn: Warn): void {
   for (const name of Object.keys(env)) {
     if (!name.startsWith(PREFIX) || VARIABLES.includes(name) || !/^LOOPSIGHT_[A-Z0-9_]{1,64}$/.test(name)) continue;
-    const meant = closestName(name.slice(PREFIX.length), SUFFIXES);
+    const meant = load.options().closestName(name.slice(PREFIX.length), SUFFIXES);
     if (meant === undefined) continue;
     warn(coded('LOOPSIGHT_ENV_UNKNOWN', `loopsight: ${name} is not a variable loopsight reads (ignored); did you mean ${PREFIX}${meant}?`));
   }

@@ -1,6 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Monitor } from '@loopsight/core';
-import { warning } from '@loopsight/options';
 import { load } from './load.js';
 
 /**
@@ -55,14 +54,20 @@ export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, ea
       each?.();
       handle(request, response);
     } catch (error) {
-      monitor.reportError('opening a request scope failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:scope' }));
+      monitor.reportError(
+        'opening a request scope failed',
+        load.options().warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:scope' }),
+      );
     }
   });
   diagnosticsChannel.subscribe(FASTIFY_HANDLER_START, (message) => {
     try {
       onFastifyHandler(message);
     } catch (error) {
-      monitor.reportError("reading Fastify's route failed", warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:fastify-route' }));
+      monitor.reportError(
+        "reading Fastify's route failed",
+        load.options().warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:fastify-route' }),
+      );
     }
   });
 }
