@@ -43,6 +43,7 @@ export default defineConfig({
       '@loopsight/promises': src('promises'),
       '@loopsight/prometheus': src('prometheus'),
       '@loopsight/otel': src('otel'),
+      '@loopsight/options': src('options'),
     },
   },
   test: {

@@ -249,7 +249,18 @@ export function adapterSuite(framework: Framework): void {
 
     it('refuses invalid options with a TypeError naming the option', async () => {
       await expect(framework.start({ loopLag: { stallThresholdMs: -5 } })).rejects.toThrow(
-        new TypeError('loopsight: options.loopLag.stallThresholdMs must be a positive number up to 3600000 (got -5)'),
+        expect.objectContaining({
+          name: 'TypeError',
+          code: 'ERR_LOOPSIGHT_INVALID_OPTION',
+          path: 'loopLag.stallThresholdMs',
+          message: 'loopsight: options.loopLag.stallThresholdMs must be a positive number up to 3600000 (got -5)',
+        }),
+      );
+      await expect(framework.start({ loopLag: { stallTresholdMs: 200 } } as never)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'ERR_LOOPSIGHT_UNKNOWN_OPTION',
+          message: expect.stringMatching(/did you mean 'stallThresholdMs'\?$/),
+        }),
       );
       await expect(framework.start({ monitor: createMonitor(), maxInflight: 5 })).rejects.toThrow(/options.monitor cannot be combined/);
     });

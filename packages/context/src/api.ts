@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { currentScope, type RequestScope } from '@loopsight/core';
 import { correlationHeaderNames, idRefusal, runInScope } from '@loopsight/core/internal';
+import { type LoopsightCode, LoopsightTypeError } from '@loopsight/options';
 import { propagatedHeaders } from './propagation.js';
 
 const DEFAULT_HEADER = 'x-request-id';
@@ -8,14 +9,14 @@ let warned = false;
 
 /**
  * There is no monitor to count in here (the id may be set outside any request, by code that never
- * saw one): a refused id is replaced and said once per process, as a LOOPSIGHT_WARNING.
+ * saw one): a refused id is replaced and said once per process, as a LOOPSIGHT_REFUSED_ID warning.
  */
 function replaceRefused(): string {
   if (!warned) {
     warned = true;
     process.emitWarning(
       'loopsight: withCorrelationId() was given an id that is not 1-1024 visible ASCII characters; the work ran under a fresh id (said once)',
-      { code: 'LOOPSIGHT_WARNING' },
+      { code: 'LOOPSIGHT_REFUSED_ID' satisfies LoopsightCode },
     );
   }
   return randomUUID();
@@ -40,7 +41,8 @@ export function getCorrelationId(): string | undefined {
  * await withCorrelationId(message.headers['x-request-id'], () => handle(message));
  */
 export function withCorrelationId<T>(id: string, fn: () => T): T {
-  if (typeof fn !== 'function') throw new TypeError('loopsight: withCorrelationId() fn must be a function');
+  if (typeof fn !== 'function')
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', 'loopsight: withCorrelationId() fn must be a function');
   // Ids often come straight from a message's headers: a hostile one must not reach logs or outbound requests.
   if (idRefusal(id) !== undefined) id = replaceRefused();
   const parent = currentScope();

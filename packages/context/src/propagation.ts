@@ -4,6 +4,7 @@ import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { currentScope, type RequestScope } from '@loopsight/core';
 import { idRefusal } from '@loopsight/core/internal';
+import { warning } from '@loopsight/options';
 
 type OnError = (what: string, error: unknown) => void;
 
@@ -66,7 +67,7 @@ function onUndiciRequest(message: unknown): void {
     const { request } = message as { request: UndiciRequest };
     for (const name of wanted.keys()) if (!undiciHas(request.headers, name)) request.addHeader(name, id);
   } catch (error) {
-    contain('setting the correlation header on a fetch/undici request failed', error);
+    contain('setting the correlation header on a fetch/undici request failed', warning('LOOPSIGHT_PROPAGATION', error, { site: 'undici' }));
   }
 }
 
@@ -78,7 +79,7 @@ function onHttpRequestCreated(message: unknown): void {
     if (request.headersSent) return;
     for (const name of wanted.keys()) if (request.getHeader(name) === undefined) request.setHeader(name, id);
   } catch (error) {
-    contain('setting the correlation header on an http request failed', error);
+    contain('setting the correlation header on an http request failed', warning('LOOPSIGHT_PROPAGATION', error, { site: 'http' }));
   }
 }
 
@@ -131,7 +132,7 @@ function injectArgs(args: unknown[]): unknown[] {
     }
     if (typeof first === 'object' && first !== null) return [withHeaders(first as RequestOptions, id), ...args.slice(1)];
   } catch (error) {
-    contain('setting the correlation header on an http request failed', error);
+    contain('setting the correlation header on an http request failed', warning('LOOPSIGHT_PROPAGATION', error, { site: 'http' }));
   }
   return args;
 }

@@ -1,4 +1,6 @@
+import { checkKeys, isPlainObject, LoopsightTypeError } from '@loopsight/options';
 import { createMonitor, internals, internalsOf } from './monitor.js';
+import { TOP_LEVEL } from './options.js';
 import type { Monitor, MonitorOptions } from './types.js';
 
 /** What every adapter accepts: monitor options, or `{ monitor }` to share one Monitor between apps. */
@@ -11,6 +13,8 @@ export interface AdapterOptions extends MonitorOptions {
  * A shared monitor comes alone: its options were fixed when it was created.
  */
 export function monitorFor(options: AdapterOptions | undefined): { monitor: Monitor; owned: boolean } {
+  // `monitor` is an adapter's option too: a typo of it is named against every name an adapter takes.
+  if (isPlainObject(options)) checkKeys('', options, [...TOP_LEVEL, 'monitor']);
   if (options === undefined || options === null || options.monitor === undefined) {
     // Nobody stops the monitor of an Express or Koa app: it must go when its app goes, so that a
     // test suite that builds an app per test does not keep a thousand of them.
@@ -20,10 +24,15 @@ export function monitorFor(options: AdapterOptions | undefined): { monitor: Moni
   }
   const { monitor, ...rest } = options;
   // Recognized by its internals: the ESM and CJS builds (or two copies of core) each have their own class.
-  if (internalsOf(monitor) === undefined) throw new TypeError('loopsight: options.monitor must be a Monitor from createMonitor()');
+  if (internalsOf(monitor) === undefined) {
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_NOT_A_MONITOR', 'loopsight: options.monitor must be a Monitor from createMonitor()', {
+      path: 'monitor',
+    });
+  }
   const extra = Object.keys(rest);
   if (extra.length > 0) {
-    throw new TypeError(
+    throw new LoopsightTypeError(
+      'ERR_LOOPSIGHT_INVALID_OPTION',
       `loopsight: options.monitor cannot be combined with other options (got ${extra.join(', ')}); configure the shared monitor when you create it`,
     );
   }

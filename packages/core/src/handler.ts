@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { warning } from '@loopsight/options';
 import { acceptIncoming } from './incoming.js';
 import { internals, type MonitorInternals } from './monitor.js';
 import { idRefusal } from './options.js';
@@ -128,7 +129,7 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
       }
     } catch (error) {
       // Observability never fails a request: serve it untracked.
-      inner.reportError('reading the correlation id failed', error);
+      inner.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
       return next();
     }
     if (shed) {
@@ -139,7 +140,7 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
           if (respond) respond(frameworkArg, shedding.answer);
           else respondRaw(res, shedding.answer);
         } catch (error) {
-          inner.reportError('answering a shed request failed', error);
+          inner.reportError('answering a shed request failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'shed-answer' }));
         }
         inner.shed(shedding.info);
         return undefined as never;
@@ -171,7 +172,7 @@ export function createAmbientHandler(
       id = acceptIncoming(req, config, inner);
       if (echo && !res.headersSent) res.setHeader(header, id);
     } catch (error) {
-      inner.reportError('reading the correlation id failed', error);
+      inner.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
       return;
     }
     enterRequest(inner, id, req, res, route, req);

@@ -10,6 +10,7 @@ import {
   type StallWatchdog,
   type WatchdogStallReport,
 } from '@loopsight/loop-lag';
+import { LoopsightError, warning } from '@loopsight/options';
 import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } from '@loopsight/promises';
 import { isApplicationUrl } from './culprit.js';
 import { LoopSampler } from './sampler.js';
@@ -194,7 +195,7 @@ export class Hub {
         if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
         if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
         const guard = createOverloadGuard(limits);
-        this.#safely('the overload guard failed to start', () => guard.start());
+        this.#safely('the overload guard failed to start', 'guard:start', () => guard.start());
         return guard;
       });
     }
@@ -292,7 +293,7 @@ export class Hub {
     for (const [key, { part, refs }] of this.#guards) {
       if (refs > 0) continue;
       this.#guards.delete(key);
-      this.#safely('the overload guard failed to stop', () => part.stop());
+      this.#safely('the overload guard failed to stop', 'guard:stop', () => part.stop());
     }
     for (const [resolutionMs, recorder] of this.#recorders) if (recorder.readers === 0) this.#recorders.delete(resolutionMs);
   }
@@ -343,14 +344,21 @@ export class Hub {
       const old = this.#watchdog;
       this.#watchdog = undefined;
       this.#watchdogConfig = watchdogConfig;
-      if (old) stops.push(old.stop().catch((error: unknown) => this.#error('the stall watchdog failed to stop', error)));
+      if (old)
+        stops.push(
+          old
+            .stop()
+            .catch((error: unknown) =>
+              this.#error('the stall watchdog failed to stop', warning('LOOPSIGHT_SHARED_PART_FAILED', error, { site: 'watchdog:stop' })),
+            ),
+        );
       if (watchdogConfig) this.#startWatchdog(watchdogConfig);
     }
     if (!sameConfig(trackerConfig, this.#trackerConfig)) {
       const old = this.#tracker;
       this.#tracker = undefined;
       this.#trackerConfig = trackerConfig;
-      if (old) this.#safely('the promise tracker failed to stop', () => old.stop());
+      if (old) this.#safely('the promise tracker failed to stop', 'tracker:stop', () => old.stop());
       if (trackerConfig) this.#startTracker(trackerConfig);
     }
     return Promise.all(stops).then(() => undefined);
@@ -396,7 +404,11 @@ export class Hub {
         this.#warnedFrameFilter = true;
         this.#error(
           'monitors in this process pass different promises.frameFilter functions',
-          new Error('the promise tracker is one per process and uses the first monitor’s; pass the same function to every monitor'),
+          new LoopsightError(
+            'LOOPSIGHT_MONITORS_DISAGREE',
+            'the promise tracker is one per process and uses the first monitor’s; pass the same function to every monitor',
+            { site: 'promises.frameFilter' },
+          ),
         );
       }
     }
@@ -419,7 +431,7 @@ export class Hub {
       onError: (what, error) => this.#error(what, error),
     });
     this.#watchdog = watchdog;
-    this.#safely('the stall watchdog failed to start', () => watchdog.start());
+    this.#safely('the stall watchdog failed to start', 'watchdog:start', () => watchdog.start());
   }
 
   #startTracker(config: TrackerConfig): void {
@@ -432,7 +444,7 @@ export class Hub {
       onError: (what, error) => this.#error(what, error),
     });
     this.#tracker = tracker;
-    this.#safely('the promise tracker failed to start', () => tracker.start());
+    this.#safely('the promise tracker failed to start', 'tracker:start', () => tracker.start());
   }
 
   #tag(scope: RequestScope | undefined): Tagged | undefined {
@@ -523,11 +535,11 @@ export class Hub {
     }
   }
 
-  #safely(what: string, fn: () => void): void {
+  #safely(what: string, site: string, fn: () => void): void {
     try {
       fn();
     } catch (error) {
-      this.#error(what, error);
+      this.#error(what, warning('LOOPSIGHT_SHARED_PART_FAILED', error, { site }));
     }
   }
 }

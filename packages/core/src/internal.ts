@@ -19,7 +19,7 @@ export {
 export { correlationHeaderNames, threadFeed } from './hub.js';
 export { traceIdOf } from './incoming.js';
 export { internals, type MonitorInternals } from './monitor.js';
-export { DEFAULT_ID_PATTERN, idRefusal, positiveInteger } from './options.js';
+export { DEFAULT_ID_PATTERN, idRefusal, OPTION_RULES, positiveInteger, resolveOptions } from './options.js';
 export { type RouteResolver, trackRequest } from './request.js';
 export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { runInScope } from './store.js';

@@ -2,12 +2,13 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { mapStackFrames } from '@loopsight/loop-lag';
+import { codeOf, describeError, isLoopsightError, type LoopsightCode, LoopsightTypeError, warning, warningKey } from '@loopsight/options';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { InflightRegistry, NO_SLOT } from './inflight.js';
-import { DEFAULT_PROMISES, resolveOptions, scopeId, writeReportLine } from './options.js';
+import { DEFAULT_PROMISES, defaultLogger, resolveOptions, scopeId, writeReportLine } from './options.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
@@ -30,6 +31,12 @@ import type {
   ShedReason,
   StallReport,
 } from './types.js';
+
+/** Kinds of problem a monitor warns of, at most: past it, problems are only counted. */
+const MAX_WARNED = 256;
+
+/** A contained problem's code and the site that tells it from others of that code. */
+type Problem = readonly [LoopsightCode, string];
 
 const requestChannel = diagnosticsChannel.channel(CHANNELS.request);
 const stallChannel = diagnosticsChannel.channel(CHANNELS.stall);
@@ -87,7 +94,8 @@ export function internalsOf(value: unknown): MonitorInternals | undefined {
 /** The monitor's internals, or a TypeError for anything that is not a monitor. */
 export function internals(monitor: Monitor): MonitorInternals {
   const found = internalsOf(monitor);
-  if (found === undefined) throw new TypeError('loopsight: expected a Monitor from createMonitor()');
+  if (found === undefined)
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_NOT_A_MONITOR', 'loopsight: expected a Monitor from createMonitor()');
   return found;
 }
 
@@ -196,13 +204,18 @@ class LoopsightMonitor implements Monitor {
     this.#parts = undefined;
     const shared = hub()
       .leave(this.#member, this.#handle.heldWeakly)
-      .catch((error: unknown) => this.reportError('the shared parts failed to stop', error));
+      .catch((error: unknown) =>
+        this.reportError('the shared parts failed to stop', warning('LOOPSIGHT_SHARED_PART_FAILED', error, { site: 'stop' })),
+      );
     const stops = [...this.#started].map(async (component) => {
       this.#started.delete(component);
       try {
         await component.stop?.();
       } catch (error) {
-        this.reportError(`component ${component.name} failed to stop`, error);
+        this.reportError(
+          `component ${component.name} failed to stop`,
+          warning('LOOPSIGHT_COMPONENT_FAILED', error, { site: `${component.name}:stop` }),
+        );
       }
     });
     this.#stopping = Promise.all([...stops, shared]).then(() => undefined);
@@ -225,8 +238,14 @@ class LoopsightMonitor implements Monitor {
   on(event: 'request', fn: (r: RequestRecord) => void): this;
   on(event: EventName, fn: Listener): this {
     const list = this.#listeners[event];
-    if (!list) throw new TypeError(`loopsight: monitor.on() event must be one of 'stall', 'promise', 'request' (got ${String(event)})`);
-    if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.on() listener must be a function');
+    if (!list) {
+      throw new LoopsightTypeError(
+        'ERR_LOOPSIGHT_INVALID_ARGUMENT',
+        `loopsight: monitor.on() event must be one of 'stall', 'promise', 'request' (got ${String(event)})`,
+      );
+    }
+    if (typeof fn !== 'function')
+      throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', 'loopsight: monitor.on() listener must be a function');
     // Copy on write: emit() iterates without copying.
     this.#listeners[event] = [...list, fn];
     return this;
@@ -289,7 +308,7 @@ class LoopsightMonitor implements Monitor {
     try {
       if (shed.exempt(req, path)) return undefined;
     } catch (error) {
-      this.reportError('shed.exempt threw; the request was served', error);
+      this.reportError('shed.exempt threw; the request was served', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'shed.exempt' }));
       return undefined;
     }
     return reason;
@@ -298,7 +317,7 @@ class LoopsightMonitor implements Monitor {
   #countShed(info: ShedInfo): void {
     this.#shed[info.reason]++;
     const onShed = (this.#options.shed as ResolvedShed).onShed;
-    if (onShed) this.#guard('shed.onShed threw', () => onShed(info));
+    if (onShed) this.#guard('shed.onShed threw', ['LOOPSIGHT_CALLBACK_THREW', 'shed.onShed'], () => onShed(info));
   }
 
   /**
@@ -309,8 +328,11 @@ class LoopsightMonitor implements Monitor {
    * queue.on('message', (msg) => monitor.run({ correlationId: msg.id, route: 'queue:orders' }, () => handle(msg)));
    */
   run<T>(scope: Partial<RequestScope>, fn: () => T): T {
-    if (typeof scope !== 'object' || scope === null) throw new TypeError('loopsight: monitor.run() scope must be an object');
-    if (typeof fn !== 'function') throw new TypeError('loopsight: monitor.run() fn must be a function');
+    if (typeof scope !== 'object' || scope === null) {
+      throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', 'loopsight: monitor.run() scope must be an object');
+    }
+    if (typeof fn !== 'function')
+      throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', 'loopsight: monitor.run() fn must be a function');
     const { correlationId, method, route, startedAt } = scope;
     // A refused id (hostile, or not a string) is replaced and counted, never thrown into the caller.
     const job: RequestScope = {
@@ -381,7 +403,7 @@ class LoopsightMonitor implements Monitor {
       try {
         (fn as (r: typeof record) => void)(record);
       } catch (error) {
-        this.reportError(`a '${event}' listener threw`, error);
+        this.reportError(`a '${event}' listener threw`, warning('LOOPSIGHT_CALLBACK_THREW', error, { site: `on('${event}')` }));
       }
     }
     const channel = event === 'request' ? requestChannel : event === 'stall' ? stallChannel : promiseChannel;
@@ -390,12 +412,16 @@ class LoopsightMonitor implements Monitor {
 
   #report(report: StallReport | PromiseReport): void {
     if (report.type === 'stall') {
-      shapeStall(report, { options: this.#options, servingSince: this.#handle.servingSince, guard: (what, fn) => this.#guard(what, fn) });
+      shapeStall(report, {
+        options: this.#options,
+        servingSince: this.#handle.servingSince,
+        guard: (what, problem, fn) => this.#guard(what, problem, fn),
+      });
     } else {
       // A promise report's frames come from the main thread's own stack: mapped here, once per
       // report (the watchdog thread maps stall stacks).
       if (report.stack.length > 0)
-        this.#guard('promise frames could not be source-mapped', () => {
+        this.#guard('promise frames could not be source-mapped', ['LOOPSIGHT_PROMISE_TRACKER', 'sourcemap'], () => {
           report.stack = mapStackFrames(report.stack);
         });
       const culprit = report.culprit ?? culpritOf(report.stack, this.#options.frameFilter);
@@ -410,15 +436,15 @@ class LoopsightMonitor implements Monitor {
     try {
       this.#options.onReport(report);
     } catch (error) {
-      this.reportError('onReport threw', error);
+      this.reportError('onReport threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'onReport' }));
     }
   }
 
-  #guard(what: string, fn: () => void): void {
+  #guard(what: string, problem: Problem, fn: () => void): void {
     try {
       fn();
     } catch (error) {
-      this.reportError(what, error);
+      this.reportError(what, warning(problem[0], error, { site: problem[1] }));
     }
   }
 
@@ -428,11 +454,16 @@ class LoopsightMonitor implements Monitor {
    */
   reportError(what: string, error: unknown): void {
     this.#counters.internalErrors++;
-    if (this.#warned.has(what)) return;
-    this.#warned.add(what);
-    const detail = error instanceof Error ? error.message : String(error);
+    // Once per code and site (an exporter, a callback), not per text: a message may carry a value.
+    const key = warningKey(what, error);
+    if (this.#warned.has(key) || this.#warned.size >= MAX_WARNED) return;
+    this.#warned.add(key);
+    const cause = isLoopsightError(error) && error.cause !== undefined ? error.cause : error;
+    const line = `loopsight: ${what}: ${describeError(cause)} (reported once; counted in monitor.counters().internalErrors)`;
     try {
-      this.#options.logger.warn(`loopsight: ${what}: ${detail} (reported once; counted in monitor.counters().internalErrors)`);
+      const { logger } = this.#options;
+      if (logger === defaultLogger) process.emitWarning(line, { code: codeOf(error) });
+      else logger.warn(`${line} [${codeOf(error)}]`);
     } catch {
       // A broken logger must not break the caller either.
     }
@@ -443,7 +474,10 @@ class LoopsightMonitor implements Monitor {
       component.start(this);
       this.#started.add(component);
     } catch (error) {
-      this.reportError(`component ${component.name} failed to start`, error);
+      this.reportError(
+        `component ${component.name} failed to start`,
+        warning('LOOPSIGHT_COMPONENT_FAILED', error, { site: `${component.name}:start` }),
+      );
     }
   }
 }

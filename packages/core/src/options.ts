@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
+import { boolean, checkKeys, custom, func, invalidOption, isPlainObject, oneOf, positive, type Shape, warning } from '@loopsight/options';
 import { isUserFrame, resolvePromiseOptions } from '@loopsight/promises';
 import type {
   CorrelationOptions,
@@ -47,7 +48,7 @@ export function idRefusal(id: unknown, validate?: (id: string) => boolean, sink?
       ok = validate(id) === true;
     } catch (error) {
       ok = false;
-      sink?.reportError('options.correlation.validate threw', error);
+      sink?.reportError('options.correlation.validate threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'correlation.validate' }));
     }
   }
   if (ok) return undefined;
@@ -71,7 +72,7 @@ export function generateId(config: ResolvedCorrelation, sink: IdSink): string {
   try {
     id = config.generate();
   } catch (error) {
-    sink.reportError('options.correlation.generate threw', error);
+    sink.reportError('options.correlation.generate threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'correlation.generate' }));
     return randomUUID();
   }
   const reason = idRefusal(id);
@@ -117,56 +118,20 @@ const DEFAULT_CORRELATION: ResolvedCorrelation = Object.freeze({
 
 const DEFAULT_MAX_INFLIGHT = 10_000;
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
-function fail(path: string, accepted: string, value: unknown): never {
-  throw new TypeError(`loopsight: options${path ? `.${path}` : ''} must be ${accepted} (got ${describe(value)})`);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function checkKeys(path: string, value: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      const where = path ? `options.${path}` : 'options';
-      throw new TypeError(`loopsight: unknown option ${where}.${key}; accepted: ${known.join(', ')}`);
-    }
-  }
-}
-
-function positive(path: string, value: unknown, fallback: number, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
-  if (value === undefined) return fallback;
-  const ok = typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= max && (!integer || Number.isInteger(value));
-  if (!ok) fail(path, `a positive ${integer ? 'integer' : 'number'}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ''}`, value);
-  return value as number;
+function positiveAt(path: string, value: unknown, fallback: number, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  return positive({ integer, max, default: fallback }).resolve(value, path);
 }
 
 /** An exporter's option (defaults already applied): a positive integer up to `max`, by the monitor's own rule and message. */
 export function positiveInteger(path: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) fail(path, 'a positive integer', value);
-  return positive(path, value, 0, { integer: true, max });
+  const rule = positive({ integer: true, max });
+  if (value === undefined) invalidOption(path, rule.accepted, value);
+  return rule.resolve(value, path) as number;
 }
 
-function bool(path: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') fail(path, 'true or false', value);
-  return value;
-}
+const bool = (path: string, value: unknown, fallback: boolean): boolean => boolean(fallback).resolve(value, path);
 
-function fn<T>(path: string, value: unknown, fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'function') fail(path, 'a function', value);
-  return value as T;
-}
+const fn = <T>(path: string, value: unknown, fallback: T): T => func<T, T>(fallback).resolve(value, path);
 
 /**
  * Never a correlation header: `header` is echoed on every response and set on every outbound
@@ -198,10 +163,14 @@ const REFUSED_HEADERS = Object.freeze([
 ]);
 
 function headerName(path: string, value: unknown): string {
-  if (typeof value !== 'string' || !HEADER_NAME.test(value)) fail(path, 'an HTTP header name (RFC 9110 token)', value);
+  if (typeof value !== 'string' || !HEADER_NAME.test(value)) invalidOption(path, 'an HTTP header name (RFC 9110 token)', value);
   const name = value.toLowerCase();
   if (REFUSED_HEADERS.includes(name)) {
-    fail(path, `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`, value);
+    invalidOption(
+      path,
+      `a header name other than ${REFUSED_HEADERS.join(', ')} (credential, framing, hop-by-hop and trace headers)`,
+      value,
+    );
   }
   return name;
 }
@@ -209,21 +178,22 @@ function headerName(path: string, value: unknown): string {
 function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (value === false) return false;
   if (value === undefined) return DEFAULT_LOOP_LAG;
-  if (!isPlainObject(value)) fail('loopLag', 'an object or false', value);
+  if (!isPlainObject(value)) invalidOption('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
   checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler', 'expected']);
-  const resolutionMs = positive('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
+  const resolutionMs = positiveAt('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
     integer: true,
     max: LOOP_LAG_LIMITS.resolutionMs.max,
   });
-  const windowMs = positive('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
-  if (windowMs < resolutionMs * 10) fail('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
+  const windowMs = positiveAt('loopLag.windowMs', o.windowMs, DEFAULT_LOOP_LAG.windowMs, { integer: true, max: 3_600_000 });
+  if (windowMs < resolutionMs * 10)
+    invalidOption('loopLag.windowMs', `at least 10 × loopLag.resolutionMs (${resolutionMs * 10})`, windowMs);
   return Object.freeze({
     resolutionMs,
     stallThresholdMs: stallThreshold(o.stallThresholdMs),
     captureStacks: bool('loopLag.captureStacks', o.captureStacks, DEFAULT_LOOP_LAG.captureStacks),
     windowMs,
-    maxStacksPerMinute: positive('loopLag.maxStacksPerMinute', o.maxStacksPerMinute, DEFAULT_LOOP_LAG.maxStacksPerMinute, {
+    maxStacksPerMinute: positiveAt('loopLag.maxStacksPerMinute', o.maxStacksPerMinute, DEFAULT_LOOP_LAG.maxStacksPerMinute, {
       integer: true,
       max: LOOP_LAG_LIMITS.maxStacksPerMinute.max,
     }),
@@ -234,20 +204,20 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
 
 function resolveExpected(value: unknown): ResolvedLoopLag['expected'] {
   if (value === undefined) return undefined;
-  if (!isPlainObject(value)) fail('loopLag.expected', 'an object { routes?, when? }', value);
+  if (!isPlainObject(value)) invalidOption('loopLag.expected', 'an object { routes?, when? }', value);
   checkKeys('loopLag.expected', value, ['routes', 'when']);
   const { routes = [], when } = value as { routes?: unknown; when?: unknown };
   if (!Array.isArray(routes) || routes.length > 100 || !routes.every((r) => typeof r === 'string' && r.startsWith('/'))) {
-    fail('loopLag.expected.routes', 'an array of at most 100 route templates starting with /', routes);
+    invalidOption('loopLag.expected.routes', 'an array of at most 100 route templates starting with /', routes);
   }
-  if (when !== undefined && typeof when !== 'function') fail('loopLag.expected.when', 'a function (report) => boolean', when);
+  if (when !== undefined && typeof when !== 'function') invalidOption('loopLag.expected.when', 'a function (report) => boolean', when);
   return Object.freeze({ routes: new Set(routes as string[]), when: when as ((report: StallReport) => boolean) | undefined });
 }
 
 function stallThreshold(value: unknown): number {
   const { min, max } = LOOP_LAG_LIMITS.thresholdMs;
-  const ms = positive('loopLag.stallThresholdMs', value, DEFAULT_LOOP_LAG.stallThresholdMs, { max });
-  if (ms < min) fail('loopLag.stallThresholdMs', `a number of ms from ${min} to ${max}`, value);
+  const ms = positiveAt('loopLag.stallThresholdMs', value, DEFAULT_LOOP_LAG.stallThresholdMs, { max });
+  if (ms < min) invalidOption('loopLag.stallThresholdMs', `a number of ms from ${min} to ${max}`, value);
   return ms;
 }
 
@@ -255,10 +225,10 @@ function resolveProfiler(value: unknown): ResolvedLoopLag['profiler'] {
   if (value === undefined) return DEFAULT_LOOP_LAG.profiler;
   if (value === false) return false;
   if (value === true) return Object.freeze({ intervalMs: LOOP_LAG_DEFAULTS.profilerIntervalMs });
-  if (!isPlainObject(value)) fail('loopLag.profiler', 'a boolean or { intervalMs }', value);
+  if (!isPlainObject(value)) invalidOption('loopLag.profiler', 'a boolean or { intervalMs }', value);
   checkKeys('loopLag.profiler', value, ['intervalMs']);
   return Object.freeze({
-    intervalMs: positive('loopLag.profiler.intervalMs', value.intervalMs, LOOP_LAG_DEFAULTS.profilerIntervalMs, {
+    intervalMs: positiveAt('loopLag.profiler.intervalMs', value.intervalMs, LOOP_LAG_DEFAULTS.profilerIntervalMs, {
       integer: true,
       max: LOOP_LAG_LIMITS.profilerIntervalMs.max,
     }),
@@ -268,7 +238,7 @@ function resolveProfiler(value: unknown): ResolvedLoopLag['profiler'] {
 function resolvePromises(value: unknown): ResolvedPromises | false {
   if (value === false) return false;
   if (value === undefined) return DEFAULT_PROMISES;
-  if (!isPlainObject(value)) fail('promises', 'an object or false', value);
+  if (!isPlainObject(value)) invalidOption('promises', 'an object or false', value);
   // The promises package owns these options: their defaults, limits and messages.
   return resolvePromiseOptions(value, 'promises.');
 }
@@ -285,12 +255,12 @@ function resolveValidate(value: unknown): (id: string) => boolean {
 
 function resolveCorrelation(value: unknown): ResolvedCorrelation {
   if (value === undefined) return DEFAULT_CORRELATION;
-  if (!isPlainObject(value)) fail('correlation', 'an object', value);
+  if (!isPlainObject(value)) invalidOption('correlation', 'an object', value);
   const o = value as CorrelationOptions & Record<string, unknown>;
   checkKeys('correlation', o, ['header', 'accept', 'traceparent', 'validate', 'generate', 'echo', 'propagate']);
   let accept = DEFAULT_CORRELATION.accept;
   if (o.accept !== undefined) {
-    if (!Array.isArray(o.accept)) fail('correlation.accept', 'an array of header names', o.accept);
+    if (!Array.isArray(o.accept)) invalidOption('correlation.accept', 'an array of header names', o.accept);
     accept = Object.freeze(o.accept.map((h: unknown, i: number) => headerName(`correlation.accept[${i}]`, h)));
   }
   return Object.freeze({
@@ -307,13 +277,14 @@ function resolveCorrelation(value: unknown): ResolvedCorrelation {
 
 function resolveExporters(value: unknown): ResolvedOptions['exporters'] {
   if (value === undefined) return Object.freeze([]);
-  if (!Array.isArray(value)) fail('exporters', 'an array of exporters', value);
+  if (!Array.isArray(value)) invalidOption('exporters', 'an array of exporters', value);
   value.forEach((e: unknown, i: number) => {
     const candidate = e as { name?: unknown; start?: unknown; stop?: unknown };
     if (!isPlainObject(e) || typeof candidate.name !== 'string' || typeof candidate.start !== 'function') {
-      fail(`exporters[${i}]`, 'an exporter ({ name: string, start(monitor), stop?() })', e);
+      invalidOption(`exporters[${i}]`, 'an exporter ({ name: string, start(monitor), stop?() })', e);
     }
-    if (candidate.stop !== undefined && typeof candidate.stop !== 'function') fail(`exporters[${i}].stop`, 'a function', candidate.stop);
+    if (candidate.stop !== undefined && typeof candidate.stop !== 'function')
+      invalidOption(`exporters[${i}].stop`, 'a function', candidate.stop);
   });
   return Object.freeze([...value]);
 }
@@ -323,7 +294,8 @@ export function writeReportLine(report: Report): void {
   process.stderr.write(`${JSON.stringify({ loopsight: report.type, culprit: report.culprit, ...report })}\n`);
 }
 
-const defaultLogger = {
+/** The logger a monitor has unless given one: its warnings go out with their codes (process.emitWarning). */
+export const defaultLogger = {
   warn(message: string): void {
     process.emitWarning(message, { code: 'LOOPSIGHT_WARNING' });
   },
@@ -333,33 +305,35 @@ const SHED_LIMITS = ['maxEventLoopDelayMs', 'maxEventLoopUtilization', 'maxHeapU
 
 function resolveShed(value: unknown): ResolvedShed | false {
   if (value === undefined || value === false) return false;
-  if (!isPlainObject(value)) fail('shed', 'an object such as { maxEventLoopDelayMs: 200 }', value);
+  if (!isPlainObject(value)) invalidOption('shed', 'an object such as { maxEventLoopDelayMs: 200 }', value);
   const o = value as ShedOptions & Record<string, unknown>;
   checkKeys('shed', o, [...SHED_LIMITS, 'retryAfterSeconds', 'sampleIntervalMs', 'exempt', 'onShed', 'response']);
-  if (SHED_LIMITS.every((k) => o[k] === undefined)) fail('shed', `an object that sets at least one of ${SHED_LIMITS.join(', ')}`, value);
+  if (SHED_LIMITS.every((k) => o[k] === undefined))
+    invalidOption('shed', `an object that sets at least one of ${SHED_LIMITS.join(', ')}`, value);
   const maxUtilization = o.maxEventLoopUtilization;
   if (maxUtilization !== undefined && !(typeof maxUtilization === 'number' && maxUtilization > 0 && maxUtilization <= 1)) {
-    fail('shed.maxEventLoopUtilization', 'a number in (0, 1]', maxUtilization);
+    invalidOption('shed.maxEventLoopUtilization', 'a number in (0, 1]', maxUtilization);
   }
   const optional = (path: (typeof SHED_LIMITS)[number], opts: { integer?: boolean; max?: number }) =>
-    o[path] === undefined ? undefined : positive(`shed.${path}`, o[path], 0, opts);
+    o[path] === undefined ? undefined : positiveAt(`shed.${path}`, o[path], 0, opts);
   const response = o.response;
   if (response !== undefined) {
-    if (!isPlainObject(response)) fail('shed.response', 'an object { status?, body? }', response);
+    if (!isPlainObject(response)) invalidOption('shed.response', 'an object { status?, body? }', response);
     checkKeys('shed.response', response, ['status', 'body']);
   }
   const status: unknown = response?.status ?? 503;
   if (!(typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599)) {
-    fail('shed.response.status', 'an HTTP status from 400 to 599', status);
+    invalidOption('shed.response.status', 'an HTTP status from 400 to 599', status);
   }
   const body = response?.body;
-  if (body !== undefined && typeof body !== 'string' && !isPlainObject(body)) fail('shed.response.body', 'a string or an object', body);
+  if (body !== undefined && typeof body !== 'string' && !isPlainObject(body))
+    invalidOption('shed.response.body', 'a string or an object', body);
   return Object.freeze({
     maxEventLoopDelayMs: optional('maxEventLoopDelayMs', { max: 60_000 }),
     maxEventLoopUtilization: maxUtilization,
     maxHeapUsedBytes: optional('maxHeapUsedBytes', { integer: true }),
-    retryAfterSeconds: positive('shed.retryAfterSeconds', o.retryAfterSeconds, 10, { integer: true, max: 86_400 }),
-    sampleIntervalMs: positive('shed.sampleIntervalMs', o.sampleIntervalMs, 500, { integer: true, max: 60_000 }),
+    retryAfterSeconds: positiveAt('shed.retryAfterSeconds', o.retryAfterSeconds, 10, { integer: true, max: 86_400 }),
+    sampleIntervalMs: positiveAt('shed.sampleIntervalMs', o.sampleIntervalMs, 500, { integer: true, max: 60_000 }),
     exempt: resolveExempt(o.exempt),
     onShed: o.onShed === undefined ? undefined : fn<(info: ShedInfo) => void>('shed.onShed', o.onShed, () => {}),
     status,
@@ -370,14 +344,14 @@ function resolveShed(value: unknown): ResolvedShed | false {
 function resolveExempt(value: unknown): ResolvedShed['exempt'] {
   if (value === undefined) return () => false;
   if (typeof value === 'function') return (req) => (value as (r: typeof req) => boolean)(req) === true;
-  if (!Array.isArray(value)) fail('shed.exempt', 'an array of paths and regexps, or a function (req) => boolean', value);
+  if (!Array.isArray(value)) invalidOption('shed.exempt', 'an array of paths and regexps, or a function (req) => boolean', value);
   const paths = new Set<string>();
   const patterns: RegExp[] = [];
   value.forEach((entry: unknown, i) => {
     if (typeof entry === 'string') paths.add(entry);
     // Without g/y: a stateful regexp would exempt every other request.
     else if (entry instanceof RegExp) patterns.push(new RegExp(entry.source, entry.flags.replace(/[gy]/g, '')));
-    else fail(`shed.exempt[${i}]`, 'a path string or a RegExp', entry);
+    else invalidOption(`shed.exempt[${i}]`, 'a path string or a RegExp', entry);
   });
   return (_req, path) => paths.has(path) || patterns.some((re) => re.test(path));
 }
@@ -403,7 +377,8 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
-const TOP_LEVEL = [
+/** Every top-level monitor option. */
+export const TOP_LEVEL = [
   'loopLag',
   'promises',
   'correlation',
@@ -419,12 +394,13 @@ const TOP_LEVEL = [
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
 export function resolveOptions(options: MonitorOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
-  if (!isPlainObject(options)) fail('', 'an object', options);
+  if (!isPlainObject(options)) invalidOption('', 'an object', options);
   const o = options as MonitorOptions & Record<string, unknown>;
   checkKeys('', o, TOP_LEVEL);
   let logger = defaultLogger;
   if (o.logger !== undefined) {
-    if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function') fail('logger', 'an object with a warn(message) method', o.logger);
+    if (!isPlainObject(o.logger) || typeof o.logger.warn !== 'function')
+      invalidOption('logger', 'an object with a warn(message) method', o.logger);
     logger = o.logger;
   }
   const frameFilter = o.frameFilter === undefined ? undefined : fn('frameFilter', o.frameFilter, isUserFrame);
@@ -441,10 +417,26 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     correlation: resolveCorrelation(o.correlation),
     exporters: resolveExporters(o.exporters),
     onReport: fn('onReport', o.onReport, writeReportLine),
-    maxInflight: positive('maxInflight', o.maxInflight, DEFAULT_MAX_INFLIGHT, { integer: true, max: 1_000_000 }),
+    maxInflight: positiveAt('maxInflight', o.maxInflight, DEFAULT_MAX_INFLIGHT, { integer: true, max: 1_000_000 }),
     logger,
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
     shed: resolveShed(o.shed),
     frameFilter: frameFilter ?? isUserFrame,
   });
 }
+
+/**
+ * The rules of the options `@loopsight/register` sets from LOOPSIGHT_* variables, by option path:
+ * the preload checks each variable by the rule `createMonitor` applies to its option.
+ */
+export const OPTION_RULES = Object.freeze({
+  'loopLag.stallThresholdMs': custom(
+    `a number of ms from ${LOOP_LAG_LIMITS.thresholdMs.min} to ${LOOP_LAG_LIMITS.thresholdMs.max}`,
+    (value) => stallThreshold(value),
+  ),
+  'loopLag.captureStacks': boolean(),
+  'promises.mode': oneOf(['off', 'sampled', 'full'] as const),
+  'correlation.header': custom('an HTTP header name (RFC 9110 token)', (value, path) => headerName(path, value)),
+  'correlation.echo': boolean(),
+  'correlation.propagate': boolean(),
+} satisfies Shape);

@@ -2,6 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { warning } from '@loopsight/options';
 import { NO_SLOT } from './inflight.js';
 import type { MonitorInternals } from './monitor.js';
 import { scopeStore } from './store.js';
@@ -43,7 +44,7 @@ class HttpScope<A> implements RequestScope {
         // The route stays unknown (__unrouted__), and the resolver is not asked again.
         this.#resolve = undefined;
         this.#arg = undefined;
-        this.#monitor.reportError('the route resolver threw', error);
+        this.#monitor.reportError('the route resolver threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'route-resolver' }));
       }
     }
     return this.#route;

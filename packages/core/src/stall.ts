@@ -2,6 +2,7 @@
 // startup phase, the culprit, the stacks the monitor does not want, and `loopLag.expected`. The
 // hub only routes a report to its monitor (hub.ts #onStall); the monitor only emits it.
 
+import type { LoopsightCode } from '@loopsight/options';
 import { culpritOf } from './culprit.js';
 import type { ResolvedOptions, StallReport } from './types.js';
 
@@ -10,8 +11,8 @@ export interface StallRules {
   readonly options: ResolvedOptions;
   /** When the process began to serve (its first HTTP `listen()`), when the monitor knows it. */
   readonly servingSince: (() => number) | undefined;
-  /** Contains a throwing predicate or reader: the report goes out regardless. */
-  guard(what: string, fn: () => void): void;
+  /** Contains a throwing predicate or reader, warned once by its code and site: the report goes out regardless. */
+  guard(what: string, problem: readonly [LoopsightCode, string], fn: () => void): void;
 }
 
 /** Shapes `report` in place for the monitor whose rules these are. */
@@ -19,7 +20,7 @@ export function shapeStall(report: StallReport, rules: StallRules): void {
   const { options, servingSince } = rules;
   const loopLag = options.loopLag;
   if (servingSince !== undefined)
-    rules.guard('the startup phase could not be read', () => {
+    rules.guard('the startup phase could not be read', ['LOOPSIGHT_SHARED_PART_FAILED', 'phase'], () => {
       if (report.at < servingSince()) report.phase = 'startup';
     });
   // One watchdog serves every monitor of the process: one that asked for no stacks gets none.
@@ -60,7 +61,7 @@ function matchesExpected(
   const when = expected.when;
   if (!when) return false;
   let matched = false;
-  rules.guard('loopLag.expected.when threw', () => {
+  rules.guard('loopLag.expected.when threw', ['LOOPSIGHT_CALLBACK_THREW', 'loopLag.expected.when'], () => {
     matched = when(report) === true;
   });
   return matched;

@@ -1,5 +1,6 @@
 import * as workerThreads from 'node:worker_threads';
 import { BroadcastChannel, threadId } from 'node:worker_threads';
+import { LoopsightError, warning } from '@loopsight/options';
 import type { LoopSampler } from './sampler.js';
 import type { LoopDelayHistogram, LoopStats, StallReport } from './types.js';
 
@@ -92,7 +93,10 @@ export class ThreadRegistry implements ThreadFeed {
       // Workers that started first send their figures now rather than at their next interval.
       this.#channel.postMessage({ type: 'hello' } satisfies FeedMessage);
     } catch (error) {
-      this.#onError('worker threads cannot be heard; only the main thread is exported', error);
+      this.#onError(
+        'worker threads cannot be heard; only the main thread is exported',
+        warning('LOOPSIGHT_THREADS', error, { site: 'listen' }),
+      );
     }
   }
 
@@ -139,7 +143,10 @@ export class ThreadRegistry implements ThreadFeed {
     const known = this.#entries.get(id);
     if (known) return known;
     if (this.#entries.size >= MAX_THREADS) {
-      this.#onError(`more than ${MAX_THREADS} worker threads report`, new Error('the threads past it are not exported'));
+      this.#onError(
+        `more than ${MAX_THREADS} worker threads report`,
+        new LoopsightError('LOOPSIGHT_THREADS', 'the threads past it are not exported', { site: 'too-many' }),
+      );
       return undefined;
     }
     const entry: Entry = {
@@ -168,7 +175,7 @@ export class ThreadRegistry implements ThreadFeed {
       try {
         listener(event);
       } catch (error) {
-        this.#onError('a worker thread listener threw', error);
+        this.#onError('a worker thread listener threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'threads:listener' }));
       }
     }
   }
@@ -199,7 +206,10 @@ export class ThreadReporter {
         if (message?.type === 'hello') this.#send();
       });
     } catch (error) {
-      this.#onError('this worker thread cannot reach the main thread; its figures are not exported there', error);
+      this.#onError(
+        'this worker thread cannot reach the main thread; its figures are not exported there',
+        warning('LOOPSIGHT_THREADS', error, { site: 'reach' }),
+      );
       return;
     }
     this.#timer = setInterval(() => this.#send(), this.#intervalMs).unref();
@@ -241,7 +251,7 @@ export class ThreadReporter {
     try {
       this.#channel?.postMessage(message);
     } catch (error) {
-      this.#onError('a worker thread report could not be sent to the main thread', error);
+      this.#onError('a worker thread report could not be sent to the main thread', warning('LOOPSIGHT_THREADS', error, { site: 'send' }));
     }
   }
 }

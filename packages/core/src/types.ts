@@ -184,7 +184,11 @@ export interface Monitor {
    * stopped on stop(). One with the same name as one attached already is ignored.
    */
   attach(exporter: Exporter): this;
-  /** Counts a contained failure and warns once per kind: for exporters, which must never throw into the service. */
+  /**
+   * Counts a contained failure and warns once per kind: for exporters, which must never throw into
+   * the service. The kind is the code and site of an `error` made with `warning(code, cause,
+   * { site })` from `@loopsight/options` (docs/errors.md), else `what`.
+   */
   reportError(what: string, error: unknown): void;
 }
 

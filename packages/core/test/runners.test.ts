@@ -46,7 +46,7 @@ describe('test runners: a suite that builds an app per test', () => {
       expect(child.code, child.stdout + child.stderr).toBe(0);
       const warnings = (child.stdout + child.stderr)
         .split('\n')
-        .filter((l) => /MaxListenersExceeded|Inspector error|LOOPSIGHT_WARNING/.test(l));
+        .filter((l) => /MaxListenersExceeded|Inspector error|\[LOOPSIGHT_[A-Z_]+\]/.test(l));
       expect(warnings).toEqual([]);
       expect(child.stdout).toMatch(runner === 'mocha' ? new RegExp(`${n} passing`) : new RegExp(`^# pass ${n}$`, 'm'));
     });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { currentScope, type Monitor } from '@loopsight/core';
+import { LoopsightTypeError, warning } from '@loopsight/options';
 import { asset, page, SECURITY_HEADERS } from './assets.js';
 import { Feed } from './feed.js';
 import { resolveDashboardOptions } from './options.js';
@@ -37,7 +38,8 @@ let made = 0;
  */
 export function createDashboard(monitor: Monitor, options?: DashboardOptions): Dashboard {
   if (!isMonitor(monitor)) {
-    throw new TypeError(
+    throw new LoopsightTypeError(
+      'ERR_LOOPSIGHT_NOT_A_MONITOR',
       "loopsight: createDashboard(monitor) takes a Monitor: the middleware's .monitor (Express, Koa), app.loopsight (Fastify) or createMonitor()",
     );
   }
@@ -58,7 +60,7 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
     try {
       return (await authorize(req)) === true;
     } catch (error) {
-      monitor.reportError('dashboard authorize', error);
+      monitor.reportError('dashboard authorize', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'dashboard.authorize' }));
       return false;
     }
   }
@@ -83,7 +85,10 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
     try {
       file = await loading;
     } catch (error) {
-      monitor.reportError('dashboard: the page files are missing (dist/client); build @loopsight/dashboard', error);
+      monitor.reportError(
+        'dashboard: the page files are missing (dist/client); build @loopsight/dashboard',
+        warning('LOOPSIGHT_DASHBOARD', error, { site: 'page' }),
+      );
       return plain(res, 500, 'loopsight dashboard: the page files are missing\n');
     }
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': file.type, 'content-length': String(file.body.length) });
@@ -99,7 +104,7 @@ export function createDashboard(monitor: Monitor, options?: DashboardOptions): D
     const own = currentScope();
     if (own) feed.markOwn(own);
     serve(req, res, pathname.slice(path.length)).catch((error: unknown) => {
-      monitor.reportError('dashboard request', error);
+      monitor.reportError('dashboard request', warning('LOOPSIGHT_DASHBOARD', error, { site: 'request' }));
       if (!res.headersSent) plain(res, 500, 'Internal Server Error\n');
       else res.destroy();
     });

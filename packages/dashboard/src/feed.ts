@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import type { Monitor, PromiseReport, RequestScope, StackFrame, StallReport } from '@loopsight/core';
+import { warning } from '@loopsight/options';
 import { SECURITY_HEADERS } from './assets.js';
 import type { ResolvedDashboardOptions } from './options.js';
 
@@ -264,7 +265,7 @@ export class Feed {
     try {
       fn();
     } catch (error) {
-      this.#monitor.reportError(`dashboard ${what}`, error);
+      this.#monitor.reportError(`dashboard ${what}`, warning('LOOPSIGHT_DASHBOARD', error, { site: `feed:${what}` }));
     }
   }
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { positiveInteger } from '@loopsight/core/internal';
+import { array, custom, func, invalidOption, LoopsightTypeError, positive, resolveShape, type Shape, string } from '@loopsight/options';
 import type { DashboardOptions } from './types.js';
 
 export interface ResolvedDashboardOptions {
@@ -11,17 +11,6 @@ export interface ResolvedDashboardOptions {
   readonly maxInflightShown: number;
   readonly feedSeconds: number;
 }
-
-const KNOWN = [
-  'path',
-  'authorize',
-  'allowedHosts',
-  'maxReports',
-  'historySeconds',
-  'maxClients',
-  'maxInflightShown',
-  'feedSeconds',
-] as const;
 
 // A path made of plain URL path characters: it is written into the page's HTML and matched against
 // raw request URLs, so nothing that needs escaping or decoding.
@@ -82,54 +71,41 @@ function localOnly(allowedHosts: readonly string[]): (req: IncomingMessage) => b
   };
 }
 
-function resolveAllowedHosts(value: unknown): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || value.length > MAX_ALLOWED_HOSTS) {
-    throw new TypeError(`loopsight: options.allowedHosts must be an array of at most ${MAX_ALLOWED_HOSTS} host names`);
-  }
-  return value.map((entry, i) => {
-    const name = typeof entry === 'string' ? entry.toLowerCase() : '';
-    if (name.length > 253 || !HOST_ENTRY.test(name)) {
-      throw new TypeError(
-        `loopsight: options.allowedHosts[${i}] must be a host name such as 'ops.example.com' or '.example.com' (no port, no scheme)`,
-      );
-    }
-    return name;
-  });
-}
+const HOSTS_ACCEPTED = `an array of at most ${MAX_ALLOWED_HOSTS} host names`;
+
+const SHAPE = {
+  path: string({
+    pattern: PATH,
+    default: '/loopsight',
+    accepted: "a path such as '/loopsight': '/' then segments of [A-Za-z0-9._~-], no trailing slash",
+  }),
+  authorize: func<ResolvedDashboardOptions['authorize']>(undefined, 'a function (req) => boolean | Promise<boolean>'),
+  allowedHosts: array(
+    custom("a host name such as 'ops.example.com' or '.example.com' (no port, no scheme)", (value, path) => {
+      const name = typeof value === 'string' ? value.toLowerCase() : '';
+      if (name.length > 253 || !HOST_ENTRY.test(name)) {
+        invalidOption(path, "a host name such as 'ops.example.com' or '.example.com' (no port, no scheme)", value);
+      }
+      return name;
+    }),
+    { max: MAX_ALLOWED_HOSTS, accepted: HOSTS_ACCEPTED },
+  ),
+  maxReports: positive({ integer: true, max: 1000, default: 50 }),
+  historySeconds: positive({ integer: true, max: 3600, default: 300 }),
+  maxClients: positive({ integer: true, max: 100, default: 10 }),
+  maxInflightShown: positive({ integer: true, max: 1000, default: 20 }),
+  feedSeconds: positive({ integer: true, max: 3600, default: 60 }),
+} satisfies Shape;
 
 export function resolveDashboardOptions(options: DashboardOptions | undefined): ResolvedDashboardOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-    throw new TypeError('loopsight: dashboard options must be an object');
-  }
-  const given: DashboardOptions = options ?? {};
-  for (const key of Object.keys(given)) {
-    if (!(KNOWN as readonly string[]).includes(key)) {
-      throw new TypeError(`loopsight: unknown option options.${key}; accepted: ${KNOWN.join(', ')}`);
-    }
-  }
-  const path = given.path ?? '/loopsight';
-  if (typeof path !== 'string' || !PATH.test(path)) {
-    throw new TypeError(
-      `loopsight: options.path must be a path such as '/loopsight': '/' then segments of [A-Za-z0-9._~-], no trailing slash (got ${JSON.stringify(path)})`,
+  const { allowedHosts, authorize, ...rest } = resolveShape(SHAPE, options);
+  if (authorize !== undefined && allowedHosts !== undefined) {
+    // It would be ignored: the host check is the default authorize's.
+    throw new LoopsightTypeError(
+      'ERR_LOOPSIGHT_INVALID_OPTION',
+      'loopsight: options.allowedHosts applies to the default authorize only; check req.headers.host in your authorize',
+      { path: 'allowedHosts' },
     );
   }
-  const allowedHosts = resolveAllowedHosts(given.allowedHosts);
-  if (given.authorize !== undefined && given.allowedHosts !== undefined) {
-    // It would be ignored: the host check is the default authorize's.
-    throw new TypeError('loopsight: options.allowedHosts applies to the default authorize only; check req.headers.host in your authorize');
-  }
-  const authorize = given.authorize ?? localOnly(allowedHosts);
-  if (typeof authorize !== 'function') {
-    throw new TypeError('loopsight: options.authorize must be a function (req) => boolean | Promise<boolean>');
-  }
-  return Object.freeze({
-    path,
-    authorize,
-    maxReports: positiveInteger('maxReports', given.maxReports ?? 50, 1000),
-    historySeconds: positiveInteger('historySeconds', given.historySeconds ?? 300, 3600),
-    maxClients: positiveInteger('maxClients', given.maxClients ?? 10, 100),
-    maxInflightShown: positiveInteger('maxInflightShown', given.maxInflightShown ?? 20, 1000),
-    feedSeconds: positiveInteger('feedSeconds', given.feedSeconds ?? 60, 3600),
-  });
+  return Object.freeze({ ...rest, authorize: authorize ?? localOnly(allowedHosts ?? []) });
 }

@@ -1,6 +1,7 @@
+import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
 import { createHeartbeat, heartbeatMsFor, monotonicMs } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
-import type { StallCapture } from './protocol.js';
+import { PROBLEMS, type Problem, type StallCapture } from './protocol.js';
 import { readerKey, scopeReaders } from './registry.js';
 import { DeclaredBlocking, reportOf } from './report.js';
 import { copyCandidates, scopeJson } from './scope.js';
@@ -81,6 +82,18 @@ export abstract class BeatingThread<S extends object> {
     });
     if (report.debuggerAttached) this.debuggerStalls++;
     return report;
+  }
+
+  /** Tells `onError` of a problem, with its code and site (said once by the caller for each). */
+  protected warn(what: string, code: LoopsightCode, site: string, error: unknown): void {
+    this.options.onError(what, warning(code, error, { site }));
+  }
+
+  /** A problem the watchdog thread reported: its text crossed threads, its code comes from PROBLEMS. */
+  protected threadProblem(problem: Problem, message: string): void {
+    const known = PROBLEMS[problem];
+    if (!known) return;
+    this.options.onError(known.what, new LoopsightError(known.code, message, { site: problem }));
   }
 
   protected candidates(): S[] {

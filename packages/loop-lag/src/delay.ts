@@ -1,5 +1,5 @@
 import { createHistogram, type Histogram, performance, type RecordableHistogram } from 'node:perf_hooks';
-import { LOOP_LAG_LIMITS } from './options.js';
+import { RESOLUTION_MS } from './options.js';
 
 /** perf_hooks histograms record nanoseconds. */
 export const NS_PER_MS = 1e6;
@@ -138,9 +138,6 @@ class Recorder implements LoopDelayRecorder {
  * setInterval(() => console.log(reader.take().percentile(99) / NS_PER_MS), 1_000).unref();
  */
 export function createLoopDelayRecorder(resolutionMs: number): LoopDelayRecorder {
-  const { min, max } = LOOP_LAG_LIMITS.resolutionMs;
-  if (!Number.isInteger(resolutionMs) || resolutionMs < min || resolutionMs > max) {
-    throw new TypeError(`resolutionMs must be an integer from ${min} to ${max} (ms), got ${String(resolutionMs)}`);
-  }
+  RESOLUTION_MS.resolve(resolutionMs, 'resolutionMs');
   return new Recorder(resolutionMs);
 }

@@ -2,6 +2,8 @@
 // no stack for it. One state per process, shared by every copy of this module (ESM and CJS
 // builds, two installs), like the scope registry.
 
+import { LoopsightTypeError } from '@loopsight/options';
+
 const STATE = Symbol.for('loopsight.loop-lag.expected.v1');
 
 interface ExpectedState {
@@ -40,7 +42,8 @@ export function expectedState(): ExpectedState {
  * const pdf = expectBlocking(() => renderInvoicePdf(order));
  */
 export function expectBlocking<T>(fn: () => T): T {
-  if (typeof fn !== 'function') throw new TypeError(`loopsight: expectBlocking(fn) takes a function (got ${typeof fn})`);
+  if (typeof fn !== 'function')
+    throw new LoopsightTypeError('ERR_LOOPSIGHT_INVALID_ARGUMENT', `loopsight: expectBlocking(fn) takes a function (got ${typeof fn})`);
   const state = expectedState();
   if (state.depth++ === 0) {
     for (const flag of state.flags) {

@@ -1,7 +1,7 @@
 import { constants, type EventLoopUtilization, type Histogram, PerformanceObserver, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { beyondMs, createLoopDelayRecorder, type LoopDelayReader, percentileSteps } from './delay.js';
-import { LOOP_LAG_DEFAULTS } from './options.js';
+import { checkGuardOptions, LOOP_LAG_DEFAULTS } from './options.js';
 import type { GuardOptions, GuardState, OverloadGuard, ShedReason } from './types.js';
 
 /** Leave the overloaded state only once every signal is below this share of its limit... */
@@ -182,5 +182,6 @@ class Guard implements OverloadGuard {
  * server.on('request', (req, res) => { if (guard.overloaded) { res.writeHead(503).end(); return; } … });
  */
 export function createOverloadGuard(options: GuardOptions): OverloadGuard {
+  checkGuardOptions(options);
   return new Guard(options);
 }

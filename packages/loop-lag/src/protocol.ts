@@ -5,6 +5,23 @@ import type { MessagePort } from 'node:worker_threads';
 import type { SourceMapLimits } from './sourcemap.js';
 import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
 
+/**
+ * What the watchdog thread reports when a step fails, each with its warning code: the message
+ * travels as `problem` (a key here, the warning's site) and the error's text, never matched on.
+ */
+export const PROBLEMS = Object.freeze({
+  'session-close': { code: 'LOOPSIGHT_CAPTURE_FAILED', what: 'the inspector session could not be closed' },
+  resume: { code: 'LOOPSIGHT_CAPTURE_FAILED', what: 'the main thread could not be resumed; the inspector session is closed instead' },
+  scope: { code: 'LOOPSIGHT_CAPTURE_FAILED', what: 'the request scope could not be read on the paused thread' },
+  capture: { code: 'LOOPSIGHT_CAPTURE_FAILED', what: 'a stall stack could not be captured' },
+  detach: { code: 'LOOPSIGHT_CAPTURE_FAILED', what: 'the inspector could not let go of the worker' },
+  setup: { code: 'LOOPSIGHT_STACKS_OFF', what: 'the inspector could not be set up' },
+  sourcemap: { code: 'LOOPSIGHT_SOURCE_MAP', what: 'stall frames could not be source-mapped' },
+  watch: { code: 'LOOPSIGHT_WATCHDOG_LOST', what: 'the stall watchdog failed' },
+} as const);
+
+export type Problem = keyof typeof PROBLEMS;
+
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
 export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
 
@@ -82,7 +99,7 @@ export type WorkerMessage =
   | { type: 'ready'; stacks: boolean }
   | { type: 'degraded'; reason: string }
   | { type: 'debugger'; reason: string }
-  | { type: 'error'; what: string; message: string }
+  | { type: 'error'; problem: Problem; message: string }
   | { type: 'sourcemap'; url: string; why: string }
   /**
    * A script's map is about to be read and decoded: should the watchdog thread die meanwhile, the
@@ -123,7 +140,7 @@ export type ThreadsMessage =
   | WatchRequest
   | { type: 'unwatch'; threadId: number }
   | { type: 'watching'; to: number; stacks: boolean }
-  | { type: 'error'; to: number; what: string; message: string }
+  | { type: 'error'; to: number; problem: Problem; message: string }
   | (StallCapture & {
       type: 'stall';
       to: number;

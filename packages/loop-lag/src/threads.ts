@@ -56,7 +56,7 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
       this.#channel = channel;
       this.#announce();
     } catch (error) {
-      this.options.onError('the watchdog thread cannot be reached; worker stalls are timed without stacks', error);
+      this.warn('the watchdog thread cannot be reached; worker stalls are timed without stacks', 'LOOPSIGHT_THREADS', 'watchdog', error);
     }
     process.once('exit', this.#onExit);
   }
@@ -128,7 +128,7 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
         this.stacks = message.stacks;
         return;
       case 'error':
-        if (message.to === threadId) this.options.onError(message.what, new Error(message.message));
+        if (message.to === threadId) this.threadProblem(message.problem, message.message);
         return;
       case 'stall':
         if (message.to === threadId) this.#claimed(message);
@@ -189,7 +189,7 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
       }
       options.onStall(report);
     } catch (error) {
-      options.onError('a stall report could not be delivered', error);
+      this.warn('a stall report could not be delivered', 'LOOPSIGHT_CALLBACK_THREW', 'onStall', error);
     }
   }
 }

@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { LoopsightError } from '@loopsight/options';
 import { BeatingThread } from './beating.js';
 import { int32Ms, latePauseMsFor, MAX_FRAMES, monotonicMs, SLOT, since } from './heartbeat.js';
-import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
+import { checkWatchdogOptions, LOOP_LAG_DEFAULTS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import type { Fault, MainMessage, WorkerConfig, WorkerMessage } from './protocol.js';
 import { scopeExpression } from './registry.js';
@@ -76,17 +77,6 @@ interface InternalOptions {
   debuggerQuietMs?: number;
 }
 
-function checkThreshold(value: unknown): void {
-  const { min, max } = LOOP_LAG_LIMITS.thresholdMs;
-  if (typeof value === 'number' && value >= min && value <= max) return;
-  throw new TypeError(`loopsight: options.thresholdMs must be a number from ${min} to ${max} ms (got ${String(value)})`);
-}
-
-function checkInteger(path: string, value: unknown, { min, max }: { min: number; max: number }): void {
-  if (value === undefined || (Number.isInteger(value) && (value as number) >= min && (value as number) <= max)) return;
-  throw new TypeError(`loopsight: options.${path} must be an integer from ${min} to ${max} (got ${String(value)})`);
-}
-
 /**
  * Watches the main thread's event loop from a worker thread. The main thread only writes a
  * heartbeat into shared memory from an unref'd interval; the worker notices when it stops, pauses
@@ -109,13 +99,6 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   readonly #deniedMaps: string[] = [];
   #profiler: MainThreadProfiler | undefined;
 
-  constructor(options: StallWatchdogOptions<S>) {
-    checkThreshold(options.thresholdMs);
-    checkInteger('maxStacksPerMinute', options.maxStacksPerMinute, LOOP_LAG_LIMITS.maxStacksPerMinute);
-    if (options.profiler) checkInteger('profiler.intervalMs', options.profiler.intervalMs, LOOP_LAG_LIMITS.profilerIntervalMs);
-    super(options);
-  }
-
   start(): void {
     if (this.mode !== 'stopped') return;
     this.mode = 'starting';
@@ -127,10 +110,15 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     if (profiler && this.captureStacks && !inUse) {
       try {
         this.#profiler = new MainThreadProfiler(profiler.intervalMs ?? LOOP_LAG_DEFAULTS.profilerIntervalMs, RESTART_MS, (error) =>
-          this.options.onError('the sampling profiler could not be restarted', error),
+          this.warn('the sampling profiler could not be restarted', 'LOOPSIGHT_CAPTURE_FAILED', 'profiler', error),
         );
       } catch (error) {
-        this.options.onError('the sampling profiler could not start; stalls in native code get no stack', error);
+        this.warn(
+          'the sampling profiler could not start; stalls in native code get no stack',
+          'LOOPSIGHT_CAPTURE_FAILED',
+          'profiler',
+          error,
+        );
       }
     }
     try {
@@ -279,7 +267,13 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     this.#spawned++;
     this.#ready = false;
     worker.on('error', (error) => this.#lost(worker, 'the stall watchdog worker failed', error));
-    worker.on('exit', (code) => this.#lost(worker, 'the stall watchdog worker exited', new Error(`exit code ${code}`)));
+    worker.on('exit', (code) =>
+      this.#lost(
+        worker,
+        'the stall watchdog worker exited',
+        new LoopsightError('LOOPSIGHT_WATCHDOG_LOST', `exit code ${code}`, { site: 'exit' }),
+      ),
+    );
     // After the listeners: adding a 'message' listener refs the worker's port again.
     worker.unref();
   }
@@ -294,16 +288,22 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
         return;
       case 'degraded':
         this.stacks = false;
-        this.options.onError('stall stacks are off', new Error(message.reason));
+        this.options.onError('stall stacks are off', new LoopsightError('LOOPSIGHT_STACKS_OFF', message.reason, { site: 'inspector' }));
         return;
       case 'debugger':
-        this.options.onError('stall stacks are off while a debugger may be attached', new Error(message.reason));
+        this.options.onError(
+          'stall stacks are off while a debugger may be attached',
+          new LoopsightError('LOOPSIGHT_STACKS_OFF', message.reason, { site: 'debugger' }),
+        );
         return;
       case 'error':
-        this.options.onError(message.what, new Error(message.message));
+        this.threadProblem(message.problem, message.message);
         return;
       case 'sourcemap':
-        this.options.onError('some stall frames are not source-mapped', new Error(`${message.url}: ${message.why}`));
+        this.options.onError(
+          'some stall frames are not source-mapped',
+          new LoopsightError('LOOPSIGHT_SOURCE_MAP', `${message.url}: ${message.why}`, { site: 'sourcemap' }),
+        );
         return;
       case 'mapping':
         this.#mapping = message;
@@ -339,7 +339,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
         report.stackSource = 'profile';
       }
     } catch (error) {
-      this.options.onError('the stall profile could not be read', error);
+      this.warn('the stall profile could not be read', 'LOOPSIGHT_CAPTURE_FAILED', 'profile', error);
     }
   }
 
@@ -350,7 +350,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     try {
       this.options.onStall(report);
     } catch (error) {
-      this.options.onError('a stall report could not be delivered', error);
+      this.warn('a stall report could not be delivered', 'LOOPSIGHT_CALLBACK_THREW', 'onStall', error);
     }
   }
 
@@ -422,7 +422,8 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     Atomics.store(beats, SLOT.gap, 0);
     this.mode = 'starting';
     this.stacks = false;
-    if (this.restarts === 1) this.options.onError(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, error);
+    if (this.restarts === 1)
+      this.warn(`${what}; it is restarted (at most ${MAX_RESTARTS_PER_HOUR} times an hour)`, 'LOOPSIGHT_WATCHDOG_LOST', 'restart', error);
     try {
       this.#spawn(beats, this.#debuggerOpen());
     } catch (restartError) {
@@ -440,7 +441,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     this.#port = undefined;
     worker?.terminate().catch(() => {});
     this.lastBeat = monotonicMs();
-    this.options.onError(`${what}; stalls are now timed on the main thread, without stacks`, error);
+    this.warn(`${what}; stalls are now timed on the main thread, without stacks`, 'LOOPSIGHT_WATCHDOG_LOST', 'main-thread', error);
   }
 }
 
@@ -456,7 +457,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
  * watchdog.start();
  */
 export function createStallWatchdog<S extends object>(options: StallWatchdogOptions<S>): StallWatchdog {
-  const watchdog = new Watchdog(options);
+  checkWatchdogOptions(options);
   // In a worker thread: watched by the process's watchdog thread, not one of its own (threads.ts).
-  return isMainThread ? watchdog : new ThreadWatchdog(options);
+  return isMainThread ? new Watchdog(options) : new ThreadWatchdog(options);
 }

@@ -1,5 +1,6 @@
 import type { AdapterOptions } from '@loopsight/core';
 import { internals, monitorFor } from '@loopsight/core/internal';
+import { checkKeys, LoopsightTypeError } from '@loopsight/options';
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { correlateNestLogger } from './logger.js';
@@ -65,6 +66,9 @@ function build(options: Provider, imports: DynamicModule['imports']): DynamicMod
   };
 }
 
+/** What forRootAsync() takes, Nest's usual names. */
+const ASYNC_KEYS = ['useFactory', 'inject', 'imports'];
+
 /**
  * Applies loopsight to every route of the Nest app, on @nestjs/platform-express and
  * @nestjs/platform-fastify: a correlation id and a scope per request, opened before guards,
@@ -86,8 +90,13 @@ export class LoopsightModule {
   /** Options from DI (ConfigService...); checked when Nest creates the app. */
   static forRootAsync(options: LoopsightModuleAsyncOptions): DynamicModule {
     if (typeof options?.useFactory !== 'function') {
-      throw new TypeError('loopsight: LoopsightModule.forRootAsync() needs options.useFactory, a function returning the options');
+      throw new LoopsightTypeError(
+        'ERR_LOOPSIGHT_INVALID_OPTION',
+        'loopsight: LoopsightModule.forRootAsync() needs options.useFactory, a function returning the options',
+        { path: 'useFactory' },
+      );
     }
+    checkKeys('', options, ASYNC_KEYS);
     return build({ provide: OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }, options.imports);
   }
 }

@@ -80,7 +80,12 @@ describe('LoopsightModule', () => {
 
   it('refuses bad options when the module is declared, naming the option', () => {
     expect(() => LoopsightModule.forRoot({ loopLag: { stallThresholdMs: -5 } })).toThrow(
-      new TypeError('loopsight: options.loopLag.stallThresholdMs must be a positive number up to 3600000 (got -5)'),
+      expect.objectContaining({
+        name: 'TypeError',
+        code: 'ERR_LOOPSIGHT_INVALID_OPTION',
+        path: 'loopLag.stallThresholdMs',
+        message: 'loopsight: options.loopLag.stallThresholdMs must be a positive number up to 3600000 (got -5)',
+      }),
     );
     expect(() => LoopsightModule.forRootAsync({} as never)).toThrow(TypeError);
   });

@@ -1,6 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { Monitor, PromiseReport, RequestScope, StallReport } from '@loopsight/core';
-import { CHANNELS, DEFAULT_MAX_ROUTES, positiveInteger } from '@loopsight/core/internal';
+import { CHANNELS, DEFAULT_MAX_ROUTES } from '@loopsight/core/internal';
+import { boolean, custom, invalidOption, isPlainObject, positive, type Rule, resolveShape, type Shape, warning } from '@loopsight/options';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
 import { SCOPE_NAME, SCOPE_VERSION } from './names.js';
@@ -19,34 +20,22 @@ interface Config {
 // Each remembered span holds its context and a map entry (about 200 bytes): 100,000 is ~20 MB.
 const MAX_TRACKED_SPANS = 100_000;
 
+const provider = (method: 'getMeter' | 'getTracer', accepted: string) =>
+  custom(accepted, (value, path) =>
+    value === undefined || (isPlainObject(value) && typeof value[method] === 'function') ? value : invalidOption(path, accepted, value),
+  );
+
+const SHAPE = {
+  meterProvider: provider('getMeter', 'an OpenTelemetry MeterProvider') as Rule<OtelExporterOptions['meterProvider']>,
+  tracerProvider: provider('getTracer', 'an OpenTelemetry TracerProvider') as Rule<OtelExporterOptions['tracerProvider']>,
+  eventLoopMetrics: boolean(true),
+  traces: boolean(true),
+  maxRoutes: positive({ integer: true, default: DEFAULT_MAX_ROUTES }),
+  maxTrackedSpans: positive({ integer: true, max: MAX_TRACKED_SPANS, default: 10_000 }),
+} satisfies Shape;
+
 function resolveOptions(options: OtelExporterOptions | undefined): Config {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new TypeError('loopsight: otelExporter() options must be an object');
-  }
-  const {
-    meterProvider,
-    tracerProvider,
-    eventLoopMetrics = true,
-    traces = true,
-    maxRoutes = DEFAULT_MAX_ROUTES,
-    maxTrackedSpans = 10_000,
-  } = options ?? {};
-  if (meterProvider !== undefined && typeof meterProvider?.getMeter !== 'function') {
-    throw new TypeError('loopsight: options.meterProvider must be an OpenTelemetry MeterProvider');
-  }
-  if (tracerProvider !== undefined && typeof tracerProvider?.getTracer !== 'function') {
-    throw new TypeError('loopsight: options.tracerProvider must be an OpenTelemetry TracerProvider');
-  }
-  if (typeof eventLoopMetrics !== 'boolean') throw new TypeError('loopsight: options.eventLoopMetrics must be a boolean');
-  if (typeof traces !== 'boolean') throw new TypeError('loopsight: options.traces must be a boolean');
-  return {
-    meterProvider,
-    tracerProvider,
-    eventLoopMetrics,
-    traces,
-    maxRoutes: positiveInteger('maxRoutes', maxRoutes),
-    maxTrackedSpans: positiveInteger('maxTrackedSpans', maxTrackedSpans, MAX_TRACKED_SPANS),
-  };
+  return resolveShape(SHAPE, options);
 }
 
 /**
@@ -77,7 +66,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
         const created = instruments;
         undo.push(() => created.stop());
       } catch (error) {
-        monitor.reportError('the OTel exporter could not create its metrics', error);
+        monitor.reportError(
+          'the OTel exporter could not create its metrics',
+          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:metrics' }),
+        );
       }
 
       let tracker: SpanTracker | undefined;
@@ -87,7 +79,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
           tracer = (config.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME, SCOPE_VERSION);
           tracker = new SpanTracker(config.maxTrackedSpans);
         } catch (error) {
-          monitor.reportError('the OTel exporter could not create its tracer', error);
+          monitor.reportError(
+            'the OTel exporter could not create its tracer',
+            warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:tracer' }),
+          );
         }
       }
 
@@ -99,7 +94,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
             spans.begin(message as RequestScope);
           } catch (error) {
             // diagnostics_channel would rethrow on the next tick: an uncaught exception.
-            monitor.reportError('the OTel exporter could not tag a request span', error);
+            monitor.reportError(
+              'the OTel exporter could not tag a request span',
+              warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:span' }),
+            );
           }
         };
         diagnosticsChannel.subscribe(CHANNELS.requestStart, onStart);
@@ -115,7 +113,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
           // Declared blocking is counted, not traced: it has no stack and no report line either.
           if (tracer && tracker && !report.expected) recordStall(tracer, tracker, report);
         } catch (error) {
-          monitor.reportError('the OTel exporter could not record a stall', error);
+          monitor.reportError(
+            'the OTel exporter could not record a stall',
+            warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:stall' }),
+          );
         }
       };
       const onPromise = (report: PromiseReport) => {
@@ -123,7 +124,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
           instruments?.promise(report);
           if (tracer && tracker) recordPromise(tracer, tracker, report);
         } catch (error) {
-          monitor.reportError('the OTel exporter could not record a promise', error);
+          monitor.reportError(
+            'the OTel exporter could not record a promise',
+            warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:promise' }),
+          );
         }
       };
       monitor.on('stall', onStall).on('promise', onPromise);
@@ -134,7 +138,10 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
           try {
             fn();
           } catch (error) {
-            monitor.reportError('the OTel exporter could not stop cleanly', error);
+            monitor.reportError(
+              'the OTel exporter could not stop cleanly',
+              warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:stop' }),
+            );
           }
         }
       };

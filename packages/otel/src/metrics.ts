@@ -1,5 +1,6 @@
 import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
 import { reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds, type ThreadInfo, threadFeed } from '@loopsight/core/internal';
+import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
   ATTR_HTTP_ROUTE,
@@ -51,7 +52,11 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   // (semantic conventions); the main thread's carry neither, as before.
   const feed = threadFeed();
   const threadAttributes = (t: ThreadInfo) => ({ [ATTR_THREAD_ID]: t.threadId, [ATTR_THREAD_NAME]: t.name });
-  const fail = (what: string) => (error: unknown) => monitor.reportError(`the OTel exporter could not read ${what}`, error);
+  const fail = (what: string) => (error: unknown) =>
+    monitor.reportError(
+      `the OTel exporter could not read ${what}`,
+      warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `otel:read ${what}` }),
+    );
 
   if (options.eventLoopMetrics) {
     const gauges = Object.entries(EVENTLOOP_DELAY).map(
@@ -126,7 +131,10 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
       stalls.add(1, { ...attributes, [ATTR_STALL_EXPECTED]: expected === 'true' });
       stallDuration.record(seconds, attributes);
     } catch (error) {
-      monitor.reportError('the OTel exporter could not record a worker thread stall', error);
+      monitor.reportError(
+        'the OTel exporter could not record a worker thread stall',
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:thread-stall' }),
+      );
     }
   });
 

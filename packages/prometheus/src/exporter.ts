@@ -1,7 +1,6 @@
 import type { LoopDelayHistogram, Monitor, PromiseReport, StallReport } from '@loopsight/core';
 import {
   DEFAULT_MAX_ROUTES,
-  positiveInteger,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
@@ -9,11 +8,10 @@ import {
   type ThreadEvent,
   threadFeed,
 } from '@loopsight/core/internal';
+import { custom, invalidOption, isPlainObject, positive, resolveShape, type Shape, string, warning } from '@loopsight/options';
 import { Counter, Histogram, register } from 'prom-client';
 import { PullMetric, type Sample } from './collector.js';
 import type { AnyRegistry, PrometheusExporter, PrometheusExporterOptions } from './types.js';
-
-const NAME_PATTERN = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 interface Config {
   readonly registry: AnyRegistry;
@@ -22,23 +20,34 @@ interface Config {
   readonly stallBuckets: readonly number[];
 }
 
+const BUCKETS_ACCEPTED = 'ascending positive numbers of seconds';
+
+const SHAPE = {
+  registry: custom<AnyRegistry>('a prom-client Registry', (value, path) => {
+    if (value === undefined) return register;
+    if (isPlainObject(value) && typeof value.registerMetric === 'function') return value as unknown as AnyRegistry;
+    return invalidOption(path, 'a prom-client Registry', value);
+  }),
+  prefix: string({
+    pattern: /^(|[a-zA-Z_:][a-zA-Z0-9_:]*)$/,
+    default: 'loopsight_',
+    accepted: 'a valid Prometheus metric name prefix',
+  }),
+  maxRoutes: positive({ integer: true, default: DEFAULT_MAX_ROUTES }),
+  stallBuckets: custom<readonly number[]>(BUCKETS_ACCEPTED, (value, path) => {
+    if (value === undefined) return STALL_BUCKETS_SECONDS;
+    const ok =
+      Array.isArray(value) &&
+      value.length > 0 &&
+      value.length <= 100 &&
+      value.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > (value[i - 1] as number)));
+    if (!ok) invalidOption(path, BUCKETS_ACCEPTED, value);
+    return Object.freeze([...(value as number[])]);
+  }),
+} satisfies Shape;
+
 function resolveOptions(options: PrometheusExporterOptions | undefined): Config {
-  if (options === undefined)
-    return { registry: register, prefix: 'loopsight_', maxRoutes: DEFAULT_MAX_ROUTES, stallBuckets: STALL_BUCKETS_SECONDS };
-  if (typeof options !== 'object' || options === null) throw new TypeError('loopsight: prometheusExporter() options must be an object');
-  const { registry = register, prefix = 'loopsight_', maxRoutes = DEFAULT_MAX_ROUTES, stallBuckets = STALL_BUCKETS_SECONDS } = options;
-  if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
-    throw new TypeError('loopsight: options.registry must be a prom-client Registry');
-  }
-  if (typeof prefix !== 'string' || (prefix !== '' && !NAME_PATTERN.test(prefix))) {
-    throw new TypeError(`loopsight: options.prefix must be a valid Prometheus metric name prefix (got ${JSON.stringify(prefix)})`);
-  }
-  const bucketsOk =
-    Array.isArray(stallBuckets) &&
-    stallBuckets.length > 0 &&
-    stallBuckets.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > (stallBuckets[i - 1] as number)));
-  if (!bucketsOk) throw new TypeError('loopsight: options.stallBuckets must be ascending positive numbers of seconds');
-  return { registry, prefix, maxRoutes: positiveInteger('maxRoutes', maxRoutes), stallBuckets: Object.freeze([...stallBuckets]) };
+  return resolveShape(SHAPE, options);
 }
 
 // One exporter per (registry, prefix): a second one would clash on every name, so it gets the same
@@ -87,6 +96,8 @@ const reasonSamples = (counts: [reason: string, count: number][]): Sample[] =>
 export function prometheusExporter(options?: PrometheusExporterOptions): PrometheusExporter {
   const config = resolveOptions(options);
   const { registry, prefix } = config;
+  // Where this exporter's problems come from: one registry and prefix (two exporters warn apart).
+  const site = componentName(config);
   const names = {
     delay: `${prefix}event_loop_delay_seconds`,
     utilization: `${prefix}event_loop_utilization`,
@@ -110,7 +121,11 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
 
   function start(monitor: Monitor): void {
     if (detach) return;
-    const fail = (what: string) => (error: unknown) => monitor.reportError(`the Prometheus exporter could not read ${what}`, error);
+    const fail = (what: string) => (error: unknown) =>
+      monitor.reportError(
+        `the Prometheus exporter could not read ${what}`,
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:read ${what}` }),
+      );
     const labels = reportLabels(config.maxRoutes);
     // Worker threads whose own monitors report: their series carry a `thread` label; the main
     // thread's have none, as before.
@@ -213,7 +228,10 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       }
     } catch (error) {
       unregister();
-      monitor.reportError('the Prometheus exporter could not register its metrics', error);
+      monitor.reportError(
+        'the Prometheus exporter could not register its metrics',
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:register` }),
+      );
       return;
     }
 
@@ -223,7 +241,10 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         stalls.inc({ route, expected });
         stallSeconds.observe({ route }, seconds);
       } catch (error) {
-        monitor.reportError('the Prometheus exporter could not count a stall', error);
+        monitor.reportError(
+          'the Prometheus exporter could not count a stall',
+          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:stall` }),
+        );
       }
     };
     const onPromise = (report: PromiseReport) => {
@@ -231,7 +252,10 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         const { kind, route, count } = labels.promise(report);
         promises.inc({ kind, route }, count);
       } catch (error) {
-        monitor.reportError('the Prometheus exporter could not count a promise', error);
+        monitor.reportError(
+          'the Prometheus exporter could not count a promise',
+          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:promise` }),
+        );
       }
     };
     // A worker's stall series go with the worker: its label can then be reused, and stays bounded.
@@ -254,7 +278,10 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         const keys = threadRoutes.get(thread) ?? new Set<string>();
         threadRoutes.set(thread, keys.add(JSON.stringify([route, expected])));
       } catch (error) {
-        monitor.reportError('the Prometheus exporter could not count a worker thread stall', error);
+        monitor.reportError(
+          'the Prometheus exporter could not count a worker thread stall',
+          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:thread-stall` }),
+        );
       }
     };
     const unsubscribe = feed.subscribe(onThread);
@@ -267,7 +294,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
   }
 
   return {
-    name: componentName(config),
+    name: site,
     registry,
     get metricNames() {
       return registered.map((entry) => entry.name);

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 // A namespace import: a runtime without promiseHooks (Deno) must still load this module; start() then fails, reported once.
 import * as v8 from 'node:v8';
+import { LoopsightError, warning } from '@loopsight/options';
 import { register, unregister } from './detach.js';
 import { observeUnhandledRejections } from './emit.js';
 import { type ResolvedTrackerOptions, resolveTrackerOptions } from './options.js';
@@ -62,7 +63,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     } catch (error) {
       if (!this.#filterFailed) {
         this.#filterFailed = true;
-        this.#fail('promises.frameFilter threw', error);
+        this.#fail('promises.frameFilter threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'promises.frameFilter' }));
       }
       return isUserFrame(url);
     }
@@ -105,7 +106,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
       this.#records.set(promise, entry);
       this.#place(scope, entry);
     } catch (error) {
-      this.#fail('the promise init hook failed', error);
+      this.#fail('the promise init hook failed', warning('LOOPSIGHT_PROMISE_TRACKER', error, { site: 'init' }));
     }
   };
 
@@ -131,7 +132,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
 
   readonly #decide = (): void => {
     this.#decideSoon = false;
-    this.#guard('the sweep failed', () => this.#sweep());
+    this.#guard('the sweep failed', 'sweep', () => this.#sweep());
   };
 
   #place(scope: S, entry: Entry<S>): void {
@@ -164,15 +165,15 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#running = true;
     register(this);
     this.#unpatch = observeUnhandledRejections((reason, promise) =>
-      this.#guard('unhandled rejection report failed', () => this.#unhandled(reason, promise)),
+      this.#guard('unhandled rejection report failed', 'unhandled', () => this.#unhandled(reason, promise)),
     );
     process.on('uncaughtExceptionMonitor', this.#onUncaught);
     const sweepMs = Math.min(1_000, Math.max(20, this.#options.leakAfterMs / 5));
-    this.#sweepTimer = setInterval(() => this.#guard('the sweep failed', () => this.#sweep()), sweepMs).unref();
+    this.#sweepTimer = setInterval(() => this.#guard('the sweep failed', 'sweep', () => this.#sweep()), sweepMs).unref();
     this.#openWindow();
     if (this.#options.mode === 'sampled') {
       this.#windowTimer = setInterval(
-        () => this.#guard('a sampling window failed to open', () => this.#openWindow()),
+        () => this.#guard('a sampling window failed to open', 'window', () => this.#openWindow()),
         this.#options.sampleIntervalMs,
       ).unref();
     }
@@ -215,7 +216,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
         else this.#watch.push(entry);
       }
     } catch (error) {
-      this.#fail('scopeEnded failed', error);
+      this.#fail('scopeEnded failed', warning('LOOPSIGHT_PROMISE_TRACKER', error, { site: 'scopeEnded' }));
     }
   }
 
@@ -245,7 +246,9 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     this.#windows++;
     this.#capturing = true;
     if (this.#stopHooks === undefined) {
-      if (v8.promiseHooks === undefined) throw new Error('node:v8 promiseHooks is not available on this runtime');
+      if (v8.promiseHooks === undefined) {
+        throw new LoopsightError('ERR_LOOPSIGHT_UNSUPPORTED_RUNTIME', 'node:v8 promiseHooks is not available on this runtime');
+      }
       this.#stopHooks = v8.promiseHooks.createHook({ init: this.#init, settled: this.#settled }) as () => void;
     }
     if (this.#options.mode !== 'sampled') return;
@@ -344,7 +347,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     try {
       return partition(scope);
     } catch (error) {
-      this.#fail('the partition option threw', error);
+      this.#fail('the partition option threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'promises.partition' }));
       return '';
     }
   }
@@ -365,7 +368,7 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     try {
       this.#options.onReport(report);
     } catch (error) {
-      this.#fail('onReport threw', error);
+      this.#fail('onReport threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'promises.onReport' }));
     }
   }
 
@@ -391,18 +394,18 @@ class Tracker<S extends object> implements PromiseTracker<S> {
     if (origin !== 'unhandledRejection') return;
     const code = (error as { code?: unknown } | null)?.code;
     if (error === this.#lastUnhandled || (code === 'ERR_UNHANDLED_REJECTION' && this.#lastUnhandled !== undefined)) return;
-    this.#guard('unhandled rejection report failed', () => {
+    this.#guard('unhandled rejection report failed', 'unhandled', () => {
       this.#lastUnhandled = error;
       const scope = this.#getScope();
       if (scope !== undefined) this.#report('unhandled', scope, undefined, 0, error);
     });
   };
 
-  #guard(what: string, fn: () => void): void {
+  #guard(what: string, site: string, fn: () => void): void {
     try {
       fn();
     } catch (error) {
-      this.#fail(what, error);
+      this.#fail(what, warning('LOOPSIGHT_PROMISE_TRACKER', error, { site }));
     }
   }
 

@@ -1,5 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type { MonitorOptions } from '@loopsight/core';
+import type { OPTION_RULES } from '@loopsight/core/internal';
+import type { LoopsightCode } from '@loopsight/options';
 import { load } from './load.js';
 
 /** The preload's configuration: monitor options, and what the preload itself starts. */
@@ -31,15 +33,9 @@ export const BOOLEANS: Record<string, boolean> = {
   off: false,
 };
 
-// Options core validates itself are checked by core, one variable at a time (createMonitor only
-// resolves options; nothing starts): one rule per option, and a bad variable costs only itself.
-function coreRefusal(options: MonitorOptions): string | undefined {
-  try {
-    load.core().createMonitor(options);
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message.replace(/^loopsight: /, '') : String(error);
-  }
+/** A warning line of the preload: the text, then its code (docs/errors.md). */
+export function coded(code: LoopsightCode, line: string): string {
+  return `${line} [${code}]`;
 }
 
 /** A variable's value, turned into an option by `parse`; a refusal is one line and the default. */
@@ -48,7 +44,12 @@ function read<T>(env: Env, name: string, warn: Warn, parse: (raw: string) => T |
   if (raw === undefined || raw.trim() === '') return undefined;
   const parsed = parse(raw.trim());
   if (typeof parsed === 'object' && parsed !== null && 'refused' in parsed) {
-    warn(`loopsight: ${name}=${shown(raw)} ignored: ${(parsed as { refused: string }).refused}; the default applies`);
+    warn(
+      coded(
+        'LOOPSIGHT_ENV_IGNORED',
+        `loopsight: ${name}=${shown(raw)} ignored: ${(parsed as { refused: string }).refused}; the default applies`,
+      ),
+    );
     return undefined;
   }
   return parsed as T;
@@ -73,14 +74,27 @@ function integer(min: number, max: number) {
   };
 }
 
-/** A value core checks: `toOptions` places it, core's own message says what is wrong. */
-function checkedBy<T>(parse: (raw: string) => T | { refused: string }, toOptions: (value: T) => MonitorOptions) {
+type OptionPath = keyof typeof OPTION_RULES;
+
+/** Why core's rule for `path` refuses `value`, in the words of its error (never the value), or undefined. */
+function refusalBy(path: OptionPath, value: unknown): string | undefined {
+  try {
+    load.internal().OPTION_RULES[path].resolve(value, path);
+    return undefined;
+  } catch (error) {
+    return load.options().isLoopsightError(error) && error.accepted !== undefined
+      ? `options.${path} must be ${error.accepted}`
+      : `options.${path} is refused`;
+  }
+}
+
+/** A value core checks: by the rule of the option it sets (`path`), which `toOptions` places. */
+function checkedBy<T>(parse: (raw: string) => T | { refused: string }, path: OptionPath, toOptions: (value: T) => MonitorOptions) {
   return (raw: string): MonitorOptions | { refused: string } => {
     const value = parse(raw);
     if (typeof value === 'object' && value !== null && 'refused' in value) return value;
-    const options = toOptions(value as T);
-    const why = coreRefusal(options);
-    return why === undefined ? options : refused(why);
+    const why = refusalBy(path, value);
+    return why === undefined ? toOptions(value as T) : refused(why);
   };
 }
 
@@ -128,21 +142,29 @@ function readConfigFile(path: string): string | { refused: string } {
 }
 
 /**
- * Core's refusal of the file's options without what the file holds: core quotes the value it got
- * and the name of an unknown key, and a file named by mistake (a secrets file) must not reach stderr.
+ * Why core refuses the file's options, without what the file holds: core's error names the value it
+ * got and an unknown key, and a file named by mistake (a secrets file) must not reach stderr. Its
+ * code, path and accepted values are enough.
  */
-function refusalOfFile(why: string): string {
-  const value = /^(options[\w.[\]]*) must be (.*) \(got [\s\S]*\)$/.exec(why);
-  if (value) return `${value[1]} must be ${value[2]}`;
-  const unknown = /; (accepted: .*)$/.exec(why);
-  if (why.startsWith('unknown option') && unknown) return `the file has an option loopsight does not know (${unknown[1]})`;
-  return 'its options are refused';
+function refusalOfFile(options: MonitorOptions): string | undefined {
+  try {
+    load.internal().resolveOptions(options);
+    return undefined;
+  } catch (error) {
+    if (!load.options().isLoopsightError(error)) return 'its options are refused';
+    if (error.code === 'ERR_LOOPSIGHT_UNKNOWN_OPTION')
+      return `the file has an option loopsight does not know (accepted: ${error.accepted})`;
+    if (error.code === 'ERR_LOOPSIGHT_INVALID_OPTION' && error.path !== undefined) {
+      return `${error.path ? `options.${error.path}` : 'options'} must be ${error.accepted}`;
+    }
+    return 'its options are refused';
+  }
 }
 
 /** The options a JSON file gives (LOOPSIGHT_CONFIG): data only, never code. */
 function fromFile(path: string, warn: Warn): MonitorOptions {
   const ignored = (why: string) => {
-    warn(`loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${why}`);
+    warn(coded('LOOPSIGHT_CONFIG_IGNORED', `loopsight: LOOPSIGHT_CONFIG=${shown(path)} ignored: ${why}`));
     return {};
   };
   const text = readConfigFile(path);
@@ -158,8 +180,8 @@ function fromFile(path: string, warn: Warn): MonitorOptions {
     return ignored('the file must hold a JSON object of monitor options');
   }
   const options = parsed as MonitorOptions;
-  const why = coreRefusal(options);
-  if (why !== undefined) return ignored(refusalOfFile(why));
+  const why = refusalOfFile(options);
+  if (why !== undefined) return ignored(why);
   return options;
 }
 
@@ -175,12 +197,47 @@ function merge(into: MonitorOptions, from: MonitorOptions | undefined): MonitorO
   return out as MonitorOptions;
 }
 
+/** Every variable the preload reads (docs/preload.md). */
+const VARIABLES = Object.freeze([
+  'LOOPSIGHT_ENABLED',
+  'LOOPSIGHT_CONFIG',
+  'LOOPSIGHT_LOOP_LAG',
+  'LOOPSIGHT_STALL_THRESHOLD_MS',
+  'LOOPSIGHT_CAPTURE_STACKS',
+  'LOOPSIGHT_PROMISES',
+  'LOOPSIGHT_HEADER',
+  'LOOPSIGHT_ECHO',
+  'LOOPSIGHT_PROPAGATE',
+  'LOOPSIGHT_METRICS_PORT',
+  'LOOPSIGHT_METRICS_HOST',
+  'LOOPSIGHT_METRICS_PATH',
+  'LOOPSIGHT_OTEL',
+]);
+
+const PREFIX = 'LOOPSIGHT_';
+const SUFFIXES = VARIABLES.map((name) => name.slice(PREFIX.length));
+
+/**
+ * A LOOPSIGHT_* variable the preload does not read but one it does is close to (a typo) is said,
+ * with the name meant. Other LOOPSIGHT_* names (tools of one's own) are left alone, and a name
+ * that is not plain upper-case letters, digits and underscores is never shown.
+ */
+function warnUnknown(env: Env, warn: Warn): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith(PREFIX) || VARIABLES.includes(name) || !/^LOOPSIGHT_[A-Z0-9_]{1,64}$/.test(name)) continue;
+    const meant = load.options().closestName(name.slice(PREFIX.length), SUFFIXES);
+    if (meant === undefined) continue;
+    warn(coded('LOOPSIGHT_ENV_UNKNOWN', `loopsight: ${name} is not a variable loopsight reads (ignored); did you mean ${PREFIX}${meant}?`));
+  }
+}
+
 /**
  * Reads the LOOPSIGHT_* variables (docs/preload.md lists them). A bad value is one line through
  * `warn` and the default, never a throw: this runs before the application, in every process that
  * inherits NODE_OPTIONS.
  */
 export function readConfig(env: Env, warn: Warn): RegisterConfig {
+  warnUnknown(env, warn);
   const enabled = read(env, 'LOOPSIGHT_ENABLED', warn, bool) ?? true;
   const file = env.LOOPSIGHT_CONFIG?.trim();
   let monitor: MonitorOptions = file ? fromFile(file, warn) : {};
@@ -191,13 +248,13 @@ export function readConfig(env: Env, warn: Warn): RegisterConfig {
       env,
       'LOOPSIGHT_STALL_THRESHOLD_MS',
       warn,
-      checkedBy(integer(0, Number.MAX_SAFE_INTEGER), (stallThresholdMs) => ({ loopLag: { stallThresholdMs } })),
+      checkedBy(integer(0, Number.MAX_SAFE_INTEGER), 'loopLag.stallThresholdMs', (stallThresholdMs) => ({ loopLag: { stallThresholdMs } })),
     );
     const stacks = read(
       env,
       'LOOPSIGHT_CAPTURE_STACKS',
       warn,
-      checkedBy(bool, (captureStacks) => ({ loopLag: { captureStacks } })),
+      checkedBy(bool, 'loopLag.captureStacks', (captureStacks) => ({ loopLag: { captureStacks } })),
     );
     monitor = merge(merge(monitor, threshold), stacks);
   }
@@ -207,19 +264,19 @@ export function readConfig(env: Env, warn: Warn): RegisterConfig {
     env,
     'LOOPSIGHT_HEADER',
     warn,
-    checkedBy(String, (h) => ({ correlation: { header: h.toLowerCase() } })),
+    checkedBy(String, 'correlation.header', (h) => ({ correlation: { header: h.toLowerCase() } })),
   );
   const echo = read(
     env,
     'LOOPSIGHT_ECHO',
     warn,
-    checkedBy(bool, (e) => ({ correlation: { echo: e } })),
+    checkedBy(bool, 'correlation.echo', (e) => ({ correlation: { echo: e } })),
   );
   const propagate = read(
     env,
     'LOOPSIGHT_PROPAGATE',
     warn,
-    checkedBy(bool, (p) => ({ correlation: { propagate: p } })),
+    checkedBy(bool, 'correlation.propagate', (p) => ({ correlation: { propagate: p } })),
   );
   monitor = merge(merge(merge(monitor, header), echo), propagate);
   const port = read(env, 'LOOPSIGHT_METRICS_PORT', warn, integer(0, 65_535));

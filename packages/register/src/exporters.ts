@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Monitor, StallReport } from '@loopsight/core';
-import type { RegisterConfig } from './env.js';
+import { coded, type RegisterConfig } from './env.js';
 import { load } from './load.js';
 
 type Warn = (line: string) => void;
@@ -59,7 +59,10 @@ export function serveMetrics(
     prometheus = load.prometheus();
   } catch (error) {
     warn(
-      `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`,
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: LOOPSIGHT_METRICS_PORT needs prom-client (npm install prom-client): ${error instanceof Error ? error.message : String(error)}`,
+      ),
     );
     return undefined;
   }
@@ -79,12 +82,17 @@ export function serveMetrics(
   });
   const workerId = load.cluster().worker?.id;
   const port = workerId !== undefined && metrics.port !== 0 ? metrics.port + workerId : metrics.port;
-  server.on('error', (error) => warn(`loopsight: the metrics server on port ${port} failed: ${error.message}`));
+  server.on('error', (error) => warn(coded('LOOPSIGHT_PRELOAD', `loopsight: the metrics server on port ${port} failed: ${error.message}`)));
   try {
     server.listen({ port, host: metrics.host, exclusive: true });
   } catch (error) {
     // Port plus a cluster worker's id beyond 65535.
-    warn(`loopsight: the metrics server on port ${port} failed: ${error instanceof Error ? error.message : String(error)}`);
+    warn(
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: the metrics server on port ${port} failed: ${error instanceof Error ? error.message : String(error)}`,
+      ),
+    );
     return undefined;
   }
   server.unref();
@@ -117,7 +125,10 @@ export function otelWhenRegistered(monitor: Monitor, warn: Warn): () => void {
       ({ otelExporter }) => monitor.attach(otelExporter()),
       (error: unknown) =>
         warn(
-          `loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`,
+          coded(
+            'LOOPSIGHT_PRELOAD',
+            `loopsight: an OpenTelemetry SDK is registered but @loopsight/otel did not load: ${error instanceof Error ? error.message : String(error)}`,
+          ),
         ),
     );
   };

@@ -54,14 +54,20 @@ export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, ea
       each?.();
       handle(request, response);
     } catch (error) {
-      monitor.reportError('opening a request scope failed', error);
+      monitor.reportError(
+        'opening a request scope failed',
+        load.options().warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:scope' }),
+      );
     }
   });
   diagnosticsChannel.subscribe(FASTIFY_HANDLER_START, (message) => {
     try {
       onFastifyHandler(message);
     } catch (error) {
-      monitor.reportError("reading Fastify's route failed", error);
+      monitor.reportError(
+        "reading Fastify's route failed",
+        load.options().warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'preload:fastify-route' }),
+      );
     }
   });
 }

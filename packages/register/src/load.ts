@@ -10,6 +10,7 @@ export const load = {
   core: () => req('@loopsight/core') as typeof import('@loopsight/core'),
   internal: () => req('@loopsight/core/internal') as typeof import('@loopsight/core/internal'),
   context: () => req('@loopsight/context') as typeof import('@loopsight/context'),
+  options: () => req('@loopsight/options') as typeof import('@loopsight/options'),
   channels: () => req('node:diagnostics_channel') as typeof import('node:diagnostics_channel'),
   threads: () => req('node:worker_threads') as typeof import('node:worker_threads'),
   http: () => req('node:http') as typeof import('node:http'),

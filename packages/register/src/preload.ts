@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Monitor, StallReport } from '@loopsight/core';
-import { BOOLEANS, type RegisterConfig, readConfig } from './env.js';
+import { BOOLEANS, coded, type RegisterConfig, readConfig } from './env.js';
 import { earlyStalls, otelWhenRegistered, serveMetrics } from './exporters.js';
 import { watchHttp } from './http.js';
 import { load } from './load.js';
@@ -215,7 +215,12 @@ export function start(): void {
       shared.startNow?.();
       serve?.();
     } catch (error) {
-      warn(`loopsight: starting at the first listen() failed: ${error instanceof Error ? error.message : String(error)}`);
+      warn(
+        coded(
+          'LOOPSIGHT_PRELOAD',
+          `loopsight: starting at the first listen() failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     }
   };
   diagnosticsChannel.subscribe(LISTEN, onListen);
@@ -235,7 +240,12 @@ function createFromEnv(say: (line: string) => void): Monitor | undefined {
     monitor = createMonitor(config.monitor);
   } catch (error) {
     // readConfig checked each value; a combination core still refuses falls back to the defaults.
-    say(`loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`);
+    say(
+      coded(
+        'LOOPSIGHT_PRELOAD',
+        `loopsight: the LOOPSIGHT_* settings were refused (${error instanceof Error ? error.message : String(error)}); the defaults apply`,
+      ),
+    );
     monitor = createMonitor();
   }
   configs.set(monitor, config);
@@ -246,6 +256,6 @@ function guarded(fn: () => void): void {
   try {
     fn();
   } catch (error) {
-    warn(`loopsight: the preload did not start: ${error instanceof Error ? error.message : String(error)}`);
+    warn(coded('LOOPSIGHT_PRELOAD', `loopsight: the preload did not start: ${error instanceof Error ? error.message : String(error)}`));
   }
 }

@@ -59,16 +59,28 @@ const turn = limit(1);
 
 describe('LOOPSIGHT_CONFIG at a file that is not a config', () => {
   it.concurrent.each([
-    ['a FIFO no one writes', 'fifo.json', /ignored: it is not a regular file$/],
-    ['a device', '/dev/zero', /ignored: it is not a regular file$/],
-    ['a directory', 'a-directory.json', /ignored: it is not a regular file$/],
-    ['a 50 MB file', 'big.json', /ignored: the file is larger than 65536 bytes$/],
-    ['/proc/self/environ', '/proc/self/environ', /ignored: the file is empty, or its size is unknown \(\/proc\)$/],
-    ['a file that is not JSON', 'not-json.json', /ignored: the file is not valid JSON$/],
-    ['/etc/passwd', '/etc/passwd', /ignored: the file is not valid JSON$/],
-    ['a refused value', 'bad-number.json', /ignored: options\.loopLag\.stallThresholdMs must be a positive number up to \d+$/],
-    ['a refused string', 'bad-value.json', /ignored: options\.correlation\.header must be .+$/],
-    ['an unknown option', 'unknown-key.json', /ignored: the file has an option loopsight does not know \(accepted: .+\)$/],
+    ['a FIFO no one writes', 'fifo.json', /ignored: it is not a regular file \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    ['a device', '/dev/zero', /ignored: it is not a regular file \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    ['a directory', 'a-directory.json', /ignored: it is not a regular file \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    ['a 50 MB file', 'big.json', /ignored: the file is larger than 65536 bytes \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    [
+      '/proc/self/environ',
+      '/proc/self/environ',
+      /ignored: the file is empty, or its size is unknown \(\/proc\) \[LOOPSIGHT_CONFIG_IGNORED\]$/,
+    ],
+    ['a file that is not JSON', 'not-json.json', /ignored: the file is not valid JSON \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    ['/etc/passwd', '/etc/passwd', /ignored: the file is not valid JSON \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    [
+      'a refused value',
+      'bad-number.json',
+      /ignored: options\.loopLag\.stallThresholdMs must be a positive number up to \d+ \[LOOPSIGHT_CONFIG_IGNORED\]$/,
+    ],
+    ['a refused string', 'bad-value.json', /ignored: options\.correlation\.header must be .+ \[LOOPSIGHT_CONFIG_IGNORED\]$/],
+    [
+      'an unknown option',
+      'unknown-key.json',
+      /ignored: the file has an option loopsight does not know \(accepted: .+\) \[LOOPSIGHT_CONFIG_IGNORED\]$/,
+    ],
   ])(
     '%s: the app starts within 1 s, with one stderr line that quotes nothing of the file',
     async (_name, file, why) => {

@@ -188,12 +188,16 @@ describe('bad LOOPSIGHT_* values', () => {
       const lines = app.lines().filter((l) => !l.startsWith('{'));
       expect(lines).toEqual([
         expect.stringMatching(
-          /^loopsight: LOOPSIGHT_STALL_THRESHOLD_MS="-5" ignored: must be an integer from 0 to \d+; the default applies$/,
+          /^loopsight: LOOPSIGHT_STALL_THRESHOLD_MS="-5" ignored: must be an integer from 0 to \d+; the default applies \[LOOPSIGHT_ENV_IGNORED\]$/,
         ),
-        expect.stringMatching(/^loopsight: LOOPSIGHT_PROMISES="fulll" ignored: must be one of off, sampled, full; the default applies$/),
-        expect.stringMatching(/^loopsight: LOOPSIGHT_HEADER="x request id" ignored: .*header.*; the default applies$/),
-        'loopsight: LOOPSIGHT_ECHO="maybe" ignored: must be true or false; the default applies',
-        'loopsight: LOOPSIGHT_METRICS_PORT="99999" ignored: must be an integer from 0 to 65535; the default applies',
+        expect.stringMatching(
+          /^loopsight: LOOPSIGHT_PROMISES="fulll" ignored: must be one of off, sampled, full; the default applies \[LOOPSIGHT_ENV_IGNORED\]$/,
+        ),
+        expect.stringMatching(
+          /^loopsight: LOOPSIGHT_HEADER="x request id" ignored: .*header.*; the default applies \[LOOPSIGHT_ENV_IGNORED\]$/,
+        ),
+        'loopsight: LOOPSIGHT_ECHO="maybe" ignored: must be true or false; the default applies [LOOPSIGHT_ENV_IGNORED]',
+        'loopsight: LOOPSIGHT_METRICS_PORT="99999" ignored: must be an integer from 0 to 65535; the default applies [LOOPSIGHT_ENV_IGNORED]',
       ]);
     } finally {
       expect(await app.close()).toBe(0);

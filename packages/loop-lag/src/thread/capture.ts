@@ -2,6 +2,7 @@
 // main thread and a worker is how commands reach it (the Target), nothing else.
 
 import { SLOT } from '../heartbeat.js';
+import type { Problem } from '../protocol.js';
 import type { WatchdogStackFrame } from '../types.js';
 import { type Naps, within } from './clock.js';
 import type { CallFrame, Target } from './target.js';
@@ -36,7 +37,7 @@ export interface CaptureContext {
   now: () => number;
   /** The process exits: an exiting process will not come back for a pause. */
   exiting: () => boolean;
-  onError: (what: string, error: unknown) => void;
+  onError: (problem: Problem, error: unknown) => void;
 }
 
 class Gone extends Error {}
@@ -136,7 +137,7 @@ async function readScope(target: Target, c: CaptureContext): Promise<string | un
     const value = evaluated.result?.value;
     return typeof value === 'string' ? value : undefined;
   } catch (error) {
-    c.onError(`the request scope could not be read on the paused ${c.noun === 'main thread' ? 'thread' : c.noun}`, error);
+    c.onError('scope', error);
     return undefined;
   }
 }

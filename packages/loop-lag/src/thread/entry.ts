@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { workerData } from 'node:worker_threads';
 import { int32Ms, monotonicMs, SLOT, since } from '../heartbeat.js';
-import type { MainMessage, WorkerConfig, WorkerMessage } from '../protocol.js';
+import type { MainMessage, Problem, WorkerConfig, WorkerMessage } from '../protocol.js';
 import { createSourceMapper } from '../sourcemap.js';
 import type { WatchdogStackFrame } from '../types.js';
 import type { Captured } from './capture.js';
@@ -20,7 +20,7 @@ const config = workerData as WorkerConfig;
 const beat = new Int32Array(config.heartbeat);
 const port = config.port;
 const send = (message: WorkerMessage) => port.postMessage(message);
-const fail = (what: string, error: unknown) => send({ type: 'error', what, message: messageOf(error) });
+const fail = (problem: Problem, error: unknown) => send({ type: 'error', problem, message: messageOf(error) });
 const naps = new Naps();
 const faults = new Faults(config.faults);
 const loaded = loadInspector();
@@ -78,7 +78,7 @@ const mapStack = (captured: Captured, stall: typeof mapping): WatchdogStackFrame
     if (mapLoaded && stall.thread !== 0) send({ type: 'mapped' });
     return mapped;
   } catch (error) {
-    fail('stall frames could not be source-mapped', error);
+    fail('sourcemap', error);
     return captured.stack;
   }
 };
@@ -191,7 +191,7 @@ const check = () => {
   if (Atomics.load(beat, SLOT.exiting) === 1) exiting = true;
   const handled = exiting ? Promise.resolve() : main.stalled(lastBeat, seq, now, age);
   handled
-    .catch((error) => fail('the stall watchdog failed', error))
+    .catch((error) => fail('watch', error))
     .finally(() => {
       handling = false;
       if (exiting) return letGo();
@@ -218,7 +218,7 @@ const begin = async () => {
       Atomics.store(beat, SLOT.busy, 1);
       await mainTarget.openEnabled();
     } catch (error) {
-      fail('the inspector could not be set up', error);
+      fail('setup', error);
     }
   }
   send({ type: 'ready', stacks });

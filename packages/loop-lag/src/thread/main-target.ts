@@ -1,4 +1,4 @@
-import type { CaptureStep } from '../protocol.js';
+import type { CaptureStep, Problem } from '../protocol.js';
 import { within } from './clock.js';
 import type { Faults } from './faults.js';
 import { type Inspector, type Paused, type Session, type Target, TargetBase } from './target.js';
@@ -10,7 +10,7 @@ export interface MainTargetOptions {
   now: () => number;
   /** A pause we did not ask for: a debugger is attached. */
   onForeign: () => void;
-  onError: (what: string, error: unknown) => void;
+  onError: (problem: Problem, error: unknown) => void;
 }
 
 /**
@@ -127,7 +127,7 @@ export class MainTarget extends TargetBase implements Target {
       return true;
     } catch (error) {
       this.#stale = closing;
-      this.#o.onError('the inspector session could not be closed', error);
+      this.#o.onError('session-close', error);
       return false;
     }
   }
@@ -145,7 +145,7 @@ export class MainTarget extends TargetBase implements Target {
       closing?.disconnect();
     } catch (error) {
       this.#stale = closing;
-      this.#o.onError('the inspector session could not be closed', error);
+      this.#o.onError('session-close', error);
     }
   }
 
@@ -188,7 +188,7 @@ export class MainTarget extends TargetBase implements Target {
       await within(this.command('Debugger.resume', {}, 'resume'), this.#o.commandTimeoutMs, 'Debugger.resume');
       return true;
     } catch (error) {
-      this.#o.onError('the main thread could not be resumed; the inspector session is closed instead', error);
+      this.#o.onError('resume', error);
       return false;
     }
   }

@@ -2,7 +2,7 @@
 // report, is written once. The main thread and a worker differ in parameters only (`Side`).
 
 import { int32Ms, SLOT, since } from '../heartbeat.js';
-import type { StallCapture, WatchConfig } from '../protocol.js';
+import type { Problem, StallCapture, WatchConfig } from '../protocol.js';
 import type { StackSkipped, WatchdogStackFrame } from '../types.js';
 import { TokenBucket } from './bucket.js';
 import { type CaptureContext, type Captured, capture } from './capture.js';
@@ -71,7 +71,7 @@ export interface Side {
   /** A debugger held the thread's stall. */
   onAttached: () => void;
   deliver: (stall: StallCapture, extra: { window: [number, number]; wantsProfile: boolean; seq: number }) => void;
-  onError: (what: string, error: unknown) => void;
+  onError: (problem: Problem, error: unknown) => void;
 }
 
 type Delivery = Parameters<Side['deliver']>;
@@ -142,7 +142,7 @@ export class Watched {
         if (result === 'foreign') attached = true;
         else captured = result;
       } catch (error) {
-        side.onError(`${side.noun === 'worker' ? 'a worker stall' : 'a stall'} stack could not be captured`, error);
+        side.onError('capture', error);
       }
     }
     if (attached) {

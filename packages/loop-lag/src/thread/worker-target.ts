@@ -4,7 +4,7 @@
 // worker, connectToMainThread() reaches the main thread, never the worker's own parent, which is
 // why a worker cannot run a watchdog of its own that pauses it.
 
-import type { CaptureStep } from '../protocol.js';
+import type { CaptureStep, Problem } from '../protocol.js';
 import { within } from './clock.js';
 import type { Faults } from './faults.js';
 import { type Inspector, type Paused, type Session, type Target, TargetBase } from './target.js';
@@ -17,7 +17,7 @@ export interface WorkerTargetOptions {
   watched: () => boolean;
   /** The watchdog stops: a pause of ours is not resumed, only detached from. */
   released: () => boolean;
-  onError: (what: string, error: unknown) => void;
+  onError: (problem: Problem, error: unknown) => void;
   /** The capture is over and its session closed. */
   onClosed: () => void;
 }
@@ -146,7 +146,7 @@ export class WorkerTarget extends TargetBase implements Target {
       // release it. Its failure then tells nobody anything.
       if (this.#pauseSent) {
         await this.detach().catch((error) => {
-          if (!this.#ended) this.#o.onError('the inspector could not let go of the worker', error);
+          if (!this.#ended) this.#o.onError('detach', error);
         });
       }
     } finally {

@@ -4,7 +4,7 @@
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { int32Ms, SLOT, since } from '../heartbeat.js';
-import { THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from '../protocol.js';
+import { type Problem, THREADS_CHANNEL, type ThreadsMessage, type WatchRequest } from '../protocol.js';
 import { messageOf } from './clock.js';
 import type { Faults } from './faults.js';
 import type { Inspector } from './target.js';
@@ -29,11 +29,13 @@ export function watchWorkers(shared: Shared, inspector: Inspector | undefined, f
   // Never what keeps this thread alive: the control port is.
   channel.unref();
   const send = (message: ThreadsMessage) => channel.postMessage(message);
+  const problemOf = (threadId: number) => (problem: Problem, error: unknown) =>
+    send({ type: 'error', to: threadId, problem, message: messageOf(error) });
 
   const watch = (request: WatchRequest): Watched => {
     const { threadId } = request;
     const current = () => watched.get(threadId) === w;
-    const onError = (what: string, error: unknown) => send({ type: 'error', to: threadId, what, message: messageOf(error) });
+    const onError = problemOf(threadId);
     const w: Watched = new Watched(request, shared, {
       threadId,
       noun: 'worker',
@@ -88,7 +90,7 @@ export function watchWorkers(shared: Shared, inspector: Inspector | undefined, f
       nextMs = Math.min(nextMs, 25);
       Atomics.store(w.beat, SLOT.gap, 0);
       w.stalled(lastBeat, seq, shared.now(), age)
-        .catch((error) => send({ type: 'error', to: threadId, what: 'the worker stall watchdog failed', message: messageOf(error) }))
+        .catch((error) => problemOf(threadId)('watch', error))
         .finally(() => {
           w.handling = false;
           schedule(1);
