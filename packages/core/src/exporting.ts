@@ -1,4 +1,7 @@
+import { warning } from '@loopsight/options';
+import { threadFeed } from './hub.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
+import type { ThreadInfo } from './threads.js';
 import type { Monitor, PromiseReport, StallReport } from './types.js';
 
 /** Upper bounds of the stall duration histograms, seconds: the same in Prometheus and OTel. */
@@ -42,5 +45,119 @@ export function reasonCounts(monitor: Monitor): { rejected: [reason: string, cou
   return {
     rejected: Object.entries(counters.correlationIdsRejected),
     shed: counters.shed === undefined ? [] : Object.entries(counters.shed),
+  };
+}
+
+/**
+ * One metric as every exporter names and describes it: the Prometheus name (after the exporter's
+ * prefix), the OpenTelemetry name (semantic conventions where they exist), the unit and the help.
+ */
+export interface MetricSpec {
+  readonly prometheus: string;
+  readonly otel: string;
+  readonly unit: string;
+  readonly help: string;
+}
+
+/** The metrics loopsight exports, the same in every backend (docs/metrics.md). */
+export const METRICS = Object.freeze({
+  delay: {
+    prometheus: 'event_loop_delay_seconds',
+    otel: 'nodejs.eventloop.delay',
+    unit: 's',
+    help: 'Event loop delay beyond the sampling resolution, in seconds: every sample since start, up to the last complete window.',
+  },
+  utilization: {
+    prometheus: 'event_loop_utilization',
+    otel: 'nodejs.eventloop.utilization',
+    unit: '1',
+    help: 'Share of time the event loop was busy (0..1), over the last complete window.',
+  },
+  stalls: {
+    prometheus: 'event_loop_stalls_total',
+    otel: 'loopsight.eventloop.stalls',
+    unit: '{stall}',
+    help: 'Event loop stalls, by the route template of the request that was blocking the loop, and whether the blocking was declared expected.',
+  },
+  stallDuration: {
+    prometheus: 'event_loop_stall_seconds',
+    otel: 'loopsight.eventloop.stall.duration',
+    unit: 's',
+    help: 'Duration of event loop stalls in seconds, by the route template of the request that was blocking the loop.',
+  },
+  promises: {
+    prometheus: 'promises_total',
+    otel: 'loopsight.promises',
+    unit: '{promise}',
+    help: 'Floating, leaked and unhandled promises, by kind and the route template of the request that created them.',
+  },
+  inflight: {
+    prometheus: 'requests_inflight',
+    otel: 'loopsight.requests.inflight',
+    unit: '{request}',
+    help: 'Requests and monitor.run() jobs in flight.',
+  },
+  rejected: {
+    prometheus: 'correlation_ids_rejected_total',
+    otel: 'loopsight.correlation_ids.rejected',
+    unit: '{id}',
+    help: 'Incoming correlation ids refused and replaced, by reason.',
+  },
+  shed: {
+    prometheus: 'requests_shed_total',
+    otel: 'loopsight.requests.shed',
+    unit: '{request}',
+    help: 'Requests refused with 503 by the overload guard, by reason.',
+  },
+} satisfies Record<string, MetricSpec>);
+
+/** A stall as an exporter counts it: its labels, and the worker thread it was of (none: the main thread). */
+export interface CountedStall {
+  readonly report: StallReport;
+  readonly route: string;
+  readonly seconds: number;
+  readonly expected: 'true' | 'false';
+  readonly thread: ThreadInfo | undefined;
+}
+
+/** What an exporter does with the stalls it counts. */
+export interface StallCounter {
+  stall(stall: CountedStall): void;
+  /** A worker thread is gone: its series may go with it. */
+  threadExit?(thread: ThreadInfo): void;
+}
+
+/**
+ * Every stall an exporter counts, through one subscription: the monitor's own and, on the main
+ * thread, those of the worker threads whose monitors report there. A throwing counter is
+ * contained and warned once, in the exporter's `name` (`site` tells two exporters apart). Returns the unsubscribe function.
+ */
+export function subscribeStalls(
+  monitor: Monitor,
+  labels: ReportLabels,
+  exporter: { name: string; site: string },
+  counter: StallCounter,
+): () => void {
+  const contain = (what: string, site: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      monitor.reportError(
+        `the ${exporter.name} exporter could not ${what}`,
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${exporter.site}:${site}` }),
+      );
+    }
+  };
+  const count = (report: StallReport, thread: ThreadInfo | undefined) =>
+    contain('record a stall', 'stall', () => counter.stall({ report, ...labels.stall(report), thread }));
+  const onStall = (report: StallReport) => count(report, undefined);
+  monitor.on('stall', onStall);
+  const unsubscribe = threadFeed().subscribe((event) => {
+    if (event.type === 'stall') count(event.report, event.thread);
+    else contain('forget a worker thread', 'thread-exit', () => counter.threadExit?.(event.thread));
+  });
+  return () => {
+    monitor.off('stall', onStall);
+    unsubscribe();
   };
 }

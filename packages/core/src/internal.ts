@@ -6,7 +6,19 @@
  */
 export { monitorFor } from './adapter.js';
 export { CHANNELS } from './channels.js';
-export { DEFAULT_MAX_ROUTES, type ReportLabels, reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds } from './exporting.js';
+export {
+  type CountedStall,
+  DEFAULT_MAX_ROUTES,
+  METRICS,
+  type MetricSpec,
+  type ReportLabels,
+  reasonCounts,
+  reportLabels,
+  STALL_BUCKETS_SECONDS,
+  type StallCounter,
+  sheds,
+  subscribeStalls,
+} from './exporting.js';
 export {
   createAmbientHandler,
   createHttpHandler,

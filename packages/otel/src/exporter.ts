@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { Monitor, PromiseReport, RequestScope, StallReport } from '@loopsight/core';
-import { CHANNELS, DEFAULT_MAX_ROUTES } from '@loopsight/core/internal';
+import type { Monitor, PromiseReport, RequestScope } from '@loopsight/core';
+import { CHANNELS, DEFAULT_MAX_ROUTES, reportLabels, subscribeStalls } from '@loopsight/core/internal';
 import { boolean, custom, invalidOption, isPlainObject, positive, type Rule, resolveShape, type Shape, warning } from '@loopsight/options';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
@@ -58,11 +58,12 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
   function start(monitor: Monitor): void {
     if (detach) return;
     const undo: (() => void)[] = [];
+    const labels = reportLabels(config.maxRoutes);
     try {
       let instruments: LoopsightMetrics | undefined;
       try {
         const meter = (config.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE_NAME, SCOPE_VERSION);
-        instruments = createMetrics(meter, monitor, config);
+        instruments = createMetrics(meter, monitor, labels, config);
         const created = instruments;
         undo.push(() => created.stop());
       } catch (error) {
@@ -107,18 +108,21 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
         });
       }
 
-      const onStall = (report: StallReport) => {
-        try {
-          instruments?.stall(report);
-          // Declared blocking is counted, not traced: it has no stack and no report line either.
-          if (tracer && tracker && !report.expected) recordStall(tracer, tracker, report);
-        } catch (error) {
-          monitor.reportError(
-            'the OTel exporter could not record a stall',
-            warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:stall' }),
-          );
-        }
-      };
+      // Every stall, the worker threads' too, through one subscription; a stall span for the main
+      // thread's requests only (a worker's has no request span here). Declared blocking is counted,
+      // not traced: it has no stack and no report line either.
+      const unsubscribe = subscribeStalls(
+        monitor,
+        labels,
+        { name: 'OTel', site: 'otel' },
+        {
+          stall(counted) {
+            instruments?.stall(counted);
+            if (tracer && tracker && !counted.thread && !counted.report.expected) recordStall(tracer, tracker, counted.report);
+          },
+        },
+      );
+      undo.push(unsubscribe);
       const onPromise = (report: PromiseReport) => {
         try {
           instruments?.promise(report);
@@ -130,8 +134,8 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
           );
         }
       };
-      monitor.on('stall', onStall).on('promise', onPromise);
-      undo.push(() => monitor.off('stall', onStall).off('promise', onPromise));
+      monitor.on('promise', onPromise);
+      undo.push(() => monitor.off('promise', onPromise));
     } finally {
       detach = () => {
         for (const fn of undo.reverse()) {

@@ -1,5 +1,14 @@
-import type { Monitor, PromiseReport, StallReport } from '@loopsight/core';
-import { reasonCounts, reportLabels, STALL_BUCKETS_SECONDS, sheds, type ThreadInfo, threadFeed } from '@loopsight/core/internal';
+import type { Monitor, PromiseReport } from '@loopsight/core';
+import {
+  type CountedStall,
+  METRICS,
+  type ReportLabels,
+  reasonCounts,
+  STALL_BUCKETS_SECONDS,
+  sheds,
+  type ThreadInfo,
+  threadFeed,
+} from '@loopsight/core/internal';
 import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
@@ -21,7 +30,8 @@ import {
 } from './names.js';
 
 export interface LoopsightMetrics {
-  stall(report: StallReport): void;
+  /** A stall of the main thread or, with `thread`, of a worker thread (core's subscribeStalls). */
+  stall(stall: CountedStall): void;
   promise(report: PromiseReport): void;
   stop(): void;
 }
@@ -31,21 +41,19 @@ export interface LoopsightMetrics {
  * reader collects (from the last complete window, so any number of readers agree); stalls and
  * promises are recorded when they are reported. Nothing runs on the request path.
  */
-export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLoopMetrics: boolean; maxRoutes: number }): LoopsightMetrics {
-  const labels = reportLabels(options.maxRoutes);
-  const stalls = meter.createCounter(METRIC_STALLS, {
-    description: 'Event loop stalls, by the route template of the request that was blocking the loop.',
-    unit: '{stall}',
-  });
+export function createMetrics(
+  meter: Meter,
+  monitor: Monitor,
+  labels: ReportLabels,
+  options: { eventLoopMetrics: boolean },
+): LoopsightMetrics {
+  const stalls = meter.createCounter(METRIC_STALLS, { description: METRICS.stalls.help, unit: METRICS.stalls.unit });
   const stallDuration = meter.createHistogram(METRIC_STALL_DURATION, {
-    description: 'Duration of event loop stalls, by the route template of the request that was blocking the loop.',
-    unit: 's',
+    description: METRICS.stallDuration.help,
+    unit: METRICS.stallDuration.unit,
     advice: { explicitBucketBoundaries: [...STALL_BUCKETS_SECONDS] },
   });
-  const promises = meter.createCounter(METRIC_PROMISES, {
-    description: 'Floating, leaked and unhandled promises, by kind and the route template of the request that created them.',
-    unit: '{promise}',
-  });
+  const promises = meter.createCounter(METRIC_PROMISES, { description: METRICS.promises.help, unit: METRICS.promises.unit });
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
   // Worker threads whose own monitors report: their points carry thread.id and thread.name
@@ -70,8 +78,8 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
         ] as const,
     );
     const utilization = meter.createObservableGauge(EVENTLOOP_UTILIZATION, {
-      description: 'Event loop utilization (0..1) over loopsight’s last complete window.',
-      unit: '1',
+      description: METRICS.utilization.help,
+      unit: METRICS.utilization.unit,
     });
     const failLoop = fail('the loop stats');
     const loop: BatchObservableCallback = (result) => {
@@ -94,19 +102,13 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   }
 
   const inflight = meter.createObservableUpDownCounter(METRIC_INFLIGHT, {
-    description: 'Requests and monitor.run() jobs in flight.',
-    unit: '{request}',
+    description: METRICS.inflight.help,
+    unit: METRICS.inflight.unit,
   });
-  const rejected = meter.createObservableCounter(METRIC_REJECTED, {
-    description: 'Incoming correlation ids refused and replaced, by reason.',
-    unit: '{id}',
-  });
+  const rejected = meter.createObservableCounter(METRIC_REJECTED, { description: METRICS.rejected.help, unit: METRICS.rejected.unit });
   const counted = [inflight, rejected];
   const shed = sheds(monitor)
-    ? meter.createObservableCounter(METRIC_SHED, {
-        description: 'Requests refused with 503 by the overload guard, by reason.',
-        unit: '{request}',
-      })
+    ? meter.createObservableCounter(METRIC_SHED, { description: METRICS.shed.help, unit: METRICS.shed.unit })
     : undefined;
   if (shed) counted.push(shed);
   const failCounters = fail('the monitor counters');
@@ -123,34 +125,18 @@ export function createMetrics(meter: Meter, monitor: Monitor, options: { eventLo
   meter.addBatchObservableCallback(counters, counted);
   callbacks.push({ callback: counters, observables: counted });
 
-  const unsubscribe = feed.subscribe((event) => {
-    if (event.type !== 'stall') return;
-    try {
-      const { route, seconds, expected } = labels.stall(event.report);
-      const attributes = { [ATTR_HTTP_ROUTE]: route, ...threadAttributes(event.thread) };
-      stalls.add(1, { ...attributes, [ATTR_STALL_EXPECTED]: expected === 'true' });
-      stallDuration.record(seconds, attributes);
-    } catch (error) {
-      monitor.reportError(
-        'the OTel exporter could not record a worker thread stall',
-        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: 'otel:thread-stall' }),
-      );
-    }
-  });
-
   return {
-    stall(report) {
-      const { route, seconds, expected } = labels.stall(report);
-      const counted = { [ATTR_HTTP_ROUTE]: route, [ATTR_STALL_EXPECTED]: expected === 'true' };
+    stall({ report, route, seconds, expected, thread }) {
+      const attributes = thread ? { [ATTR_HTTP_ROUTE]: route, ...threadAttributes(thread) } : { [ATTR_HTTP_ROUTE]: route };
+      const counted = { ...attributes, [ATTR_STALL_EXPECTED]: expected === 'true' };
       stalls.add(1, report.phase === undefined ? counted : { ...counted, [ATTR_STALL_PHASE]: report.phase });
-      stallDuration.record(seconds, { [ATTR_HTTP_ROUTE]: route });
+      stallDuration.record(seconds, attributes);
     },
     promise(report) {
       const { kind, route, count } = labels.promise(report);
       promises.add(count, { [ATTR_PROMISE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
-      unsubscribe();
       for (const { callback, observables } of callbacks) meter.removeBatchObservableCallback(callback, observables);
     },
   };

@@ -1,5 +1,7 @@
 // Names in one place: the semantic conventions where they exist, `loopsight.*` for the rest.
 
+import { METRICS } from '@loopsight/core/internal';
+
 /** Instrumentation scope of every meter and tracer. */
 export const SCOPE_NAME = '@loopsight/otel';
 declare const __LOOPSIGHT_VERSION__: string;
@@ -16,14 +18,15 @@ export const EVENTLOOP_DELAY = {
   p90: 'nodejs.eventloop.delay.p90',
   p99: 'nodejs.eventloop.delay.p99',
 } as const;
-export const EVENTLOOP_UTILIZATION = 'nodejs.eventloop.utilization';
+export const EVENTLOOP_UTILIZATION = METRICS.utilization.otel;
 
-export const METRIC_STALLS = 'loopsight.eventloop.stalls';
-export const METRIC_STALL_DURATION = 'loopsight.eventloop.stall.duration';
-export const METRIC_PROMISES = 'loopsight.promises';
-export const METRIC_INFLIGHT = 'loopsight.requests.inflight';
-export const METRIC_REJECTED = 'loopsight.correlation_ids.rejected';
-export const METRIC_SHED = 'loopsight.requests.shed';
+// loopsight's own, from core's catalog: the same meaning and help as the Prometheus exporter's.
+export const METRIC_STALLS = METRICS.stalls.otel;
+export const METRIC_STALL_DURATION = METRICS.stallDuration.otel;
+export const METRIC_PROMISES = METRICS.promises.otel;
+export const METRIC_INFLIGHT = METRICS.inflight.otel;
+export const METRIC_REJECTED = METRICS.rejected.otel;
+export const METRIC_SHED = METRICS.shed.otel;
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';

@@ -1,11 +1,12 @@
-import type { LoopDelayHistogram, Monitor, PromiseReport, StallReport } from '@loopsight/core';
+import type { LoopDelayHistogram, Monitor, PromiseReport } from '@loopsight/core';
 import {
   DEFAULT_MAX_ROUTES,
+  METRICS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
-  type ThreadEvent,
+  subscribeStalls,
   threadFeed,
 } from '@loopsight/core/internal';
 import { custom, invalidOption, isPlainObject, positive, resolveShape, type Shape, string, warning } from '@loopsight/options';
@@ -99,14 +100,14 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
   // Where this exporter's problems come from: one registry and prefix (two exporters warn apart).
   const site = componentName(config);
   const names = {
-    delay: `${prefix}event_loop_delay_seconds`,
-    utilization: `${prefix}event_loop_utilization`,
-    stalls: `${prefix}event_loop_stalls_total`,
-    stallSeconds: `${prefix}event_loop_stall_seconds`,
-    promises: `${prefix}promises_total`,
-    inflight: `${prefix}requests_inflight`,
-    rejected: `${prefix}correlation_ids_rejected_total`,
-    shed: `${prefix}requests_shed_total`,
+    delay: `${prefix}${METRICS.delay.prometheus}`,
+    utilization: `${prefix}${METRICS.utilization.prometheus}`,
+    stalls: `${prefix}${METRICS.stalls.prometheus}`,
+    stallSeconds: `${prefix}${METRICS.stallDuration.prometheus}`,
+    promises: `${prefix}${METRICS.promises.prometheus}`,
+    inflight: `${prefix}${METRICS.inflight.prometheus}`,
+    rejected: `${prefix}${METRICS.rejected.prometheus}`,
+    shed: `${prefix}${METRICS.shed.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -134,7 +135,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     const delay = new PullMetric(
       {
         name: names.delay,
-        help: 'Event loop delay beyond the sampling resolution, in seconds: every sample since start, up to the last complete window.',
+        help: METRICS.delay.help,
         type: 'histogram',
         aggregator: 'sum',
         labelNames: ['le', 'thread'],
@@ -149,7 +150,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     const utilization = new PullMetric(
       {
         name: names.utilization,
-        help: 'Share of time the event loop was busy (0..1), over the last complete window.',
+        help: METRICS.utilization.help,
         type: 'gauge',
         aggregator: 'average',
         labelNames: ['thread'],
@@ -161,14 +162,14 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       fail('the loop utilization'),
     );
     const inflight = new PullMetric(
-      { name: names.inflight, help: 'Requests and monitor.run() jobs in flight.', type: 'gauge', aggregator: 'sum' },
+      { name: names.inflight, help: METRICS.inflight.help, type: 'gauge', aggregator: 'sum' },
       () => [{ labels: {}, value: monitor.inflight().length }],
       fail('the requests in flight'),
     );
     const rejected = new PullMetric(
       {
         name: names.rejected,
-        help: 'Incoming correlation ids refused and replaced, by reason.',
+        help: METRICS.rejected.help,
         type: 'counter',
         aggregator: 'sum',
         labelNames: ['reason'],
@@ -178,20 +179,20 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     );
     const stalls = new Counter({
       name: names.stalls,
-      help: 'Event loop stalls, by the route template of the request that was blocking the loop, and whether the blocking was declared expected.',
+      help: METRICS.stalls.help,
       labelNames: ['route', 'expected', 'thread'],
       registers: [],
     });
     const stallSeconds = new Histogram({
       name: names.stallSeconds,
-      help: 'Duration of event loop stalls in seconds, by the route template of the request that was blocking the loop.',
+      help: METRICS.stallDuration.help,
       labelNames: ['route', 'thread'],
       buckets: [...config.stallBuckets],
       registers: [],
     });
     const promises = new Counter({
       name: names.promises,
-      help: 'Floating, leaked and unhandled promises, by kind and the route template of the request that created them.',
+      help: METRICS.promises.help,
       labelNames: ['kind', 'route'],
       registers: [],
     });
@@ -209,7 +210,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       const shed = new PullMetric(
         {
           name: names.shed,
-          help: 'Requests refused with 503 by the overload guard, by reason.',
+          help: METRICS.shed.help,
           type: 'counter',
           aggregator: 'sum',
           labelNames: ['reason'],
@@ -235,18 +236,6 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       return;
     }
 
-    const onStall = (report: StallReport) => {
-      try {
-        const { route, seconds, expected } = labels.stall(report);
-        stalls.inc({ route, expected });
-        stallSeconds.observe({ route }, seconds);
-      } catch (error) {
-        monitor.reportError(
-          'the Prometheus exporter could not count a stall',
-          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:stall` }),
-        );
-      }
-    };
     const onPromise = (report: PromiseReport) => {
       try {
         const { kind, route, count } = labels.promise(report);
@@ -260,35 +249,36 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     };
     // A worker's stall series go with the worker: its label can then be reused, and stays bounded.
     const threadRoutes = new Map<string, Set<string>>();
-    const onThread = (event: ThreadEvent) => {
-      try {
-        const thread = event.thread.label;
-        if (event.type === 'exit') {
-          for (const key of threadRoutes.get(thread) ?? []) {
-            const [route = '', expected = 'false'] = JSON.parse(key) as string[];
-            stalls.remove({ route, expected, thread });
-            stallSeconds.remove({ route, thread });
+    const unsubscribe = subscribeStalls(
+      monitor,
+      labels,
+      { name: 'Prometheus', site },
+      {
+        stall({ route, seconds, expected, thread }) {
+          if (!thread) {
+            stalls.inc({ route, expected });
+            stallSeconds.observe({ route }, seconds);
+            return;
           }
-          threadRoutes.delete(thread);
-          return;
-        }
-        const { route, seconds, expected } = labels.stall(event.report);
-        stalls.inc({ route, expected, thread });
-        stallSeconds.observe({ route, thread }, seconds);
-        const keys = threadRoutes.get(thread) ?? new Set<string>();
-        threadRoutes.set(thread, keys.add(JSON.stringify([route, expected])));
-      } catch (error) {
-        monitor.reportError(
-          'the Prometheus exporter could not count a worker thread stall',
-          warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:thread-stall` }),
-        );
-      }
-    };
-    const unsubscribe = feed.subscribe(onThread);
-    monitor.on('stall', onStall).on('promise', onPromise);
+          stalls.inc({ route, expected, thread: thread.label });
+          stallSeconds.observe({ route, thread: thread.label }, seconds);
+          const keys = threadRoutes.get(thread.label) ?? new Set<string>();
+          threadRoutes.set(thread.label, keys.add(JSON.stringify([route, expected])));
+        },
+        threadExit({ label }) {
+          for (const key of threadRoutes.get(label) ?? []) {
+            const [route = '', expected = 'false'] = JSON.parse(key) as string[];
+            stalls.remove({ route, expected, thread: label });
+            stallSeconds.remove({ route, thread: label });
+          }
+          threadRoutes.delete(label);
+        },
+      },
+    );
+    monitor.on('promise', onPromise);
     detach = () => {
       unsubscribe();
-      monitor.off('stall', onStall).off('promise', onPromise);
+      monitor.off('promise', onPromise);
       unregister();
     };
   }

@@ -239,7 +239,7 @@ describe('capture sequence', () => {
     const result = await capture(target, c);
     expect(result).toMatchObject({ stack: [{ functionName: 'blocker' }] });
     expect(result).not.toHaveProperty('scope');
-    expect(c.errors).toEqual(['the request scope could not be read on the paused worker']);
+    expect(c.errors).toEqual(['scope']);
     expect(target.released).toBe(true);
   });
 
