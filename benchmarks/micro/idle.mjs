@@ -73,7 +73,7 @@ async function round() {
     s.child.kill();
   }
   // ms of CPU per second of wall time
-  return servers.map((s, i) => ({ all: (ends[i].cpu.user + ends[i].cpu.system) / 1000 / SECONDS, main: main[i] / 1000 / SECONDS }));
+  return servers.map((_s, i) => ({ all: (ends[i].cpu.user + ends[i].cpu.system) / 1000 / SECONDS, main: main[i] / 1000 / SECONDS }));
 }
 
 const results = [];
