@@ -641,7 +641,7 @@ const PARTS = [
   ['loopLag: watchdog thread + heartbeat + delay sampler', DEFAULTS, 'defaults-no-looplag'],
   ['stall watchdog (thread + heartbeat), sampler kept', DEFAULTS, 'defaults-no-watchdog'],
   ['loop delay sampler (10 ms timer, 10 s window)', 'defaults-no-watchdog', 'defaults-no-looplag'],
-  ['captureStacks (debugger readiness; no stall here)', DEFAULTS, 'defaults-no-stacks'],
+  ['captureStacks (a stack taken at each stall)', DEFAULTS, 'defaults-no-stacks'],
   ['promise tracker, sampled 1 s/30 s', DEFAULTS, LOOPSIGHT],
   ['the rest above the floor (defaults, loopLag off − als-floor)', 'defaults-no-looplag', FLOOR],
   ['defaults above the floor (all of it)', DEFAULTS, FLOOR],

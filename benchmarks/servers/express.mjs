@@ -34,6 +34,8 @@ const variants = {
   // Issue 27: loopsight() as shipped (above: loopsight-promises-sampled) with one part off at a time.
   'defaults-no-looplag': (app) => app.use(loopsight({ loopLag: false })),
   'defaults-no-stacks': (app) => app.use(loopsight({ loopLag: { captureStacks: false } })),
+  // The delay sampler's timer at 50 ms instead of 10 ms: what its wake-ups cost an idle process (micro/idle.mjs).
+  'defaults-resolution-50': (app) => app.use(loopsight({ loopLag: { resolutionMs: 50 } })),
   'defaults-no-watchdog': (app) => {
     app.use(loopsight({ loopLag: false }));
     standaloneLoopSampler();
