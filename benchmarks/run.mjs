@@ -673,6 +673,8 @@ function attribute(configs, runs, rounds, bareLabel) {
       share: diff('cpuPerReq', true),
       mainUs: diff('mainCpuPerReq', false),
       mainShare: diff('mainCpuPerReq', true),
+      // The other threads: the watchdog's worker, GC helpers, libuv's pool.
+      otherUs: paired(runs, rounds, a, b, (run, other) => run.cpuPerReq - run.mainCpuPerReq - (other.cpuPerReq - other.mainCpuPerReq)),
     });
   }
   return out.length > 1 ? out : [];
@@ -687,12 +689,12 @@ function attributionTable(attribution) {
     '',
     'Attribution (issue 27): each part is the difference of two configurations in the same round, medians over rounds with 95 % intervals; whole process = every thread (process.cpuUsage()), main = the main thread alone (/proc schedstat).',
     '',
-    '| part | with − without | whole process µs/req | 95 % interval | share of bare | 95 % interval | main thread µs/req | main, share of bare |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| part | with − without | whole process µs/req | 95 % interval | share of bare | 95 % interval | main thread µs/req | main, share of bare | other threads µs/req | 95 % interval |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of attribution) {
     lines.push(
-      `| ${r.part} | ${r.a} − ${r.b} | ${f1(r.us.median)} | ${range(r.us, f1)} | ${fp(r.share.median)} | ${range(r.share, fp)} | ${f1(r.mainUs.median)} | ${fp(r.mainShare.median)} |`,
+      `| ${r.part} | ${r.a} − ${r.b} | ${f1(r.us.median)} | ${range(r.us, f1)} | ${fp(r.share.median)} | ${range(r.share, fp)} | ${f1(r.mainUs.median)} | ${fp(r.mainShare.median)} | ${f1(r.otherUs.median)} | ${range(r.otherUs, f1)} |`,
     );
   }
   return lines;
@@ -866,12 +868,12 @@ function rawTable(framework, runs) {
   const lines = [
     `#### ${framework}`,
     '',
-    '| round | configuration | req/s | p50 ms | p99 ms | CPU µs/req | user µs | system µs | peak RSS MB | served | completed | errors | foreign load | tries |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| round | configuration | req/s | p50 ms | p99 ms | CPU µs/req | main thread µs/req | user µs | system µs | peak RSS MB | served | completed | errors | foreign load | tries |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of runs) {
     lines.push(
-      `| ${r.round} | ${r.label} | ${fmt.int(r.reqPerSec)} | ${fmt.ms(r.p50)} | ${fmt.ms(r.p99)} | ${fmt.us(r.cpuPerReq)} | ${r.cpuUser} | ${r.cpuSystem} | ${fmt.mb(r.peakRssMB)} | ${r.served} | ${r.completed} | ${r.errors + r.timeouts + r.non2xx} | ${r.foreign === undefined ? 'n/a' : `${(r.foreign * 100).toFixed(0)} %`}${r.contaminated ? ' ⚠' : ''} | ${r.attempts} |`,
+      `| ${r.round} | ${r.label} | ${fmt.int(r.reqPerSec)} | ${fmt.ms(r.p50)} | ${fmt.ms(r.p99)} | ${fmt.us(r.cpuPerReq)} | ${fmt.us(r.mainCpuPerReq)} | ${r.cpuUser} | ${r.cpuSystem} | ${fmt.mb(r.peakRssMB)} | ${r.served} | ${r.completed} | ${r.errors + r.timeouts + r.non2xx} | ${r.foreign === undefined ? 'n/a' : `${(r.foreign * 100).toFixed(0)} %`}${r.contaminated ? ' ⚠' : ''} | ${r.attempts} |`,
     );
   }
   lines.push('');
