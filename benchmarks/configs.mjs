@@ -59,6 +59,25 @@ const common = [
 const rtracer = { label: 'cls-rtracer', variant: 'cls-rtracer', echoesId: true, kind: 'peer' };
 const promClient = { label: 'prom-client defaults + histogram', variant: 'prom-client', kind: 'peer' };
 
+/**
+ * Issue 27: what runs beside the request path. loopsight() as shipped is the row
+ * 'loopsight() (promises sampled 1 s/30 s)'; each row here turns one of its parts off, and the
+ * report's attribution table takes the difference (run with --only, see docs/benchmarks.md).
+ * `loopLag` cannot turn the watchdog thread off alone: the last row is loopLag off plus the
+ * sampler core would run (servers/lib/variants.mjs).
+ */
+const sidePaths = [
+  { label: 'defaults, loopLag off', variant: 'defaults-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
+  { label: 'defaults, captureStacks off', variant: 'defaults-no-stacks', echoesId: true, optional: true, kind: 'ablation' },
+  {
+    label: 'defaults, watchdog off (loopLag off + 10 ms sampler)',
+    variant: 'defaults-no-watchdog',
+    echoesId: true,
+    optional: true,
+    kind: 'ablation',
+  },
+];
+
 /** Nest on either platform: the module against bare Nest and the floor on /hello, nestjs-cls as the peer. */
 const NEST_VARIANTS = new Set(['bare', 'als-floor', 'loopsight', 'loopsight-promises-sampled']);
 const nest = [
@@ -91,6 +110,7 @@ export const frameworks = {
       optional: true,
       kind: 'ablation',
     },
+    ...sidePaths,
   ],
   fastify: [
     ...common,
@@ -103,8 +123,9 @@ export const frameworks = {
     { label: 'als-floor, raw header', variant: 'als-floor-raw-header', echoesId: true, optional: true, kind: 'ablation' },
     { label: 'loopsight, echo off', variant: 'loopsight-no-echo', optional: true, kind: 'ablation' },
     { label: 'loopsight, loopLag off', variant: 'loopsight-no-looplag', echoesId: true, optional: true, kind: 'ablation' },
+    ...sidePaths,
   ],
-  koa: [...common, rtracer, promClient],
+  koa: [...common, rtracer, promClient, ...sidePaths],
   nestjs: nest,
   'nestjs-fastify': nest,
   hono: [

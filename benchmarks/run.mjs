@@ -629,7 +629,75 @@ function summarize(configs, runs) {
     prometheus: increment('loopsight-prometheus', LOOPSIGHT),
     sampled: increment('loopsight-promises-sampled-scaled', LOOPSIGHT),
   };
-  return { summary, peers, noise, contaminated, retried, increments };
+  return { summary, peers, noise, contaminated, retried, increments, attribution: attribute(configs, runs, rounds, bareLabel) };
+}
+
+// Issue 27: the whole-process CPU of each part of loopsight's defaults, as the difference between
+// two configurations measured in the same round (µs per request and a share of bare's), the main
+// thread's beside it. A part is listed when both of its configurations were measured.
+const DEFAULTS = 'loopsight-promises-sampled';
+const PARTS = [
+  ['A/A control (bare measured again)', 'control', 'bare'],
+  ['loopLag: watchdog thread + heartbeat + delay sampler', DEFAULTS, 'defaults-no-looplag'],
+  ['stall watchdog (thread + heartbeat), sampler kept', DEFAULTS, 'defaults-no-watchdog'],
+  ['loop delay sampler (10 ms timer, 10 s window)', 'defaults-no-watchdog', 'defaults-no-looplag'],
+  ['captureStacks (a stack taken at each stall)', DEFAULTS, 'defaults-no-stacks'],
+  ['promise tracker, sampled 1 s/30 s', DEFAULTS, LOOPSIGHT],
+  ['the rest above the floor (defaults, loopLag off − als-floor)', 'defaults-no-looplag', FLOOR],
+  ['defaults above the floor (all of it)', DEFAULTS, FLOOR],
+];
+
+function attribute(configs, runs, rounds, bareLabel) {
+  const labelOf = (variant) => {
+    if (variant === 'bare') return bareLabel;
+    if (variant === 'control') return configs.find((c) => c.control)?.label;
+    return configs.find((c) => c.variant === variant && !c.route)?.label;
+  };
+  const out = [];
+  for (const [part, withIt, without] of PARTS) {
+    const a = labelOf(withIt);
+    const b = labelOf(without);
+    if (!a || !b) continue;
+    const diff = (key, share) =>
+      paired(runs, rounds, a, b, (run, other) => {
+        const d = run[key] - other[key];
+        if (!share) return d;
+        const base = runs.find((r) => r.round === run.round && r.label === bareLabel);
+        return base ? d / base[key] : Number.NaN;
+      });
+    out.push({
+      part,
+      a,
+      b,
+      us: diff('cpuPerReq', false),
+      share: diff('cpuPerReq', true),
+      mainUs: diff('mainCpuPerReq', false),
+      mainShare: diff('mainCpuPerReq', true),
+      // The other threads: the watchdog's worker, GC helpers, libuv's pool.
+      otherUs: paired(runs, rounds, a, b, (run, other) => run.cpuPerReq - run.mainCpuPerReq - (other.cpuPerReq - other.mainCpuPerReq)),
+    });
+  }
+  return out.length > 1 ? out : [];
+}
+
+function attributionTable(attribution) {
+  if (attribution.length === 0) return [];
+  const f1 = (n) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n).toFixed(1)}` : 'n/a');
+  const fp = (n) => (Number.isFinite(n) ? `${n >= 0 ? '+' : '−'}${Math.abs(n * 100).toFixed(1)} %` : 'n/a');
+  const range = (m, f) => (Number.isFinite(m.ci[0]) ? `${f(m.ci[0])} to ${f(m.ci[1])}` : 'n/a');
+  const lines = [
+    '',
+    'Attribution (issue 27): each part is the difference of two configurations in the same round, medians over rounds with 95 % intervals; whole process = every thread (process.cpuUsage()), main = the main thread alone (/proc schedstat).',
+    '',
+    '| part | with − without | whole process µs/req | 95 % interval | share of bare | 95 % interval | main thread µs/req | main, share of bare | other threads µs/req | 95 % interval |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of attribution) {
+    lines.push(
+      `| ${r.part} | ${r.a} − ${r.b} | ${f1(r.us.median)} | ${range(r.us, f1)} | ${fp(r.share.median)} | ${range(r.share, fp)} | ${f1(r.mainUs.median)} | ${fp(r.mainShare.median)} | ${f1(r.otherUs.median)} | ${range(r.otherUs, f1)} |`,
+    );
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,14 +798,14 @@ function table(framework, result) {
   const lines = [
     `### ${framework}`,
     '',
-    '| configuration | req/s | req/s ×bare | p50 ms | p99 ms | p99 ×bare | CPU µs/req | CPU/req ×bare | above floor | peak RSS MB | RSS Δ MB | RSS Δ after MB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| configuration | req/s | req/s ×bare | p50 ms | p99 ms | p99 ×bare | CPU µs/req | CPU/req ×bare | main thread µs/req | main ×bare | above floor | peak RSS MB | RSS Δ MB | RSS Δ after MB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const s of summary) {
     // Baselines (bare, its A/A control, the bare server of another route) are not judged against the noise.
     const isBase = s === summary[0] || s.config.control || summary.some((o) => o.baseLabel === s.config.label && o !== s);
     lines.push(
-      `| ${s.config.label} | ${fmt.int(s.reqPerSec)} | ${marked(fmt.ratio(s.reqRatio), s.reqRatio - 1, noise?.req, isBase)} | ${fmt.ms(s.p50)} | ${fmt.ms(s.p99)} | ${marked(fmt.ratio(s.p99Ratio), s.p99Ratio - 1, noise?.p99, isBase)} | ${fmt.us(s.cpuPerReq)} | ${marked(fmt.ratio(s.cpuRatio), s.cpuRatio - 1, noise?.cpu, isBase)} | ${fmt.gap(s.floorGap)} | ${fmt.mb(s.peakRssMB)} | ${marked(fmt.delta(s.rssDelta), s.rssDelta, noise?.rss, isBase)} | ${fmt.delta(s.rssEndDelta)} |`,
+      `| ${s.config.label} | ${fmt.int(s.reqPerSec)} | ${marked(fmt.ratio(s.reqRatio), s.reqRatio - 1, noise?.req, isBase)} | ${fmt.ms(s.p50)} | ${fmt.ms(s.p99)} | ${marked(fmt.ratio(s.p99Ratio), s.p99Ratio - 1, noise?.p99, isBase)} | ${fmt.us(s.cpuPerReq)} | ${marked(fmt.ratio(s.cpuRatio), s.cpuRatio - 1, noise?.cpu, isBase)} | ${fmt.us(s.mainCpuPerReq)} | ${fmt.ratio(s.mainCpuRatio)} | ${fmt.gap(s.floorGap)} | ${fmt.mb(s.peakRssMB)} | ${marked(fmt.delta(s.rssDelta), s.rssDelta, noise?.rss, isBase)} | ${fmt.delta(s.rssEndDelta)} |`,
     );
   }
   lines.push('');
@@ -787,6 +855,7 @@ function table(framework, result) {
       );
     }
   }
+  lines.push(...attributionTable(result.attribution ?? []));
   const checks = targets(result);
   if (checks.length > 0) lines.push('', 'Targets of issue 8:', '', ...checks);
   const cells = targets17(result);
@@ -799,12 +868,12 @@ function rawTable(framework, runs) {
   const lines = [
     `#### ${framework}`,
     '',
-    '| round | configuration | req/s | p50 ms | p99 ms | CPU µs/req | user µs | system µs | peak RSS MB | served | completed | errors | foreign load | tries |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| round | configuration | req/s | p50 ms | p99 ms | CPU µs/req | main thread µs/req | user µs | system µs | peak RSS MB | served | completed | errors | foreign load | tries |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of runs) {
     lines.push(
-      `| ${r.round} | ${r.label} | ${fmt.int(r.reqPerSec)} | ${fmt.ms(r.p50)} | ${fmt.ms(r.p99)} | ${fmt.us(r.cpuPerReq)} | ${r.cpuUser} | ${r.cpuSystem} | ${fmt.mb(r.peakRssMB)} | ${r.served} | ${r.completed} | ${r.errors + r.timeouts + r.non2xx} | ${r.foreign === undefined ? 'n/a' : `${(r.foreign * 100).toFixed(0)} %`}${r.contaminated ? ' ⚠' : ''} | ${r.attempts} |`,
+      `| ${r.round} | ${r.label} | ${fmt.int(r.reqPerSec)} | ${fmt.ms(r.p50)} | ${fmt.ms(r.p99)} | ${fmt.us(r.cpuPerReq)} | ${fmt.us(r.mainCpuPerReq)} | ${r.cpuUser} | ${r.cpuSystem} | ${fmt.mb(r.peakRssMB)} | ${r.served} | ${r.completed} | ${r.errors + r.timeouts + r.non2xx} | ${r.foreign === undefined ? 'n/a' : `${(r.foreign * 100).toFixed(0)} %`}${r.contaminated ? ' ⚠' : ''} | ${r.attempts} |`,
     );
   }
   lines.push('');

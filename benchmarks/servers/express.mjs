@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { alsFloorExpress } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
-import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics, standaloneLoopSampler } from './lib/variants.mjs';
 
 const loopsight = (options) => adapter(benchOptions(options));
 
@@ -31,6 +31,15 @@ const variants = {
   'loopsight-promises-sampled': (app) => app.use(loopsight()),
   'loopsight-promises-sampled-scaled': (app) => app.use(loopsight({ promises: PROMISES_SAMPLED_SCALED })),
   'loopsight-promises-full': (app) => app.use(loopsight({ promises: { mode: 'full' } })),
+  // Issue 27: loopsight() as shipped (above: loopsight-promises-sampled) with one part off at a time.
+  'defaults-no-looplag': (app) => app.use(loopsight({ loopLag: false })),
+  'defaults-no-stacks': (app) => app.use(loopsight({ loopLag: { captureStacks: false } })),
+  // The delay sampler's timer at 50 ms instead of 10 ms: what its wake-ups cost an idle process (micro/idle.mjs).
+  'defaults-resolution-50': (app) => app.use(loopsight({ loopLag: { resolutionMs: 50 } })),
+  'defaults-no-watchdog': (app) => {
+    app.use(loopsight({ loopLag: false }));
+    standaloneLoopSampler();
+  },
   // Peers.
   'cls-rtracer': (app) => app.use(rTracer.expressMiddleware({ useHeader: true, echoHeader: true })),
   'express-http-context': (app) => {

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { alsFloorFastify } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
 import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
-import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics } from './lib/variants.mjs';
+import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics, standaloneLoopSampler } from './lib/variants.mjs';
 
 /** Limits of the two overload guards compared here: far above anything a healthy run reaches. */
 const GUARD_DELAY_MS = 1000;
@@ -75,6 +75,17 @@ const variants = {
   },
   'loopsight-no-looplag': async (app) => {
     await app.register(loopsight, benchOptions({ promises: false, loopLag: false }));
+  },
+  // Issue 27: loopsight's defaults (above: loopsight-promises-sampled) with one part off at a time.
+  'defaults-no-looplag': async (app) => {
+    await app.register(loopsight, benchOptions({ loopLag: false }));
+  },
+  'defaults-no-stacks': async (app) => {
+    await app.register(loopsight, benchOptions({ loopLag: { captureStacks: false } }));
+  },
+  'defaults-no-watchdog': async (app) => {
+    await app.register(loopsight, benchOptions({ loopLag: false }));
+    standaloneLoopSampler();
   },
 };
 

@@ -1,4 +1,6 @@
 // Options and helpers shared by the variants of several frameworks.
+import { performance } from 'node:perf_hooks';
+import { createLoopDelayRecorder, LOOP_LAG_DEFAULTS } from '@loopsight/loop-lag';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 /**
@@ -33,4 +35,20 @@ export function promClientMetrics() {
  */
 export function benchOptions(options) {
   return process.env.LOOPSIGHT_BENCH_REQUEST_PATH === '1' ? { ...options, loopLag: false } : options;
+}
+
+/**
+ * The loop delay sampler of loopsight's defaults without the stall watchdog, for the
+ * `defaults-no-watchdog` variants: `loopLag` has no option that turns the watchdog thread off and
+ * keeps the sampler, so this is `loopLag: false` plus what core's sampler runs (a delay recorder at
+ * the default resolution and a window rotated every 10 s, event loop utilization read at each).
+ */
+export function standaloneLoopSampler() {
+  const reader = createLoopDelayRecorder(LOOP_LAG_DEFAULTS.resolutionMs).open();
+  let elu = performance.eventLoopUtilization();
+  setInterval(() => {
+    const h = reader.take();
+    globalThis.__benchLoopWindow = { p99: h.percentile(99), elu: performance.eventLoopUtilization(elu).utilization };
+    elu = performance.eventLoopUtilization();
+  }, 10_000).unref();
 }
