@@ -1,7 +1,7 @@
 import { warning } from '@loopsight/options';
 import { threadFeed } from './hub.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
-import type { ThreadInfo } from './threads.js';
+import type { ThreadInfo } from './thread-feed.js';
 import type { Monitor, PromiseReport, StallReport } from './types.js';
 
 /** Upper bounds of the stall duration histograms, seconds: the same in Prometheus and OTel. */

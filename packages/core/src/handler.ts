@@ -3,7 +3,7 @@ import { warning } from '@loopsight/options';
 import { acceptIncoming } from './incoming.js';
 import { internals, type MonitorInternals } from './monitor.js';
 import { idRefusal } from './options.js';
-import { type AmbientScope, ambientOf, enterRequest, type RouteResolver, trackRequest } from './request.js';
+import { type AmbientScope, ambientOf, enterRequest, HttpScope, type RouteResolver, trackRequest } from './request.js';
 import type { Exporter, Monitor, ResolvedShed, ShedInfo } from './types.js';
 
 /** Opens the scope of one request; what an adapter calls from its middleware or hook. */
@@ -103,12 +103,12 @@ function propagation(enable: EnablePropagation, header: string): Exporter {
  * correlation.propagate) carry the id on outbound requests.
  */
 export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpHandler<A> {
-  const inner = internals(monitor);
-  const config = inner.options.correlation;
+  const handle = internals(monitor);
+  const config = handle.options.correlation;
   if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
   const { echo, header } = config;
   const { route, setHeader, respond, incomingId } = glue;
-  const { shed } = inner.options;
+  const { shed } = handle.options;
   return (req, res, frameworkArg, next) => {
     let id: string;
     let ambient: AmbientScope | undefined;
@@ -120,33 +120,33 @@ export function createHttpHandler<A>(monitor: Monitor, glue: HttpGlue<A>): HttpH
       id =
         ambient !== undefined
           ? ambient.adopt()
-          : given !== undefined && idRefusal(given, config.validate, inner) === undefined
+          : given !== undefined && idRefusal(given, config.validate, handle) === undefined
             ? (given as string)
-            : acceptIncoming(req, config, inner);
+            : acceptIncoming(req, config, handle);
       if (echo) {
         if (setHeader) setHeader(frameworkArg, header, id);
         else if (!res.headersSent) res.setHeader(header, id);
       }
     } catch (error) {
       // Observability never fails a request: serve it untracked.
-      inner.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
+      handle.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
       return next();
     }
     if (shed) {
-      const shedding = shedDecision(inner, shed, req, id, header);
+      const shedding = shedDecision(handle, shed, req, id, header);
       if (shedding !== undefined) {
         // Answered before any handler runs, with the id echoed so the refusal can be traced.
         try {
           if (respond) respond(frameworkArg, shedding.answer);
           else respondRaw(res, shedding.answer);
         } catch (error) {
-          inner.reportError('answering a shed request failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'shed-answer' }));
+          handle.reportError('answering a shed request failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'shed-answer' }));
         }
-        inner.shed(shedding.info);
+        handle.shed(shedding.info);
         return undefined as never;
       }
     }
-    return trackRequest(inner, id, req, res, route, frameworkArg, next, ambient?.scope);
+    return trackRequest(new HttpScope(handle, id, req, route, frameworkArg), req, res, next, ambient?.scope);
   };
 }
 
@@ -161,20 +161,20 @@ export function createAmbientHandler(
   monitor: Monitor,
   glue: HttpGlue<IncomingMessage>,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const inner = internals(monitor);
-  const config = inner.options.correlation;
+  const handle = internals(monitor);
+  const config = handle.options.correlation;
   if (config.propagate && glue.propagate) monitor.attach(propagation(glue.propagate, config.header));
   const { echo, header } = config;
   const { route } = glue;
   return (req, res) => {
     let id: string;
     try {
-      id = acceptIncoming(req, config, inner);
+      id = acceptIncoming(req, config, handle);
       if (echo && !res.headersSent) res.setHeader(header, id);
     } catch (error) {
-      inner.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
+      handle.reportError('reading the correlation id failed', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'correlation-id' }));
       return;
     }
-    enterRequest(inner, id, req, res, route, req);
+    enterRequest(new HttpScope(handle, id, req, route, req), req, res);
   };
 }

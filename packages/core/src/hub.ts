@@ -15,7 +15,7 @@ import { createPromiseTracker, type PromiseTracker, type TrackedPromiseReport } 
 import { isApplicationUrl } from './culprit.js';
 import { LoopSampler } from './sampler.js';
 import { scopeStore } from './store.js';
-import { emptyFeed, type ThreadFeed, ThreadRegistry, ThreadReporter } from './threads.js';
+import { emptyFeed, type ThreadFeed, ThreadRegistry, ThreadReporter } from './thread-feed.js';
 import type { PromiseReport, RequestScope, ResolvedLoopLag, ResolvedOptions, ResolvedPromises, StallReport } from './types.js';
 
 /**
@@ -195,7 +195,7 @@ export class Hub {
         if (shed.maxEventLoopUtilization !== undefined) limits.maxEventLoopUtilization = shed.maxEventLoopUtilization;
         if (shed.maxHeapUsedBytes !== undefined) limits.maxHeapUsedBytes = shed.maxHeapUsedBytes;
         const guard = createOverloadGuard(limits);
-        this.#safely('the overload guard failed to start', 'guard:start', () => guard.start());
+        this.#guard('the overload guard failed to start', 'guard:start', () => guard.start());
         return guard;
       });
     }
@@ -293,7 +293,7 @@ export class Hub {
     for (const [key, { part, refs }] of this.#guards) {
       if (refs > 0) continue;
       this.#guards.delete(key);
-      this.#safely('the overload guard failed to stop', 'guard:stop', () => part.stop());
+      this.#guard('the overload guard failed to stop', 'guard:stop', () => part.stop());
     }
     for (const [resolutionMs, recorder] of this.#recorders) if (recorder.readers === 0) this.#recorders.delete(resolutionMs);
   }
@@ -358,7 +358,7 @@ export class Hub {
       const old = this.#tracker;
       this.#tracker = undefined;
       this.#trackerConfig = trackerConfig;
-      if (old) this.#safely('the promise tracker failed to stop', 'tracker:stop', () => old.stop());
+      if (old) this.#guard('the promise tracker failed to stop', 'tracker:stop', () => old.stop());
       if (trackerConfig) this.#startTracker(trackerConfig);
     }
     return Promise.all(stops).then(() => undefined);
@@ -431,7 +431,7 @@ export class Hub {
       onError: (what, error) => this.#error(what, error),
     });
     this.#watchdog = watchdog;
-    this.#safely('the stall watchdog failed to start', 'watchdog:start', () => watchdog.start());
+    this.#guard('the stall watchdog failed to start', 'watchdog:start', () => watchdog.start());
   }
 
   #startTracker(config: TrackerConfig): void {
@@ -444,7 +444,7 @@ export class Hub {
       onError: (what, error) => this.#error(what, error),
     });
     this.#tracker = tracker;
-    this.#safely('the promise tracker failed to start', 'tracker:start', () => tracker.start());
+    this.#guard('the promise tracker failed to start', 'tracker:start', () => tracker.start());
   }
 
   #tag(scope: RequestScope | undefined): Tagged | undefined {
@@ -535,7 +535,7 @@ export class Hub {
     }
   }
 
-  #safely(what: string, site: string, fn: () => void): void {
+  #guard(what: string, site: string, fn: () => void): void {
     try {
       fn();
     } catch (error) {

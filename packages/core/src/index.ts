@@ -2,7 +2,10 @@ export { expectBlocking } from '@loopsight/loop-lag';
 export type { PromiseTrackerStats } from '@loopsight/promises';
 export { detach, isUserFrame } from '@loopsight/promises';
 export type { AdapterOptions } from './adapter.js';
+export { CHANNELS } from './channels.js';
+export { traceIdOf } from './incoming.js';
 export { createMonitor } from './monitor.js';
+export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { currentScope } from './store.js';
 export type {
   CorrelationOptions,

@@ -1,11 +1,11 @@
 /**
  * @packageDocumentation
  * The kit loopsight's own packages share: adapters (the HTTP glue, a monitor's internals) and
- * exporters (channel names, route labels, stall buckets, per-reason counts). Not public API: no
+ * exporters (route labels, the metric catalog, one stall subscription, per-reason counts). Public
+ * contracts (CHANNELS, the ROUTE_* label values, traceIdOf) are on the root entry. Not public API: no
  * stability promise, any release may change it. Build on the root entry instead.
  */
 export { monitorFor } from './adapter.js';
-export { CHANNELS } from './channels.js';
 export {
   type CountedStall,
   DEFAULT_MAX_ROUTES,
@@ -29,13 +29,11 @@ export {
   type ShedAnswer,
 } from './handler.js';
 export { correlationHeaderNames, threadFeed } from './hub.js';
-export { traceIdOf } from './incoming.js';
 export { internals, type MonitorInternals } from './monitor.js';
 export { DEFAULT_ID_PATTERN, idRefusal, OPTION_RULES, positiveInteger, resolveOptions } from './options.js';
-export { type RouteResolver, trackRequest } from './request.js';
-export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
+export { HttpScope, type RouteResolver, trackRequest } from './request.js';
 export { runInScope } from './store.js';
-export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './threads.js';
+export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './thread-feed.js';
 export type {
   ResolvedCorrelation,
   ResolvedLoopLag,

@@ -15,24 +15,25 @@ export type RouteResolver<A> = (arg: A) => string | undefined;
  * The scope of an HTTP request. `route` is resolved on first read after the router has matched,
  * and at the latest when the response ends; then it is kept.
  */
-class HttpScope<A> implements RequestScope {
+export class HttpScope<A> implements RequestScope {
   readonly correlationId: string;
   readonly method: string;
   readonly startedAt: number;
   #route: string | undefined;
   #resolve: RouteResolver<A> | undefined;
   #arg: A | undefined;
-  readonly #monitor: MonitorInternals;
+  readonly #handle: MonitorInternals;
   #slot = NO_SLOT;
   #t0 = 0;
 
-  constructor(correlationId: string, method: string, resolve: RouteResolver<A>, arg: A, monitor: MonitorInternals) {
+  /** `route(routeArg)` names the route template once the framework knows it. */
+  constructor(handle: MonitorInternals, correlationId: string, req: IncomingMessage, route: RouteResolver<A>, routeArg: A) {
     this.correlationId = correlationId;
-    this.method = method;
+    this.method = req.method as string;
     this.startedAt = Date.now();
-    this.#resolve = resolve;
-    this.#arg = arg;
-    this.#monitor = monitor;
+    this.#resolve = route;
+    this.#arg = routeArg;
+    this.#handle = handle;
   }
 
   get route(): string | undefined {
@@ -44,7 +45,7 @@ class HttpScope<A> implements RequestScope {
         // The route stays unknown (__unrouted__), and the resolver is not asked again.
         this.#resolve = undefined;
         this.#arg = undefined;
-        this.#monitor.reportError('the route resolver threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'route-resolver' }));
+        this.#handle.reportError('the route resolver threw', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'route-resolver' }));
       }
     }
     return this.#route;
@@ -61,22 +62,35 @@ class HttpScope<A> implements RequestScope {
     this.#arg = undefined;
   }
 
-  /** Registers the scope in flight and starts its clock. */
-  begin(): void {
+  /**
+   * Registers the scope in flight, starts its clock, and ends it when the response closes, unless
+   * `handedOver()` says an adapter took the request over (its scope reports it).
+   */
+  open(res: ServerResponse, handedOver?: () => boolean): this {
     this.#t0 = performance.now();
-    this.#slot = this.#monitor.begin(this);
+    this.#slot = this.#handle.begin(this);
+    res.on('close', () => {
+      if (handedOver?.()) return;
+      this.end(res.statusCode, !res.writableFinished);
+    });
+    return this;
   }
 
   /** The response closed: the request is over. */
   end(status: number, aborted: boolean): void {
     this.settle();
-    this.#monitor.end(this, this.#slot, this.#t0, status, aborted);
+    this.#handle.end(this, this.#slot, this.#t0, status, aborted);
   }
 
   /** An adapter took the request over: out of flight, without a 'request' event. */
   drop(): void {
     this.settle();
-    this.#monitor.drop(this, this.#slot);
+    this.#handle.drop(this, this.#slot);
+  }
+
+  /** The monitor binds req/res emitters to the scope (`bindEmitters`). */
+  get bindsEmitters(): boolean {
+    return this.#handle.options.bindEmitters;
   }
 
   toJSON(): RequestScope {
@@ -102,48 +116,22 @@ function bindEmitter(emitter: EventEmitter, resource: AsyncResource): void {
 }
 
 /**
- * Makes the scope of a request, registers it in flight and ends it when the response closes,
- * unless `handedOver()` says an adapter took the request over (its scope reports it).
- */
-function openScope<A>(
-  monitor: MonitorInternals,
-  correlationId: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-  routeOf: RouteResolver<A>,
-  routeArg: A,
-  handedOver?: () => boolean,
-): HttpScope<A> {
-  const scope = new HttpScope(correlationId, req.method as string, routeOf, routeArg, monitor);
-  scope.begin();
-  // 'close' follows 'finish' on every response, and is the only event of an aborted one.
-  res.on('close', () => {
-    if (handedOver?.()) return;
-    scope.end(res.statusCode, !res.writableFinished);
-  });
-  return scope;
-}
-
-/**
  * Opens the scope of one HTTP request for an adapter: registers it in flight, ends it when the
  * response finishes or the connection closes (aborted requests too), and calls `next` inside it.
  * Returns what `next` returns, so Koa's promise chain stays intact.
  */
 export function trackRequest<A, R>(
-  monitor: MonitorInternals,
-  correlationId: string,
+  scope: HttpScope<A>,
   req: IncomingMessage,
   res: ServerResponse,
-  routeOf: RouteResolver<A>,
-  routeArg: A,
   next: () => R,
   replacing?: RequestScope,
 ): R {
-  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg);
+  scope.open(res);
   // Taking over an ambient scope in the context it was entered in: replace it there too, so that
   // what runs after `next` in that synchronous run (another 'request' listener) sees one scope.
   if (replacing !== undefined && scopeStore.getStore() === replacing) scopeStore.enterWith(scope);
-  if (!monitor.options.bindEmitters) return scopeStore.run(scope, next);
+  if (!scope.bindsEmitters) return scopeStore.run(scope, next);
   return scopeStore.run(scope, enterBound, req, res, next);
 }
 
@@ -175,16 +163,10 @@ export function ambientOf(req: IncomingMessage): AmbientScope | undefined {
  * included, and on every async resource made from it (checked on Node 20 and 24,
  * packages/register/test/preload.test.ts).
  */
-export function enterRequest<A>(
-  monitor: MonitorInternals,
-  correlationId: string,
-  req: IncomingMessage,
-  res: ServerResponse,
-  routeOf: RouteResolver<A>,
-  routeArg: A,
-): void {
+export function enterRequest<A>(scope: HttpScope<A>, req: IncomingMessage, res: ServerResponse): void {
   let adopted = false;
-  const scope = openScope(monitor, correlationId, req, res, routeOf, routeArg, () => adopted);
+  const correlationId = scope.correlationId;
+  scope.open(res, () => adopted);
   const ambient: AmbientScope = {
     scope,
     adopt: () => {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMonitor, type RequestRecord } from '@loopsight/core';
-import { internals, trackRequest } from '@loopsight/core/internal';
+import { HttpScope, internals, trackRequest } from '@loopsight/core/internal';
 import { request } from 'undici';
 import { expect, it } from 'vitest';
 
@@ -20,7 +20,7 @@ it('contains a throwing route resolver: the request is served, its route is unkn
   const onUncaught = (error: unknown) => uncaught.push(error);
   process.on('uncaughtException', onUncaught);
   const server = http.createServer((req, res) =>
-    trackRequest(internals(monitor), `id-${calls}`, req, res, resolver, req, () => res.end('ok')),
+    trackRequest(new HttpScope(internals(monitor), `id-${calls}`, req, resolver, req), req, res, () => res.end('ok')),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {

@@ -8,7 +8,7 @@ import { copyCandidates, scopeJson } from './scope.js';
 import type { StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 
 /**
- * What the main thread's watchdog (watchdog.ts) and a worker thread's (threads.ts) share: the
+ * What the main thread's watchdog (watchdog.ts) and a worker thread's (worker-watchdog.ts) share: the
  * heartbeat the thread writes, the scope reader the watchdog thread evaluates on it when paused,
  * its part in expectBlocking(), and the report of a stall the watchdog thread captured.
  */

@@ -126,7 +126,7 @@ export type MainMessage = { type: 'exit' } | { type: 'release-threads' };
 /** The BroadcastChannel the watched worker threads and the watchdog thread talk on. */
 export const THREADS_CHANNEL = 'loopsight:loop-lag:threads:v1';
 
-/** What a worker thread asks of the watchdog thread (see threads.ts). */
+/** What a worker thread asks of the watchdog thread (see worker-watchdog.ts). */
 export interface WatchRequest extends WatchConfig {
   type: 'watch';
   threadId: number;

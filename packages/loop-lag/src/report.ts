@@ -9,7 +9,8 @@ import type { RequestSource, StallWatchdogOptions, WatchdogStallReport } from '.
 /** A frame of the application's own code, when the caller gives no frameFilter. */
 const isApplicationUrl = (url: string) => url !== '' && !url.startsWith('node:') && !/[\\/]node_modules[\\/]/.test(url);
 
-function safe<T>(fn: () => T, fallback: T): T {
+/** `fn()`, or `fallback` when it throws: for callbacks of the caller's that must not break a report. */
+export function safe<T>(fn: () => T, fallback: T): T {
   try {
     return fn();
   } catch {

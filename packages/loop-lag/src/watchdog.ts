@@ -8,10 +8,10 @@ import { checkWatchdogOptions, LOOP_LAG_DEFAULTS } from './options.js';
 import { dominantStack, MainThreadProfiler, RESTART_MS } from './profile.js';
 import type { Fault, MainMessage, WorkerConfig, WorkerMessage } from './protocol.js';
 import { scopeExpression } from './registry.js';
-import { timedReport } from './report.js';
+import { safe, timedReport } from './report.js';
 import { mapStackFrames, SOURCE_MAP_LIMITS } from './sourcemap.js';
-import { ThreadWatchdog } from './threads.js';
 import type { StallWatchdog, StallWatchdogOptions, WatchdogStallReport } from './types.js';
+import { ThreadWatchdog } from './worker-watchdog.js';
 
 /** The inspector's `url()`, or nothing when Node was built without the inspector. */
 function inspectorUrl(): (() => string | undefined) | undefined {
@@ -346,19 +346,11 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   #emit(report: WatchdogStallReport<S>): void {
     this.stalls++;
     report.durationMs = Math.round(report.durationMs * 10) / 10;
-    if (report.inflight === 0) report.inflight = this.#safe(() => this.options.inflight(), 0);
+    if (report.inflight === 0) report.inflight = safe(() => this.options.inflight(), 0);
     try {
       this.options.onStall(report);
     } catch (error) {
       this.warn('a stall report could not be delivered', 'LOOPSIGHT_CALLBACK_THREW', 'onStall', error);
-    }
-  }
-
-  #safe<T>(fn: () => T, fallback: T): T {
-    try {
-      return fn();
-    } catch {
-      return fallback;
     }
   }
 
@@ -458,6 +450,6 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
  */
 export function createStallWatchdog<S extends object>(options: StallWatchdogOptions<S>): StallWatchdog {
   checkWatchdogOptions(options);
-  // In a worker thread: watched by the process's watchdog thread, not one of its own (threads.ts).
+  // In a worker thread: watched by the process's watchdog thread, not one of its own (worker-watchdog.ts).
   return isMainThread ? new Watchdog(options) : new ThreadWatchdog(options);
 }

@@ -1,5 +1,5 @@
 // The part of the watchdog thread that watches the process's worker threads: they announce
-// themselves on a BroadcastChannel (threads.ts), and each is watched by the same engine as the
+// themselves on a BroadcastChannel (worker-watchdog.ts), and each is watched by the same engine as the
 // main thread, through a WorkerTarget.
 
 import { BroadcastChannel } from 'node:worker_threads';
