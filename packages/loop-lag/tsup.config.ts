@@ -6,8 +6,13 @@ export default defineConfig({
   ...shared,
   entry: { index: 'src/index.ts', 'watchdog-thread': 'src/thread/entry.ts' },
   dts: { entry: { index: 'src/index.ts' } },
-  // import.meta.url in the CommonJS build (the thread's file, createRequire).
-  shims: true,
+  // No shims: tsup's ESM shim for __filename reads import.meta.url when the module loads, which
+  // throws in a CommonJS bundle of this build. watchdog.ts reads `__filename` (CommonJS) or
+  // import.meta.url (ESM) itself, when the thread starts; the CommonJS build's empty import.meta
+  // is never read there.
+  esbuildOptions(options) {
+    options.logOverride = { ...options.logOverride, 'empty-import-meta': 'silent' };
+  },
   // Each entry whole, no shared chunk: the thread's script is one file per format, which a bundled
   // app can copy beside its bundle. (The package's state lives on globalThis symbols, not in a chunk.)
   splitting: false,

@@ -25,7 +25,9 @@ function inspectorUrl(): (() => string | undefined) | undefined {
 
 /**
  * The watchdog thread's script (thread/entry.ts), built beside this module in both formats. From
- * the sources (this repository's tests), the package's build.
+ * the sources (this repository's tests), the package's build. Read when the thread starts, never
+ * at load: a bundle that turned this ESM build into CommonJS has no import.meta, and must still
+ * load (its `__filename` is the bundle's: the script is looked for beside it).
  */
 function threadEntry(): URL {
   const here = typeof __filename === 'string' ? pathToFileURL(__filename) : new URL(import.meta.url);

@@ -56,7 +56,7 @@ const mapStack = (captured: Captured, stall: typeof mapping): WatchdogStackFrame
   mapLoaded = false;
   try {
     mapFrame ??= createSourceMapper(
-      createRequire(import.meta.url),
+      createRequire(`${process.cwd()}/`),
       limits,
       (url, why) => {
         // Once per script, and a bounded number of scripts.

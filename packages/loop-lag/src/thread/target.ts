@@ -39,7 +39,8 @@ export type Inspector = { Session: new () => Session };
 /** node:inspector, or why not: a Node built without it throws on import, and must still run. */
 export function loadInspector(): Inspector | Error {
   try {
-    return createRequire(import.meta.url)('node:inspector') as Inspector;
+    // Builtins resolve from anywhere: no module URL needed (a CommonJS build has no import.meta).
+    return createRequire(`${process.cwd()}/`)('node:inspector') as Inspector;
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }
