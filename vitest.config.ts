@@ -30,8 +30,10 @@ export default defineConfig({
     // Tests run against the sources; the builds are tested by dist.test.ts, test/pack (the packed tarballs) and the demo.
     // Subpaths first: an alias also matches the names it prefixes.
     alias: {
-      '@loopsight/core/internal': fileURLToPath(new URL('./packages/core/src/internal.ts', import.meta.url)),
+      '@loopsight/core/adapter': fileURLToPath(new URL('./packages/core/src/adapter-kit.ts', import.meta.url)),
+      '@loopsight/core/exporter': fileURLToPath(new URL('./packages/core/src/exporter-kit.ts', import.meta.url)),
       '@loopsight/core': src('core'),
+      '@loopsight/loop-lag/kit': fileURLToPath(new URL('./packages/loop-lag/src/kit.ts', import.meta.url)),
       '@loopsight/context': src('context'),
       '@loopsight/dashboard': src('dashboard'),
       '@loopsight/express': src('express'),

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { Session } from 'node:inspector/promises';
 import { enablePropagation } from '@loopsight/context';
 import { createMonitor } from '@loopsight/core';
-import { createHttpHandler } from '@loopsight/core/internal';
+import { createHttpHandler } from '@loopsight/core/adapter';
 
 const N = 2_000_000;
 const profile = process.argv.includes('--profile');

@@ -154,7 +154,7 @@ describe.each(packages.map((pkg) => [pkg.name, pkg] as const))('the packed %s', 
     expect(files()).toEqual(
       expect.arrayContaining(['CHANGELOG.md', 'LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.cjs']),
     );
-    // An entry besides the root (core's ./internal) has a folder of its name for node10 resolution.
+    // An entry besides the root (core's ./adapter and ./exporter, loop-lag's ./kit) has a folder of its name for node10 resolution.
     const subpaths = Object.keys(manifest().exports)
       .filter((key) => key !== '.' && key !== './package.json')
       .map((key) => key.slice(2));

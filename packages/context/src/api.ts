@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { currentScope, type RequestScope } from '@loopsight/core';
-import { correlationHeaderNames, idRefusal, runInScope } from '@loopsight/core/internal';
+import { correlationHeaderNames, idRefusal, runInScope } from '@loopsight/core/adapter';
 import { type LoopsightCode, LoopsightTypeError } from '@loopsight/options';
 import { propagatedHeaders } from './propagation.js';
 

@@ -3,7 +3,7 @@ import http, { type ClientRequest, type RequestOptions } from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
 import { currentScope, type RequestScope } from '@loopsight/core';
-import { idRefusal } from '@loopsight/core/internal';
+import { idRefusal } from '@loopsight/core/adapter';
 import { warning } from '@loopsight/options';
 
 type OnError = (what: string, error: unknown) => void;

@@ -11,7 +11,7 @@ import {
   withCorrelationId,
 } from '@loopsight/context';
 import { createMonitor, currentScope } from '@loopsight/core';
-import { createHttpHandler } from '@loopsight/core/internal';
+import { createHttpHandler } from '@loopsight/core/adapter';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import winston from 'winston';

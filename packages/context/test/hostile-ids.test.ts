@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { correlationHeaders, enablePropagation, getCorrelationId, withCorrelationId } from '@loopsight/context';
 import { createMonitor, type Monitor } from '@loopsight/core';
-import { createHttpHandler, runInScope } from '@loopsight/core/internal';
+import { createHttpHandler, runInScope } from '@loopsight/core/adapter';
 import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIdEcho } from '../../../test-support/id-echo.js';

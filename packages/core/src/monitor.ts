@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { mapStackFrames } from '@loopsight/loop-lag';
+import { mapStackFrames } from '@loopsight/loop-lag/kit';
 import { codeOf, describeError, isLoopsightError, type LoopsightCode, LoopsightTypeError, warning, warningKey } from '@loopsight/options';
 import type { PromiseTrackerStats } from '@loopsight/promises';
 import { CHANNELS } from './channels.js';

@@ -20,7 +20,7 @@ import type {
 } from './types.js';
 
 /** 1-128 characters that are safe in a header, a log line and a metric exemplar. */
-export const DEFAULT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const DEFAULT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Longest id any validator is asked about: longer input is refused before validation. */
 const MAX_ID_LENGTH = 1024;
 // RFC 9110 token: what a header name may be.
@@ -120,13 +120,6 @@ const DEFAULT_MAX_INFLIGHT = 10_000;
 
 function positiveAt(path: string, value: unknown, fallback: number, { integer = false, max = Number.MAX_SAFE_INTEGER } = {}): number {
   return positive({ integer, max, default: fallback }).resolve(value, path);
-}
-
-/** An exporter's option (defaults already applied): a positive integer up to `max`, by the monitor's own rule and message. */
-export function positiveInteger(path: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  const rule = positive({ integer: true, max });
-  if (value === undefined) invalidOption(path, rule.accepted, value);
-  return rule.resolve(value, path) as number;
 }
 
 const bool = (path: string, value: unknown, fallback: boolean): boolean => boolean(fallback).resolve(value, path);

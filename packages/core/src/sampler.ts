@@ -1,5 +1,6 @@
 import { type EventLoopUtilization, type Histogram, performance } from 'node:perf_hooks';
-import { beyondMs, type LoopDelayReader, type LoopDelayRecorder, NS_PER_MS, percentileSteps } from '@loopsight/loop-lag';
+import type { LoopDelayReader, LoopDelayRecorder } from '@loopsight/loop-lag';
+import { beyondMs, NS_PER_MS, percentileSteps } from '@loopsight/loop-lag/kit';
 import type { LoopDelayHistogram, LoopStats } from './types.js';
 
 /** Upper bounds of the cumulative delay buckets, ms: 1 ms to 10 s, as Prometheus' `le` values. */

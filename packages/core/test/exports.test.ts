@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as context from '@loopsight/context';
 import * as core from '@loopsight/core';
-import * as internal from '@loopsight/core/internal';
+import * as adapterKit from '@loopsight/core/adapter';
+import * as exporterKit from '@loopsight/core/exporter';
 import * as express from '@loopsight/express';
 import * as fastify from '@loopsight/fastify';
 import * as koa from '@loopsight/koa';
@@ -41,7 +42,7 @@ it('pins the runtime exports of every package', () => {
 it('keeps the kit for loopsight’s own packages out of the root entries', () => {
   const roots = [core, context, express, fastify, koa].flatMap((entry) => Object.keys(entry));
   // Public contracts (CHANNELS, ROUTE_*, traceIdOf) are on the root entries, not in the kit.
-  const kit = Object.keys(internal);
+  const kit = [...Object.keys(adapterKit), ...Object.keys(exporterKit)];
   expect(kit.length).toBeGreaterThan(10);
   expect(roots.filter((name) => kit.includes(name))).toEqual([]);
 });
@@ -52,8 +53,8 @@ it('a monitor shows no underscore member, at run time or in the published types'
   expect(names(monitor).filter((name) => name.startsWith('_'))).toEqual([]);
   // Reached through a Symbol.for key, so that every copy of core recognizes every monitor.
   expect(Object.getOwnPropertySymbols(monitor).map(String)).toEqual(['Symbol(loopsight.core.monitor.v1)']);
-  expect(internal.internals(monitor).options.correlation.header).toBe('x-request-id');
-  const kit = [...Object.keys(internal), 'MonitorInternals', 'HttpGlue', 'ShedAnswer', 'ResolvedOptions'];
+  expect(adapterKit.internals(monitor).options.correlation.header).toBe('x-request-id');
+  const kit = [...Object.keys(adapterKit), ...Object.keys(exporterKit), 'MonitorInternals', 'HttpGlue', 'ShedAnswer', 'ResolvedOptions'];
 
   for (const pkg of ['core', 'context', 'express', 'fastify', 'koa', 'prometheus', 'otel']) {
     const dir = fileURLToPath(new URL(`../../${pkg}/`, import.meta.url));
@@ -78,4 +79,41 @@ it('a monitor shows no underscore member, at run time or in the published types'
       `@loopsight/${pkg}`,
     ).toEqual([]);
   }
+});
+
+it('each kit serves its audience: every name is used by one of its packages, none only by tests', () => {
+  const packages = fileURLToPath(new URL('../../', import.meta.url));
+  const sources = (pkg: string) =>
+    readdirSync(`${packages}${pkg}/src`, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts'))
+      .map((file) => readFileSync(`${packages}${pkg}/src/${file}`, 'utf8'))
+      .join('\n');
+  // Names a package takes from a kit: `import { a, type B } from '…'`, and register's lazy `load.adapterKit()`.
+  const used = (text: string, entry: 'adapter' | 'exporter') => {
+    const names = new Set<string>();
+    const lists = [
+      ...[...text.matchAll(new RegExp(`import (?:type )?\\{([^}]*)\\} from '@loopsight/core/${entry}'`, 'g'))].map((m) => m[1] as string),
+      ...[...text.matchAll(/\{([^}]*)\}\s*=\s*load\.adapterKit\(\)/g)].map((m) => (entry === 'adapter' ? (m[1] as string) : '')),
+      ...[...text.matchAll(/load\.adapterKit\(\)\.(\w+)/g)].map((m) => (entry === 'adapter' ? (m[1] as string) : '')),
+    ];
+    for (const list of lists)
+      for (const name of list.split(','))
+        if (name.trim())
+          names.add(
+            name
+              .trim()
+              .replace(/^type /, '')
+              .split(' as ')[0] as string,
+          );
+    return names;
+  };
+  const dirs = readdirSync(packages).filter((dir) => dir !== 'core' && existsSync(`${packages}${dir}/src`));
+  const exporters = ['prometheus', 'otel'];
+  const byAdapters = new Set(dirs.filter((dir) => !exporters.includes(dir)).flatMap((dir) => [...used(sources(dir), 'adapter')]));
+  const byExporters = new Set(exporters.flatMap((dir) => [...used(sources(dir), 'exporter')]));
+  expect(Object.keys(adapterKit).filter((name) => !byAdapters.has(name))).toEqual([]);
+  expect(Object.keys(exporterKit).filter((name) => !byExporters.has(name))).toEqual([]);
+  // Audiences stay apart: an adapter takes nothing from the exporters' kit, an exporter nothing from the adapters'.
+  for (const dir of dirs) expect(used(sources(dir), exporters.includes(dir) ? 'adapter' : 'exporter'), dir).toEqual(new Set());
+  expect(Object.keys(adapterKit).filter((name) => name in exporterKit)).toEqual([]);
 });

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMonitor, type RequestRecord } from '@loopsight/core';
-import { HttpScope, internals, trackRequest } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { request } from 'undici';
 import { expect, it } from 'vitest';
+import { HttpScope, trackRequest } from '../src/request.js';
 
 it('contains a throwing route resolver: the request is served, its route is unknown, the failure said once and counted', async () => {
   const warnings: string[] = [];

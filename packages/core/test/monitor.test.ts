@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { createMonitor, currentScope, type RequestRecord, type StallReport } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { afterEach, describe, expect, it } from 'vitest';
 import { busyWait } from '../../../test-support/hops.js';
 

@@ -1,5 +1,5 @@
 import { createMonitor, isUserFrame, type MonitorOptions } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 const invalid: [string, unknown, string][] = [

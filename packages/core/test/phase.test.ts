@@ -1,5 +1,6 @@
 import { createMonitor, type StallReport } from '@loopsight/core';
-import { internals, reportLabels } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
+import { reportLabels } from '@loopsight/core/exporter';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const stall = (at: number): StallReport => ({ type: 'stall', at, durationMs: 300, stack: [], stackSource: 'none', inflight: 0 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StallReport } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DashboardApp, frameworks } from './apps.js';

@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { createDashboard } from '@loopsight/dashboard';
 import { describe, expect, it } from 'vitest';
 import { frameworks } from './apps.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { enablePropagation } from '@loopsight/context';
 import type { AdapterOptions, Monitor } from '@loopsight/core';
-import { createHttpHandler, internals, monitorFor } from '@loopsight/core/internal';
+import { createHttpHandler, internals, monitorFor } from '@loopsight/core/adapter';
 import { type ExpressRequest, expressRoute } from './route.js';
 
 interface RouterFlags {

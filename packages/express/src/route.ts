@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { pathOf } from '@loopsight/core/internal';
+import { pathOf } from '@loopsight/core/adapter';
 
 /** The parts of Express's request the route template is read from. */
 export interface ExpressRequest extends IncomingMessage {

@@ -1,6 +1,6 @@
 import { enablePropagation } from '@loopsight/context';
 import type { AdapterOptions, Monitor } from '@loopsight/core';
-import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/internal';
+import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/adapter';
 import type { FastifyPluginCallback, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 

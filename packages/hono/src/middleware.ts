@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { enablePropagation } from '@loopsight/context';
 import { type AdapterOptions, currentScope, type Monitor } from '@loopsight/core';
-import { createHttpHandler, internals, monitorFor, type ShedAnswer } from '@loopsight/core/internal';
+import { createHttpHandler, internals, monitorFor, type ShedAnswer } from '@loopsight/core/adapter';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import { type HonoRequestLike, honoRoute } from './route.js';
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { enablePropagation } from '@loopsight/context';
 import type { AdapterOptions, Monitor } from '@loopsight/core';
-import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/internal';
+import { createHttpHandler, monitorFor, type ShedAnswer } from '@loopsight/core/adapter';
 
 /** The parts of Koa's context loopsight reads; @koa/router sets `_matchedRoute` after matching. */
 export interface KoaContextLike {

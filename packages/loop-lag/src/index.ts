@@ -1,15 +1,7 @@
-export {
-  beyondMs,
-  createLoopDelayRecorder,
-  type LoopDelayReader,
-  type LoopDelayRecorder,
-  NS_PER_MS,
-  percentileSteps,
-} from './delay.js';
+export { createLoopDelayRecorder, type LoopDelayReader, type LoopDelayRecorder } from './delay.js';
 export { expectBlocking } from './expected.js';
 export { createOverloadGuard } from './guard.js';
 export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
-export { mapStackFrames } from './sourcemap.js';
 export type {
   GuardOptions,
   GuardState,

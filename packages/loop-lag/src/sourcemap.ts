@@ -343,7 +343,10 @@ const MAIN_THREAD_LIMITS: SourceMapLimits = Object.freeze({
   maxCachedChars: 128 * 1024,
 });
 
-let mainThread: FrameMapper | undefined;
+// On globalThis, like the package's other state: the root entry and core's kit are separate files,
+// and an app may load both builds; one cache per thread either way.
+const MAPPER = Symbol.for('loopsight.loop-lag.main-thread-mapper.v1');
+type MapperHolder = { [MAPPER]?: FrameMapper };
 
 /**
  * Maps frames through their scripts' source maps (tsc, tsup, esbuild, swc output; inline or in a
@@ -353,7 +356,8 @@ let mainThread: FrameMapper | undefined;
  * hot path.
  */
 export function mapStackFrames<F extends WatchdogStackFrame>(frames: readonly F[]): WatchdogStackFrame[] {
-  mainThread ??= createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {});
-  const map = mainThread;
+  const holder = globalThis as MapperHolder;
+  holder[MAPPER] ??= createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {});
+  const map = holder[MAPPER];
   return frames.map((frame) => map(frame));
 }

@@ -1,5 +1,6 @@
 import { createHistogram } from 'node:perf_hooks';
-import { beyondMs, createLoopDelayRecorder, type LoopDelayReader, NS_PER_MS, percentileSteps } from '@loopsight/loop-lag';
+import { createLoopDelayRecorder, type LoopDelayReader } from '@loopsight/loop-lag';
+import { beyondMs, NS_PER_MS, percentileSteps } from '@loopsight/loop-lag/kit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { busyWait } from '../../../test-support/hops.js';
 

@@ -1,5 +1,5 @@
 import type { AdapterOptions } from '@loopsight/core';
-import { internals, monitorFor } from '@loopsight/core/internal';
+import { internals, monitorFor } from '@loopsight/core/adapter';
 import { checkKeys, LoopsightTypeError } from '@loopsight/options';
 import type { DynamicModule, Provider } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';

@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { CHANNELS, type Monitor, type PromiseReport, type RequestScope } from '@loopsight/core';
-import { DEFAULT_MAX_ROUTES, reportLabels, subscribeStalls } from '@loopsight/core/internal';
+import { DEFAULT_MAX_ROUTES, reportLabels, subscribeStalls } from '@loopsight/core/exporter';
 import { boolean, custom, invalidOption, isPlainObject, positive, type Rule, resolveShape, type Shape, warning } from '@loopsight/options';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';

@@ -8,7 +8,7 @@ import {
   sheds,
   type ThreadInfo,
   threadFeed,
-} from '@loopsight/core/internal';
+} from '@loopsight/core/exporter';
 import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {

@@ -1,6 +1,6 @@
 // Names in one place: the semantic conventions where they exist, `loopsight.*` for the rest.
 
-import { METRICS } from '@loopsight/core/internal';
+import { METRICS } from '@loopsight/core/exporter';
 
 /** Instrumentation scope of every meter and tracer. */
 export const SCOPE_NAME = '@loopsight/otel';

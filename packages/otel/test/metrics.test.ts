@@ -1,5 +1,5 @@
 import { createMonitor, currentScope, type RequestScope } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { otelExporter } from '@loopsight/otel';
 import type { MeterProvider as ApiMeterProvider, Tracer, TracerProvider } from '@opentelemetry/api';
 import { DataPointType } from '@opentelemetry/sdk-metrics';

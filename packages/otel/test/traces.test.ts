@@ -1,6 +1,6 @@
 import './setup-tracing.js';
 import { createMonitor, currentScope, type RequestScope } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { otelExporter } from '@loopsight/otel';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';

@@ -8,7 +8,7 @@ import {
   sheds,
   subscribeStalls,
   threadFeed,
-} from '@loopsight/core/internal';
+} from '@loopsight/core/exporter';
 import { custom, invalidOption, isPlainObject, positive, resolveShape, type Shape, string, warning } from '@loopsight/options';
 import { Counter, Histogram, register } from 'prom-client';
 import { PullMetric, type Sample } from './collector.js';

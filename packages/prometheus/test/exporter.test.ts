@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import { createMonitor, type RequestScope } from '@loopsight/core';
-import { internals } from '@loopsight/core/internal';
+import { internals } from '@loopsight/core/adapter';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { loopsight as fastifyLoopsight } from '@loopsight/fastify';
 import { loopsight as koaLoopsight } from '@loopsight/koa';

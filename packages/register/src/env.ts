@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type { MonitorOptions } from '@loopsight/core';
-import type { OPTION_RULES } from '@loopsight/core/internal';
+import type { OPTION_RULES } from '@loopsight/core/adapter';
 import type { LoopsightCode } from '@loopsight/options';
 import { load } from './load.js';
 
@@ -79,7 +79,7 @@ type OptionPath = keyof typeof OPTION_RULES;
 /** Why core's rule for `path` refuses `value`, in the words of its error (never the value), or undefined. */
 function refusalBy(path: OptionPath, value: unknown): string | undefined {
   try {
-    load.internal().OPTION_RULES[path].resolve(value, path);
+    load.adapterKit().OPTION_RULES[path].resolve(value, path);
     return undefined;
   } catch (error) {
     return load.options().isLoopsightError(error) && error.accepted !== undefined
@@ -148,7 +148,7 @@ function readConfigFile(path: string): string | { refused: string } {
  */
 function refusalOfFile(options: MonitorOptions): string | undefined {
   try {
-    load.internal().resolveOptions(options);
+    load.adapterKit().resolveOptions(options);
     return undefined;
   } catch (error) {
     if (!load.options().isLoopsightError(error)) return 'its options are refused';

@@ -45,7 +45,7 @@ function onFastifyHandler(message: unknown): void {
  */
 export function watchHttp(monitor: Monitor, ignore: () => Server | undefined, each?: () => void): void {
   const diagnosticsChannel = load.channels();
-  const handle = load.internal().createAmbientHandler(monitor, { route: routeOf, propagate: load.context().enablePropagation });
+  const handle = load.adapterKit().createAmbientHandler(monitor, { route: routeOf, propagate: load.context().enablePropagation });
   // A throw from a subscriber would surface as an uncaught exception on the next tick: contained.
   diagnosticsChannel.subscribe(HTTP_REQUEST_START, (message) => {
     try {

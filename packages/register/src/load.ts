@@ -8,7 +8,7 @@ const req = createRequire(import.meta.url);
 
 export const load = {
   core: () => req('@loopsight/core') as typeof import('@loopsight/core'),
-  internal: () => req('@loopsight/core/internal') as typeof import('@loopsight/core/internal'),
+  adapterKit: () => req('@loopsight/core/adapter') as typeof import('@loopsight/core/adapter'),
   context: () => req('@loopsight/context') as typeof import('@loopsight/context'),
   options: () => req('@loopsight/options') as typeof import('@loopsight/options'),
   channels: () => req('node:diagnostics_channel') as typeof import('node:diagnostics_channel'),

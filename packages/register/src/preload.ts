@@ -151,7 +151,7 @@ export function start(): void {
     guarded(() => {
       const monitor = createFromEnv(warn);
       if (monitor === undefined) return;
-      const { internals } = load.internal();
+      const { internals } = load.adapterKit();
       internals(monitor).servingSince = () => Math.min(servingSince, startedAt + STARTUP_MAX_MS);
       const config = configOf(monitor);
       const early = config.metrics === undefined ? undefined : earlyStalls(monitor);

@@ -1,0 +1,29 @@
+/**
+ * @packageDocumentation
+ * What loopsight's adapters and its context package build on: a monitor per app, the HTTP request
+ * path (`createHttpHandler`, `trackRequest`), a monitor's internals, scope entry and correlation-id
+ * rules. Not public API: no stability promise, any release may change it; only loopsight's packages
+ * of the same release are written against it. Applications use the root entry.
+ */
+export { monitorFor } from './adapter.js';
+export {
+  createAmbientHandler,
+  createHttpHandler,
+  type EnablePropagation,
+  type HttpGlue,
+  type HttpHandler,
+  pathOf,
+  type ShedAnswer,
+} from './handler.js';
+export { correlationHeaderNames } from './hub.js';
+export { internals, type MonitorInternals } from './monitor.js';
+export { idRefusal, OPTION_RULES, resolveOptions } from './options.js';
+export type { RouteResolver } from './request.js';
+export { runInScope } from './store.js';
+export type {
+  ResolvedCorrelation,
+  ResolvedLoopLag,
+  ResolvedOptions,
+  ResolvedPromises,
+  ResolvedShed,
+} from './types.js';
