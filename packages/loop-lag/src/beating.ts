@@ -1,10 +1,11 @@
 import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
-import { createHeartbeat, heartbeatMsFor, monotonicMs } from './heartbeat.js';
+import { createHeartbeat, heartbeatMsFor, monotonicMs, SLOT } from './heartbeat.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
 import { PROBLEMS, type Problem, type StallCapture } from './protocol.js';
 import { readerKey, scopeReaders } from './registry.js';
 import { DeclaredBlocking, reportOf } from './report.js';
 import { copyCandidates, scopeJson } from './scope.js';
+import { followTicks } from './ticks.js';
 import type { StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 
 /**
@@ -26,7 +27,9 @@ export abstract class BeatingThread<S extends object> {
   protected restarts = 0;
   /** Monotonic ms of the latest beat. */
   protected lastBeat = 0;
-  #timer: NodeJS.Timeout | undefined;
+  /** The interval of the timer the thread beats on now (its own, or a delay recorder's). */
+  protected beatEveryMs: number;
+  #unfollow: (() => void) | undefined;
   #declared: DeclaredBlocking<S> | undefined;
 
   constructor(options: StallWatchdogOptions<S>) {
@@ -37,6 +40,7 @@ export abstract class BeatingThread<S extends object> {
     // cost per process of loopsight's loop timers (this beat, the watchdog thread, core's 10 ms
     // delay sampler): 1.2% of a core (bare Express 0.3%); 1.8% when the thread polled at every beat.
     this.heartbeatMs = heartbeatMsFor(options.thresholdMs);
+    this.beatEveryMs = this.heartbeatMs;
   }
 
   status(): WatchdogStatus {
@@ -53,18 +57,23 @@ export abstract class BeatingThread<S extends object> {
   /** Starts the heartbeat: the beats, the scope reader and the expectBlocking() flag. */
   protected startBeating(): Int32Array {
     const beats = createHeartbeat();
+    Atomics.store(beats, SLOT.every, this.beatEveryMs);
     this.beats = beats;
     this.#declared = new DeclaredBlocking(beats, () => this.options.getScope());
     scopeReaders()[this.key] = () => scopeJson(this.options);
     this.lastBeat = monotonicMs();
     this.beat();
-    this.#timer = setInterval(() => this.beat(), this.heartbeatMs).unref();
+    this.#unfollow = followTicks(this.heartbeatMs, (everyMs) => {
+      if (everyMs !== this.beatEveryMs && this.beats) Atomics.store(this.beats, SLOT.every, everyMs);
+      this.beatEveryMs = everyMs;
+      this.beat();
+    });
     return beats;
   }
 
   protected stopBeating(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#unfollow?.();
+    this.#unfollow = undefined;
     delete scopeReaders()[this.key];
     this.#declared?.close();
     this.#declared = undefined;

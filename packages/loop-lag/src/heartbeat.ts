@@ -21,9 +21,19 @@ export const SLOT = Object.freeze({
   expectedEnd: 7,
   /** When the gap in `gap` ended, ms as in `ms`: a missed stall is placed in time by it. */
   gapEnd: 8,
+  /** The interval the thread beats at now, ms: its own timer's, or a delay recorder's it rides on (ticks.ts). */
+  every: 9,
 });
 
-const SLOTS = 9;
+const SLOTS = 10;
+
+/**
+ * How often the thread beats now: a stall lasts the gap between two beats minus this. Read from the
+ * heartbeat, as the thread may move from its own timer to a delay recorder's tick and back.
+ */
+export function beatEveryMs(beats: Int32Array, fallbackMs: number): number {
+  return Atomics.load(beats, SLOT.every) || fallbackMs;
+}
 
 /** Most frames a stall's stack keeps. */
 export const MAX_FRAMES = 32;

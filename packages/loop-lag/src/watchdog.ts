@@ -206,7 +206,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   protected beat(): void {
     const now = monotonicMs();
     if (this.mode === 'main-thread') {
-      const lateMs = now - this.lastBeat - this.heartbeatMs;
+      const lateMs = now - this.lastBeat - this.beatEveryMs;
       if (lateMs >= this.options.thresholdMs) this.#emit(timedReport(lateMs, Date.now() - (now - this.lastBeat), this.lastBeat));
     }
     const gap = Math.round(now - this.lastBeat);
@@ -391,7 +391,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
       // included when no beat came yet.
       this.beat();
       const gapMs = Atomics.load(beats, SLOT.gap);
-      const durationMs = gapMs - this.heartbeatMs;
+      const durationMs = gapMs - this.beatEveryMs;
       if (durationMs >= this.options.thresholdMs) {
         const endedAgo = since(int32Ms(monotonicMs()), Atomics.load(beats, SLOT.gapEnd));
         const at = Date.now() - endedAgo - gapMs;

@@ -141,7 +141,7 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
     const now = monotonicMs();
     const gap = Math.round(now - this.lastBeat);
     this.lastBeat = now;
-    const lateMs = gap - this.heartbeatMs;
+    const lateMs = gap - this.beatEveryMs;
     // Before the sequence moves on: the watchdog thread reports this stall once it sees it move.
     if (lateMs >= this.options.thresholdMs) this.#timed(Atomics.load(beats, SLOT.seq), timedReport(lateMs, Date.now() - gap, now - gap));
     if (gap > Atomics.load(beats, SLOT.gap)) Atomics.store(beats, SLOT.gap, gap);

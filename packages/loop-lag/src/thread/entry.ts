@@ -4,7 +4,7 @@
 
 import { createRequire } from 'node:module';
 import { workerData } from 'node:worker_threads';
-import { int32Ms, monotonicMs, SLOT, since } from '../heartbeat.js';
+import { beatEveryMs, int32Ms, monotonicMs, SLOT, since } from '../heartbeat.js';
 import type { MainMessage, Problem, WorkerConfig, WorkerMessage } from '../protocol.js';
 import { createSourceMapper } from '../sourcemap.js';
 import type { WatchdogStackFrame } from '../types.js';
@@ -143,9 +143,10 @@ const letGo = () => {
  * is for, would then find the profiler busy.
  */
 const missed = (now: number) => {
-  if (Atomics.load(beat, SLOT.gap) - config.heartbeatMs < config.thresholdMs) return;
+  const everyMs = beatEveryMs(beat, config.heartbeatMs);
+  if (Atomics.load(beat, SLOT.gap) - everyMs < config.thresholdMs) return;
   const gapMs = Atomics.exchange(beat, SLOT.gap, 0);
-  const durationMs = gapMs - config.heartbeatMs;
+  const durationMs = gapMs - everyMs;
   if (durationMs < config.thresholdMs) return;
   // The beat that ended the gap, not the last one: shorter gaps since leave the longest in place,
   // and a window placed after the stall would take its profile stack from later work.

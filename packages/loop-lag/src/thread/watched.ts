@@ -1,7 +1,7 @@
 // One engine for every watched thread: how a stall is handled, from the stale heartbeat to the
 // report, is written once. The main thread and a worker differ in parameters only (`Side`).
 
-import { int32Ms, SLOT, since } from '../heartbeat.js';
+import { beatEveryMs, int32Ms, SLOT, since } from '../heartbeat.js';
 import type { Problem, StallCapture, WatchConfig } from '../protocol.js';
 import type { StackSkipped, WatchdogStackFrame } from '../types.js';
 import { TokenBucket } from './bucket.js';
@@ -116,7 +116,7 @@ export class Watched {
       // expectBlocking() covers only its own run: blocking that follows it is a stall of its own.
       const end = await this.#declaredEnd(seq);
       if (end !== undefined) {
-        const declaredMs = since(end, lastBeat) - config.heartbeatMs;
+        const declaredMs = since(end, lastBeat) - beatEveryMs(beat, config.heartbeatMs);
         const part: Delivery | undefined =
           declaredMs >= config.thresholdMs
             ? [
@@ -164,7 +164,7 @@ export class Watched {
     const gapMs = Atomics.exchange(beat, SLOT.gap, 0) || beatGap || endedMono - startedMono;
     // How late the loop ran: the gap between beats minus the beat interval; for the blocking after
     // expectBlocking(), from its end to the next beat.
-    const durationMs = after ? Math.max(0, beatGap || endedMono - startedMono) : Math.max(0, gapMs - config.heartbeatMs);
+    const durationMs = after ? Math.max(0, beatGap || endedMono - startedMono) : Math.max(0, gapMs - beatEveryMs(beat, config.heartbeatMs));
     if (durationMs < config.thresholdMs) return;
     const late = captured !== undefined && captured.delayMs > config.latePauseMs;
     const stall: StallCapture = { durationMs, at: startedAt, stack: [], stackSource: 'none' };
