@@ -18,6 +18,7 @@ export {
   type StallCounter,
   sheds,
   subscribeStalls,
+  whenConnectionsCounted,
 } from './exporting.js';
 export {
   createAmbientHandler,
@@ -26,10 +27,12 @@ export {
   type HttpGlue,
   type HttpHandler,
   pathOf,
+  propagation,
   type ShedAnswer,
 } from './handler.js';
 export { correlationHeaderNames, threadFeed } from './hub.js';
-export { internals, type MonitorInternals } from './monitor.js';
+export { acceptIncoming } from './incoming.js';
+export { type ConnectionCounter, internals, type MonitorInternals } from './monitor.js';
 export { DEFAULT_ID_PATTERN, idRefusal, OPTION_RULES, positiveInteger, resolveOptions } from './options.js';
 export { HttpScope, type RouteResolver, trackRequest } from './request.js';
 export { runInScope } from './store.js';
