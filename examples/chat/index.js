@@ -57,6 +57,7 @@ const [portA, portB] = await Promise.all([a.ready, b.ready]);
 await sleep(300);
 
 console.log(`loopsight chat example${short ? ' (short)' : ''}: two ws servers over Redis pub/sub (${redis ? 'a private redis-server' : REDIS_URL})\n`);
+const clientsFrom = Date.now();
 const alice = await client('alice', portA, 'alice-7f3a');
 const bob = await client('bob', portB, 'bob-91c2');
 const carol = await client('carol', portA, '<script>alert(1)</script>');
@@ -112,7 +113,9 @@ for (const { server, r, n, ms } of byKind.values()) {
 const where = (f) => `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
 console.log('\nStall reports (the loop was blocked: by what, in which message of which connection):');
 for (const r of reports().filter((report) => report.type === 'stall')) {
-  const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no message';
+  // Before the first client: the server process starting (its Redis connections), no message to blame.
+  const outside = r.at < clientsFrom ? 'no message (the server starting, before any client)' : 'no message in flight';
+  const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : outside;
   console.log(`  ${r.server}  ${r.durationMs.toFixed(0)} ms  ${who}  (stack: ${r.stackSource})`);
   if (r.culprit) console.log(`      culprit ${where(r.culprit)}`);
 }
