@@ -7,8 +7,9 @@
 //
 //   node ws.mjs                          # 12 rounds of 2 s slices (≈ 2 min), packages built
 //   node ws.mjs --rounds 4 --slice 1000  # quicker
-import { fork } from 'node:child_process';
+
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -38,7 +39,9 @@ async function serve(variant) {
       const path = (req.url ?? '/').split('?')[0];
       ws.on('message', (data) => {
         messages++;
-        als.run({ correlationId: id, method: 'WS', route: path, startedAt: Date.now() }, () => handler(ws, data, als.getStore().correlationId));
+        als.run({ correlationId: id, method: 'WS', route: path, startedAt: Date.now() }, () =>
+          handler(ws, data, als.getStore().correlationId),
+        );
       });
     });
   } else {

@@ -56,7 +56,9 @@ const [portA, portB] = await Promise.all([a.ready, b.ready]);
 // The watchdog's thread takes a moment to come up; a block before then would be timed by no one.
 await sleep(300);
 
-console.log(`loopsight chat example${short ? ' (short)' : ''}: two ws servers over Redis pub/sub (${redis ? 'a private redis-server' : REDIS_URL})\n`);
+console.log(
+  `loopsight chat example${short ? ' (short)' : ''}: two ws servers over Redis pub/sub (${redis ? 'a private redis-server' : REDIS_URL})\n`,
+);
 const clientsFrom = Date.now();
 const alice = await client('alice', portA, 'alice-7f3a');
 const bob = await client('bob', portB, 'bob-91c2');
@@ -86,9 +88,7 @@ await waitFor(() => carol.received.some((m) => m.type === 'history') && bob.rece
 // once its message's scope has ended: wait for both (at most 5 s).
 const reports = () => seen.report.map((m) => ({ server: m.server, ...m.report }));
 await waitFor(
-  () =>
-    reports().some((r) => r.type === 'stall' && r.at >= blockSent - 100 && r.request) &&
-    reports().some((r) => r.type === 'promise'),
+  () => reports().some((r) => r.type === 'stall' && r.at >= blockSent - 100 && r.request) && reports().some((r) => r.type === 'promise'),
 );
 
 for (const c of [alice, bob, carol]) c.ws.close();
@@ -107,10 +107,13 @@ for (const { server, record: r } of seen.request) {
   byKind.set(key, entry);
 }
 for (const { server, r, n, ms } of byKind.values()) {
-  console.log(`  ${server}  ${r.method} ${r.route.padEnd(8)} ×${String(n).padEnd(3)} max ${ms.toFixed(1).padStart(6)} ms  ${r.correlationId}`);
+  console.log(
+    `  ${server}  ${r.method} ${r.route.padEnd(8)} ×${String(n).padEnd(3)} max ${ms.toFixed(1).padStart(6)} ms  ${r.correlationId}`,
+  );
 }
 
-const where = (f) => `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
+const where = (f) =>
+  `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
 console.log('\nStall reports (the loop was blocked: by what, in which message of which connection):');
 for (const r of reports().filter((report) => report.type === 'stall')) {
   // Before the first client: the server process starting (its Redis connections), no message to blame.

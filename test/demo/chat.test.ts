@@ -18,9 +18,13 @@ it('the chat example prints the stall of the blocking message and the floating p
     expect(carol, `run ${run}:\n${stdout}`).toBeDefined();
     // The hostile id carol sent is replaced, never printed back.
     expect(stdout).not.toContain('<script>');
-    expect(stdout, `run ${run}:\n${stdout}`).toMatch(/bob \(on B\) received "hello 0 from alice" via Redis from A, sent with id alice-7f3a/);
+    expect(stdout, `run ${run}:\n${stdout}`).toMatch(
+      /bob \(on B\) received "hello 0 from alice" via Redis from A, sent with id alice-7f3a/,
+    );
     const stalls = section('Stall reports');
-    expect(stalls, `run ${run}:\n${stdout}`).toMatch(new RegExp(`A {2}\\d+ ms {2}WS history {2}id ${carol} {2}\\(stack: (pause|late-pause)`));
+    expect(stalls, `run ${run}:\n${stdout}`).toMatch(
+      new RegExp(`A {2}\\d+ ms {2}WS history {2}id ${carol} {2}\\(stack: (pause|late-pause)`),
+    );
     expect(stalls, `run ${run}:\n${stdout}`).toMatch(/culprit renderHistory \(.*server\.js:\d+:\d+\)/);
     const promises = section('Promise reports');
     expect(promises, `run ${run}:\n${stdout}`).toMatch(/B {2}floating {2}WS typing {2}id bob-91c2/);

@@ -141,8 +141,11 @@ export interface MonitorCounters {
 
 /** Connections an adapter of long-lived connections counted (`monitor.counters().connections`). */
 export interface ConnectionCounts {
+  /** Connections opened since the monitor was created. */
   opened: number;
+  /** Connections closed since the monitor was created. */
   closed: number;
+  /** Connections open now: `opened - closed`. */
   open: number;
 }
 

@@ -40,7 +40,9 @@ describe('metrics', () => {
     counter.closed();
     const metrics = await collect();
     const value = (name: string) => metrics.get(name)?.dataPoints[0]?.value;
-    expect([value('loopsight.connections.open'), value('loopsight.connections.opened'), value('loopsight.connections.closed')]).toEqual([1, 2, 1]);
+    expect([value('loopsight.connections.open'), value('loopsight.connections.opened'), value('loopsight.connections.closed')]).toEqual([
+      1, 2, 1,
+    ]);
     expect(metrics.get('loopsight.connections.open')?.descriptor.unit).toBe('{connection}');
   });
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { enablePropagation } from '@loopsight/context';
-import { type Exporter, type Monitor, ROUTE_OTHER, type RequestScope } from '@loopsight/core';
+import { type Exporter, type Monitor, type RequestScope, ROUTE_OTHER } from '@loopsight/core';
 import {
   acceptIncoming,
   type ConnectionCounter,
@@ -235,9 +235,13 @@ class WsAdapter {
       try {
         const named: unknown = messageName(args[0] as WsData, args[1] === true, socket);
         if (typeof named === 'string' && named !== '') name = named;
-        else if (named !== undefined) throw new TypeError(`messageName returned ${named === '' ? 'an empty string' : typeof named}, not a string`);
+        else if (named !== undefined)
+          throw new TypeError(`messageName returned ${named === '' ? 'an empty string' : typeof named}, not a string`);
       } catch (error) {
-        this.#handle.reportError('options.messageName failed; the upgrade path names the message', warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'ws:messageName' }));
+        this.#handle.reportError(
+          'options.messageName failed; the upgrade path names the message',
+          warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'ws:messageName' }),
+        );
       }
     }
     const names = this.#names;
@@ -294,4 +298,3 @@ export function loopsight(wss: WebSocketServerLike, options?: LoopsightWsOptions
   monitor.start();
   return monitor;
 }
-

@@ -1,2 +1,2 @@
 export { loopsight } from './adapter.js';
-export type { LoopsightWsOptions, UpgradeRequest, WebSocketLike, WebSocketServerLike, WsData } from './types.js';
+export type { LoopsightWsOptions, WebSocketLike, WebSocketServerLike, WsData } from './types.js';

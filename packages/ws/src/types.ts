@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { AdapterOptions } from '@loopsight/core';
 
 /** A message's payload as ws hands it to 'message' listeners (its `binaryType` decides which). */
@@ -6,13 +5,17 @@ export type WsData = Buffer | ArrayBuffer | Buffer[];
 
 /** The parts of a ws `WebSocket` loopsight uses: an EventEmitter. */
 export interface WebSocketLike {
+  /** Adds a listener; loopsight wraps 'message' listeners so that their promises are awaited. */
   on(event: string, listener: (...args: never[]) => unknown): unknown;
+  /** Emits an event; loopsight runs 'message' in the connection's scope. */
   emit(event: string | symbol, ...args: unknown[]): boolean;
 }
 
 /** The parts of a ws `WebSocketServer` loopsight uses. */
 export interface WebSocketServerLike {
+  /** loopsight listens to 'headers' (the handshake), 'connection' and 'close'. */
   on(event: string, listener: (...args: never[]) => unknown): unknown;
+  /** Used by `monitor.stop()` and on 'close' to let go of the server. */
   removeListener(event: string, listener: (...args: never[]) => unknown): unknown;
   /** With `clientTracking` (ws's default): the open sockets, released on `monitor.stop()`. */
   readonly clients?: Set<unknown> | undefined;
@@ -32,6 +35,3 @@ export interface LoopsightWsOptions extends AdapterOptions {
    */
   maxMessageNames?: number;
 }
-
-/** The request ws passes to 'connection' and 'headers': the HTTP upgrade request. */
-export type UpgradeRequest = IncomingMessage;

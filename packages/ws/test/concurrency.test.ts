@@ -6,8 +6,8 @@ import { runInNewContext } from 'node:vm';
 import { getCorrelationId } from '@loopsight/context';
 import type { RequestRecord } from '@loopsight/core';
 import { loopsight } from '@loopsight/ws';
-import { type WebSocket, WebSocketServer } from 'ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { until } from '../../../test-support/until.js';
 import { type Client, connect, sleep } from './helpers.js';
 
@@ -75,7 +75,11 @@ it(`${CONNECTIONS} connections × ${MESSAGES} messages awaiting timers, fs and a
   const clients: Client[] = [];
   // Connected in batches: a loaded machine's backlog is not what this test is about.
   for (let i = 0; i < CONNECTIONS; i += 200) {
-    clients.push(...(await Promise.all(Array.from({ length: Math.min(200, CONNECTIONS - i) }, (_, j) => connect(url, { 'x-request-id': `conn-${i + j}` })))));
+    clients.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(200, CONNECTIONS - i) }, (_, j) => connect(url, { 'x-request-id': `conn-${i + j}` })),
+      )),
+    );
   }
   expect(monitor.counters().connections?.open).toBe(CONNECTIONS);
   let mismatches = 0;

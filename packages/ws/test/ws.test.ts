@@ -7,8 +7,8 @@ import { prometheusExporter } from '@loopsight/prometheus';
 import { loopsight } from '@loopsight/ws';
 import express from 'express';
 import { Registry } from 'prom-client';
-import { WebSocket, WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { until } from '../../../test-support/until.js';
 import { type Client, connect, sleep, typeOf } from './helpers.js';
 
