@@ -274,38 +274,48 @@ describe('server kinds', () => {
     expect(await roundTrip(`ws://127.0.0.1:${port}/`, 'own-port')).toEqual({ id: 'own-port', route: 'ping' });
   });
 
-  it('{ noServer: true } + handleUpgrade beside @loopsight/express on the same port, one monitor: each gets its own id', async () => {
-    const monitor = createMonitor(quiet);
-    const app = express();
-    app.use(expressLoopsight({ monitor }));
-    app.get('/users/:id', (_req, res) => res.json({ id: getCorrelationId(), route: currentScope()?.route }));
-    const server = createServer(app);
-    const wss = new WebSocketServer({ noServer: true });
-    loopsight(wss, { monitor, messageName: typeOf });
-    server.on('upgrade', (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-    });
-    wss.on('connection', (ws) => ws.on('message', () => ws.send(JSON.stringify({ id: getCorrelationId(), route: currentScope()?.route }))));
-    const host = await listen(server);
-    const records: RequestRecord[] = [];
-    monitor.on('request', (r) => records.push(r));
-    cleanups.push(async () => {
-      wss.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await monitor.stop();
-    });
-    const [http, ws] = await Promise.all([
-      fetch(`http://${host}/users/7`, { headers: { 'x-request-id': 'http-1' } }),
-      roundTrip(`ws://${host}/live`, 'upgrade-1'),
-    ]);
-    expect(http.headers.get('x-request-id')).toBe('http-1');
-    expect(await http.json()).toEqual({ id: 'http-1', route: '/users/:id' });
-    expect(ws).toEqual({ id: 'upgrade-1', route: 'ping' });
-    await until(() => records.length === 2);
-    expect(records.map((r) => [r.method, r.route, r.correlationId]).sort()).toEqual([
-      ['GET', '/users/:id', 'http-1'],
-      ['WS', 'ping', 'upgrade-1'],
-    ]);
-  });
+  it.each(['{ noServer: true } + handleUpgrade', '{ server }'])(
+    '%s beside @loopsight/express on the same port, one monitor: each gets its own id',
+    async (mode) => {
+      const monitor = createMonitor(quiet);
+      const app = express();
+      app.use(expressLoopsight({ monitor }));
+      app.get('/users/:id', (_req, res) => res.json({ id: getCorrelationId(), route: currentScope()?.route }));
+      const server = createServer(app);
+      let wss: WebSocketServer;
+      if (mode === '{ server }') wss = new WebSocketServer({ server });
+      else {
+        const own = new WebSocketServer({ noServer: true });
+        server.on('upgrade', (req, socket, head) => {
+          own.handleUpgrade(req, socket, head, (ws) => own.emit('connection', ws, req));
+        });
+        wss = own;
+      }
+      loopsight(wss, { monitor, messageName: typeOf });
+      wss.on('connection', (ws) =>
+        ws.on('message', () => ws.send(JSON.stringify({ id: getCorrelationId(), route: currentScope()?.route }))),
+      );
+      const host = await listen(server);
+      const records: RequestRecord[] = [];
+      monitor.on('request', (r) => records.push(r));
+      cleanups.push(async () => {
+        wss.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await monitor.stop();
+      });
+      const [http, ws] = await Promise.all([
+        fetch(`http://${host}/users/7`, { headers: { 'x-request-id': 'http-1' } }),
+        roundTrip(`ws://${host}/live`, 'upgrade-1'),
+      ]);
+      expect(http.headers.get('x-request-id')).toBe('http-1');
+      expect(await http.json()).toEqual({ id: 'http-1', route: '/users/:id' });
+      expect(ws).toEqual({ id: 'upgrade-1', route: 'ping' });
+      await until(() => records.length === 2);
+      expect(records.map((r) => [r.method, r.route, r.correlationId]).sort()).toEqual([
+        ['GET', '/users/:id', 'http-1'],
+        ['WS', 'ping', 'upgrade-1'],
+      ]);
+    },
+  );
 });
