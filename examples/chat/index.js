@@ -129,4 +129,4 @@ for (const r of reports().filter((report) => report.type === 'promise')) {
   if (r.culprit) console.log(`      culprit ${where(r.culprit)}`);
 }
 console.log('\nConnections (opened / closed / open when the servers stopped):');
-for (const [server, c] of Object.entries(seen.connections)) console.log(`  ${server}  ${c?.opened} / ${c?.closed} / ${c?.open}`);
+for (const [server, c] of Object.entries(seen.connections).sort()) console.log(`  ${server}  ${c?.opened} / ${c?.closed} / ${c?.open}`);
