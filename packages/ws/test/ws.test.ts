@@ -243,6 +243,23 @@ describe('@loopsight/ws', () => {
     expect(await again.ask('c')).toMatchObject({ id: 'after-restart' });
   });
 
+  it('with clientTracking: false, monitor.stop() still ends the scopes: the patched methods pass straight through', async () => {
+    const server = createServer();
+    const wss = new WebSocketServer({ server, clientTracking: false });
+    const monitor = loopsight(wss, quiet);
+    wss.on('connection', (ws) => ws.on('message', () => ws.send(JSON.stringify({ id: getCorrelationId() ?? null }))));
+    const host = await listen(server);
+    const client = await connect(`ws://${host}/`, { 'x-request-id': 'untracked-1' });
+    cleanups.push(async () => {
+      await client.close();
+      wss.close();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    expect(await client.ask('a')).toEqual({ id: 'untracked-1' });
+    await monitor.stop();
+    expect(await client.ask('b')).toEqual({ id: null });
+  });
+
   it('validates its options at construction, naming the option', () => {
     const wss = new WebSocketServer({ noServer: true });
     expect(() => loopsight(wss, { messageName: 5 as never })).toThrow(/options\.messageName must be a function/);
