@@ -41,6 +41,7 @@ export default defineConfig({
       '@loopsight/koa': src('koa'),
       '@loopsight/nestjs': src('nestjs'),
       '@loopsight/hono': src('hono'),
+      '@loopsight/ws': src('ws'),
       '@loopsight/loop-lag': src('loop-lag'),
       '@loopsight/promises': src('promises'),
       '@loopsight/prometheus': src('prometheus'),

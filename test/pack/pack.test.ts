@@ -31,6 +31,7 @@ const PEER_MAJORS: Record<string, number[]> = {
   '@opentelemetry/api': [1],
   '@nestjs/common': [10, 11, 12],
   '@nestjs/core': [10, 11, 12],
+  ws: [8],
 };
 const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/express': ['express'],
@@ -40,6 +41,7 @@ const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/prometheus': ['prom-client'],
   '@loopsight/otel': ['@opentelemetry/api'],
   '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
+  '@loopsight/ws': ['ws'],
 };
 
 let work: string;

@@ -13,10 +13,12 @@ export {
   type HttpGlue,
   type HttpHandler,
   pathOf,
+  propagation,
   type ShedAnswer,
 } from './handler.js';
 export { correlationHeaderNames } from './hub.js';
-export { internals, type MonitorInternals } from './monitor.js';
+export { acceptIncoming } from './incoming.js';
+export { type ConnectionCounter, internals, type MonitorInternals } from './monitor.js';
 export { idRefusal, OPTION_RULES, resolveOptions } from './options.js';
 export type { RouteResolver } from './request.js';
 export { runInScope } from './store.js';

@@ -17,6 +17,7 @@ export {
   type StallCounter,
   sheds,
   subscribeStalls,
+  whenConnectionsCounted,
 } from './exporting.js';
 export { threadFeed } from './hub.js';
 export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './thread-feed.js';

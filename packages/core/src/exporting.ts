@@ -1,5 +1,6 @@
 import { warning } from '@loopsight/options';
 import { threadFeed } from './hub.js';
+import { internals } from './monitor.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { ThreadInfo } from './thread-feed.js';
 import type { Monitor, PromiseReport, StallReport } from './types.js';
@@ -109,7 +110,34 @@ export const METRICS = Object.freeze({
     unit: '{request}',
     help: 'Requests refused with 503 by the overload guard, by reason.',
   },
+  connectionsOpen: {
+    prometheus: 'connections_open',
+    otel: 'loopsight.connections.open',
+    unit: '{connection}',
+    help: 'Long-lived connections (WebSocket) open now.',
+  },
+  connectionsOpened: {
+    prometheus: 'connections_opened_total',
+    otel: 'loopsight.connections.opened',
+    unit: '{connection}',
+    help: 'Long-lived connections (WebSocket) opened since start.',
+  },
+  connectionsClosed: {
+    prometheus: 'connections_closed_total',
+    otel: 'loopsight.connections.closed',
+    unit: '{connection}',
+    help: 'Long-lived connections (WebSocket) closed since start.',
+  },
 } satisfies Record<string, MetricSpec>);
+
+/**
+ * Calls `fn` once the monitor counts connections (an adapter such as @loopsight/ws turned counting
+ * on): at once if it does, else when it starts to. Exporters register their connection metrics
+ * there, so an HTTP-only service shows none. Returns the unsubscribe function.
+ */
+export function whenConnectionsCounted(monitor: Monitor, fn: () => void): () => void {
+  return internals(monitor).whenConnectionsCounted(fn);
+}
 
 /** A stall as an exporter counts it: its labels, and the worker thread it was of (none: the main thread). */
 export interface CountedStall {

@@ -79,7 +79,7 @@ function shedDecision(
 const released = new FinalizationRegistry<() => void>((disable) => disable());
 
 /** Outbound propagation as a monitor component: on while the monitor runs, or until it is collected. */
-function propagation(enable: EnablePropagation, header: string): Exporter {
+export function propagation(enable: EnablePropagation, header: string): Exporter {
   let disable: (() => void) | undefined;
   const token = {};
   return {

@@ -8,6 +8,7 @@ export { createMonitor } from './monitor.js';
 export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { currentScope } from './store.js';
 export type {
+  ConnectionCounts,
   CorrelationOptions,
   ExpectedStalls,
   Exporter,

@@ -13,6 +13,7 @@ import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
 import type {
+  ConnectionCounts,
   Exporter,
   Health,
   LoopDelayHistogram,
@@ -82,6 +83,22 @@ export interface MonitorInternals {
    * code cannot tell whether the process listened before it.
    */
   servingSince: (() => number) | undefined;
+  /**
+   * Turns connection counting on (`counters().connections`, the exporters' connection metrics) and
+   * returns the counter an adapter of long-lived connections reports to.
+   */
+  countConnections(): ConnectionCounter;
+  /**
+   * Calls `fn` once connections are counted: now if they are, else when an adapter turns counting
+   * on. For exporters started before that adapter was mounted. Returns the unsubscribe function.
+   */
+  whenConnectionsCounted(fn: () => void): () => void;
+}
+
+/** What an adapter of long-lived connections reports. */
+export interface ConnectionCounter {
+  opened(): void;
+  closed(): void;
 }
 
 /** The internals of a monitor made by any copy of core, or undefined for anything else. */
@@ -138,6 +155,8 @@ class LoopsightMonitor implements Monitor {
     inflightDropped: 0,
     internalErrors: 0,
   };
+  #connections: ConnectionCounts | undefined;
+  #connectionWaiters: (() => void)[] = [];
   /** How the process's shared parts see this monitor. */
   readonly #member: Member;
   /** The shared parts, while running. */
@@ -174,6 +193,17 @@ class LoopsightMonitor implements Monitor {
       shed: (info) => this.#countShed(info),
       reportError: (what, error) => this.reportError(what, error),
       servingSince: undefined,
+      countConnections: () => this.#countConnections(),
+      whenConnectionsCounted: (fn) => {
+        if (this.#connections) {
+          fn();
+          return () => {};
+        }
+        this.#connectionWaiters.push(fn);
+        return () => {
+          this.#connectionWaiters = this.#connectionWaiters.filter((f) => f !== fn);
+        };
+      },
     };
     Object.defineProperty(this, INTERNALS, { value: this.#handle });
   }
@@ -285,7 +315,28 @@ class LoopsightMonitor implements Monitor {
       counters.promises = tracker?.stats() ?? idleTrackerStats(promises);
     }
     if (this.#options.shed) counters.shed = { ...this.#shed };
+    if (this.#connections) counters.connections = { ...this.#connections };
     return counters;
+  }
+
+  #countConnections(): ConnectionCounter {
+    if (!this.#connections) {
+      const counts: ConnectionCounts = { opened: 0, closed: 0, open: 0 };
+      this.#connections = counts;
+      for (const fn of this.#connectionWaiters.splice(0))
+        this.#guard('a connection metric could not be set up', ['LOOPSIGHT_EXPORTER_FAILED', 'connections'], fn);
+    }
+    const counts = this.#connections;
+    return {
+      opened: () => {
+        counts.opened++;
+        counts.open++;
+      },
+      closed: () => {
+        counts.closed++;
+        counts.open--;
+      },
+    };
   }
 
   /**

@@ -132,6 +132,21 @@ export interface MonitorCounters {
   promises?: PromiseTrackerStats;
   /** Requests answered 503 by the overload guard, by reason. Absent without the `shed` option. */
   shed?: Record<ShedReason, number>;
+  /**
+   * Long-lived connections (WebSocket, through `@loopsight/ws`): opened and closed since the monitor
+   * was created, and open now. Absent until an adapter that counts connections is mounted.
+   */
+  connections?: ConnectionCounts;
+}
+
+/** Connections an adapter of long-lived connections counted (`monitor.counters().connections`). */
+export interface ConnectionCounts {
+  /** Connections opened since the monitor was created. */
+  opened: number;
+  /** Connections closed since the monitor was created. */
+  closed: number;
+  /** Connections open now: `opened - closed`. */
+  open: number;
 }
 
 /** What `monitor.health()` returns: for readiness probes. */

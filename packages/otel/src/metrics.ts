@@ -8,6 +8,7 @@ import {
   sheds,
   type ThreadInfo,
   threadFeed,
+  whenConnectionsCounted,
 } from '@loopsight/core/exporter';
 import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
@@ -21,6 +22,9 @@ import {
   ATTR_THREAD_NAME,
   EVENTLOOP_DELAY,
   EVENTLOOP_UTILIZATION,
+  METRIC_CONNECTIONS_CLOSED,
+  METRIC_CONNECTIONS_OPEN,
+  METRIC_CONNECTIONS_OPENED,
   METRIC_INFLIGHT,
   METRIC_PROMISES,
   METRIC_REJECTED,
@@ -125,6 +129,36 @@ export function createMetrics(
   meter.addBatchObservableCallback(counters, counted);
   callbacks.push({ callback: counters, observables: counted });
 
+  // WebSocket connections, once an adapter counts them (it may be mounted after this started).
+  const stopConnections = whenConnectionsCounted(monitor, () => {
+    const open = meter.createObservableUpDownCounter(METRIC_CONNECTIONS_OPEN, {
+      description: METRICS.connectionsOpen.help,
+      unit: METRICS.connectionsOpen.unit,
+    });
+    const opened = meter.createObservableCounter(METRIC_CONNECTIONS_OPENED, {
+      description: METRICS.connectionsOpened.help,
+      unit: METRICS.connectionsOpened.unit,
+    });
+    const closed = meter.createObservableCounter(METRIC_CONNECTIONS_CLOSED, {
+      description: METRICS.connectionsClosed.help,
+      unit: METRICS.connectionsClosed.unit,
+    });
+    const failConnections = fail('the connection counts');
+    const connections: BatchObservableCallback = (result) => {
+      try {
+        const counts = monitor.counters().connections;
+        if (counts === undefined) return;
+        result.observe(open, counts.open);
+        result.observe(opened, counts.opened);
+        result.observe(closed, counts.closed);
+      } catch (error) {
+        failConnections(error);
+      }
+    };
+    meter.addBatchObservableCallback(connections, [open, opened, closed]);
+    callbacks.push({ callback: connections, observables: [open, opened, closed] });
+  });
+
   return {
     stall({ report, route, seconds, expected, thread }) {
       const attributes = thread ? { [ATTR_HTTP_ROUTE]: route, ...threadAttributes(thread) } : { [ATTR_HTTP_ROUTE]: route };
@@ -137,6 +171,7 @@ export function createMetrics(
       promises.add(count, { [ATTR_PROMISE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
+      stopConnections();
       for (const { callback, observables } of callbacks) meter.removeBatchObservableCallback(callback, observables);
     },
   };

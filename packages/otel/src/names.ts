@@ -27,6 +27,9 @@ export const METRIC_PROMISES = METRICS.promises.otel;
 export const METRIC_INFLIGHT = METRICS.inflight.otel;
 export const METRIC_REJECTED = METRICS.rejected.otel;
 export const METRIC_SHED = METRICS.shed.otel;
+export const METRIC_CONNECTIONS_OPEN = METRICS.connectionsOpen.otel;
+export const METRIC_CONNECTIONS_OPENED = METRICS.connectionsOpened.otel;
+export const METRIC_CONNECTIONS_CLOSED = METRICS.connectionsClosed.otel;
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';

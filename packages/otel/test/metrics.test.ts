@@ -27,6 +27,25 @@ async function start(name: string, options: object) {
 }
 
 describe('metrics', () => {
+  it('connection counts appear once an adapter counts connections, also on an exporter started before', async () => {
+    const { meterProvider, collect } = sdkMeter();
+    const monitor = createMonitor({ loopLag: false, promises: false, exporters: [otelExporter({ meterProvider })], onReport: () => {} });
+    monitor.start();
+    stops.push(() => monitor.stop());
+    expect([...(await collect()).keys()].filter((name) => name.startsWith('loopsight.connections'))).toEqual([]);
+    // What @loopsight/ws does per connection.
+    const counter = internals(monitor).countConnections();
+    counter.opened();
+    counter.opened();
+    counter.closed();
+    const metrics = await collect();
+    const value = (name: string) => metrics.get(name)?.dataPoints[0]?.value;
+    expect([value('loopsight.connections.open'), value('loopsight.connections.opened'), value('loopsight.connections.closed')]).toEqual([
+      1, 2, 1,
+    ]);
+    expect(metrics.get('loopsight.connections.open')?.descriptor.unit).toBe('{connection}');
+  });
+
   it('reach a MeterProvider: semantic-convention loop metrics and loopsight.* with the blocking route', { retry: 2 }, async () => {
     const { meterProvider, collect } = sdkMeter();
     const app = await start('fastify 5', { exporters: [otelExporter({ meterProvider })] });

@@ -8,6 +8,7 @@ import {
   sheds,
   subscribeStalls,
   threadFeed,
+  whenConnectionsCounted,
 } from '@loopsight/core/exporter';
 import { custom, invalidOption, isPlainObject, positive, resolveShape, type Shape, string, warning } from '@loopsight/options';
 import { Counter, Histogram, register } from 'prom-client';
@@ -108,6 +109,9 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     inflight: `${prefix}${METRICS.inflight.prometheus}`,
     rejected: `${prefix}${METRICS.rejected.prometheus}`,
     shed: `${prefix}${METRICS.shed.prometheus}`,
+    connectionsOpen: `${prefix}${METRICS.connectionsOpen.prometheus}`,
+    connectionsOpened: `${prefix}${METRICS.connectionsOpened.prometheus}`,
+    connectionsClosed: `${prefix}${METRICS.connectionsClosed.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -276,7 +280,33 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       },
     );
     monitor.on('promise', onPromise);
+    // WebSocket connections, once an adapter counts them (it may be mounted after this started).
+    const stopConnections = whenConnectionsCounted(monitor, () => {
+      const read = fail('the connection counts');
+      const count = (key: 'open' | 'opened' | 'closed') => () => {
+        const connections = monitor.counters().connections;
+        return connections === undefined ? [] : [{ labels: {}, value: connections[key] }];
+      };
+      const entries = [
+        { name: names.connectionsOpen, spec: METRICS.connectionsOpen, type: 'gauge' as const, key: 'open' as const },
+        { name: names.connectionsOpened, spec: METRICS.connectionsOpened, type: 'counter' as const, key: 'opened' as const },
+        { name: names.connectionsClosed, spec: METRICS.connectionsClosed, type: 'counter' as const, key: 'closed' as const },
+      ];
+      for (const { name, spec, type, key } of entries) {
+        const metric = new PullMetric({ name, help: spec.help, type, aggregator: 'sum' }, count(key), read);
+        try {
+          metric.register(registry);
+          registered.push({ name, metric });
+        } catch (error) {
+          monitor.reportError(
+            'the Prometheus exporter could not register its metrics',
+            warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${site}:register` }),
+          );
+        }
+      }
+    });
     detach = () => {
+      stopConnections();
       unsubscribe();
       monitor.off('promise', onPromise);
       unregister();

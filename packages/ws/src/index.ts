@@ -1,0 +1,2 @@
+export { loopsight } from './adapter.js';
+export type { LoopsightWsOptions, WebSocketLike, WebSocketServerLike, WsData } from './types.js';
