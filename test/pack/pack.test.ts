@@ -226,6 +226,7 @@ describe('installed with npm', () => {
         '@nestjs/core': '^11.0.0',
         'reflect-metadata': '^0.2.0',
         rxjs: '^7.8.0',
+        ws: '^8.0.0',
       }),
       createApp('cjs', 'commonjs', {
         express: '^4.17.0',
@@ -280,6 +281,15 @@ describe('installed with npm', () => {
       expect(metricTypes).toEqual(
         expect.arrayContaining(['loopsight_event_loop_delay_seconds histogram', 'loopsight_event_loop_stalls_total counter']),
       );
+    },
+    APP_TIMEOUT,
+  );
+
+  it(
+    "an ESM app: @loopsight/ws beside @loopsight/express on one server gives each message its connection's id",
+    async () => {
+      const result = (await node(apps.esm as string, ['ws.mjs'])) as { echoed: string; answer: { seen: string }; records: unknown[] };
+      expect(result).toEqual({ echoed: 'esm-ws-1', answer: { seen: 'esm-ws-1' }, records: [{ correlationId: 'esm-ws-1', route: 'say' }] });
     },
     APP_TIMEOUT,
   );
