@@ -12,7 +12,7 @@ import {
   propagation,
   runInScope,
 } from '@loopsight/core/adapter';
-import { invalidOption, warning } from '@loopsight/options';
+import { func, invalidOption, isPlainObject, positive, type Resolved, resolveShape, type Shape, warning } from '@loopsight/options';
 import type { LoopsightWsOptions, WebSocketLike, WebSocketServerLike, WsData } from './types.js';
 
 /** Distinct message kinds kept before the rest are `__other__`: as many as an exporter's route labels. */
@@ -87,13 +87,13 @@ class WsAdapter {
   #wss: WebSocketServerLike | undefined;
   #active = false;
 
-  constructor(wss: WebSocketServerLike, monitor: Monitor, owned: boolean, options: LoopsightWsOptions) {
+  constructor(wss: WebSocketServerLike, monitor: Monitor, owned: boolean, options: Resolved<typeof WS_SHAPE>) {
     this.monitor = monitor;
     this.#handle = internals(monitor);
     this.#owned = owned;
     this.#wss = wss;
     this.#messageName = options.messageName;
-    this.#maxNames = options.maxMessageNames ?? DEFAULT_MAX_MESSAGE_NAMES;
+    this.#maxNames = options.maxMessageNames;
     this.#counter = this.#handle.countConnections();
   }
 
@@ -257,17 +257,17 @@ class WsAdapter {
 /** A 'connection' emitted with no request at all: it gets a fresh id. */
 const NO_REQUEST = { headers: {}, rawHeaders: [] } as unknown as IncomingMessage;
 
-function checkOptions(options: unknown): { ws: LoopsightWsOptions; adapter: LoopsightWsOptions } {
-  if (options === undefined || options === null) return { ws: {}, adapter: {} };
-  if (typeof options !== 'object') return invalidOption('', 'an object', options);
+/** What @loopsight/ws adds to an adapter's options; the rest go to the monitor, which checks them. */
+const WS_SHAPE = {
+  messageName: func<NonNullable<LoopsightWsOptions['messageName']>>(),
+  maxMessageNames: positive({ integer: true, max: 100_000, default: DEFAULT_MAX_MESSAGE_NAMES }),
+} satisfies Shape;
+
+function checkOptions(options: unknown): { ws: Resolved<typeof WS_SHAPE>; adapter: LoopsightWsOptions } {
+  if (options === undefined || options === null) return { ws: resolveShape(WS_SHAPE, {}), adapter: {} };
+  if (!isPlainObject(options)) return invalidOption('', 'an object', options);
   const { messageName, maxMessageNames, ...adapter } = options as LoopsightWsOptions;
-  if (messageName !== undefined && typeof messageName !== 'function') invalidOption('messageName', 'a function', messageName);
-  if (maxMessageNames !== undefined && !(Number.isInteger(maxMessageNames) && maxMessageNames > 0 && maxMessageNames <= 100_000))
-    invalidOption('maxMessageNames', 'an integer from 1 to 100000', maxMessageNames);
-  const ws: LoopsightWsOptions = {};
-  if (messageName !== undefined) ws.messageName = messageName;
-  if (maxMessageNames !== undefined) ws.maxMessageNames = maxMessageNames;
-  return { ws, adapter };
+  return { ws: resolveShape(WS_SHAPE, { messageName, maxMessageNames }), adapter };
 }
 
 /**

@@ -263,7 +263,7 @@ describe('@loopsight/ws', () => {
   it('validates its options at construction, naming the option', () => {
     const wss = new WebSocketServer({ noServer: true });
     expect(() => loopsight(wss, { messageName: 5 as never })).toThrow(/options\.messageName must be a function/);
-    expect(() => loopsight(wss, { maxMessageNames: 0 })).toThrow(/options\.maxMessageNames must be an integer/);
+    expect(() => loopsight(wss, { maxMessageNames: 0 })).toThrow(/options\.maxMessageNames must be a positive integer up to 100000/);
     expect(() => loopsight({} as never)).toThrow(/wss must be a ws WebSocketServer/);
     expect(() => loopsight(wss, { loopLag: { stallThresholdMs: -1 } })).toThrow(/stallThresholdMs/);
   });
