@@ -234,15 +234,19 @@ class WsAdapter {
     let name = state.path;
     const messageName = this.#messageName;
     if (messageName !== undefined) {
+      // A throw, or a name that is not one: the path names the message, and the callback is warned of once.
+      let problem: unknown;
       try {
         const named: unknown = messageName(args[0] as WsData, args[1] === true, socket);
         if (typeof named === 'string' && named !== '') name = named;
-        else if (named !== undefined)
-          throw new TypeError(`messageName returned ${named === '' ? 'an empty string' : typeof named}, not a string`);
+        else if (named !== undefined) problem = `messageName returned ${named === '' ? 'an empty string' : typeof named}, not a string`;
       } catch (error) {
+        problem = error;
+      }
+      if (problem !== undefined) {
         this.#handle.reportError(
           'options.messageName failed; the upgrade path names the message',
-          warning('LOOPSIGHT_CALLBACK_THREW', error, { site: 'ws:messageName' }),
+          warning('LOOPSIGHT_CALLBACK_THREW', problem, { site: 'ws:messageName' }),
         );
       }
     }
