@@ -30,14 +30,21 @@ describe.each([
     expect(r.events.filter((e) => e.event === 'warning')).toEqual([
       { event: 'warning', what: expect.stringContaining('stalls are now timed on the main thread'), code: 'LOOPSIGHT_WATCHDOG_LOST' },
     ]);
-    expect(r.events.filter((e) => e.event === 'stall')).toEqual([{ event: 'stall', stackSource: 'none' }]);
+    // The block's stall, timed on the main thread; a loaded machine may add stalls of its own, stackless too.
+    const stalls = r.events.filter((e) => e.event === 'stall');
+    expect(stalls.filter((e) => (e.durationMs as number) >= 250).length, r.stdout).toBeGreaterThanOrEqual(1);
+    expect(
+      stalls.every((e) => e.stackSource === 'none'),
+      r.stdout,
+    ).toBe(true);
   });
 
   it('with it copied beside the bundle: the stall has its stack', async () => {
     copyFileSync(join(DIST, script), join(dir, script));
     const r = await runNode([bundle], { timeoutMs: 20_000 });
     expect(r.code, r.stderr).toBe(0);
-    const stalls = r.events.filter((e) => e.event === 'stall');
+    // The block's stall names the bundle's function; a loaded machine may add stalls of its own.
+    const stalls = r.events.filter((e) => e.event === 'stall' && e.top === 'blockInBundle');
     expect(stalls, r.stdout).toHaveLength(1);
     expect(['pause', 'late-pause']).toContain(stalls[0]?.stackSource);
     expect(r.events.find((e) => e.event === 'status')).toMatchObject({ status: { mode: 'worker', stacks: true } });
