@@ -93,6 +93,11 @@ export interface MonitorInternals {
    * on. For exporters started before that adapter was mounted. Returns the unsubscribe function.
    */
   whenConnectionsCounted(fn: () => void): () => void;
+  /**
+   * Stops a component attached by an adapter and lets go of it: for an adapter whose thing (a
+   * WebSocket server) closes while a shared monitor goes on, so that components do not pile up.
+   */
+  detach(component: Exporter): void;
 }
 
 /** What an adapter of long-lived connections reports. */
@@ -204,6 +209,11 @@ class LoopsightMonitor implements Monitor {
           this.#connectionWaiters = this.#connectionWaiters.filter((f) => f !== fn);
         };
       },
+      detach: (component) => {
+        const at = this.#components.indexOf(component);
+        if (at !== -1) this.#components.splice(at, 1);
+        if (this.#started.delete(component)) void this.#stopComponent(component);
+      },
     };
     Object.defineProperty(this, INTERNALS, { value: this.#handle });
   }
@@ -237,16 +247,9 @@ class LoopsightMonitor implements Monitor {
       .catch((error: unknown) =>
         this.reportError('the shared parts failed to stop', warning('LOOPSIGHT_SHARED_PART_FAILED', error, { site: 'stop' })),
       );
-    const stops = [...this.#started].map(async (component) => {
+    const stops = [...this.#started].map((component) => {
       this.#started.delete(component);
-      try {
-        await component.stop?.();
-      } catch (error) {
-        this.reportError(
-          `component ${component.name} failed to stop`,
-          warning('LOOPSIGHT_COMPONENT_FAILED', error, { site: `${component.name}:stop` }),
-        );
-      }
+      return this.#stopComponent(component);
     });
     this.#stopping = Promise.all([...stops, shared]).then(() => undefined);
     return this.#stopping;
@@ -517,6 +520,17 @@ class LoopsightMonitor implements Monitor {
       else logger.warn(`${line} [${codeOf(error)}]`);
     } catch {
       // A broken logger must not break the caller either.
+    }
+  }
+
+  async #stopComponent(component: Exporter): Promise<void> {
+    try {
+      await component.stop?.();
+    } catch (error) {
+      this.reportError(
+        `component ${component.name} failed to stop`,
+        warning('LOOPSIGHT_COMPONENT_FAILED', error, { site: `${component.name}:stop` }),
+      );
     }
   }
 

@@ -132,6 +132,25 @@ describe('Monitor', () => {
     expect(calls).toEqual(['start', 'late-start', 'stop', 'start', 'late-start']);
   });
 
+  it('lets go of a detached component: stopped once, never started again', async () => {
+    const calls: string[] = [];
+    const monitor = monitorFor({});
+    monitor.start();
+    const component = { name: 'ws#1', start: () => void calls.push('start'), stop: () => void calls.push('stop') };
+    monitor.attach(component);
+    internals(monitor).detach(component);
+    internals(monitor).detach(component);
+    await monitor.stop();
+    monitor.start();
+    await monitor.stop();
+    expect(calls).toEqual(['start', 'stop']);
+    // Its name is free again: an adapter attaching anew is started.
+    monitor.attach(component);
+    monitor.start();
+    await monitor.stop();
+    expect(calls).toEqual(['start', 'stop', 'start', 'stop']);
+  });
+
   it('survives an exporter that throws on start and stop', async () => {
     const warnings: string[] = [];
     const monitor = monitorFor({

@@ -154,10 +154,15 @@ class WsAdapter {
     }
   };
 
+  /** This adapter as the monitor's component (set by loopsight()): let go of when its server closes. */
+  component: Exporter | undefined;
+
   readonly #onClose = (): void => {
     this.release();
-    // Nobody else stops a monitor this adapter made: it goes with its server.
+    // Nobody else stops a monitor this adapter made: it goes with its server. A shared one goes
+    // on, without this adapter: servers opened and closed one after another leave nothing on it.
     if (this.#owned) void this.monitor.stop();
+    else if (this.component) this.#handle.detach(this.component);
     this.#wss = undefined;
   };
 
@@ -300,6 +305,7 @@ export function loopsight(wss: WebSocketServerLike, options?: LoopsightWsOptions
     start: () => adapter.install(),
     stop: () => adapter.release(),
   };
+  adapter.component = component;
   monitor.attach(component);
   monitor.start();
   return monitor;

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getCorrelationId } from '@loopsight/context';
 import { createMonitor, currentScope, type Monitor, type RequestRecord } from '@loopsight/core';
+import { internals } from '@loopsight/core/adapter';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { prometheusExporter } from '@loopsight/prometheus';
 import { loopsight } from '@loopsight/ws';
@@ -241,6 +242,27 @@ describe('@loopsight/ws', () => {
     // Started again: new connections are instrumented again.
     const again = await app.connect('/chat', { 'x-request-id': 'after-restart' });
     expect(await again.ask('c')).toMatchObject({ id: 'after-restart' });
+  });
+
+  it('a server closing lets go of a shared monitor, which goes on: 50 servers opened and closed leave no component on it', async () => {
+    const monitor = createMonitor(quiet);
+    monitor.start();
+    cleanups.push(() => monitor.stop());
+    const handle = internals(monitor);
+    const detached: string[] = [];
+    const detach = handle.detach;
+    handle.detach = (component) => {
+      detached.push(component.name);
+      detach(component);
+    };
+    for (let i = 0; i < 50; i++) {
+      const wss = new WebSocketServer({ noServer: true });
+      loopsight(wss, { monitor });
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    }
+    expect(detached).toHaveLength(50);
+    expect(new Set(detached).size).toBe(50);
+    expect(monitor.running).toBe(true);
   });
 
   it('with clientTracking: false, monitor.stop() still ends the scopes: the patched methods pass straight through', async () => {
