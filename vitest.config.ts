@@ -32,6 +32,7 @@ export default defineConfig({
     alias: {
       '@loopsight/core/internal': fileURLToPath(new URL('./packages/core/src/internal.ts', import.meta.url)),
       '@loopsight/core': src('core'),
+      '@loopsight/bullmq': src('bullmq'),
       '@loopsight/context': src('context'),
       '@loopsight/dashboard': src('dashboard'),
       '@loopsight/express': src('express'),

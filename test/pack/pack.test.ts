@@ -29,6 +29,7 @@ const PEER_MAJORS: Record<string, number[]> = {
   '@hono/node-server': [1, 2],
   'prom-client': [15],
   '@opentelemetry/api': [1],
+  bullmq: [5, 6],
   '@nestjs/common': [10, 11, 12],
   '@nestjs/core': [10, 11, 12],
 };
@@ -40,6 +41,7 @@ const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/prometheus': ['prom-client'],
   '@loopsight/otel': ['@opentelemetry/api'],
   '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
+  '@loopsight/bullmq': ['bullmq'],
 };
 
 let work: string;

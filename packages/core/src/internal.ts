@@ -7,8 +7,11 @@
  */
 export { monitorFor } from './adapter.js';
 export {
+  type CountedJob,
   type CountedStall,
   DEFAULT_MAX_ROUTES,
+  JOB_BUCKETS_SECONDS,
+  JOB_METHOD,
   METRICS,
   type MetricSpec,
   type ReportLabels,
@@ -17,6 +20,7 @@ export {
   STALL_BUCKETS_SECONDS,
   type StallCounter,
   sheds,
+  subscribeJobs,
   subscribeStalls,
 } from './exporting.js';
 export {
@@ -26,11 +30,12 @@ export {
   type HttpGlue,
   type HttpHandler,
   pathOf,
+  propagation,
   type ShedAnswer,
 } from './handler.js';
 export { correlationHeaderNames, threadFeed } from './hub.js';
 export { internals, type MonitorInternals } from './monitor.js';
-export { DEFAULT_ID_PATTERN, idRefusal, OPTION_RULES, positiveInteger, resolveOptions } from './options.js';
+export { DEFAULT_ID_PATTERN, idRefusal, OPTION_RULES, positiveInteger, resolveOptions, scopeId } from './options.js';
 export { HttpScope, type RouteResolver, trackRequest } from './request.js';
 export { runInScope } from './store.js';
 export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './thread-feed.js';

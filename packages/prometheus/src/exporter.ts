@@ -1,11 +1,13 @@
 import type { LoopDelayHistogram, Monitor, PromiseReport } from '@loopsight/core';
 import {
   DEFAULT_MAX_ROUTES,
+  JOB_BUCKETS_SECONDS,
   METRICS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
+  subscribeJobs,
   subscribeStalls,
   threadFeed,
 } from '@loopsight/core/internal';
@@ -108,6 +110,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     inflight: `${prefix}${METRICS.inflight.prometheus}`,
     rejected: `${prefix}${METRICS.rejected.prometheus}`,
     shed: `${prefix}${METRICS.shed.prometheus}`,
+    jobs: `${prefix}${METRICS.jobs.prometheus}`,
+    jobSeconds: `${prefix}${METRICS.jobDuration.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -276,7 +280,38 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       },
     );
     monitor.on('promise', onPromise);
+    // Queue jobs (@loopsight/bullmq): registered with the first job, so a service without jobs
+    // exposes no empty job series.
+    const jobs = new Counter({ name: names.jobs, help: METRICS.jobs.help, labelNames: ['job', 'outcome'], registers: [] });
+    const jobSeconds = new Histogram({
+      name: names.jobSeconds,
+      help: METRICS.jobDuration.help,
+      labelNames: ['job'],
+      buckets: [...JOB_BUCKETS_SECONDS],
+      registers: [],
+    });
+    const unsubscribeJobs = subscribeJobs(
+      monitor,
+      config.maxRoutes,
+      { name: 'Prometheus', site },
+      {
+        first() {
+          for (const entry of [
+            { name: names.jobs, metric: jobs },
+            { name: names.jobSeconds, metric: jobSeconds },
+          ]) {
+            registry.registerMetric(entry.metric);
+            registered.push(entry);
+          }
+        },
+        job({ job, outcome, seconds }) {
+          jobs.inc({ job, outcome });
+          jobSeconds.observe({ job }, seconds);
+        },
+      },
+    );
     detach = () => {
+      unsubscribeJobs();
       unsubscribe();
       monitor.off('promise', onPromise);
       unregister();
