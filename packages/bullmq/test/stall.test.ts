@@ -30,8 +30,8 @@ beforeAll(async () => {
   );
   loopsight(worker, { monitor });
   monitor.on('stall', (r) => reports.push(r));
-  // Let the watchdog's worker come up.
-  await sleep(300);
+  // Let the watchdog's thread come up (slow on a loaded machine).
+  await sleep(1000);
 });
 afterAll(async () => {
   await worker.close();
