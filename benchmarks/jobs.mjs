@@ -9,8 +9,9 @@
 // hook loopsight wraps) called on in-memory jobs, `concurrency` at a time; --jobs 200000 suits it.
 //
 //   node jobs.mjs [--rounds 7] [--jobs 4000] [--concurrency 10] [--direct]
-import { execFile } from 'node:child_process';
+
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -74,12 +75,17 @@ async function child(variant) {
     run = (job) => {
       const id = job.data[DATA_KEY];
       delete job.data[DATA_KEY];
-      return als.run({ correlationId: typeof id === 'string' ? id : randomUUID(), method: 'JOB', route: job.name, startedAt: Date.now() }, () =>
-        processor(job),
+      return als.run(
+        { correlationId: typeof id === 'string' ? id : randomUUID(), method: 'JOB', route: job.name, startedAt: Date.now() },
+        () => processor(job),
       );
     };
   }
-  const worker = new Worker(args.queue, (job) => run(job), { connection: connect(), concurrency: Number(args.concurrency), autorun: false });
+  const worker = new Worker(args.queue, (job) => run(job), {
+    connection: connect(),
+    concurrency: Number(args.concurrency),
+    autorun: false,
+  });
   let monitor;
   if (variant.startsWith('loopsight')) {
     const { loopsight } = await import('@loopsight/bullmq');
@@ -92,7 +98,8 @@ async function child(variant) {
     const t0 = performance.now();
     for (let i = 0; i < jobs; i += batch) {
       const calls = [];
-      for (let k = 0; k < batch; k++) calls.push(worker.callProcessJob({ name: 'work', data: { n: i + k, [DATA_KEY]: `req-${i + k}` } }, 'token'));
+      for (let k = 0; k < batch; k++)
+        calls.push(worker.callProcessJob({ name: 'work', data: { n: i + k, [DATA_KEY]: `req-${i + k}` } }, 'token'));
       await Promise.all(calls);
     }
     const wallMs = performance.now() - t0;
@@ -167,7 +174,9 @@ async function main() {
       );
       const r = JSON.parse(stdout.trim().split('\n').at(-1));
       results[variant].push({ jobsPerSec: (r.jobs / r.wallMs) * 1000, cpuUsPerJob: r.cpuUs / r.jobs });
-      process.stderr.write(`round ${round + 1}/${rounds} ${variant}: ${((r.jobs / r.wallMs) * 1000).toFixed(0)} jobs/s, ${(r.cpuUs / r.jobs).toFixed(1)} µs CPU/job\n`);
+      process.stderr.write(
+        `round ${round + 1}/${rounds} ${variant}: ${((r.jobs / r.wallMs) * 1000).toFixed(0)} jobs/s, ${(r.cpuUs / r.jobs).toFixed(1)} µs CPU/job\n`,
+      );
     }
   }
   await redis?.close();

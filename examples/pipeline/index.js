@@ -159,7 +159,9 @@ async function post(path, body, id) {
 }
 
 console.log(`loopsight BullMQ pipeline example${SHORT ? ' (short run)' : ''}\n`);
-console.log(`Redis: ${redis ? `a private redis-server on port ${redis.port}` : 'REDIS_URL'}; worker concurrency 4; the store takes 2 writes at a time\n`);
+console.log(
+  `Redis: ${redis ? `a private redis-server on port ${redis.port}` : 'REDIS_URL'}; worker concurrency 4; the store takes 2 writes at a time\n`,
+);
 console.log('Requests sent (each enqueues jobs; the id the response echoed is the one the jobs run under):');
 const t0 = performance.now();
 await post('/orders', { order: 'A-1001' }, 'order-1001');
@@ -175,7 +177,9 @@ for (const end = Date.now() + 15_000; Date.now() < end; ) {
 }
 const took = performance.now() - t0;
 
-console.log(`\nJobs run (${jobs.length} of ${expected} in ${(took / 1000).toFixed(1)} s; 'request' events of method JOB: job name, outcome, time in the processor, id):`);
+console.log(
+  `\nJobs run (${jobs.length} of ${expected} in ${(took / 1000).toFixed(1)} s; 'request' events of method JOB: job name, outcome, time in the processor, id):`,
+);
 const byName = new Map();
 for (const r of jobs) {
   const entry = byName.get(r.route) ?? { count: 0, failed: 0, ms: [], ids: new Set() };
@@ -193,10 +197,13 @@ for (const [name, e] of byName) {
     `  ${name.padEnd(15)} ${String(e.count).padStart(4)} run, ${e.failed} failed  p50 ${p50.toFixed(1).padStart(6)} ms  max ${sorted.at(-1).toFixed(1).padStart(6)} ms  id ${ids.slice(0, 2).join(', ')}${ids.length > 2 ? ', …' : ''}`,
   );
 }
-console.log(`\nThe payments service saw x-request-id: ${seenByPayments.get('order-1001')} (propagated from the request, through Redis, out of the job)`);
+console.log(
+  `\nThe payments service saw x-request-id: ${seenByPayments.get('order-1001')} (propagated from the request, through Redis, out of the job)`,
+);
 console.log(`The store saw at most ${store.most} writes at a time; it holds ${store.size} orders`);
 
-const where = (f) => `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
+const where = (f) =>
+  `${f.functionName || '(anonymous)'} (${f.url.replace(/^file:\/\//, '').replace(`${process.cwd()}/`, '')}:${f.line}:${f.column})`;
 console.log('\nStall reports (the loop was blocked: by what, in which job, enqueued by which request):');
 for (const r of reports.filter((report) => report.type === 'stall')) {
   const who = r.request ? `${r.request.method} ${r.request.route}  id ${r.request.correlationId}` : 'no job or request';

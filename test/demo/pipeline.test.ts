@@ -8,7 +8,9 @@ import { expect, it } from 'vitest';
 // it, the floating promise its job and id, and the payments service must have seen the request's id.
 const example = fileURLToPath(new URL('../../examples/pipeline/', import.meta.url));
 
-it('the pipeline example prints the blocking job with its enqueuing request id, and the floating promise (2 runs)', { timeout: 120_000 }, async () => {
+it('the pipeline example prints the blocking job with its enqueuing request id, and the floating promise (2 runs)', {
+  timeout: 120_000,
+}, async () => {
   for (const run of [1, 2]) {
     const started = Date.now();
     const { stdout } = await promisify(execFile)(process.execPath, ['index.js', '--short'], {

@@ -56,9 +56,7 @@ export function propagate<Q extends QueueLike>(queue: Q): Q {
   };
   target.addBulk = function (this: Q, jobs: unknown[]) {
     const stamped = Array.isArray(jobs)
-      ? jobs.map((job) =>
-          typeof job === 'object' && job !== null ? { ...job, data: stamp((job as { data?: unknown }).data) } : job,
-        )
+      ? jobs.map((job) => (typeof job === 'object' && job !== null ? { ...job, data: stamp((job as { data?: unknown }).data) } : job))
       : jobs;
     return addBulk.call(this, stamped);
   };

@@ -211,7 +211,7 @@ it('a floating promise in a processor is reported with the job name and the enqu
   expect(report?.culprit?.functionName).toBe('sendReceipt');
 });
 
-it("closing the worker ends the scopes of the jobs it abandons and stops the monitor made for it; monitor.stop() unpatches", async () => {
+it('closing the worker ends the scopes of the jobs it abandons and stops the monitor made for it; monitor.stop() unpatches', async () => {
   const { name, queue } = makeQueue();
   let started = 0;
   const worker = new Worker(

@@ -43,7 +43,8 @@ afterAll(async () => {
 it('a job that blocks the loop 300 ms is one stall report, with the job name, the enqueuing id and the blocking function', async () => {
   await withCorrelationId('upload-42', () => queue.add('resize', { file: 'a.png' }));
   await withCorrelationId('upload-43', () => queue.add('thumbnail', { file: 'b.png' }));
-  const ours = () => reports.filter((r) => r.request?.correlationId === 'upload-42' || r.stack.some((f) => f.functionName === 'blockTheLoop'));
+  const ours = () =>
+    reports.filter((r) => r.request?.correlationId === 'upload-42' || r.stack.some((f) => f.functionName === 'blockTheLoop'));
   expect(await until(() => ours().length > 0, 10_000), JSON.stringify(reports)).toBe(true);
   await sleep(300);
   expect(ours(), JSON.stringify(reports)).toHaveLength(1);
