@@ -6,7 +6,7 @@ import { getCorrelationId, withCorrelationId } from '@loopsight/context';
 import { createMonitor, currentScope, type PromiseReport, type RequestRecord } from '@loopsight/core';
 import { loopsight as expressLoopsight } from '@loopsight/express';
 import { prometheusExporter } from '@loopsight/prometheus';
-import { type Job, Queue, Worker } from 'bullmq';
+import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
 import express from 'express';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,35 @@ it('500 jobs at concurrency 10, added with add and addBulk in their own scopes: 
   expect(await until(() => monitor.inflight().length === 0)).toBe(true);
 });
 
+it("a flow added in a scope (FlowProducer through propagate): the parent and its children run under its id; the caller's objects are unchanged", async () => {
+  const { name } = makeQueue();
+  const flows = propagate(new FlowProducer({ connection }));
+  closers.push(() => flows.close());
+  const monitor = createMonitor({ promises: false, loopLag: false, onReport: () => {} });
+  closers.push(() => monitor.stop());
+  const ran: [string, string | undefined][] = [];
+  const worker = makeWorker(name, async (job) => {
+    ran.push([job.name, getCorrelationId()]);
+  });
+  loopsight(worker, { monitor });
+  const child = { name: 'pick', queueName: name, data: { sku: 1 } };
+  const flow = {
+    name: 'ship',
+    queueName: name,
+    data: { order: 9 },
+    children: [child, { name: 'pack', queueName: name, data: { box: 'S' } }],
+  };
+  await withCorrelationId('flow-9', () => flows.add(flow));
+  expect(await until(() => ran.length === 3, 10_000)).toBe(true);
+  expect(ran.sort()).toEqual([
+    ['pack', 'flow-9'],
+    ['pick', 'flow-9'],
+    ['ship', 'flow-9'],
+  ]);
+  expect(child.data).toEqual({ sku: 1 });
+  expect(flow.data).toEqual({ order: 9 });
+});
+
 it('a hostile or missing id in the job data is replaced by a fresh one, counted, never used', async () => {
   const { name, queue } = makeQueue();
   const monitor = createMonitor({ promises: false, loopLag: false, onReport: () => {} });
@@ -257,7 +286,7 @@ it('closing the worker ends the scopes of the jobs it abandons and stops the mon
 
 it('refuses what is not a worker, and a worker monitored twice', () => {
   expect(() => loopsight({} as Worker)).toThrow(/expects a BullMQ 5 or 6 Worker/);
-  expect(() => propagate({} as Queue)).toThrow(/expects a BullMQ Queue/);
+  expect(() => propagate({} as Queue)).toThrow(/expects a BullMQ Queue or FlowProducer/);
   const worker = new Worker('never', null, { connection, autorun: false });
   closers.push(() => worker.close());
   const monitor = createMonitor({ promises: false, loopLag: false });
