@@ -34,7 +34,9 @@ const VARIANTS = {
   als: 'hand-written AsyncLocalStorage wrapper (the floor)',
   loopsight: 'loopsight(worker), defaults',
   'loopsight-lean': 'loopsight(worker), promises off',
+  'loopsight-scope': 'loopsight(worker), promises and loopLag off (the scope alone)',
 };
+const OPTIONS = { loopsight: undefined, 'loopsight-lean': { promises: false }, 'loopsight-scope': { promises: false, loopLag: false } };
 
 /** The processor every configuration runs: a few awaits and a little work, as a small real job does. */
 async function processor(job) {
@@ -89,7 +91,7 @@ async function child(variant) {
   let monitor;
   if (variant.startsWith('loopsight')) {
     const { loopsight } = await import('@loopsight/bullmq');
-    monitor = loopsight(worker, variant === 'loopsight-lean' ? { promises: false } : undefined);
+    monitor = loopsight(worker, OPTIONS[variant]);
   }
   if (args.direct) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
