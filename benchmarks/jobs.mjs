@@ -8,7 +8,7 @@
 // --direct: the per-job path alone, without Redis round trips: the worker's callProcessJob (the
 // hook loopsight wraps) called on in-memory jobs, `concurrency` at a time; --jobs 200000 suits it.
 //
-//   node jobs.mjs [--rounds 7] [--jobs 4000] [--concurrency 10] [--direct]
+//   node jobs.mjs [--rounds 7] [--jobs 4000] [--concurrency 10] [--direct] [--only <configuration>]...
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     redis: { type: 'string' },
     queue: { type: 'string' },
     direct: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
   },
 });
 
@@ -149,7 +150,8 @@ async function main() {
   const redis = process.env.REDIS_URL ? undefined : await startRedis();
   const url = process.env.REDIS_URL || redis.url;
   const rounds = Number(args.rounds);
-  const names = Object.keys(VARIANTS);
+  // --only <name>: these configurations (and bare, the baseline), e.g. --only als --only loopsight-scope.
+  const names = Object.keys(VARIANTS).filter((n) => !args.only || n === 'bare' || args.only.includes(n));
   const results = Object.fromEntries(names.map((n) => [n, []]));
   const self = fileURLToPath(import.meta.url);
   for (let round = 0; round < rounds; round++) {

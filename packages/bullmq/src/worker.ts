@@ -19,7 +19,8 @@ interface JobLike {
   data?: unknown;
 }
 
-type CallProcessJob = (this: unknown, job: JobLike, ...rest: unknown[]) => unknown;
+// BullMQ 5 passes (job, token), 6 (job, token, signal): named parameters, no rest array per job.
+type CallProcessJob = (this: unknown, job: JobLike, token?: unknown, signal?: unknown) => unknown;
 
 interface Patchable {
   callProcessJob: CallProcessJob;
@@ -31,7 +32,8 @@ interface Open {
   readonly scope: RequestScope;
   readonly slot: number;
   readonly t0: number;
-  done: boolean;
+  /** Its index in the worker's list of open jobs, -1 once ended. */
+  index: number;
 }
 
 const PATCHED = Symbol.for('loopsight.bullmq.worker.v1');
@@ -80,16 +82,22 @@ export function loopsight(worker: WorkerLike, options?: AdapterOptions): Monitor
   const config = handle.options.correlation;
   if (config.propagate) monitor.attach(propagation(enablePropagation, config.header));
 
-  // Bounded by the worker's concurrency: a job is here from its start to its end.
-  const open = new Set<Open>();
+  // The jobs running now, for close() to end: bounded by the worker's concurrency. An array with
+  // swap-removal, as core's in-flight registry: no hashing of a new object per job.
+  const open: Open[] = [];
   const end = (job: Open, aborted: boolean) => {
-    if (job.done) return;
-    job.done = true;
-    open.delete(job);
+    const i = job.index;
+    if (i < 0) return;
+    job.index = -1;
+    const last = open.pop() as Open;
+    if (last !== job) {
+      open[i] = last;
+      last.index = i;
+    }
     handle.end(job.scope, job.slot, job.t0, undefined, aborted);
   };
   const endAll = () => {
-    for (const job of [...open]) end(job, true);
+    while (open.length > 0) end(open[open.length - 1] as Open, true);
   };
 
   // BullMQ's processJob calls this.callProcessJob(job, token, signal) for every job, sandboxed
@@ -99,7 +107,7 @@ export function loopsight(worker: WorkerLike, options?: AdapterOptions): Monitor
   const hadOwn = Object.hasOwn(target, 'callProcessJob');
   const original = target.callProcessJob;
   const originalClose = target.close;
-  const callProcessJob: CallProcessJob = function (this: unknown, job, ...rest) {
+  const callProcessJob: CallProcessJob = function (this: unknown, job, token, signal) {
     let entry: Open;
     try {
       const name = job?.name;
@@ -109,15 +117,15 @@ export function loopsight(worker: WorkerLike, options?: AdapterOptions): Monitor
         route: typeof name === 'string' ? name : String(name),
         startedAt: Date.now(),
       };
-      entry = { scope, slot: handle.begin(scope), t0: performance.now(), done: false };
-      open.add(entry);
+      entry = { scope, slot: handle.begin(scope), t0: performance.now(), index: open.length };
+      open.push(entry);
     } catch (error) {
       handle.reportError('a job could not be given a scope', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'bullmq:job' }));
-      return original.call(this, job, ...rest);
+      return original.call(this, job, token, signal);
     }
     let result: unknown;
     try {
-      result = runInScope(entry.scope, () => original.call(this, job, ...rest));
+      result = runInScope(entry.scope, () => original.call(this, job, token, signal));
     } catch (error) {
       end(entry, true);
       throw error;
@@ -126,7 +134,8 @@ export function loopsight(worker: WorkerLike, options?: AdapterOptions): Monitor
       end(entry, false);
       return result;
     }
-    return Promise.resolve(result).then(
+    // A native promise's own then; another thenable is adopted first.
+    return (result instanceof Promise ? result : Promise.resolve(result)).then(
       (value) => {
         end(entry, false);
         return value;
