@@ -94,7 +94,12 @@ export function loopsight(worker: WorkerLike, options?: AdapterOptions): Monitor
       open[i] = last;
       last.index = i;
     }
-    handle.end(job.scope, job.slot, job.t0, undefined, aborted);
+    try {
+      handle.end(job.scope, job.slot, job.t0, undefined, aborted);
+    } catch (error) {
+      // Never into BullMQ's completion of the job: a throw here would fail it.
+      handle.reportError('a job scope could not be ended', warning('LOOPSIGHT_REQUEST_FAILED', error, { site: 'bullmq:end' }));
+    }
   };
   const endAll = () => {
     while (open.length > 0) end(open[open.length - 1] as Open, true);
