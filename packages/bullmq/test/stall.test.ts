@@ -49,7 +49,8 @@ it('a job that blocks the loop 300 ms is one stall report, with the job name, th
   await sleep(300);
   expect(ours(), JSON.stringify(reports)).toHaveLength(1);
   const [report] = ours() as [StallReport];
-  expect(report.durationMs).toBeGreaterThanOrEqual(280);
+  // The watchdog times a stall from the heartbeat before it: the block less up to a few ticks.
+  expect(report.durationMs).toBeGreaterThanOrEqual(240);
   expect(['pause', 'late-pause']).toContain(report.stackSource);
   expect(report.culprit, JSON.stringify(report.stack)).toMatchObject({ functionName: 'blockTheLoop' });
   expect(report.request).toMatchObject({ correlationId: 'upload-42', method: 'JOB', route: 'resize' });
