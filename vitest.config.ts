@@ -34,6 +34,7 @@ export default defineConfig({
       '@loopsight/core/exporter': fileURLToPath(new URL('./packages/core/src/exporter-kit.ts', import.meta.url)),
       '@loopsight/core': src('core'),
       '@loopsight/loop-lag/kit': fileURLToPath(new URL('./packages/loop-lag/src/kit.ts', import.meta.url)),
+      '@loopsight/bullmq': src('bullmq'),
       '@loopsight/context': src('context'),
       '@loopsight/dashboard': src('dashboard'),
       '@loopsight/express': src('express'),

@@ -29,6 +29,7 @@ const PEER_MAJORS: Record<string, number[]> = {
   '@hono/node-server': [1, 2],
   'prom-client': [15],
   '@opentelemetry/api': [1],
+  bullmq: [5, 6],
   '@nestjs/common': [10, 11, 12],
   '@nestjs/core': [10, 11, 12],
   ws: [8],
@@ -42,6 +43,7 @@ const REQUIRED_PEERS: Record<string, string[]> = {
   '@loopsight/otel': ['@opentelemetry/api'],
   '@loopsight/nestjs': ['@nestjs/common', '@nestjs/core'],
   '@loopsight/ws': ['ws'],
+  '@loopsight/bullmq': ['bullmq'],
 };
 
 let work: string;

@@ -6,6 +6,7 @@
  * of the same release are written against it. Applications use the root entry.
  */
 export { monitorFor } from './adapter.js';
+export { JOB_METHOD } from './exporting.js';
 export {
   createAmbientHandler,
   createHttpHandler,
@@ -19,7 +20,7 @@ export {
 export { correlationHeaderNames } from './hub.js';
 export { acceptIncoming } from './incoming.js';
 export { type ConnectionCounter, internals, type MonitorInternals } from './monitor.js';
-export { idRefusal, OPTION_RULES, resolveOptions } from './options.js';
+export { idRefusal, OPTION_RULES, resolveOptions, scopeId } from './options.js';
 export type { RouteResolver } from './request.js';
 export { runInScope } from './store.js';
 export type {

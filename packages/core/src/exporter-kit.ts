@@ -6,8 +6,10 @@
  * API: no stability promise, any release may change it. docs/architecture.md, "Adding an exporter".
  */
 export {
+  type CountedJob,
   type CountedStall,
   DEFAULT_MAX_ROUTES,
+  JOB_BUCKETS_SECONDS,
   METRICS,
   type MetricSpec,
   type ReportLabels,
@@ -16,6 +18,7 @@ export {
   STALL_BUCKETS_SECONDS,
   type StallCounter,
   sheds,
+  subscribeJobs,
   subscribeStalls,
   whenConnectionsCounted,
 } from './exporting.js';

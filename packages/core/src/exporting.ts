@@ -3,10 +3,19 @@ import { threadFeed } from './hub.js';
 import { internals } from './monitor.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { ThreadInfo } from './thread-feed.js';
-import type { Monitor, PromiseReport, StallReport } from './types.js';
+import type { Monitor, PromiseReport, RequestRecord, StallReport } from './types.js';
 
 /** Upper bounds of the stall duration histograms, seconds: the same in Prometheus and OTel. */
 export const STALL_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+
+/**
+ * Upper bounds of the job duration histograms, seconds (jobs run longer than requests): the same in
+ * Prometheus and OTel.
+ */
+export const JOB_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]);
+
+/** The `method` of a queue job's scope and 'request' record (@loopsight/bullmq). */
+export const JOB_METHOD = 'JOB';
 
 /** Distinct route labels an exporter keeps by default before counting the rest as `__other__`. */
 export const DEFAULT_MAX_ROUTES = 100;
@@ -128,6 +137,18 @@ export const METRICS = Object.freeze({
     unit: '{connection}',
     help: 'Long-lived connections (WebSocket) closed since start.',
   },
+  jobs: {
+    prometheus: 'jobs_total',
+    otel: 'loopsight.jobs',
+    unit: '{job}',
+    help: 'Queue jobs processed, by job name and outcome (completed or failed).',
+  },
+  jobDuration: {
+    prometheus: 'job_duration_seconds',
+    otel: 'loopsight.job.duration',
+    unit: 's',
+    help: 'Time a queue job spent in its processor, in seconds, by job name.',
+  },
 } satisfies Record<string, MetricSpec>);
 
 /**
@@ -137,6 +158,46 @@ export const METRICS = Object.freeze({
  */
 export function whenConnectionsCounted(monitor: Monitor, fn: () => void): () => void {
   return internals(monitor).whenConnectionsCounted(fn);
+}
+
+/** A finished queue job as an exporter counts it: its name (bounded), outcome and duration. */
+export interface CountedJob {
+  readonly job: string;
+  readonly outcome: 'completed' | 'failed';
+  readonly seconds: number;
+}
+
+/**
+ * Every queue job the monitor ends (its 'request' records with `method: 'JOB'`), named through a
+ * route labeler of `maxJobs` names (past it, `__other__`). The first job calls `counter` only after
+ * `first()`, so that an exporter registers job metrics only in a process that runs jobs. A throwing
+ * counter is contained and warned once. Returns the unsubscribe function.
+ */
+export function subscribeJobs(
+  monitor: Monitor,
+  maxJobs: number,
+  exporter: { name: string; site: string },
+  counter: { first?(): void; job(job: CountedJob): void },
+): () => void {
+  const label = routeLabeler(maxJobs);
+  let seen = false;
+  const onRecord = (record: RequestRecord) => {
+    if (record.method !== JOB_METHOD) return;
+    try {
+      if (!seen) {
+        seen = true;
+        counter.first?.();
+      }
+      counter.job({ job: label(record), outcome: record.aborted ? 'failed' : 'completed', seconds: record.durationMs / 1000 });
+    } catch (error) {
+      monitor.reportError(
+        `the ${exporter.name} exporter could not count a job`,
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${exporter.site}:job` }),
+      );
+    }
+  };
+  monitor.on('request', onRecord);
+  return () => monitor.off('request', onRecord);
 }
 
 /** A stall as an exporter counts it: its labels, and the worker thread it was of (none: the main thread). */

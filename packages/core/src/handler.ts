@@ -78,7 +78,10 @@ function shedDecision(
 // alive, and goes when it goes.
 const released = new FinalizationRegistry<() => void>((disable) => disable());
 
-/** Outbound propagation as a monitor component: on while the monitor runs, or until it is collected. */
+/**
+ * Outbound propagation as a monitor component: on while the monitor runs, or until it is collected.
+ * For adapters that are not HTTP (queue workers): `monitor.attach(propagation(enablePropagation, header))`.
+ */
 export function propagation(enable: EnablePropagation, header: string): Exporter {
   let disable: (() => void) | undefined;
   const token = {};

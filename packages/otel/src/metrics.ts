@@ -1,6 +1,8 @@
 import type { Monitor, PromiseReport } from '@loopsight/core';
 import {
+  type CountedJob,
   type CountedStall,
+  JOB_BUCKETS_SECONDS,
   METRICS,
   type ReportLabels,
   reasonCounts,
@@ -14,6 +16,8 @@ import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
   ATTR_HTTP_ROUTE,
+  ATTR_JOB_NAME,
+  ATTR_JOB_OUTCOME,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
   ATTR_STALL_EXPECTED,
@@ -26,6 +30,8 @@ import {
   METRIC_CONNECTIONS_OPEN,
   METRIC_CONNECTIONS_OPENED,
   METRIC_INFLIGHT,
+  METRIC_JOB_DURATION,
+  METRIC_JOBS,
   METRIC_PROMISES,
   METRIC_REJECTED,
   METRIC_SHED,
@@ -37,6 +43,8 @@ export interface LoopsightMetrics {
   /** A stall of the main thread or, with `thread`, of a worker thread (core's subscribeStalls). */
   stall(stall: CountedStall): void;
   promise(report: PromiseReport): void;
+  /** A queue job ended (core's subscribeJobs). */
+  job(job: CountedJob): void;
   stop(): void;
 }
 
@@ -58,6 +66,13 @@ export function createMetrics(
     advice: { explicitBucketBoundaries: [...STALL_BUCKETS_SECONDS] },
   });
   const promises = meter.createCounter(METRIC_PROMISES, { description: METRICS.promises.help, unit: METRICS.promises.unit });
+
+  const jobs = meter.createCounter(METRIC_JOBS, { description: METRICS.jobs.help, unit: METRICS.jobs.unit });
+  const jobDuration = meter.createHistogram(METRIC_JOB_DURATION, {
+    description: METRICS.jobDuration.help,
+    unit: METRICS.jobDuration.unit,
+    advice: { explicitBucketBoundaries: [...JOB_BUCKETS_SECONDS] },
+  });
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
   // Worker threads whose own monitors report: their points carry thread.id and thread.name
@@ -169,6 +184,10 @@ export function createMetrics(
     promise(report) {
       const { kind, route, count } = labels.promise(report);
       promises.add(count, { [ATTR_PROMISE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
+    },
+    job({ job, outcome, seconds }) {
+      jobs.add(1, { [ATTR_JOB_NAME]: job, [ATTR_JOB_OUTCOME]: outcome });
+      jobDuration.record(seconds, { [ATTR_JOB_NAME]: job });
     },
     stop() {
       stopConnections();

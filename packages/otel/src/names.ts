@@ -30,6 +30,8 @@ export const METRIC_SHED = METRICS.shed.otel;
 export const METRIC_CONNECTIONS_OPEN = METRICS.connectionsOpen.otel;
 export const METRIC_CONNECTIONS_OPENED = METRICS.connectionsOpened.otel;
 export const METRIC_CONNECTIONS_CLOSED = METRICS.connectionsClosed.otel;
+export const METRIC_JOBS = METRICS.jobs.otel;
+export const METRIC_JOB_DURATION = METRICS.jobDuration.otel;
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';
@@ -43,6 +45,9 @@ export const ATTR_REASON = 'loopsight.reason';
 /** Semantic conventions: the worker thread a figure is of. */
 export const ATTR_THREAD_ID = 'thread.id';
 export const ATTR_THREAD_NAME = 'thread.name';
+/** Queue jobs (@loopsight/bullmq): the job's name, bounded like routes, and `completed` or `failed`. */
+export const ATTR_JOB_NAME = 'loopsight.job.name';
+export const ATTR_JOB_OUTCOME = 'loopsight.job.outcome';
 export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
 export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';

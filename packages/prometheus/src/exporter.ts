@@ -1,11 +1,13 @@
 import type { LoopDelayHistogram, Monitor, PromiseReport } from '@loopsight/core';
 import {
   DEFAULT_MAX_ROUTES,
+  JOB_BUCKETS_SECONDS,
   METRICS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
+  subscribeJobs,
   subscribeStalls,
   threadFeed,
   whenConnectionsCounted,
@@ -112,6 +114,8 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     connectionsOpen: `${prefix}${METRICS.connectionsOpen.prometheus}`,
     connectionsOpened: `${prefix}${METRICS.connectionsOpened.prometheus}`,
     connectionsClosed: `${prefix}${METRICS.connectionsClosed.prometheus}`,
+    jobs: `${prefix}${METRICS.jobs.prometheus}`,
+    jobSeconds: `${prefix}${METRICS.jobDuration.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -305,8 +309,39 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         }
       }
     });
+    // Queue jobs (@loopsight/bullmq): registered with the first job, so a service without jobs
+    // exposes no empty job series.
+    const jobs = new Counter({ name: names.jobs, help: METRICS.jobs.help, labelNames: ['job', 'outcome'], registers: [] });
+    const jobSeconds = new Histogram({
+      name: names.jobSeconds,
+      help: METRICS.jobDuration.help,
+      labelNames: ['job'],
+      buckets: [...JOB_BUCKETS_SECONDS],
+      registers: [],
+    });
+    const unsubscribeJobs = subscribeJobs(
+      monitor,
+      config.maxRoutes,
+      { name: 'Prometheus', site },
+      {
+        first() {
+          for (const entry of [
+            { name: names.jobs, metric: jobs },
+            { name: names.jobSeconds, metric: jobSeconds },
+          ]) {
+            registry.registerMetric(entry.metric);
+            registered.push(entry);
+          }
+        },
+        job({ job, outcome, seconds }) {
+          jobs.inc({ job, outcome });
+          jobSeconds.observe({ job }, seconds);
+        },
+      },
+    );
     detach = () => {
       stopConnections();
+      unsubscribeJobs();
       unsubscribe();
       monitor.off('promise', onPromise);
       unregister();

@@ -11,7 +11,8 @@ export interface PrometheusExporterOptions {
   prefix?: string;
   /**
    * Distinct `route` label values kept; later templates are counted under `__other__`, so a
-   * router that hands out raw paths cannot explode the series count. Default 100.
+   * router that hands out raw paths cannot explode the series count. The same cap bounds the `job`
+   * label of queue jobs (@loopsight/bullmq), counted apart. Default 100.
    */
   maxRoutes?: number;
   /** Upper bounds of `loopsight_event_loop_stall_seconds`, in seconds. Default 0.05 s to 60 s. */
