@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { enablePropagation } from '@loopsight/context';
 import type { AdapterOptions, Monitor, RequestScope } from '@loopsight/core';
-import { internals, JOB_METHOD, monitorFor, propagation, runInScope, scopeId } from '@loopsight/core/adapter';
+import { internals, isThenable, JOB_METHOD, monitorFor, propagation, runInScope, scopeId } from '@loopsight/core/adapter';
 import { LoopsightTypeError, warning } from '@loopsight/options';
 import { DATA_KEY } from './propagate.js';
 
@@ -46,14 +46,6 @@ function takeId(job: JobLike): unknown {
   const id = (data as Record<string, unknown>)[DATA_KEY];
   delete (data as Record<string, unknown>)[DATA_KEY];
   return id;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 /**

@@ -19,7 +19,7 @@ export {
 } from './handler.js';
 export { correlationHeaderNames } from './hub.js';
 export { acceptIncoming } from './incoming.js';
-export { type ConnectionCounter, internals, type MonitorInternals } from './monitor.js';
+export { type ConnectionCounter, internals, isThenable, type MonitorInternals } from './monitor.js';
 export { idRefusal, OPTION_RULES, resolveOptions, scopeId } from './options.js';
 export type { RouteResolver } from './request.js';
 export { runInScope } from './store.js';

@@ -137,7 +137,8 @@ function idleTrackerStats(promises: ResolvedPromises): PromiseTrackerStats {
 }
 type Listener = (record: never) => void;
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** A promise or any thenable: what an async handler, job or `monitor.run()` function returns. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === 'object' || typeof value === 'function') &&
     value !== null &&

@@ -6,6 +6,7 @@ import {
   acceptIncoming,
   type ConnectionCounter,
   internals,
+  isThenable,
   type MonitorInternals,
   monitorFor,
   pathOf,
@@ -40,14 +41,6 @@ type Socket = WebSocketLike & Record<string | symbol, unknown> & { [STATE]?: Soc
  * emit, so a listener's wrapper knows where its promise goes. Nested emits save and restore it.
  */
 let pending: PromiseLike<unknown>[] | undefined;
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
-}
 
 /** A 'message' listener that hands its promise (an async handler's) to the message's scope. */
 function capture(listener: Listener): Wrapped {
