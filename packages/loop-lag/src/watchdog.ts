@@ -385,18 +385,11 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
         inflight: 0,
         stackSkipped: 'unavailable',
       });
-    } else if (beats && Atomics.load(beats, SLOT.busy) === 1) {
-      // It died handling a stall, which has ended since (this thread runs): the longest gap
-      // between beats since the thread began handling it is that stall's, the current one
-      // included when no beat came yet.
-      this.beat();
-      const gapMs = Atomics.load(beats, SLOT.gap);
-      const durationMs = gapMs - this.beatEveryMs;
-      if (durationMs >= this.options.thresholdMs) {
-        const endedAgo = since(int32Ms(monotonicMs()), Atomics.load(beats, SLOT.gapEnd));
-        const at = Date.now() - endedAgo - gapMs;
-        this.#emit({ durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
-      }
+    } else if (beats && (Atomics.load(beats, SLOT.busy) === 1 || !this.#ready)) {
+      // It died handling a stall, which has ended since (this thread runs), or it never started
+      // (a loaded machine can take a second to say so) and a stall came meanwhile: the longest
+      // gap between beats since is that stall's, the current one included when no beat came yet.
+      this.#gapStall(beats);
     }
     const now = monotonicMs();
     this.#restartsAt = this.#restartsAt.filter((at) => now - at < HOUR_MS);
@@ -423,6 +416,17 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     } catch (restartError) {
       this.#degrade('the stall watchdog worker could not be restarted', restartError);
     }
+  }
+
+  /** Reports the longest gap between beats the heartbeat holds, as a stall without a stack, if it is one. */
+  #gapStall(beats: Int32Array): void {
+    this.beat();
+    const gapMs = Atomics.load(beats, SLOT.gap);
+    const durationMs = gapMs - this.beatEveryMs;
+    if (durationMs < this.options.thresholdMs) return;
+    const endedAgo = since(int32Ms(monotonicMs()), Atomics.load(beats, SLOT.gapEnd));
+    const at = Date.now() - endedAgo - gapMs;
+    this.#emit({ durationMs, at, stack: [], stackSource: 'none', inflight: 0, stackSkipped: 'unavailable' });
   }
 
   #degrade(what: string, error: unknown): void {
