@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 const ROUNDS = 7;
 const root = new URL('../../packages/', import.meta.url);
 const { createMonitor } = await import(new URL('core/dist/index.js', root).href);
-const { internals } = await import(new URL('core/dist/internal.js', root).href);
+const { internals } = await import(new URL('core/dist/adapter-kit.js', root).href);
 const { prometheusExporter } = await import(new URL('prometheus/dist/index.js', root).href);
 const { otelExporter } = await import(new URL('otel/dist/index.js', root).href);
 const { Registry, collectDefaultMetrics } = createRequire(new URL('prometheus/package.json', root))('prom-client');
