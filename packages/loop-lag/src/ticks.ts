@@ -1,7 +1,8 @@
 // One loop timer where two would do: the heartbeat (every ≤ 25 ms) rides on a delay recorder's
 // tick (core's sampler: every 10 ms) when one runs often enough, and beats on a timer of its own
-// otherwise. A timer's wake-up, not its callback, is what an idle process pays for (≈ 50 µs each
-// here: the heartbeat's 40 a second were ≈ 2 ms of CPU a second, a sixth of loopsight's idle cost).
+// otherwise. An idle process pays for a timer's wake-ups, not for its callback: the heartbeat's 40
+// a second measured 1.9–2.5 ms of CPU a second on a quiet machine; riding on the sampler saved
+// 0.7 ms a second of the main thread's on a loaded one (docs/benchmarks.md).
 
 /** Process-wide per thread, on globalThis: the ESM and CommonJS builds, or two copies, share it. */
 const TICKS = Symbol.for('loopsight.loop-lag.ticks.v1');
