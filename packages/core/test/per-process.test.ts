@@ -71,7 +71,9 @@ describe('one loopsight per process', () => {
 
   it('runs the watchdog at the lowest threshold and gives each monitor only the stalls its own threshold asks for', async () => {
     const low = createMonitor({ ...quiet, loopLag: { stallThresholdMs: 100 } });
-    const high = createMonitor({ ...quiet, loopLag: { stallThresholdMs: 400 } });
+    // 250 ms blocks against a 700 ms threshold: on a loaded machine a block is timed up to a few
+    // hundred ms longer than it ran (the thread was off the CPU around it; seen: 250 ms over 400).
+    const high = createMonitor({ ...quiet, loopLag: { stallThresholdMs: 700 } });
     open.monitors.push(low, high);
     low.start();
     high.start();
@@ -86,7 +88,7 @@ describe('one loopsight per process', () => {
       await until(() => toLow.some((r) => r.request !== undefined));
       high.run({ correlationId: 'high-250' }, () => blockTheLoop(250));
       await sleep(500);
-      high.run({ correlationId: 'high-550' }, () => blockTheLoop(550));
+      high.run({ correlationId: 'high-1000' }, () => blockTheLoop(1_000));
       await until(() => toHigh.some((r) => r.request !== undefined));
       await sleep(200);
     } finally {
@@ -95,9 +97,9 @@ describe('one loopsight per process', () => {
     // A loaded machine adds stalls of its own (no request): the blocks' reports are those naming one.
     const named = (reports: StallReport[]) => reports.filter((r) => r.request !== undefined).map((r) => r.request?.correlationId);
     expect(named(toLow)).toEqual(['low-250']);
-    expect(named(toHigh)).toEqual(['high-550']);
+    expect(named(toHigh)).toEqual(['high-1000']);
     // The 250 ms block in the high-threshold monitor's job went to nobody: it was not the low one's.
-    expect(named(seen.reports)).toEqual(['low-250', 'high-550']);
+    expect(named(seen.reports)).toEqual(['low-250', 'high-1000']);
   });
 
   it('runs one promise tracker with the widest options; two different frameFilter functions are said once', async () => {
