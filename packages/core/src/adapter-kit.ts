@@ -6,6 +6,7 @@
  * of the same release are written against it. Applications use the root entry.
  */
 export { monitorFor } from './adapter.js';
+export type { BackpressureWatch, WriterPort } from './backpressure.js';
 export { JOB_METHOD } from './exporting.js';
 export {
   createAmbientHandler,
@@ -24,6 +25,7 @@ export { idRefusal, OPTION_RULES, resolveOptions, scopeId } from './options.js';
 export type { RouteResolver } from './request.js';
 export { runInScope } from './store.js';
 export type {
+  ResolvedBackpressure,
   ResolvedCorrelation,
   ResolvedLoopLag,
   ResolvedOptions,

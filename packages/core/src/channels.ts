@@ -9,4 +9,5 @@ export const CHANNELS = Object.freeze({
   stall: 'loopsight:stall',
   promise: 'loopsight:promise',
   requestStart: 'loopsight:request:start',
+  backpressure: 'loopsight:backpressure',
 } as const);

@@ -6,9 +6,11 @@
  * API: no stability promise, any release may change it. docs/architecture.md, "Adding an exporter".
  */
 export {
+  type BackpressureCounter,
   type CountedJob,
   type CountedStall,
   DEFAULT_MAX_ROUTES,
+  DRAIN_BUCKETS_SECONDS,
   JOB_BUCKETS_SECONDS,
   METRICS,
   type MetricSpec,
@@ -18,6 +20,7 @@ export {
   STALL_BUCKETS_SECONDS,
   type StallCounter,
   sheds,
+  subscribeBackpressure,
   subscribeJobs,
   subscribeStalls,
   whenConnectionsCounted,

@@ -3,7 +3,7 @@ import { threadFeed } from './hub.js';
 import { internals } from './monitor.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { ThreadInfo } from './thread-feed.js';
-import type { Monitor, PromiseReport, RequestRecord, StallReport } from './types.js';
+import type { BackpressureReport, Monitor, PromiseReport, RequestRecord, StallReport } from './types.js';
 
 /** Upper bounds of the stall duration histograms, seconds: the same in Prometheus and OTel. */
 export const STALL_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -13,6 +13,9 @@ export const STALL_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.05, 0.1
  * Prometheus and OTel.
  */
 export const JOB_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]);
+
+/** Upper bounds of the drain-wait histograms, seconds: the same in Prometheus and OTel. */
+export const DRAIN_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
 
 /** The `method` of a queue job's scope and 'request' record (@loopsight/bullmq). */
 export const JOB_METHOD = 'JOB';
@@ -149,6 +152,26 @@ export const METRICS = Object.freeze({
     unit: 's',
     help: 'Time a queue job spent in its processor, in seconds, by job name.',
   },
+  // --- backpressure (docs/backpressure.md) ---
+  drainWait: {
+    prometheus: 'drain_wait_seconds',
+    otel: 'loopsight.drain.wait',
+    unit: 's',
+    help: "Time writers waited for 'drain' after a write was told to wait, in seconds, by the route template or WebSocket message kind.",
+  },
+  backpressure: {
+    prometheus: 'backpressure_total',
+    otel: 'loopsight.backpressure',
+    unit: '{report}',
+    help: 'Writers that ignored backpressure or whose reader could not keep up, by kind (ignored, slow-consumer) and route template.',
+  },
+  backpressureBuffered: {
+    prometheus: 'backpressure_buffered_bytes',
+    otel: 'loopsight.backpressure.buffered',
+    unit: 'By',
+    help: "Bytes buffered in memory now by the writers waiting for 'drain'.",
+  },
+  // --- end backpressure ---
 } satisfies Record<string, MetricSpec>);
 
 /**
@@ -247,6 +270,53 @@ export function subscribeStalls(
   });
   return () => {
     monitor.off('stall', onStall);
+    unsubscribe();
+  };
+}
+
+/** What an exporter does with backpressure: reports counted by kind and route, drain waits timed by route. */
+export interface BackpressureCounter {
+  /** Called before the first of either, so that an exporter registers these metrics only in a process that sees backpressure. */
+  first?(): void;
+  report(counted: { kind: BackpressureReport['kind']; route: string; count: number }): void;
+  drain(counted: { route: string; seconds: number }): void;
+}
+
+/**
+ * Every backpressure report and timed drain of the monitor, routes bounded by a labeler of
+ * `maxRoutes` (past it, `__other__`). A throwing counter is contained and warned once. Returns the
+ * unsubscribe function. The bytes buffered now are read from `monitor.counters().backpressure`.
+ */
+export function subscribeBackpressure(
+  monitor: Monitor,
+  maxRoutes: number,
+  exporter: { name: string; site: string },
+  counter: BackpressureCounter,
+): () => void {
+  const label = routeLabeler(maxRoutes);
+  let seen = false;
+  const contain = (what: string, fn: () => void) => {
+    try {
+      if (!seen) {
+        seen = true;
+        counter.first?.();
+      }
+      fn();
+    } catch (error) {
+      monitor.reportError(
+        `the ${exporter.name} exporter could not count ${what}`,
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${exporter.site}:${what}` }),
+      );
+    }
+  };
+  const onReport = (report: BackpressureReport) =>
+    contain('backpressure', () => counter.report({ kind: report.kind, route: label(report.request), count: 1 + report.suppressed }));
+  monitor.on('backpressure', onReport);
+  const unsubscribe = internals(monitor).onDrain((wait) =>
+    contain('drain', () => counter.drain({ route: label(wait.scope), seconds: wait.seconds })),
+  );
+  return () => {
+    monitor.off('backpressure', onReport);
     unsubscribe();
   };
 }

@@ -8,6 +8,9 @@ export { createMonitor } from './monitor.js';
 export { ROUTE_NONE, ROUTE_OTHER, ROUTE_STARTUP, ROUTE_UNKNOWN, ROUTE_UNROUTED } from './routes.js';
 export { currentScope } from './store.js';
 export type {
+  BackpressureCounts,
+  BackpressureOptions,
+  BackpressureReport,
   ConnectionCounts,
   CorrelationOptions,
   ExpectedStalls,

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { mapStackFrames } from '@loopsight/loop-lag/kit';
 import { codeOf, describeError, isLoopsightError, type LoopsightCode, LoopsightTypeError, warning, warningKey } from '@loopsight/options';
 import type { PromiseTrackerStats } from '@loopsight/promises';
+import { BackpressureWatch, type DrainWait, patchResponses } from './backpressure.js';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
@@ -13,6 +14,7 @@ import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
 import type {
+  BackpressureReport,
   ConnectionCounts,
   Exporter,
   Health,
@@ -43,8 +45,9 @@ const requestChannel = diagnosticsChannel.channel(CHANNELS.request);
 const stallChannel = diagnosticsChannel.channel(CHANNELS.stall);
 const promiseChannel = diagnosticsChannel.channel(CHANNELS.promise);
 const requestStartChannel = diagnosticsChannel.channel(CHANNELS.requestStart);
+const backpressureChannel = diagnosticsChannel.channel(CHANNELS.backpressure);
 
-type EventName = 'stall' | 'promise' | 'request';
+type EventName = 'stall' | 'promise' | 'request' | 'backpressure';
 
 /**
  * What loopsight's own packages (adapters, context, tests) reach in a monitor, and how they tell one:
@@ -98,6 +101,10 @@ export interface MonitorInternals {
    * WebSocket server) closes while a shared monitor goes on, so that components do not pile up.
    */
   detach(component: Exporter): void;
+  /** The backpressure watch, unless `backpressure: false`: adapters of other writers (WebSocket) hand it their writes told to wait. */
+  readonly backpressure: BackpressureWatch | undefined;
+  /** Calls `fn` with every wait for 'drain' the watch timed (for the exporters' histograms); returns the unsubscribe function. */
+  onDrain(fn: (wait: DrainWait) => void): () => void;
 }
 
 /** What an adapter of long-lived connections reports. */
@@ -151,7 +158,10 @@ class LoopsightMonitor implements Monitor {
   readonly #options: ResolvedOptions;
   readonly #handle: MonitorInternals;
   readonly #inflight: InflightRegistry;
-  readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [] };
+  readonly #listeners: Record<EventName, Listener[]> = { stall: [], promise: [], request: [], backpressure: [] };
+  readonly #backpressure: BackpressureWatch | undefined;
+  #drainListeners: ((wait: DrainWait) => void)[] = [];
+  #unpatch: (() => void) | undefined;
   readonly #components: Exporter[] = [];
   readonly #started = new Set<Exporter>();
   readonly #warned = new Set<string>();
@@ -182,6 +192,17 @@ class LoopsightMonitor implements Monitor {
       deliver: (report) => this.#report(report),
       reportError: (what, error) => this.reportError(what, error),
     };
+    this.#backpressure =
+      resolved.backpressure === false
+        ? undefined
+        : new BackpressureWatch(resolved.backpressure, resolved.frameFilter, {
+            report: (report) => this.#report(report),
+            drained: (wait) => {
+              for (const fn of this.#drainListeners)
+                this.#guard('a drain listener threw', ['LOOPSIGHT_EXPORTER_FAILED', 'drain'], () => fn(wait));
+            },
+            reportError: (what, error) => this.reportError(what, error),
+          });
     this.#handle = {
       options: resolved,
       heldWeakly: false,
@@ -210,6 +231,13 @@ class LoopsightMonitor implements Monitor {
           this.#connectionWaiters = this.#connectionWaiters.filter((f) => f !== fn);
         };
       },
+      backpressure: this.#backpressure,
+      onDrain: (fn) => {
+        this.#drainListeners = [...this.#drainListeners, fn];
+        return () => {
+          this.#drainListeners = this.#drainListeners.filter((f) => f !== fn);
+        };
+      },
       detach: (component) => {
         const at = this.#components.indexOf(component);
         if (at !== -1) this.#components.splice(at, 1);
@@ -232,6 +260,10 @@ class LoopsightMonitor implements Monitor {
   start(): void {
     if (this.#parts) return;
     this.#parts = hub().join(this.#member, this.#handle.heldWeakly);
+    if (this.#backpressure) {
+      this.#backpressure.start();
+      this.#unpatch = patchResponses();
+    }
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -243,6 +275,9 @@ class LoopsightMonitor implements Monitor {
   stop(): Promise<void> {
     if (!this.#parts) return this.#stopping ?? Promise.resolve();
     this.#parts = undefined;
+    this.#backpressure?.stop();
+    this.#unpatch?.();
+    this.#unpatch = undefined;
     const shared = hub()
       .leave(this.#member, this.#handle.heldWeakly)
       .catch((error: unknown) =>
@@ -270,12 +305,13 @@ class LoopsightMonitor implements Monitor {
   on(event: 'stall', fn: (r: StallReport) => void): this;
   on(event: 'promise', fn: (r: PromiseReport) => void): this;
   on(event: 'request', fn: (r: RequestRecord) => void): this;
+  on(event: 'backpressure', fn: (r: BackpressureReport) => void): this;
   on(event: EventName, fn: Listener): this {
     const list = this.#listeners[event];
     if (!list) {
       throw new LoopsightTypeError(
         'ERR_LOOPSIGHT_INVALID_ARGUMENT',
-        `loopsight: monitor.on() event must be one of 'stall', 'promise', 'request' (got ${String(event)})`,
+        `loopsight: monitor.on() event must be one of 'stall', 'promise', 'request', 'backpressure' (got ${String(event)})`,
       );
     }
     if (typeof fn !== 'function')
@@ -320,6 +356,7 @@ class LoopsightMonitor implements Monitor {
     }
     if (this.#options.shed) counters.shed = { ...this.#shed };
     if (this.#connections) counters.connections = { ...this.#connections };
+    if (this.#backpressure) counters.backpressure = this.#backpressure.counts();
     return counters;
   }
 
@@ -453,7 +490,8 @@ class LoopsightMonitor implements Monitor {
   #emit(event: 'request', record: RequestRecord): void;
   #emit(event: 'stall', record: StallReport): void;
   #emit(event: 'promise', record: PromiseReport): void;
-  #emit(event: EventName, record: RequestRecord | StallReport | PromiseReport): void {
+  #emit(event: 'backpressure', record: BackpressureReport): void;
+  #emit(event: EventName, record: RequestRecord | StallReport | PromiseReport | BackpressureReport): void {
     for (const fn of this.#listeners[event]) {
       try {
         (fn as (r: typeof record) => void)(record);
@@ -461,12 +499,24 @@ class LoopsightMonitor implements Monitor {
         this.reportError(`a '${event}' listener threw`, warning('LOOPSIGHT_CALLBACK_THREW', error, { site: `on('${event}')` }));
       }
     }
-    const channel = event === 'request' ? requestChannel : event === 'stall' ? stallChannel : promiseChannel;
+    const channel =
+      event === 'request' ? requestChannel : event === 'stall' ? stallChannel : event === 'promise' ? promiseChannel : backpressureChannel;
     if (channel.hasSubscribers) channel.publish(record);
   }
 
-  #report(report: StallReport | PromiseReport): void {
-    if (report.type === 'stall') {
+  #report(report: StallReport | PromiseReport | BackpressureReport): void {
+    if (report.type === 'backpressure') {
+      // Frames of the main thread's own stack, taken where the write crossed the bound: mapped once per report.
+      const stack = report.stack;
+      if (stack !== undefined && stack.length > 0)
+        this.#guard('backpressure frames could not be source-mapped', ['LOOPSIGHT_BACKPRESSURE', 'sourcemap'], () => {
+          const mapped = mapStackFrames(stack);
+          report.stack = mapped;
+          const culprit = culpritOf(mapped, this.#options.frameFilter);
+          if (culprit) report.culprit = culprit;
+        });
+      this.#emit('backpressure', report);
+    } else if (report.type === 'stall') {
       shapeStall(report, {
         options: this.#options,
         servingSince: this.#handle.servingSince,
@@ -483,7 +533,7 @@ class LoopsightMonitor implements Monitor {
       if (culprit) report.culprit = culprit;
     }
     if (report.type === 'stall') this.#emit('stall', report);
-    else this.#emit('promise', report);
+    else if (report.type === 'promise') this.#emit('promise', report);
     // Declared blocking is counted (the 'stall' event, the exporters) but writes no report line.
     if (report.type === 'stall' && report.expected) return;
     // Startup (module loading) is not an incident: counted, and a line only from an onReport of one's own.

@@ -3,11 +3,13 @@ import { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from '@loopsight/loop-lag';
 import { boolean, checkKeys, custom, func, invalidOption, isPlainObject, oneOf, positive, type Shape, warning } from '@loopsight/options';
 import { isUserFrame, resolvePromiseOptions } from '@loopsight/promises';
 import type {
+  BackpressureOptions,
   CorrelationOptions,
   LoopLagOptions,
   MonitorOptions,
   RejectReason,
   Report,
+  ResolvedBackpressure,
   ResolvedCorrelation,
   ResolvedLoopLag,
   ResolvedOptions,
@@ -370,6 +372,32 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
+/** The `backpressure` option's defaults (docs/backpressure.md). */
+export const DEFAULT_BACKPRESSURE: ResolvedBackpressure = Object.freeze({
+  highWaterMarks: 16,
+  minBytes: 1_048_576,
+  slowConsumerMs: 5_000,
+  maxTracked: 1_000,
+});
+
+function resolveBackpressure(value: unknown): ResolvedBackpressure | false {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_BACKPRESSURE;
+  if (!isPlainObject(value)) invalidOption('backpressure', 'an object or false', value);
+  const o = value as BackpressureOptions & Record<string, unknown>;
+  checkKeys('backpressure', o, ['highWaterMarks', 'minBytes', 'slowConsumerMs', 'maxTracked']);
+  const d = DEFAULT_BACKPRESSURE;
+  const highWaterMarks = positiveAt('backpressure.highWaterMarks', o.highWaterMarks, d.highWaterMarks, { max: 1_000_000 });
+  // Below 2 a writer that honours backpressure (one chunk past the mark) would count as ignoring it.
+  if (highWaterMarks < 2) invalidOption('backpressure.highWaterMarks', 'a number from 2 to 1000000', o.highWaterMarks);
+  return Object.freeze({
+    highWaterMarks,
+    minBytes: positiveAt('backpressure.minBytes', o.minBytes, d.minBytes, { integer: true }),
+    slowConsumerMs: positiveAt('backpressure.slowConsumerMs', o.slowConsumerMs, d.slowConsumerMs, { integer: true, max: 3_600_000 }),
+    maxTracked: positiveAt('backpressure.maxTracked', o.maxTracked, d.maxTracked, { integer: true, max: 1_000_000 }),
+  });
+}
+
 /** Every top-level monitor option. */
 export const TOP_LEVEL = [
   'loopLag',
@@ -382,6 +410,7 @@ export const TOP_LEVEL = [
   'bindEmitters',
   'shed',
   'frameFilter',
+  'backpressure',
 ] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
@@ -415,6 +444,7 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
     shed: resolveShed(o.shed),
     frameFilter: frameFilter ?? isUserFrame,
+    backpressure: resolveBackpressure(o.backpressure),
   });
 }
 

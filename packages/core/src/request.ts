@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { warning } from '@loopsight/options';
+import { PRESSED, RESPONSE_SCOPE, responsePort } from './backpressure.js';
 import { NO_SLOT } from './inflight.js';
 import type { MonitorInternals } from './monitor.js';
 import { scopeStore } from './store.js';
@@ -69,6 +70,8 @@ export class HttpScope<A> implements RequestScope {
   open(res: ServerResponse, handedOver?: () => boolean): this {
     this.#t0 = performance.now();
     this.#slot = this.#handle.begin(this);
+    // Read by the response write patch only when a write is told to wait (backpressure.ts).
+    if (this.#handle.backpressure !== undefined) (res as ServerResponse & { [RESPONSE_SCOPE]?: unknown })[RESPONSE_SCOPE] = this;
     res.on('close', () => {
       if (handedOver?.()) return;
       this.end(res.statusCode, !res.writableFinished);
@@ -86,6 +89,11 @@ export class HttpScope<A> implements RequestScope {
   drop(): void {
     this.settle();
     this.#handle.drop(this, this.#slot);
+  }
+
+  /** A write of this request's response was told to wait: the monitor's backpressure watch takes it. */
+  [PRESSED](res: ServerResponse, below: (...args: never[]) => unknown): void {
+    this.#handle.backpressure?.pressed(res, this, responsePort, below);
   }
 
   /** The monitor binds req/res emitters to the scope (`bindEmitters`). */

@@ -68,7 +68,36 @@ export interface PromiseReport extends TrackedPromiseReport<RequestScope> {
   culprit?: StackFrame;
 }
 
-export type Report = StallReport | PromiseReport;
+/**
+ * A writer that ignored backpressure, or whose reader cannot keep up (docs/backpressure.md):
+ * an HTTP response or a WebSocket connection whose buffered bytes passed the bound
+ * (`backpressure.highWaterMarks` × its high-water mark, at least `backpressure.minBytes`).
+ */
+export interface BackpressureReport {
+  type: 'backpressure';
+  /**
+   * `ignored`: the writer wrote again after `write()` returned false (or, for a WebSocket, after
+   * its socket asked to wait), before 'drain', and the buffer passed the bound.
+   * `slow-consumer`: the buffer stayed above the bound for `backpressure.slowConsumerMs` or longer.
+   */
+  kind: 'ignored' | 'slow-consumer';
+  /** Bytes buffered in memory by the writer when the report was made. */
+  bufferedBytes: number;
+  /** The writer's high-water mark, bytes (`writableHighWaterMark`). */
+  highWaterMark: number;
+  /** `ignored`: the application's own frame of the write that crossed the bound (see `frameFilter`). */
+  culprit?: StackFrame;
+  /** `ignored`: the frames of that write, the application's own first (at most 10). */
+  stack?: StackFrame[];
+  /** The request, or the WebSocket connection's message scope (`method: 'WS'`), that was writing. */
+  request?: RequestScope;
+  /** `slow-consumer`: how long the buffer has stayed above the bound, ms. */
+  durationMs?: number;
+  /** Reports of the same site and kind left out since the previous one (one per site and kind a minute). */
+  suppressed: number;
+}
+
+export type Report = StallReport | PromiseReport | BackpressureReport;
 
 /** Emitted once per request or `monitor.run()` job when it ends. */
 export interface RequestRecord {
@@ -137,6 +166,22 @@ export interface MonitorCounters {
    * was created, and open now. Absent until an adapter that counts connections is mounted.
    */
   connections?: ConnectionCounts;
+  /** Writers watched for backpressure (`backpressure` option). Absent when it is off. */
+  backpressure?: BackpressureCounts;
+}
+
+/** What the backpressure watch counts (`monitor.counters().backpressure`). */
+export interface BackpressureCounts {
+  /** Bytes buffered now by the writers waiting for 'drain' (those whose last write was told to wait). */
+  bufferedBytes: number;
+  /** Writers waiting for 'drain' now. */
+  waiting: number;
+  /** Writers not watched because `backpressure.maxTracked` were watched already. */
+  dropped: number;
+  /** Reports made, by kind. */
+  reported: { ignored: number; slowConsumer: number };
+  /** Reports left out by the once-per-site-per-minute rule. */
+  suppressed: number;
 }
 
 /** Connections an adapter of long-lived connections counted (`monitor.counters().connections`). */
@@ -178,7 +223,8 @@ export interface Monitor {
   on(event: 'stall', fn: (r: StallReport) => void): this;
   on(event: 'promise', fn: (r: PromiseReport) => void): this;
   on(event: 'request', fn: (r: RequestRecord) => void): this;
-  off(event: 'stall' | 'promise' | 'request', fn: (r: never) => void): this;
+  on(event: 'backpressure', fn: (r: BackpressureReport) => void): this;
+  off(event: 'stall' | 'promise' | 'request' | 'backpressure', fn: (r: never) => void): this;
   /** Loop delay (beyond the sampling resolution) and utilization over the last complete window, in ms. */
   loopStats(): LoopStats;
   /** Delay samples since start() in cumulative buckets (1 ms to 10 s), up to the last complete window. */
@@ -267,8 +313,13 @@ export interface MonitorOptions {
   promises?: PromiseOptions | false;
   correlation?: CorrelationOptions;
   exporters?: readonly Exporter[];
-  /** Where stall and promise reports go. Default: one JSON line on stderr. */
+  /** Where stall, promise and backpressure reports go. Default: one JSON line on stderr. */
   onReport?: (report: Report) => void;
+  /**
+   * Ignored backpressure and slow consumers of HTTP responses and WebSocket connections, and the
+   * time writers wait for 'drain' (docs/backpressure.md). On by default; `false` turns it off.
+   */
+  backpressure?: BackpressureOptions | false;
   /** Cap of the in-flight registry. Default 10000. */
   maxInflight?: number;
   /** Where loopsight's own warnings go (each at most once). Default: `process.emitWarning`. */
@@ -290,6 +341,25 @@ export interface MonitorOptions {
    * createMonitor({ frameFilter: (url) => isUserFrame(url) || url.includes('/node_modules/@acme/') });
    */
   frameFilter?: (url: string) => boolean;
+}
+
+/** The `backpressure` option: when a writer's buffer counts as too full, and for how long is too long. */
+export interface BackpressureOptions {
+  /** The bound is this many times the writer's high-water mark… Default 16. */
+  highWaterMarks?: number;
+  /** …and at least this many bytes. Default 1048576 (1 MiB). */
+  minBytes?: number;
+  /** A buffer above the bound this long, ms, is a slow consumer. Default 5000. */
+  slowConsumerMs?: number;
+  /** Writers watched at once (those told to wait for 'drain'); past it, new ones are not watched. Default 1000. */
+  maxTracked?: number;
+}
+
+export interface ResolvedBackpressure {
+  readonly highWaterMarks: number;
+  readonly minBytes: number;
+  readonly slowConsumerMs: number;
+  readonly maxTracked: number;
 }
 
 /** What a shed request is told. */
@@ -373,4 +443,5 @@ export interface ResolvedOptions {
   readonly bindEmitters: boolean;
   readonly shed: ResolvedShed | false;
   readonly frameFilter: (url: string) => boolean;
+  readonly backpressure: ResolvedBackpressure | false;
 }

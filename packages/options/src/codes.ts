@@ -27,6 +27,7 @@ export const CODES = Object.freeze({
   LOOPSIGHT_SOURCE_MAP: 'some stall frames are not source-mapped (a map missing, too large or not a regular file)',
   LOOPSIGHT_THREADS: 'figures of worker threads cannot be heard, or too many threads report',
   LOOPSIGHT_PROMISE_TRACKER: 'the promise tracker hit a problem (a hook or a report failed)',
+  LOOPSIGHT_BACKPRESSURE: 'the backpressure watch hit a problem on a write or a report; the write went on unwatched',
   LOOPSIGHT_DASHBOARD: 'the dashboard could not serve its page or its feed',
   LOOPSIGHT_PROPAGATION: 'the correlation header could not be set on an outbound request; the request went without it',
   LOOPSIGHT_REFUSED_ID: 'withCorrelationId() was given an id that is not 1-1024 visible ASCII characters; a fresh one was used',

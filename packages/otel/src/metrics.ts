@@ -2,6 +2,7 @@ import type { Monitor, PromiseReport } from '@loopsight/core';
 import {
   type CountedJob,
   type CountedStall,
+  DRAIN_BUCKETS_SECONDS,
   JOB_BUCKETS_SECONDS,
   METRICS,
   type ReportLabels,
@@ -15,6 +16,7 @@ import {
 import { warning } from '@loopsight/options';
 import type { BatchObservableCallback, Meter, Observable } from '@opentelemetry/api';
 import {
+  ATTR_BACKPRESSURE_KIND,
   ATTR_HTTP_ROUTE,
   ATTR_JOB_NAME,
   ATTR_JOB_OUTCOME,
@@ -26,9 +28,12 @@ import {
   ATTR_THREAD_NAME,
   EVENTLOOP_DELAY,
   EVENTLOOP_UTILIZATION,
+  METRIC_BACKPRESSURE,
+  METRIC_BACKPRESSURE_BUFFERED,
   METRIC_CONNECTIONS_CLOSED,
   METRIC_CONNECTIONS_OPEN,
   METRIC_CONNECTIONS_OPENED,
+  METRIC_DRAIN_WAIT,
   METRIC_INFLIGHT,
   METRIC_JOB_DURATION,
   METRIC_JOBS,
@@ -45,6 +50,10 @@ export interface LoopsightMetrics {
   promise(report: PromiseReport): void;
   /** A queue job ended (core's subscribeJobs). */
   job(job: CountedJob): void;
+  /** A backpressure report (core's subscribeBackpressure). */
+  backpressure(counted: { kind: string; route: string; count: number }): void;
+  /** A timed wait for 'drain' (core's subscribeBackpressure). */
+  drain(counted: { route: string; seconds: number }): void;
   stop(): void;
 }
 
@@ -73,6 +82,30 @@ export function createMetrics(
     unit: METRICS.jobDuration.unit,
     advice: { explicitBucketBoundaries: [...JOB_BUCKETS_SECONDS] },
   });
+
+  // --- backpressure ---
+  const backpressure = meter.createCounter(METRIC_BACKPRESSURE, {
+    description: METRICS.backpressure.help,
+    unit: METRICS.backpressure.unit,
+  });
+  const drainWait = meter.createHistogram(METRIC_DRAIN_WAIT, {
+    description: METRICS.drainWait.help,
+    unit: METRICS.drainWait.unit,
+    advice: { explicitBucketBoundaries: [...DRAIN_BUCKETS_SECONDS] },
+  });
+  const buffered = meter.createObservableGauge(METRIC_BACKPRESSURE_BUFFERED, {
+    description: METRICS.backpressureBuffered.help,
+    unit: METRICS.backpressureBuffered.unit,
+  });
+  const observeBuffered: BatchObservableCallback = (result) => {
+    try {
+      const counts = monitor.counters().backpressure;
+      if (counts !== undefined) result.observe(buffered, counts.bufferedBytes);
+    } catch (error) {
+      fail('the buffered bytes')(error);
+    }
+  };
+  // --- end backpressure ---
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
   // Worker threads whose own monitors report: their points carry thread.id and thread.name
@@ -142,6 +175,8 @@ export function createMetrics(
     }
   };
   meter.addBatchObservableCallback(counters, counted);
+  meter.addBatchObservableCallback(observeBuffered, [buffered]);
+  callbacks.push({ callback: observeBuffered, observables: [buffered] });
   callbacks.push({ callback: counters, observables: counted });
 
   // WebSocket connections, once an adapter counts them (it may be mounted after this started).
@@ -188,6 +223,12 @@ export function createMetrics(
     job({ job, outcome, seconds }) {
       jobs.add(1, { [ATTR_JOB_NAME]: job, [ATTR_JOB_OUTCOME]: outcome });
       jobDuration.record(seconds, { [ATTR_JOB_NAME]: job });
+    },
+    backpressure({ kind, route, count }) {
+      backpressure.add(count, { [ATTR_BACKPRESSURE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
+    },
+    drain({ route, seconds }) {
+      drainWait.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
       stopConnections();

@@ -32,6 +32,13 @@ export const METRIC_CONNECTIONS_OPENED = METRICS.connectionsOpened.otel;
 export const METRIC_CONNECTIONS_CLOSED = METRICS.connectionsClosed.otel;
 export const METRIC_JOBS = METRICS.jobs.otel;
 export const METRIC_JOB_DURATION = METRICS.jobDuration.otel;
+// --- backpressure ---
+export const METRIC_DRAIN_WAIT = METRICS.drainWait.otel;
+export const METRIC_BACKPRESSURE = METRICS.backpressure.otel;
+export const METRIC_BACKPRESSURE_BUFFERED = METRICS.backpressureBuffered.otel;
+/** On the backpressure counter: `ignored` or `slow-consumer`. */
+export const ATTR_BACKPRESSURE_KIND = 'loopsight.backpressure.kind';
+// --- end backpressure ---
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';

@@ -1,12 +1,14 @@
 import type { LoopDelayHistogram, Monitor, PromiseReport } from '@loopsight/core';
 import {
   DEFAULT_MAX_ROUTES,
+  DRAIN_BUCKETS_SECONDS,
   JOB_BUCKETS_SECONDS,
   METRICS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
+  subscribeBackpressure,
   subscribeJobs,
   subscribeStalls,
   threadFeed,
@@ -116,6 +118,11 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     connectionsClosed: `${prefix}${METRICS.connectionsClosed.prometheus}`,
     jobs: `${prefix}${METRICS.jobs.prometheus}`,
     jobSeconds: `${prefix}${METRICS.jobDuration.prometheus}`,
+    // --- backpressure ---
+    drainWait: `${prefix}${METRICS.drainWait.prometheus}`,
+    backpressure: `${prefix}${METRICS.backpressure.prometheus}`,
+    backpressureBuffered: `${prefix}${METRICS.backpressureBuffered.prometheus}`,
+    // --- end backpressure ---
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -339,7 +346,53 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         },
       },
     );
+    // --- backpressure: registered with the first report or timed drain, so a service whose writers
+    // never wait exposes no empty series.
+    const backpressure = new Counter({
+      name: names.backpressure,
+      help: METRICS.backpressure.help,
+      labelNames: ['kind', 'route'],
+      registers: [],
+    });
+    const drainWait = new Histogram({
+      name: names.drainWait,
+      help: METRICS.drainWait.help,
+      labelNames: ['route'],
+      buckets: [...DRAIN_BUCKETS_SECONDS],
+      registers: [],
+    });
+    const buffered = new PullMetric(
+      { name: names.backpressureBuffered, help: METRICS.backpressureBuffered.help, type: 'gauge', aggregator: 'sum' },
+      () => [{ labels: {}, value: monitor.counters().backpressure?.bufferedBytes ?? 0 }],
+      fail('the buffered bytes'),
+    );
+    const unsubscribeBackpressure = subscribeBackpressure(
+      monitor,
+      config.maxRoutes,
+      { name: 'Prometheus', site },
+      {
+        first() {
+          for (const entry of [
+            { name: names.backpressure, metric: backpressure },
+            { name: names.drainWait, metric: drainWait },
+          ]) {
+            registry.registerMetric(entry.metric);
+            registered.push(entry);
+          }
+          buffered.register(registry);
+          registered.push({ name: names.backpressureBuffered, metric: buffered });
+        },
+        report({ kind, route, count }) {
+          backpressure.inc({ kind, route }, count);
+        },
+        drain({ route, seconds }) {
+          drainWait.observe({ route }, seconds);
+        },
+      },
+    );
+    // --- end backpressure ---
     detach = () => {
+      unsubscribeBackpressure();
       stopConnections();
       unsubscribeJobs();
       unsubscribe();

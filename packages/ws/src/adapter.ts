@@ -1,9 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { enablePropagation } from '@loopsight/context';
-import { type Exporter, type Monitor, type RequestScope, ROUTE_OTHER } from '@loopsight/core';
+import { currentScope, type Exporter, type Monitor, type RequestScope, ROUTE_OTHER } from '@loopsight/core';
 import {
   acceptIncoming,
+  type BackpressureWatch,
   type ConnectionCounter,
   internals,
   isThenable,
@@ -12,6 +13,7 @@ import {
   pathOf,
   propagation,
   runInScope,
+  type WriterPort,
 } from '@loopsight/core/adapter';
 import { func, invalidOption, isPlainObject, positive, type Resolved, resolveShape, type Shape, warning } from '@loopsight/options';
 import type { LoopsightWsOptions, WebSocketLike, WebSocketServerLike, WsData } from './types.js';
@@ -32,9 +34,24 @@ interface SocketState {
 // On the socket itself, so nothing outlives it: no map of sockets anywhere.
 const STATE = Symbol('loopsight.ws.socket');
 const WRAPPED = Symbol('loopsight.ws.wrapped');
-const PATCHED = ['emit', 'on', 'addListener', 'prependListener'] as const;
+const PATCHED = ['emit', 'on', 'addListener', 'prependListener', 'send'] as const;
 
 type Socket = WebSocketLike & Record<string | symbol, unknown> & { [STATE]?: SocketState };
+
+/** The net socket under a ws WebSocket: what its frames are written to, and what emits 'drain'. */
+type RawSocket = NodeJS.EventEmitter & { readonly writableNeedDrain?: boolean; readonly writableHighWaterMark?: number };
+const rawOf = (socket: Socket): RawSocket | undefined => socket._socket as RawSocket | undefined;
+
+/** How the backpressure watch reads a WebSocket: `bufferedAmount`, its net socket's mark and 'drain'. */
+function wsPort(socket: Socket): WriterPort {
+  const raw = rawOf(socket) as RawSocket;
+  return {
+    buffered: () => Number(socket.bufferedAmount ?? 0),
+    highWaterMark: raw.writableHighWaterMark ?? 16_384,
+    drain: raw,
+    close: socket as unknown as NodeJS.EventEmitter,
+  };
+}
 
 /**
  * The promises returned by the listeners of the message being emitted: set around the synchronous
@@ -77,6 +94,7 @@ class WsAdapter {
   readonly #names = new Set<string>();
   readonly #ids = new WeakMap<IncomingMessage, string>();
   readonly #counter: ConnectionCounter;
+  readonly #watch: BackpressureWatch | undefined;
   #wss: WebSocketServerLike | undefined;
   #active = false;
 
@@ -88,6 +106,7 @@ class WsAdapter {
     this.#messageName = options.messageName;
     this.#maxNames = options.maxMessageNames;
     this.#counter = this.#handle.countConnections();
+    this.#watch = this.#handle.backpressure;
   }
 
   /** Listens to the server: on monitor.start(), and again after a stop and start. */
@@ -182,6 +201,15 @@ class WsAdapter {
       return Reflect.apply(remove, this, [event, event === 'message' ? registeredFor(this, listener) : listener]);
     };
     socket.off = socket.removeListener;
+    const send = socket.send as Listener | undefined;
+    const watch = this.#watch;
+    if (watch === undefined || typeof send !== 'function') return;
+    // Reads one flag of the net socket after each send: only a frame told to wait goes to the watch.
+    socket.send = function loopsightSend(this: Socket, ...args: unknown[]): unknown {
+      const result = Reflect.apply(send, this, args);
+      if (adapter.#active && rawOf(this)?.writableNeedDrain === true) watch.pressed(this, currentScope(), wsPort, loopsightSend);
+      return result;
+    };
   }
 
   /** One message: its listeners run in the connection's scope, timed until their promises settle. */

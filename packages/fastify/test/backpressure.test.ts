@@ -1,0 +1,3 @@
+import { backpressureSuite } from '../../../test-support/backpressure-suite.js';
+
+backpressureSuite('fastify');
