@@ -1,0 +1,60 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { metricsHandler, prometheusExporter } from '@loopsight/prometheus';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { slowClient } from '../../../test-support/backpressure.js';
+import { type StreamingApp, streamingApps } from '../../../test-support/backpressure-suite.js';
+import { type PrometheusServer, startPrometheus } from '../../../test-support/prometheus-server.js';
+import { until } from '../../../test-support/until.js';
+
+// A real Prometheus scrapes an Express service whose streaming route ignores backpressure once and
+// honours it once; the assertions are PromQL answers from its HTTP API.
+let app: StreamingApp;
+let metricsServer: Server;
+let prometheus: PrometheusServer;
+let reports = 0;
+
+beforeAll(async () => {
+  const registry = new Registry();
+  app = await streamingApps.express({
+    loopLag: false,
+    promises: false,
+    exporters: [prometheusExporter({ registry })],
+    onReport: (r) => {
+      if (r.type === 'backpressure') reports++;
+    },
+  });
+  metricsServer = createServer(metricsHandler(registry));
+  await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
+  prometheus = await startPrometheus([`127.0.0.1:${(metricsServer.address() as AddressInfo).port}`], { scrapeInterval: '1s' });
+}, 60_000);
+
+afterAll(async () => {
+  await prometheus?.close();
+  await new Promise((resolve) => metricsServer?.close(resolve));
+  await app?.close();
+});
+
+it('Prometheus finds the backpressure counter, the drain-wait histogram and the buffered bytes', async () => {
+  const ignoring = await slowClient(app.url, '/stream/ignore');
+  // While the slow client holds the ignoring response, its buffered bytes are in the gauge.
+  expect(await until(() => reports === 1, 10_000)).toBe(true);
+  const buffered = await prometheus.waitFor('loopsight_backpressure_buffered_bytes', (r) => Number(r[0]?.value[1]) > 1_048_576, 15_000);
+  expect(buffered).toHaveLength(1);
+  ignoring.destroy();
+  const awaiting = await slowClient(app.url, '/stream/await');
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await awaiting.finish();
+
+  const counted = await prometheus.waitFor('loopsight_backpressure_total{kind="ignored"}', (r) => Number(r[0]?.value[1]) >= 1, 15_000);
+  expect(counted[0]?.metric).toMatchObject({ route: '/stream/:mode', job: 'loopsight-test' });
+  const waits = await prometheus.waitFor(
+    'loopsight_drain_wait_seconds_count{route="/stream/:mode"}',
+    (r) => Number(r[0]?.value[1]) > 5,
+    15_000,
+  );
+  expect(waits).toHaveLength(1);
+  const p90 = await prometheus.query('histogram_quantile(0.9, sum(loopsight_drain_wait_seconds_bucket) by (le))');
+  expect(Number.isFinite(Number(p90[0]?.value[1]))).toBe(true);
+}, 60_000);
