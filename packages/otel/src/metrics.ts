@@ -97,10 +97,14 @@ export function createMetrics(
     description: METRICS.backpressureBuffered.help,
     unit: METRICS.backpressureBuffered.unit,
   });
+  // Observed from the first writer told to wait on, so a service whose writers never wait shows no series.
+  let bufferedSeen = false;
   const observeBuffered: BatchObservableCallback = (result) => {
     try {
       const counts = monitor.counters().backpressure;
-      if (counts !== undefined) result.observe(buffered, counts.bufferedBytes);
+      if (counts === undefined) return;
+      bufferedSeen ||= counts.waiting > 0 || counts.reported.ignored + counts.reported.slowConsumer > 0;
+      if (bufferedSeen) result.observe(buffered, counts.bufferedBytes);
     } catch (error) {
       fail('the buffered bytes')(error);
     }
@@ -225,9 +229,11 @@ export function createMetrics(
       jobDuration.record(seconds, { [ATTR_JOB_NAME]: job });
     },
     backpressure({ kind, route, count }) {
+      bufferedSeen = true;
       backpressure.add(count, { [ATTR_BACKPRESSURE_KIND]: kind, [ATTR_HTTP_ROUTE]: route });
     },
     drain({ route, seconds }) {
+      bufferedSeen = true;
       drainWait.record(seconds, { [ATTR_HTTP_ROUTE]: route });
     },
     stop() {
