@@ -12,7 +12,8 @@ const writers = createRequire(import.meta.url)('./fixtures/writers.cjs') as {
 };
 
 /** 64 KB chunks, 64 MB in all: far past any high-water mark. */
-export const { CHUNK_BYTES, TOTAL_BYTES, writeIgnoring, writeAwaiting, IGNORING_WRITE } = writers;
+export const { TOTAL_BYTES, writeIgnoring, writeAwaiting, IGNORING_WRITE } = writers;
+const { CHUNK_BYTES } = writers;
 
 export interface SlowClient {
   /** Bytes of the body (and headers) read so far. */

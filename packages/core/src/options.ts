@@ -373,7 +373,7 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
 }
 
 /** The `backpressure` option's defaults (docs/backpressure.md). */
-export const DEFAULT_BACKPRESSURE: ResolvedBackpressure = Object.freeze({
+const DEFAULT_BACKPRESSURE: ResolvedBackpressure = Object.freeze({
   highWaterMarks: 16,
   minBytes: 1_048_576,
   slowConsumerMs: 5_000,
