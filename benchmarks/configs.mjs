@@ -23,6 +23,28 @@ export { ROUTES } from './servers/lib/routes.mjs';
 export const ROUTE = '/hello';
 export const AWAITS = '/awaits';
 const BARE_AWAITS = 'bare, /awaits';
+const STREAM = '/stream';
+const BARE_STREAM = 'bare, /stream';
+
+/**
+ * The streaming route (64 writes per request) for the backpressure watch's cost: bare, its A/A
+ * control, the ALS floor, loopsight with and without the watch. Optional: run with
+ * --only "bare, /stream,bare (A/A), /stream,als-floor, /stream,loopsight, promises off, /stream,loopsight, backpressure off, /stream".
+ */
+const streaming = [
+  { label: BARE_STREAM, variant: 'bare', route: STREAM, optional: true },
+  { label: 'bare (A/A), /stream', variant: 'bare', route: STREAM, base: BARE_STREAM, optional: true },
+  { label: 'als-floor, /stream', variant: 'als-floor', route: STREAM, base: BARE_STREAM, echoesId: true, optional: true },
+  { label: 'loopsight, promises off, /stream', variant: 'loopsight', route: STREAM, base: BARE_STREAM, echoesId: true, optional: true },
+  {
+    label: 'loopsight, backpressure off, /stream',
+    variant: 'loopsight-no-backpressure',
+    route: STREAM,
+    base: BARE_STREAM,
+    echoesId: true,
+    optional: true,
+  },
+];
 
 /** @type {Config[]} */
 const common = [
@@ -111,6 +133,7 @@ export const frameworks = {
       kind: 'ablation',
     },
     ...sidePaths,
+    ...streaming,
   ],
   fastify: [
     ...common,

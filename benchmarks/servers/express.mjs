@@ -11,7 +11,7 @@ import httpContext from 'express-http-context';
 import { Registry } from 'prom-client';
 import { alsFloorExpress } from './lib/als-floor.mjs';
 import { HOST, pickVariant, serve } from './lib/harness.mjs';
-import { incomingOrNew, tenAwaits } from './lib/routes.mjs';
+import { incomingOrNew, streamTo, tenAwaits } from './lib/routes.mjs';
 import { benchOptions, PROMISES_SAMPLED_SCALED, promClientMetrics, standaloneLoopSampler } from './lib/variants.mjs';
 
 const loopsight = (options) => adapter(benchOptions(options));
@@ -21,6 +21,8 @@ const variants = {
   'als-floor': (app) => app.use(alsFloorExpress),
   // "loopsight defaults" of issue 8: context + loop stats + stall watchdog, promise tracking off.
   loopsight: (app) => app.use(loopsight({ promises: false })),
+  // The backpressure watch off (its only per-request part is tagging the response; per write, the patch).
+  'loopsight-no-backpressure': (app) => app.use(loopsight({ promises: false, backpressure: false })),
   'loopsight-prometheus': (app) => app.use(loopsight({ promises: false, exporters: [prometheusExporter({ registry: new Registry() })] })),
   'loopsight-dashboard': (app) => {
     const ls = loopsight({ promises: false });
@@ -98,6 +100,7 @@ app.get('/hello', (_req, res) => {
 app.get('/awaits', async (_req, res) => {
   res.json(await tenAwaits());
 });
+app.get('/stream', (_req, res) => streamTo(res));
 
 const server = http.createServer(app);
 await new Promise((resolve) => server.listen(0, HOST, resolve));

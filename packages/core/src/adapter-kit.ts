@@ -6,7 +6,7 @@
  * of the same release are written against it. Applications use the root entry.
  */
 export { monitorFor } from './adapter.js';
-export type { BackpressureWatch, WriterPort } from './backpressure.js';
+export type { WriterPort, WriterWatch } from './backpressure.js';
 export { JOB_METHOD } from './exporting.js';
 export {
   createAmbientHandler,

@@ -28,6 +28,11 @@ export interface WatchSink {
   reportError(what: string, error: unknown): void;
 }
 
+/** What an adapter of other writers (WebSocket) hands its writes told to wait to: the monitor's watch. */
+export interface WriterWatch {
+  pressed(owner: object, scope: RequestScope | undefined, port: (owner: never) => WriterPort, below: (...args: never[]) => unknown): void;
+}
+
 /** One report per site and kind in this interval (as promise reports); the rest are counted. */
 const REPORT_EVERY_MS = 60_000;
 /** Sites remembered for the rule above (oldest forgotten first). */
@@ -105,7 +110,7 @@ function captureFrames(below: (...args: never[]) => unknown): StackFrame[] {
  * there and only there. A timer (unref'd, running only while some writer waits) finds the slow
  * consumers. Bounded: at most `maxTracked` writers watched, `MAX_SITES` sites remembered.
  */
-export class BackpressureWatch {
+export class BackpressureWatch implements WriterWatch {
   readonly #options: ResolvedBackpressure;
   readonly #sink: WatchSink;
   readonly #frameFilter: (url: string) => boolean;
@@ -124,6 +129,7 @@ export class BackpressureWatch {
     this.#sink = sink;
   }
 
+  /** Takes writes from now on. */
   start(): void {
     this.#running = true;
   }
@@ -138,6 +144,7 @@ export class BackpressureWatch {
     this.#stopTimer();
   }
 
+  /** `monitor.counters().backpressure`: the buffered bytes are summed now, over the writers waiting. */
   counts(): BackpressureCounts {
     let bufferedBytes = 0;
     for (const entry of this.#waiting) bufferedBytes += this.#read(entry);
@@ -151,10 +158,6 @@ export class BackpressureWatch {
     };
   }
 
-  /**
-   * A write of `owner` was told to wait. `port` describes the writer (called once per writer);
-   * `below` is the function that wrapped the write: the report's stack starts under it.
-   */
   pressed(owner: object, scope: RequestScope | undefined, port: (owner: never) => WriterPort, below: (...args: never[]) => unknown): void {
     if (!this.#running) return;
     try {

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { mapStackFrames } from '@loopsight/loop-lag/kit';
 import { codeOf, describeError, isLoopsightError, type LoopsightCode, LoopsightTypeError, warning, warningKey } from '@loopsight/options';
 import type { PromiseTrackerStats } from '@loopsight/promises';
-import { BackpressureWatch, type DrainWait, patchResponses } from './backpressure.js';
+import { BackpressureWatch, type DrainWait, patchResponses, type WriterWatch } from './backpressure.js';
 import { CHANNELS } from './channels.js';
 import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
@@ -102,7 +102,7 @@ export interface MonitorInternals {
    */
   detach(component: Exporter): void;
   /** The backpressure watch, unless `backpressure: false`: adapters of other writers (WebSocket) hand it their writes told to wait. */
-  readonly backpressure: BackpressureWatch | undefined;
+  readonly backpressure: WriterWatch | undefined;
   /** Calls `fn` with every wait for 'drain' the watch timed (for the exporters' histograms); returns the unsubscribe function. */
   onDrain(fn: (wait: DrainWait) => void): () => void;
 }

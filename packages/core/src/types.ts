@@ -74,6 +74,7 @@ export interface PromiseReport extends TrackedPromiseReport<RequestScope> {
  * (`backpressure.highWaterMarks` × its high-water mark, at least `backpressure.minBytes`).
  */
 export interface BackpressureReport {
+  /** Always `'backpressure'`: what tells it from the other reports `onReport` receives. */
   type: 'backpressure';
   /**
    * `ignored`: the writer wrote again after `write()` returned false (or, for a WebSocket, after

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
-import type { Monitor, PromiseReport, RequestScope, StackFrame, StallReport } from '@loopsight/core';
+import type { BackpressureReport, Monitor, PromiseReport, RequestScope, StackFrame, StallReport } from '@loopsight/core';
 import { warning } from '@loopsight/options';
 import { SECURITY_HEADERS } from './assets.js';
 import type { ResolvedDashboardOptions } from './options.js';
@@ -41,6 +41,18 @@ export interface PromiseView {
   request: ScopeView | null;
   stack: FrameView[];
 }
+export interface BackpressureView {
+  at: number;
+  kind: string;
+  bufferedBytes: number;
+  highWaterMark: number;
+  /** slow-consumer: how long the buffer stayed above the bound, ms; 0 otherwise. */
+  durationMs: number;
+  suppressed: number;
+  culprit: FrameView | null;
+  request: ScopeView | null;
+  stack: FrameView[];
+}
 /** [epoch s, p50, p90, p99, max (ms), utilization (%)] */
 export type Point = [number, number, number, number, number, number];
 export interface TickView {
@@ -57,6 +69,8 @@ export interface TickView {
     shed: Record<string, number> | null;
     inflightDropped: number;
     internalErrors: number;
+    /** The backpressure watch's figures; null when `backpressure: false`. */
+    backpressure: { bufferedBytes: number; waiting: number; ignored: number; slowConsumer: number } | null;
   };
 }
 
@@ -187,6 +201,7 @@ export class Feed {
   readonly #options: ResolvedDashboardOptions;
   readonly #stalls: Ring<StallView>;
   readonly #promises: Ring<PromiseView>;
+  readonly #backpressure: Ring<BackpressureView>;
   readonly #points: PointRing;
   /** Open streams, with when each ends (`feedSeconds` after it opened, on performance.now()'s clock). */
   readonly #clients = new Map<ServerResponse, number>();
@@ -198,12 +213,14 @@ export class Feed {
   #listening = false;
   readonly #onStall = (r: StallReport) => this.#guard('stall', () => this.#stall(r));
   readonly #onPromise = (r: PromiseReport) => this.#guard('promise', () => this.#promise(r));
+  readonly #onBackpressure = (r: BackpressureReport) => this.#guard('backpressure', () => this.#pressure(r));
 
   constructor(monitor: Monitor, options: ResolvedDashboardOptions) {
     this.#monitor = monitor;
     this.#options = options;
     this.#stalls = new Ring(options.maxReports);
     this.#promises = new Ring(options.maxReports);
+    this.#backpressure = new Ring(options.maxReports);
     this.#points = new PointRing(options.historySeconds);
   }
 
@@ -212,6 +229,7 @@ export class Feed {
     this.#listening = true;
     this.#monitor.on('stall', this.#onStall);
     this.#monitor.on('promise', this.#onPromise);
+    this.#monitor.on('backpressure', this.#onBackpressure);
     this.#elu = performance.eventLoopUtilization();
     this.#timer = setInterval(() => this.#guard('tick', () => this.#tick()), TICK_MS).unref();
   }
@@ -221,6 +239,7 @@ export class Feed {
     if (this.#listening) {
       this.#monitor.off('stall', this.#onStall);
       this.#monitor.off('promise', this.#onPromise);
+      this.#monitor.off('backpressure', this.#onBackpressure);
       this.#listening = false;
     }
     for (const res of this.#clients.keys()) res.end();
@@ -256,6 +275,7 @@ export class Feed {
     this.#send(res, 'snapshot', {
       stalls: this.#stalls.values().reverse(),
       promises: this.#promises.values().reverse(),
+      backpressure: this.#backpressure.values().reverse(),
       points: [...this.#points.values(), tick.point],
       tick,
     });
@@ -301,6 +321,22 @@ export class Feed {
     };
     this.#promises.push(view);
     this.#broadcast('promise', view);
+  }
+
+  #pressure(r: BackpressureReport): void {
+    const view: BackpressureView = {
+      at: Date.now(),
+      kind: text(r.kind),
+      bufferedBytes: num(r.bufferedBytes),
+      highWaterMark: num(r.highWaterMark),
+      durationMs: Math.round(num(r.durationMs)),
+      suppressed: num(r.suppressed),
+      culprit: frameView(r.culprit),
+      request: scopeView(r.request),
+      stack: stackView(r.stack),
+    };
+    this.#backpressure.push(view);
+    this.#broadcast('backpressure', view);
   }
 
   #tick(): void {
@@ -373,6 +409,14 @@ export class Feed {
         shed: counters.shed ? { ...counters.shed } : null,
         inflightDropped: counters.inflightDropped,
         internalErrors: counters.internalErrors,
+        backpressure: counters.backpressure
+          ? {
+              bufferedBytes: counters.backpressure.bufferedBytes,
+              waiting: counters.backpressure.waiting,
+              ignored: counters.backpressure.reported.ignored,
+              slowConsumer: counters.backpressure.reported.slowConsumer,
+            }
+          : null,
       },
     };
   }

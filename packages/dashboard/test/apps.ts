@@ -10,6 +10,7 @@ import { loopsight as koaLoopsight } from '@loopsight/koa';
 import express from 'express';
 import fastify from 'fastify';
 import Koa from 'koa';
+import { writeIgnoring } from '../../../test-support/backpressure.js';
 import { blockTheLoop } from '../../../test-support/blockers.js';
 
 export interface DashboardApp {
@@ -70,6 +71,8 @@ const startExpress: Start = async (options, dashboardOptions) => {
   app.get('/orders/:id/wait/:ms', async (req, res) => {
     res.json(await handlers.wait(req.params.ms));
   });
+  // 64 MB written without looking at write()'s false: a backpressure report for the panel.
+  app.get('/export/:format', (_req, res) => writeIgnoring(res));
   return serve(createServer(app), ls.monitor, dashboard);
 };
 

@@ -8,6 +8,7 @@ import type { StallReport } from '@loopsight/core';
 import { internals } from '@loopsight/core/adapter';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { slowClient } from '../../../test-support/backpressure.js';
 import { type DashboardApp, frameworks } from './apps.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -176,6 +177,35 @@ describe.skipIf(!present)('the dashboard in chromium', () => {
         await expect(item.locator('.culprit').textContent()).resolves.toContain('sendReceipt');
         await expect(item.locator('.route').textContent()).resolves.toBe('POST /checkout');
       });
+
+      if (deep)
+        it('shows a backpressure report and the bytes buffered now', async () => {
+          const id = `export-${framework.name}`;
+          const client = await slowClient(app.url, '/export/csv', { 'x-request-id': id });
+          try {
+            const item = page.locator('#backpressure li.report', { hasText: id });
+            await appears(item, page.locator('#backpressure li.report summary'), 5_000);
+            await expect(item.locator('.kind').textContent()).resolves.toBe('ignored');
+            await expect(item.locator('.route').textContent()).resolves.toBe('GET /export/:format');
+            await expect(item.locator('.culprit').textContent()).resolves.toContain('writeIgnoring');
+            // While the slow client holds the response, the panel shows its buffer (ticks every second).
+            await page.waitForFunction(
+              () => Number(document.querySelector<HTMLElement>('#buffered-now')?.dataset.bytes ?? 0) > 1_048_576,
+              undefined,
+              {
+                timeout: 3_000,
+              },
+            );
+            await expect(page.locator('#buffered-now').textContent()).resolves.toMatch(
+              /^Buffered now: [\d.]+ MiB by 1 writer waiting for 'drain'$/,
+            );
+          } finally {
+            client.destroy();
+          }
+          await page.waitForFunction(() => document.querySelector<HTMLElement>('#buffered-now')?.dataset.bytes === '0', undefined, {
+            timeout: 3_000,
+          });
+        });
 
       if (deep)
         it('shows a hostile correlation id as text and runs nothing', { retry: 2 }, async () => {

@@ -4,7 +4,6 @@ import { enablePropagation } from '@loopsight/context';
 import { currentScope, type Exporter, type Monitor, type RequestScope, ROUTE_OTHER } from '@loopsight/core';
 import {
   acceptIncoming,
-  type BackpressureWatch,
   type ConnectionCounter,
   internals,
   isThenable,
@@ -14,6 +13,7 @@ import {
   propagation,
   runInScope,
   type WriterPort,
+  type WriterWatch,
 } from '@loopsight/core/adapter';
 import { func, invalidOption, isPlainObject, positive, type Resolved, resolveShape, type Shape, warning } from '@loopsight/options';
 import type { LoopsightWsOptions, WebSocketLike, WebSocketServerLike, WsData } from './types.js';
@@ -94,7 +94,7 @@ class WsAdapter {
   readonly #names = new Set<string>();
   readonly #ids = new WeakMap<IncomingMessage, string>();
   readonly #counter: ConnectionCounter;
-  readonly #watch: BackpressureWatch | undefined;
+  readonly #watch: WriterWatch | undefined;
   #wss: WebSocketServerLike | undefined;
   #active = false;
 

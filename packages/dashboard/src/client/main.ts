@@ -3,11 +3,12 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import type { FrameView, Point, PromiseView, ScopeView, StallView, TickView } from '../feed.js';
+import type { BackpressureView, FrameView, Point, PromiseView, ScopeView, StallView, TickView } from '../feed.js';
 
 interface Snapshot {
   stalls: StallView[];
   promises: PromiseView[];
+  backpressure: BackpressureView[];
   points: Point[];
   tick: TickView;
 }
@@ -100,6 +101,31 @@ function promiseItem(p: PromiseView): HTMLElement {
   return item;
 }
 
+const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : `${n} B`);
+
+function pressureItem(b: BackpressureView): HTMLElement {
+  const head = el(
+    'summary',
+    '',
+    el('span', `kind kind-${b.kind}`, b.kind),
+    el('span', 'dur', bytes(b.bufferedBytes)),
+    el(
+      'span',
+      'culprit',
+      b.culprit ? frameText(b.culprit) : b.kind === 'slow-consumer' ? `above the bound for ${ms(b.durationMs)}` : 'no application frame',
+    ),
+    ...scopeBits(b.request),
+    el('span', 'when', time(b.at)),
+  );
+  const notes = [`high-water mark ${bytes(b.highWaterMark)}`, b.suppressed > 0 && `${b.suppressed} more like it suppressed`]
+    .filter(Boolean)
+    .join(' · ');
+  const item = el('li', 'report', el('details', '', head, el('p', 'muted', notes), stackList(b.stack, b.culprit)));
+  item.dataset.kind = b.kind;
+  item.dataset.key = `${b.at}|${b.kind}|${b.request?.id ?? ''}`;
+  return item;
+}
+
 /** Replaces a list's items, keeping open the reports that were open (a reconnect sends them all again). */
 function refill(list: HTMLElement, items: HTMLElement[]): void {
   const open = new Set(
@@ -180,6 +206,14 @@ function main(): void {
     'promises',
     'floating: never awaited; leaked: outlived its request; unhandled: rejected with no handler. Newest first.',
   );
+  const pressure = section(
+    'Backpressure',
+    'backpressure',
+    'ignored: kept writing after write() said to wait; slow-consumer: a reader that cannot keep up. Newest first; see docs/backpressure.md.',
+  );
+  const bufferedNow = el('p', 'buffered', '');
+  bufferedNow.id = 'buffered-now';
+  pressure.box.insertBefore(bufferedNow, pressure.body);
   const inflightBody = el('tbody');
   inflightBody.id = 'inflight';
   const inflightTotal = el('span', 'muted', '');
@@ -200,7 +234,7 @@ function main(): void {
     counterList,
   );
 
-  const grid = el('main', '', charts, stalls.box, promises.box, inflight, counters);
+  const grid = el('main', '', charts, stalls.box, promises.box, pressure.box, inflight, counters);
   document.body.append(header, grid);
 
   const delay = chart(
@@ -265,6 +299,11 @@ function main(): void {
     );
     if (t.inflight.oldest.length === 0) inflightBody.append(el('tr', '', el('td', 'muted', 'none')));
     const c = t.counters;
+    const bp = c.backpressure;
+    bufferedNow.textContent = bp
+      ? `Buffered now: ${bytes(bp.bufferedBytes)} by ${bp.waiting} writer${bp.waiting === 1 ? '' : 's'} waiting for 'drain'`
+      : 'Off (backpressure: false)';
+    bufferedNow.dataset.bytes = String(bp?.bufferedBytes ?? 0);
     const rows: [string, string][] = [
       ['stalls', String(c.stalls)],
       [
@@ -293,6 +332,7 @@ function main(): void {
               .join(', ')
           : 'off',
       ],
+      ['backpressure reported', bp ? `ignored ${bp.ignored}, slow-consumer ${bp.slowConsumer}` : 'off'],
       ['not tracked (registry full)', String(c.inflightDropped)],
       ['loopsight internal errors', String(c.internalErrors)],
     ];
@@ -325,6 +365,7 @@ function main(): void {
       draw();
       refill(stalls.body, s.stalls.slice(0, MAX_LISTED).map(stallItem));
       refill(promises.body, s.promises.slice(0, MAX_LISTED).map(promiseItem));
+      refill(pressure.body, (s.backpressure ?? []).slice(0, MAX_LISTED).map(pressureItem));
       renderTick(s.tick);
     });
     source.addEventListener('tick', (e) => {
@@ -334,6 +375,9 @@ function main(): void {
       renderTick(t);
     });
     source.addEventListener('stall', (e) => prepend(stalls.body, stallItem(JSON.parse((e as MessageEvent<string>).data) as StallView)));
+    source.addEventListener('backpressure', (e) =>
+      prepend(pressure.body, pressureItem(JSON.parse((e as MessageEvent<string>).data) as BackpressureView)),
+    );
     source.addEventListener('promise', (e) =>
       prepend(promises.body, promiseItem(JSON.parse((e as MessageEvent<string>).data) as PromiseView)),
     );
