@@ -170,6 +170,8 @@ export class BackpressureWatch implements WriterWatch {
   #pressed(owner: Owner, scope: RequestScope | undefined, port: (owner: Owner) => WriterPort, below: (...args: never[]) => unknown): void {
     let entry = owner[ENTRY];
     if (entry === undefined) {
+      // A write to a writer that is gone ('close' was emitted already) fails; watching it would hold it until stop().
+      if ((owner as { destroyed?: unknown }).destroyed === true) return;
       if (this.#entries.size >= this.#options.maxTracked) {
         this.#counts.dropped++;
         return;

@@ -142,3 +142,30 @@ describe('backpressure', () => {
     expect(monitor.counters().backpressure?.dropped).toBeGreaterThan(0);
   });
 });
+
+it('does not watch a response written to after its client went away', async () => {
+  const monitor = createMonitor({ ...quiet, onReport: () => {} });
+  monitor.start();
+  const gone = new Promise<ServerResponse>((resolve) => {
+    const server = http.createServer((req, res) =>
+      trackRequest(new HttpScope(internals(monitor), 'gone', req, () => '/gone', req), req, res, () => {
+        res.write('first');
+        res.on('close', () => resolve(res));
+      }),
+    );
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as AddressInfo).port;
+      const client = request(`http://127.0.0.1:${port}/`);
+      void client.then((r) => r.body.destroy()).catch(() => {});
+    });
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await monitor.stop();
+    });
+  });
+  const res = await gone;
+  res.on('error', () => {});
+  for (let i = 0; i < 10; i++) res.write(Buffer.alloc(1024));
+  expect(monitor.counters().backpressure).toMatchObject({ waiting: 0, dropped: 0 });
+});
