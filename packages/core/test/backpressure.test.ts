@@ -28,7 +28,8 @@ async function serve(monitor: Monitor): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
 
-const quiet = { loopLag: false, promises: false } satisfies MonitorOptions;
+// Slow consumers apart: a loaded machine can take longer than 5 s to read 64 MB.
+const quiet = { loopLag: false, promises: false, backpressure: { slowConsumerMs: 600_000 } } satisfies MonitorOptions;
 
 describe('backpressure', () => {
   it("publishes an 'ignored' report on the monitor, on diagnostics_channel and to onReport", async () => {
@@ -109,7 +110,7 @@ describe('backpressure', () => {
     await b.stop();
     expect(ServerResponse.prototype.write).toBe(original);
     // Off: no patch at all.
-    const off = createMonitor({ ...quiet, backpressure: false });
+    const off = createMonitor({ loopLag: false, promises: false, backpressure: false });
     off.start();
     expect(ServerResponse.prototype.write).toBe(original);
     expect(off.counters().backpressure).toBeUndefined();
@@ -136,7 +137,7 @@ describe('backpressure', () => {
   });
 
   it('watches at most maxTracked writers at once, counting the others', async () => {
-    const monitor = createMonitor({ ...quiet, onReport: () => {}, backpressure: { maxTracked: 1 } });
+    const monitor = createMonitor({ ...quiet, onReport: () => {}, backpressure: { maxTracked: 1, slowConsumerMs: 600_000 } });
     const url = await serve(monitor);
     await Promise.all([1, 2, 3].map(async () => (await request(url)).body.arrayBuffer()));
     expect(monitor.counters().backpressure?.dropped).toBeGreaterThan(0);

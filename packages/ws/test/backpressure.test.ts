@@ -19,7 +19,7 @@ function listen(server: Server): Promise<string> {
 }
 
 /** A ws server whose 'flood' message sends `count` messages of 1 MB, as fast as send() takes them. */
-async function start() {
+async function start(slowConsumerMs = 500) {
   const server = createServer();
   const wss = new WebSocketServer({ server });
   const registry = new Registry();
@@ -28,7 +28,7 @@ async function start() {
     loopLag: false,
     promises: false,
     messageName: typeOf,
-    backpressure: { slowConsumerMs: 500 },
+    backpressure: { slowConsumerMs },
     exporters: [prometheusExporter({ registry })],
     onReport: (r) => {
       if (r.type === 'backpressure') reports.push(r);
@@ -87,7 +87,8 @@ describe('@loopsight/ws: backpressure', () => {
   });
 
   it('reports nothing for a client that reads, and times the waits for drain by message kind', async () => {
-    const app = await start();
+    // A loaded machine can take seconds to move 20 MB: slow consumers are those minutes behind here.
+    const app = await start(600_000);
     const client = await app.connect();
     let received = 0;
     client.ws.on('message', (data: Buffer) => {
