@@ -372,11 +372,14 @@ type MapperHolder = { [MAPPER]?: { map: FrameMapper; until: number } };
  */
 export function mapStackFrames<F extends WatchdogStackFrame>(frames: readonly F[]): WatchdogStackFrame[] {
   const holder = globalThis as MapperHolder;
-  const state = (holder[MAPPER] ??= { map: (frame) => frame, until: 0 });
-  if (state.until === 0)
-    state.map = createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {}, {
-      mayLoad: (url) => !/[\\/]node_modules[\\/]/.test(url) && performance.now() < state.until,
+  let state = holder[MAPPER];
+  if (state === undefined) {
+    const made = { map: (frame: WatchdogStackFrame) => frame, until: 0 };
+    made.map = createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {}, {
+      mayLoad: (url) => !/[\\/]node_modules[\\/]/.test(url) && performance.now() < made.until,
     });
+    state = holder[MAPPER] = made;
+  }
   state.until = performance.now() + MAIN_THREAD_BUDGET_MS;
   return frames.map((frame) => state.map(frame));
 }
