@@ -290,6 +290,24 @@ export interface MonitorOptions {
    * createMonitor({ frameFilter: (url) => isUserFrame(url) || url.includes('/node_modules/@acme/') });
    */
   frameFilter?: (url: string) => boolean;
+  /**
+   * How long `fetch()` calls wait for a connection of their dispatcher's pool, per origin: the
+   * exporters' `loopsight_outbound_queue_wait_seconds`. On by default; `false` turns it off.
+   * See docs/outbound.md.
+   */
+  outbound?: OutboundOptions | false;
+}
+
+export interface OutboundOptions {
+  /**
+   * Distinct origins labelled; later ones are counted under `__other__`, so a service that calls
+   * many hosts keeps a bounded series count. Default 100.
+   */
+  maxOrigins?: number;
+}
+
+export interface ResolvedOutbound {
+  readonly maxOrigins: number;
 }
 
 /** What a shed request is told. */
@@ -373,4 +391,5 @@ export interface ResolvedOptions {
   readonly bindEmitters: boolean;
   readonly shed: ResolvedShed | false;
   readonly frameFilter: (url: string) => boolean;
+  readonly outbound: ResolvedOutbound | false;
 }
