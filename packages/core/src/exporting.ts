@@ -1,8 +1,8 @@
 import { warning } from '@loopsight/options';
 import { threadFeed } from './hub.js';
 import { internals } from './monitor.js';
-import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { OutboundWait } from './outbound.js';
+import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { ThreadInfo } from './thread-feed.js';
 import type { Monitor, PromiseReport, RequestRecord, StallReport } from './types.js';
 

@@ -9,7 +9,7 @@ import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { InflightRegistry, NO_SLOT } from './inflight.js';
 import { DEFAULT_PROMISES, defaultLogger, resolveOptions, scopeId, writeReportLine } from './options.js';
-import { type OutboundWait, originLabeler, observeFetchWaits } from './outbound.js';
+import { type OutboundWait, observeFetchWaits, originLabeler } from './outbound.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
@@ -358,7 +358,8 @@ class LoopsightMonitor implements Monitor {
     const listeners = this.#outboundListeners;
     if (listeners.length === 0 || !this.#outboundLabel) return;
     const wait: OutboundWait = { origin: this.#outboundLabel(origin), seconds };
-    for (const fn of listeners) this.#guard('an outbound wait could not be recorded', ['LOOPSIGHT_EXPORTER_FAILED', 'outbound'], () => fn(wait));
+    for (const fn of listeners)
+      this.#guard('an outbound wait could not be recorded', ['LOOPSIGHT_EXPORTER_FAILED', 'outbound'], () => fn(wait));
   }
 
   #countConnections(): ConnectionCounter {

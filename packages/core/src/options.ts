@@ -372,7 +372,7 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
 }
 
 /** Distinct origins of the outbound queue-wait metric by default; the rest are counted as `__other__`. */
-export const DEFAULT_MAX_ORIGINS = 100;
+const DEFAULT_MAX_ORIGINS = 100;
 
 const DEFAULT_OUTBOUND: ResolvedOutbound = Object.freeze({ maxOrigins: DEFAULT_MAX_ORIGINS });
 

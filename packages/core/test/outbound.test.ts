@@ -60,9 +60,7 @@ async function until(check: () => boolean, ms = 3000): Promise<void> {
 type FetchLike = (url: string, init: { dispatcher: Pool | Agent }) => Promise<{ status: number; text(): Promise<string> }>;
 
 async function fiftyAtOnce(fetchFn: FetchLike, dispatcher: Pool | Agent, path = '/orders?customer=42'): Promise<void> {
-  const bodies = await Promise.all(
-    Array.from({ length: 50 }, () => fetchFn(`${origin}${path}`, { dispatcher }).then((res) => res.text())),
-  );
+  const bodies = await Promise.all(Array.from({ length: 50 }, () => fetchFn(`${origin}${path}`, { dispatcher }).then((res) => res.text())));
   expect(bodies.every((b) => b === 'ok')).toBe(true);
 }
 
@@ -108,7 +106,9 @@ describe('outbound queueing', () => {
     const { waits } = monitored();
     const agent = new Agent();
     stops.push(() => agent.close());
-    await Promise.all(Array.from({ length: 10 }, () => fetch(`${origin}/free`, { dispatcher: agent } as RequestInit).then((r) => r.text())));
+    await Promise.all(
+      Array.from({ length: 10 }, () => fetch(`${origin}/free`, { dispatcher: agent } as RequestInit).then((r) => r.text())),
+    );
     await until(() => waits.length >= 10);
     expect(waits).toHaveLength(10);
     // Each opened its own connection at once; nothing waited for another's 100 ms answer.

@@ -27,7 +27,9 @@ it('fetch() waits for a connection are recorded as loopsight.outbound.queue.wait
   stops.push(() => monitor.stop());
   const pool = new Pool(origin, { connections: 2 });
   stops.push(() => pool.close());
-  await Promise.all(Array.from({ length: 20 }, () => fetch(`${origin}/items/7?x=1`, { dispatcher: pool } as RequestInit).then((r) => r.text())));
+  await Promise.all(
+    Array.from({ length: 20 }, () => fetch(`${origin}/items/7?x=1`, { dispatcher: pool } as RequestInit).then((r) => r.text())),
+  );
   let point: { attributes: Record<string, unknown>; value: Histogram } | undefined;
   for (let i = 0; i < 100 && (point?.value.count ?? 0) < 20; i++) {
     await sleep(20);

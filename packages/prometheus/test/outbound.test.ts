@@ -20,7 +20,9 @@ it('the outbound queue-wait histogram is registered with the first fetch() wait,
   try {
     // A service that makes no fetch calls has no outbound series.
     expect(exporter.metricNames).not.toContain('loopsight_outbound_queue_wait_seconds');
-    await Promise.all(Array.from({ length: 6 }, () => fetch(`${origin}/q?token=secret`, { dispatcher: pool } as RequestInit).then((r) => r.text())));
+    await Promise.all(
+      Array.from({ length: 6 }, () => fetch(`${origin}/q?token=secret`, { dispatcher: pool } as RequestInit).then((r) => r.text())),
+    );
     let text = '';
     for (let i = 0; i < 100 && !text.includes('loopsight_outbound_queue_wait_seconds_count'); i++) {
       await sleep(20);
