@@ -20,7 +20,9 @@ import { ROUTE_OTHER } from './routes.js';
 
 /** One fetch's wait for a connection, as exporters record it: the origin's bounded label and the seconds. */
 export interface OutboundWait {
+  /** `scheme://host[:port]`, or `__other__` past the monitor's `outbound.maxOrigins`. */
   readonly origin: string;
+  /** From the fetch's start to its request going out on a connection. */
   readonly seconds: number;
 }
 

@@ -298,6 +298,7 @@ export interface MonitorOptions {
   outbound?: OutboundOptions | false;
 }
 
+/** The `outbound` monitor option: fetch() waits for a pool connection, by origin (docs/outbound.md). */
 export interface OutboundOptions {
   /**
    * Distinct origins labelled; later ones are counted under `__other__`, so a service that calls
@@ -306,7 +307,9 @@ export interface OutboundOptions {
   maxOrigins?: number;
 }
 
+/** The `outbound` option after defaults. */
 export interface ResolvedOutbound {
+  /** Distinct origins labelled before the rest count as `__other__`. */
   readonly maxOrigins: number;
 }
 
