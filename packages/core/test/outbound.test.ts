@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMonitor, type MonitorOptions } from '@loopsight/core';
@@ -177,6 +178,25 @@ describe('outbound queueing', () => {
     expect(warned[0]).toContain('could not record an outbound wait');
     expect(warned[0]).toContain('LOOPSIGHT_EXPORTER_FAILED');
   });
+
+  it('a process that fetched with a monitor running (never stopped) exits on its own', async () => {
+    // The build, as an application loads it: the observer must not hold the loop open.
+    const core = new URL('../dist/index.js', import.meta.url).href;
+    const code = `
+      const { createMonitor } = await import(${JSON.stringify(core)});
+      const monitor = createMonitor({ onReport: () => {} });
+      monitor.start();
+      const res = await fetch(${JSON.stringify(`${origin}/exit`)});
+      console.log(await res.text());
+    `;
+    const { stdout, exitCode } = await new Promise<{ stdout: string; exitCode: number | null }>((resolve) => {
+      const child = execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: 15_000 }, (_error, out) =>
+        resolve({ stdout: out, exitCode: child.exitCode }),
+      );
+    });
+    expect(stdout.trim()).toBe('ok');
+    expect(exitCode).toBe(0);
+  }, 20_000);
 
   it('validates its options with the option path', () => {
     const bad: [unknown, RegExp][] = [
