@@ -254,12 +254,14 @@ class LoopsightMonitor implements Monitor {
       // Held weakly, as the hub holds an adapter's monitor: one that goes with its app unsubscribes
       // at the next fetch after it was collected.
       const ref = new WeakRef<LoopsightMonitor>(this);
-      const unsubscribe = observeFetchWaits((origin, seconds) => {
-        const monitor = ref.deref();
-        if (monitor) monitor.#outboundWait(origin, seconds);
-        else unsubscribe();
+      this.#guard('fetch waits cannot be observed; outbound queueing is not measured', ['LOOPSIGHT_SHARED_PART_FAILED', 'outbound'], () => {
+        const unsubscribe = observeFetchWaits((origin, seconds) => {
+          const monitor = ref.deref();
+          if (monitor) monitor.#outboundWait(origin, seconds);
+          else unsubscribe();
+        });
+        this.#unobserveFetchWaits = unsubscribe;
       });
-      this.#unobserveFetchWaits = unsubscribe;
     }
     for (const component of this.#components) this.#startComponent(component);
   }

@@ -83,16 +83,17 @@ function onEntries(entries: readonly PerformanceEntry[]): void {
 /**
  * Subscribes to the process's fetch waits; the first subscriber starts the observer, the last one
  * to leave stops it. Listeners must not throw (the monitor's contains its exporters). Returns the
- * unsubscribe function, idempotent.
+ * unsubscribe function, idempotent. Throws if the observer cannot be started.
  */
 export function observeFetchWaits(listener: OutboundListener): () => void {
   const f = feed();
-  f.listeners.add(listener);
   if (f.observer === undefined) {
+    // Throws where 'resource' entries are not supported: the caller contains it, and nothing is left behind.
     const observer = new PerformanceObserver((list) => onEntries(list.getEntries()));
     observer.observe({ entryTypes: ['resource'] });
     f.observer = observer;
   }
+  f.listeners.add(listener);
   return () => {
     if (!f.listeners.delete(listener) || f.listeners.size > 0) return;
     f.observer?.disconnect();

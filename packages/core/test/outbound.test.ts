@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createMonitor, type MonitorOptions } from '@loopsight/core';
 import { type OutboundWait, subscribeOutbound } from '@loopsight/core/exporter';
 import { Agent, Pool, fetch as undiciFetch } from 'undici';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { outboundObserving } from '../src/outbound.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -177,6 +178,25 @@ describe('outbound queueing', () => {
     expect(warned).toHaveLength(1);
     expect(warned[0]).toContain('could not record an outbound wait');
     expect(warned[0]).toContain('LOOPSIGHT_EXPORTER_FAILED');
+  });
+
+  it('a runtime where the observer cannot start: warned once, start() goes on, fetch works', async () => {
+    const observe = vi.spyOn(PerformanceObserver.prototype, 'observe').mockImplementation(() => {
+      throw new TypeError('resource entries are not supported');
+    });
+    stops.push(async () => observe.mockRestore());
+    const warned: string[] = [];
+    const { monitor, waits } = monitored({ logger: { warn: (m) => warned.push(m) } });
+    expect(monitor.running).toBe(true);
+    expect(outboundObserving()).toBe(false);
+    expect(await (await fetch(`${origin}/x`)).text()).toBe('ok');
+    await sleep(200);
+    expect(waits).toHaveLength(0);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('fetch waits cannot be observed');
+    expect(warned[0]).toContain('LOOPSIGHT_SHARED_PART_FAILED');
+    // stop() has nothing to undo and does not throw either.
+    await monitor.stop();
   });
 
   it('a process that fetched with a monitor running (never stopped) exits on its own', async () => {
