@@ -20,6 +20,7 @@ export type {
   Monitor,
   MonitorCounters,
   MonitorOptions,
+  OutboundOptions,
   PromiseOptions,
   PromiseReport,
   RejectReason,

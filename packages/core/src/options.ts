@@ -11,6 +11,7 @@ import type {
   ResolvedCorrelation,
   ResolvedLoopLag,
   ResolvedOptions,
+  ResolvedOutbound,
   ResolvedPromises,
   ResolvedShed,
   ShedInfo,
@@ -370,6 +371,21 @@ function shedBody(body: ShedResponse['body']): ResolvedShed['body'] {
   };
 }
 
+/** Distinct origins of the outbound queue-wait metric by default; the rest are counted as `__other__`. */
+const DEFAULT_MAX_ORIGINS = 100;
+
+const DEFAULT_OUTBOUND: ResolvedOutbound = Object.freeze({ maxOrigins: DEFAULT_MAX_ORIGINS });
+
+function resolveOutbound(value: unknown): ResolvedOutbound | false {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_OUTBOUND;
+  if (!isPlainObject(value)) invalidOption('outbound', 'an object { maxOrigins? } or false', value);
+  checkKeys('outbound', value, ['maxOrigins']);
+  return Object.freeze({
+    maxOrigins: positiveAt('outbound.maxOrigins', value.maxOrigins, DEFAULT_MAX_ORIGINS, { integer: true, max: 10_000 }),
+  });
+}
+
 /** Every top-level monitor option. */
 export const TOP_LEVEL = [
   'loopLag',
@@ -382,6 +398,7 @@ export const TOP_LEVEL = [
   'bindEmitters',
   'shed',
   'frameFilter',
+  'outbound',
 ] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
@@ -415,6 +432,7 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     bindEmitters: bool('bindEmitters', o.bindEmitters, false),
     shed: resolveShed(o.shed),
     frameFilter: frameFilter ?? isUserFrame,
+    outbound: resolveOutbound(o.outbound),
   });
 }
 

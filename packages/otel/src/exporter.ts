@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { CHANNELS, type Monitor, type PromiseReport, type RequestScope } from '@loopsight/core';
-import { DEFAULT_MAX_ROUTES, reportLabels, subscribeJobs, subscribeStalls } from '@loopsight/core/exporter';
+import { DEFAULT_MAX_ROUTES, reportLabels, subscribeJobs, subscribeOutbound, subscribeStalls } from '@loopsight/core/exporter';
 import { boolean, custom, invalidOption, isPlainObject, positive, type Rule, resolveShape, type Shape, warning } from '@loopsight/options';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
@@ -124,6 +124,8 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
       );
       undo.push(unsubscribe);
       undo.push(subscribeJobs(monitor, config.maxRoutes, { name: 'OTel', site: 'otel' }, { job: (job) => instruments?.job(job) }));
+      // Outbound queueing (docs/outbound.md).
+      undo.push(subscribeOutbound(monitor, { name: 'OTel', site: 'otel' }, { wait: (wait) => instruments?.outboundWait(wait) }));
       const onPromise = (report: PromiseReport) => {
         try {
           instruments?.promise(report);

@@ -4,6 +4,8 @@ import {
   type CountedStall,
   JOB_BUCKETS_SECONDS,
   METRICS,
+  OUTBOUND_BUCKETS_SECONDS,
+  type OutboundWait,
   type ReportLabels,
   reasonCounts,
   STALL_BUCKETS_SECONDS,
@@ -18,6 +20,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_JOB_NAME,
   ATTR_JOB_OUTCOME,
+  ATTR_OUTBOUND_ORIGIN,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
   ATTR_STALL_EXPECTED,
@@ -32,6 +35,7 @@ import {
   METRIC_INFLIGHT,
   METRIC_JOB_DURATION,
   METRIC_JOBS,
+  METRIC_OUTBOUND_QUEUE_WAIT,
   METRIC_PROMISES,
   METRIC_REJECTED,
   METRIC_SHED,
@@ -45,6 +49,8 @@ export interface LoopsightMetrics {
   promise(report: PromiseReport): void;
   /** A queue job ended (core's subscribeJobs). */
   job(job: CountedJob): void;
+  /** A fetch() waited for a connection (core's subscribeOutbound; docs/outbound.md). */
+  outboundWait(wait: OutboundWait): void;
   stop(): void;
 }
 
@@ -72,6 +78,13 @@ export function createMetrics(
     description: METRICS.jobDuration.help,
     unit: METRICS.jobDuration.unit,
     advice: { explicitBucketBoundaries: [...JOB_BUCKETS_SECONDS] },
+  });
+
+  // Outbound queueing (docs/outbound.md).
+  const outboundQueueWait = meter.createHistogram(METRIC_OUTBOUND_QUEUE_WAIT, {
+    description: METRICS.outboundQueueWait.help,
+    unit: METRICS.outboundQueueWait.unit,
+    advice: { explicitBucketBoundaries: [...OUTBOUND_BUCKETS_SECONDS] },
   });
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
@@ -188,6 +201,9 @@ export function createMetrics(
     job({ job, outcome, seconds }) {
       jobs.add(1, { [ATTR_JOB_NAME]: job, [ATTR_JOB_OUTCOME]: outcome });
       jobDuration.record(seconds, { [ATTR_JOB_NAME]: job });
+    },
+    outboundWait({ origin, seconds }) {
+      outboundQueueWait.record(seconds, { [ATTR_OUTBOUND_ORIGIN]: origin });
     },
     stop() {
       stopConnections();

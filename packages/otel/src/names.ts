@@ -32,6 +32,8 @@ export const METRIC_CONNECTIONS_OPENED = METRICS.connectionsOpened.otel;
 export const METRIC_CONNECTIONS_CLOSED = METRICS.connectionsClosed.otel;
 export const METRIC_JOBS = METRICS.jobs.otel;
 export const METRIC_JOB_DURATION = METRICS.jobDuration.otel;
+/** Outbound queueing (docs/outbound.md). */
+export const METRIC_OUTBOUND_QUEUE_WAIT = METRICS.outboundQueueWait.otel;
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';
@@ -48,6 +50,8 @@ export const ATTR_THREAD_NAME = 'thread.name';
 /** Queue jobs (@loopsight/bullmq): the job's name, bounded like routes, and `completed` or `failed`. */
 export const ATTR_JOB_NAME = 'loopsight.job.name';
 export const ATTR_JOB_OUTCOME = 'loopsight.job.outcome';
+/** The origin a fetch() was made to (`scheme://host[:port]`), bounded like routes (`__other__`). */
+export const ATTR_OUTBOUND_ORIGIN = 'loopsight.outbound.origin';
 export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
 export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';

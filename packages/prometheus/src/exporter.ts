@@ -3,11 +3,13 @@ import {
   DEFAULT_MAX_ROUTES,
   JOB_BUCKETS_SECONDS,
   METRICS,
+  OUTBOUND_BUCKETS_SECONDS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
   subscribeJobs,
+  subscribeOutbound,
   subscribeStalls,
   threadFeed,
   whenConnectionsCounted,
@@ -116,6 +118,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     connectionsClosed: `${prefix}${METRICS.connectionsClosed.prometheus}`,
     jobs: `${prefix}${METRICS.jobs.prometheus}`,
     jobSeconds: `${prefix}${METRICS.jobDuration.prometheus}`,
+    outboundQueueWait: `${prefix}${METRICS.outboundQueueWait.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -339,7 +342,30 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
         },
       },
     );
+    // Outbound queueing (docs/outbound.md): registered with the first fetch() wait, so a service
+    // that makes no fetch calls exposes no empty series.
+    const outboundQueueWait = new Histogram({
+      name: names.outboundQueueWait,
+      help: METRICS.outboundQueueWait.help,
+      labelNames: ['origin'],
+      buckets: [...OUTBOUND_BUCKETS_SECONDS],
+      registers: [],
+    });
+    const unsubscribeOutbound = subscribeOutbound(
+      monitor,
+      { name: 'Prometheus', site },
+      {
+        first() {
+          registry.registerMetric(outboundQueueWait);
+          registered.push({ name: names.outboundQueueWait, metric: outboundQueueWait });
+        },
+        wait({ origin, seconds }) {
+          outboundQueueWait.observe({ origin }, seconds);
+        },
+      },
+    );
     detach = () => {
+      unsubscribeOutbound();
       stopConnections();
       unsubscribeJobs();
       unsubscribe();
