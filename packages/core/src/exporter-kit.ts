@@ -14,6 +14,7 @@ export {
   JOB_BUCKETS_SECONDS,
   METRICS,
   type MetricSpec,
+  OUTBOUND_BUCKETS_SECONDS,
   type ReportLabels,
   reasonCounts,
   reportLabels,
@@ -22,8 +23,10 @@ export {
   sheds,
   subscribeBackpressure,
   subscribeJobs,
+  subscribeOutbound,
   subscribeStalls,
   whenConnectionsCounted,
 } from './exporting.js';
 export { threadFeed } from './hub.js';
+export type { OutboundWait } from './outbound.js';
 export type { ThreadEvent, ThreadFeed, ThreadInfo, ThreadSnapshot } from './thread-feed.js';

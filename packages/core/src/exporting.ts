@@ -1,6 +1,7 @@
 import { warning } from '@loopsight/options';
 import { threadFeed } from './hub.js';
 import { internals } from './monitor.js';
+import type { OutboundWait } from './outbound.js';
 import { ROUTE_STARTUP, routeLabeler } from './routes.js';
 import type { ThreadInfo } from './thread-feed.js';
 import type { BackpressureReport, Monitor, PromiseReport, RequestRecord, StallReport } from './types.js';
@@ -16,6 +17,13 @@ export const JOB_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01
 
 /** Upper bounds of the drain-wait histograms, seconds: the same in Prometheus and OTel. */
 export const DRAIN_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+/**
+ * Upper bounds of the outbound queue-wait histograms, seconds (docs/outbound.md): from a warm pool's
+ * sub-millisecond hand-over to requests queued for tens of seconds. The same in Prometheus and OTel.
+ */
+export const OUTBOUND_BUCKETS_SECONDS: readonly number[] = Object.freeze([
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+]);
 
 /** The `method` of a queue job's scope and 'request' record (@loopsight/bullmq). */
 export const JOB_METHOD = 'JOB';
@@ -172,6 +180,13 @@ export const METRICS = Object.freeze({
     help: "Bytes buffered in memory now by the writers waiting for 'drain'.",
   },
   // --- end backpressure ---
+  // Outbound queueing (docs/outbound.md).
+  outboundQueueWait: {
+    prometheus: 'outbound_queue_wait_seconds',
+    otel: 'loopsight.outbound.queue.wait_time',
+    unit: 's',
+    help: "Time fetch() calls waited for a connection of their dispatcher's pool (queued behind its connection limit, or opening a new connection), in seconds, by origin.",
+  },
 } satisfies Record<string, MetricSpec>);
 
 /**
@@ -221,6 +236,34 @@ export function subscribeJobs(
   };
   monitor.on('request', onRecord);
   return () => monitor.off('request', onRecord);
+}
+
+/**
+ * Every fetch() wait for a connection the monitor hears of (docs/outbound.md), its origin bounded
+ * by the monitor's `outbound.maxOrigins`. The first wait calls `counter` only after `first()`, so
+ * that an exporter registers the metric only in a process that makes fetch calls. A throwing
+ * counter is contained and warned once. Returns the unsubscribe function.
+ */
+export function subscribeOutbound(
+  monitor: Monitor,
+  exporter: { name: string; site: string },
+  counter: { first?(): void; wait(wait: OutboundWait): void },
+): () => void {
+  let seen = false;
+  return internals(monitor).onOutbound((wait) => {
+    try {
+      if (!seen) {
+        seen = true;
+        counter.first?.();
+      }
+      counter.wait(wait);
+    } catch (error) {
+      monitor.reportError(
+        `the ${exporter.name} exporter could not record an outbound wait`,
+        warning('LOOPSIGHT_EXPORTER_FAILED', error, { site: `${exporter.site}:outbound` }),
+      );
+    }
+  });
 }
 
 /** A stall as an exporter counts it: its labels, and the worker thread it was of (none: the main thread). */

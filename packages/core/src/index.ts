@@ -23,6 +23,7 @@ export type {
   Monitor,
   MonitorCounters,
   MonitorOptions,
+  OutboundOptions,
   PromiseOptions,
   PromiseReport,
   RejectReason,

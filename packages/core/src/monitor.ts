@@ -10,6 +10,7 @@ import { culpritOf } from './culprit.js';
 import { hub, type Member, type Parts } from './hub.js';
 import { InflightRegistry, NO_SLOT } from './inflight.js';
 import { DEFAULT_PROMISES, defaultLogger, resolveOptions, scopeId, writeReportLine } from './options.js';
+import { type OutboundWait, observeFetchWaits, originLabeler } from './outbound.js';
 import { DELAY_BUCKETS_MS, EMPTY_STATS } from './sampler.js';
 import { shapeStall } from './stall.js';
 import { scopeStore } from './store.js';
@@ -105,6 +106,12 @@ export interface MonitorInternals {
   readonly backpressure: WriterWatch | undefined;
   /** Calls `fn` with every wait for 'drain' the watch timed (for the exporters' histograms); returns the unsubscribe function. */
   onDrain(fn: (wait: DrainWait) => void): () => void;
+  /**
+   * Calls `fn` with every fetch() wait for a connection the monitor hears of while it runs (none
+   * with `outbound: false`), its origin already bounded by `outbound.maxOrigins`. For exporters.
+   * Returns the unsubscribe function.
+   */
+  onOutbound(fn: (wait: OutboundWait) => void): () => void;
 }
 
 /** What an adapter of long-lived connections reports. */
@@ -173,6 +180,9 @@ class LoopsightMonitor implements Monitor {
   };
   #connections: ConnectionCounts | undefined;
   #connectionWaiters: (() => void)[] = [];
+  #outboundListeners: ((wait: OutboundWait) => void)[] = [];
+  readonly #outboundLabel: ((origin: string) => string) | undefined;
+  #unobserveFetchWaits: (() => void) | undefined;
   /** How the process's shared parts see this monitor. */
   readonly #member: Member;
   /** The shared parts, while running. */
@@ -184,6 +194,7 @@ class LoopsightMonitor implements Monitor {
     this.#options = resolved;
     this.#inflight = new InflightRegistry(resolved.maxInflight);
     for (const exporter of resolved.exporters) this.#components.push(exporter);
+    if (resolved.outbound) this.#outboundLabel = originLabeler(resolved.outbound.maxOrigins);
     const { promises } = resolved;
     this.#member = {
       options: resolved,
@@ -243,6 +254,13 @@ class LoopsightMonitor implements Monitor {
         if (at !== -1) this.#components.splice(at, 1);
         if (this.#started.delete(component)) void this.#stopComponent(component);
       },
+      onOutbound: (fn) => {
+        // Copy on write, as the event listeners.
+        this.#outboundListeners = [...this.#outboundListeners, fn];
+        return () => {
+          this.#outboundListeners = this.#outboundListeners.filter((f) => f !== fn);
+        };
+      },
     };
     Object.defineProperty(this, INTERNALS, { value: this.#handle });
   }
@@ -264,6 +282,19 @@ class LoopsightMonitor implements Monitor {
       this.#backpressure.start();
       this.#unpatch = patchResponses();
     }
+    if (this.#outboundLabel) {
+      // Held weakly, as the hub holds an adapter's monitor: one that goes with its app unsubscribes
+      // at the next fetch after it was collected.
+      const ref = new WeakRef<LoopsightMonitor>(this);
+      this.#guard('fetch waits cannot be observed; outbound queueing is not measured', ['LOOPSIGHT_SHARED_PART_FAILED', 'outbound'], () => {
+        const unsubscribe = observeFetchWaits((origin, seconds) => {
+          const monitor = ref.deref();
+          if (monitor) monitor.#outboundWait(origin, seconds);
+          else unsubscribe();
+        });
+        this.#unobserveFetchWaits = unsubscribe;
+      });
+    }
     for (const component of this.#components) this.#startComponent(component);
   }
 
@@ -278,6 +309,8 @@ class LoopsightMonitor implements Monitor {
     this.#backpressure?.stop();
     this.#unpatch?.();
     this.#unpatch = undefined;
+    this.#unobserveFetchWaits?.();
+    this.#unobserveFetchWaits = undefined;
     const shared = hub()
       .leave(this.#member, this.#handle.heldWeakly)
       .catch((error: unknown) =>
@@ -358,6 +391,14 @@ class LoopsightMonitor implements Monitor {
     if (this.#connections) counters.connections = { ...this.#connections };
     if (this.#backpressure) counters.backpressure = this.#backpressure.counts();
     return counters;
+  }
+
+  #outboundWait(origin: string, seconds: number): void {
+    const listeners = this.#outboundListeners;
+    if (listeners.length === 0 || !this.#outboundLabel) return;
+    const wait: OutboundWait = { origin: this.#outboundLabel(origin), seconds };
+    for (const fn of listeners)
+      this.#guard('an outbound wait could not be recorded', ['LOOPSIGHT_EXPORTER_FAILED', 'outbound'], () => fn(wait));
   }
 
   #countConnections(): ConnectionCounter {

@@ -13,6 +13,7 @@ import type {
   ResolvedCorrelation,
   ResolvedLoopLag,
   ResolvedOptions,
+  ResolvedOutbound,
   ResolvedPromises,
   ResolvedShed,
   ShedInfo,
@@ -398,6 +399,21 @@ function resolveBackpressure(value: unknown): ResolvedBackpressure | false {
   });
 }
 
+/** Distinct origins of the outbound queue-wait metric by default; the rest are counted as `__other__`. */
+const DEFAULT_MAX_ORIGINS = 100;
+
+const DEFAULT_OUTBOUND: ResolvedOutbound = Object.freeze({ maxOrigins: DEFAULT_MAX_ORIGINS });
+
+function resolveOutbound(value: unknown): ResolvedOutbound | false {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_OUTBOUND;
+  if (!isPlainObject(value)) invalidOption('outbound', 'an object { maxOrigins? } or false', value);
+  checkKeys('outbound', value, ['maxOrigins']);
+  return Object.freeze({
+    maxOrigins: positiveAt('outbound.maxOrigins', value.maxOrigins, DEFAULT_MAX_ORIGINS, { integer: true, max: 10_000 }),
+  });
+}
+
 /** Every top-level monitor option. */
 export const TOP_LEVEL = [
   'loopLag',
@@ -411,6 +427,7 @@ export const TOP_LEVEL = [
   'shed',
   'frameFilter',
   'backpressure',
+  'outbound',
 ] as const;
 
 /** Merges defaults once and validates everything; the result is frozen and passed down as is. */
@@ -445,6 +462,7 @@ export function resolveOptions(options: MonitorOptions | undefined): ResolvedOpt
     shed: resolveShed(o.shed),
     frameFilter: frameFilter ?? isUserFrame,
     backpressure: resolveBackpressure(o.backpressure),
+    outbound: resolveOutbound(o.outbound),
   });
 }
 

@@ -342,6 +342,27 @@ export interface MonitorOptions {
    * createMonitor({ frameFilter: (url) => isUserFrame(url) || url.includes('/node_modules/@acme/') });
    */
   frameFilter?: (url: string) => boolean;
+  /**
+   * How long `fetch()` calls wait for a connection of their dispatcher's pool, per origin: the
+   * exporters' `loopsight_outbound_queue_wait_seconds`. On by default; `false` turns it off.
+   * See docs/outbound.md.
+   */
+  outbound?: OutboundOptions | false;
+}
+
+/** The `outbound` monitor option: fetch() waits for a pool connection, by origin (docs/outbound.md). */
+export interface OutboundOptions {
+  /**
+   * Distinct origins labelled; later ones are counted under `__other__`, so a service that calls
+   * many hosts keeps a bounded series count. Default 100.
+   */
+  maxOrigins?: number;
+}
+
+/** The `outbound` option after defaults. */
+export interface ResolvedOutbound {
+  /** Distinct origins labelled before the rest count as `__other__`. */
+  readonly maxOrigins: number;
 }
 
 /** The `backpressure` option: when a writer's buffer counts as too full, and for how long is too long. */
@@ -445,4 +466,5 @@ export interface ResolvedOptions {
   readonly shed: ResolvedShed | false;
   readonly frameFilter: (url: string) => boolean;
   readonly backpressure: ResolvedBackpressure | false;
+  readonly outbound: ResolvedOutbound | false;
 }

@@ -44,6 +44,11 @@ export interface SourceMapHooks {
   onLoad?: (url: string) => void;
   /** Scripts whose map is not read: decoding it ended a watchdog thread before. */
   denied?: readonly string[];
+  /**
+   * Asked before a map not yet cached is read: false leaves the frame as it ran this time, and the
+   * map is tried again the next time (the main thread's time budget per report).
+   */
+  mayLoad?: (url: string) => boolean;
 }
 
 /**
@@ -283,6 +288,7 @@ export function createSourceMapper(
       cache.set(url, cached);
       return cached;
     }
+    if (hooks.mayLoad?.(url) === false) return null;
     let entry: Entry = null;
     try {
       hooks.onLoad?.(url);
@@ -343,21 +349,37 @@ const MAIN_THREAD_LIMITS: SourceMapLimits = Object.freeze({
   maxCachedChars: 128 * 1024,
 });
 
+/**
+ * Main-thread time one report may spend reading and decoding maps not yet cached. A map started
+ * is finished (≈ 15 ms at most, above), so a report holds the loop for about twice this at most;
+ * the frames past it keep their generated location, and the next report reads their maps.
+ */
+const MAIN_THREAD_BUDGET_MS = 10;
+
 // On globalThis, like the package's other state: the root entry and core's kit are separate files,
 // and an app may load both builds; one cache per thread either way.
-const MAPPER = Symbol.for('loopsight.loop-lag.main-thread-mapper.v1');
-type MapperHolder = { [MAPPER]?: FrameMapper };
+const MAPPER = Symbol.for('loopsight.loop-lag.main-thread-mapper.v2');
+type MapperHolder = { [MAPPER]?: { map: FrameMapper; until: number } };
 
 /**
  * Maps frames through their scripts' source maps (tsc, tsup, esbuild, swc output; inline or in a
  * `.map` file), keeping the generated location in `generated`; frames without a map come back as
  * they are. Maps are read once and cached (bounded: SOURCE_MAP_LIMITS, with at most 128 K
  * characters of mappings per map on the main thread). For the few frames of a report, not for a
- * hot path.
+ * hot path: on the main thread, within MAIN_THREAD_BUDGET_MS of new maps per call, and never a
+ * map under `node_modules` (a library's frames are not a culprit, mapped or not; the watchdog
+ * thread, which holds no loop, maps them in stall stacks).
  */
 export function mapStackFrames<F extends WatchdogStackFrame>(frames: readonly F[]): WatchdogStackFrame[] {
   const holder = globalThis as MapperHolder;
-  holder[MAPPER] ??= createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {});
-  const map = holder[MAPPER];
-  return frames.map((frame) => map(frame));
+  let state = holder[MAPPER];
+  if (state === undefined) {
+    const made = { map: (frame: WatchdogStackFrame) => frame, until: 0 };
+    made.map = createSourceMapper(createRequire(`${process.cwd()}/`), MAIN_THREAD_LIMITS, () => {}, {
+      mayLoad: (url) => !/[\\/]node_modules[\\/]/.test(url) && performance.now() < made.until,
+    });
+    state = holder[MAPPER] = made;
+  }
+  state.until = performance.now() + MAIN_THREAD_BUDGET_MS;
+  return frames.map((frame) => state.map(frame));
 }

@@ -1,6 +1,13 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { CHANNELS, type Monitor, type PromiseReport, type RequestScope } from '@loopsight/core';
-import { DEFAULT_MAX_ROUTES, reportLabels, subscribeBackpressure, subscribeJobs, subscribeStalls } from '@loopsight/core/exporter';
+import {
+  DEFAULT_MAX_ROUTES,
+  reportLabels,
+  subscribeBackpressure,
+  subscribeJobs,
+  subscribeOutbound,
+  subscribeStalls,
+} from '@loopsight/core/exporter';
 import { boolean, custom, invalidOption, isPlainObject, positive, type Rule, resolveShape, type Shape, warning } from '@loopsight/options';
 import { metrics, trace } from '@opentelemetry/api';
 import { createMetrics, type LoopsightMetrics } from './metrics.js';
@@ -134,6 +141,8 @@ export function otelExporter(options?: OtelExporterOptions): OtelExporter {
         ),
       );
       // --- end backpressure ---
+      // Outbound queueing (docs/outbound.md).
+      undo.push(subscribeOutbound(monitor, { name: 'OTel', site: 'otel' }, { wait: (wait) => instruments?.outboundWait(wait) }));
       const onPromise = (report: PromiseReport) => {
         try {
           instruments?.promise(report);

@@ -5,6 +5,8 @@ import {
   DRAIN_BUCKETS_SECONDS,
   JOB_BUCKETS_SECONDS,
   METRICS,
+  OUTBOUND_BUCKETS_SECONDS,
+  type OutboundWait,
   type ReportLabels,
   reasonCounts,
   STALL_BUCKETS_SECONDS,
@@ -20,6 +22,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_JOB_NAME,
   ATTR_JOB_OUTCOME,
+  ATTR_OUTBOUND_ORIGIN,
   ATTR_PROMISE_KIND,
   ATTR_REASON,
   ATTR_STALL_EXPECTED,
@@ -37,6 +40,7 @@ import {
   METRIC_INFLIGHT,
   METRIC_JOB_DURATION,
   METRIC_JOBS,
+  METRIC_OUTBOUND_QUEUE_WAIT,
   METRIC_PROMISES,
   METRIC_REJECTED,
   METRIC_SHED,
@@ -54,6 +58,8 @@ export interface LoopsightMetrics {
   backpressure(counted: { kind: string; route: string; count: number }): void;
   /** A timed wait for 'drain' (core's subscribeBackpressure). */
   drain(counted: { route: string; seconds: number }): void;
+  /** A fetch() waited for a connection (core's subscribeOutbound; docs/outbound.md). */
+  outboundWait(wait: OutboundWait): void;
   stop(): void;
 }
 
@@ -110,6 +116,12 @@ export function createMetrics(
     }
   };
   // --- end backpressure ---
+  // Outbound queueing (docs/outbound.md).
+  const outboundQueueWait = meter.createHistogram(METRIC_OUTBOUND_QUEUE_WAIT, {
+    description: METRICS.outboundQueueWait.help,
+    unit: METRICS.outboundQueueWait.unit,
+    advice: { explicitBucketBoundaries: [...OUTBOUND_BUCKETS_SECONDS] },
+  });
 
   const callbacks: { callback: BatchObservableCallback; observables: Observable[] }[] = [];
   // Worker threads whose own monitors report: their points carry thread.id and thread.name
@@ -235,6 +247,9 @@ export function createMetrics(
     drain({ route, seconds }) {
       bufferedSeen = true;
       drainWait.record(seconds, { [ATTR_HTTP_ROUTE]: route });
+    },
+    outboundWait({ origin, seconds }) {
+      outboundQueueWait.record(seconds, { [ATTR_OUTBOUND_ORIGIN]: origin });
     },
     stop() {
       stopConnections();

@@ -39,6 +39,8 @@ export const METRIC_BACKPRESSURE_BUFFERED = METRICS.backpressureBuffered.otel;
 /** On the backpressure counter: `ignored` or `slow-consumer`. */
 export const ATTR_BACKPRESSURE_KIND = 'loopsight.backpressure.kind';
 // --- end backpressure ---
+/** Outbound queueing (docs/outbound.md). */
+export const METRIC_OUTBOUND_QUEUE_WAIT = METRICS.outboundQueueWait.otel;
 
 // Attributes.
 export const ATTR_HTTP_ROUTE = 'http.route';
@@ -55,6 +57,8 @@ export const ATTR_THREAD_NAME = 'thread.name';
 /** Queue jobs (@loopsight/bullmq): the job's name, bounded like routes, and `completed` or `failed`. */
 export const ATTR_JOB_NAME = 'loopsight.job.name';
 export const ATTR_JOB_OUTCOME = 'loopsight.job.outcome';
+/** The origin a fetch() was made to (`scheme://host[:port]`), bounded like routes (`__other__`). */
+export const ATTR_OUTBOUND_ORIGIN = 'loopsight.outbound.origin';
 export const ATTR_PROMISE_KIND = 'loopsight.promise.kind';
 export const ATTR_PROMISE_AGE = 'loopsight.promise.age_ms';
 export const ATTR_STALL_DURATION = 'loopsight.stall.duration_ms';

@@ -4,12 +4,14 @@ import {
   DRAIN_BUCKETS_SECONDS,
   JOB_BUCKETS_SECONDS,
   METRICS,
+  OUTBOUND_BUCKETS_SECONDS,
   reasonCounts,
   reportLabels,
   STALL_BUCKETS_SECONDS,
   sheds,
   subscribeBackpressure,
   subscribeJobs,
+  subscribeOutbound,
   subscribeStalls,
   threadFeed,
   whenConnectionsCounted,
@@ -123,6 +125,7 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
     backpressure: `${prefix}${METRICS.backpressure.prometheus}`,
     backpressureBuffered: `${prefix}${METRICS.backpressureBuffered.prometheus}`,
     // --- end backpressure ---
+    outboundQueueWait: `${prefix}${METRICS.outboundQueueWait.prometheus}`,
   };
   let registered: { name: string; metric: unknown }[] = [];
   let detach: (() => void) | undefined;
@@ -391,8 +394,31 @@ export function prometheusExporter(options?: PrometheusExporterOptions): Prometh
       },
     );
     // --- end backpressure ---
+    // Outbound queueing (docs/outbound.md): registered with the first fetch() wait, so a service
+    // that makes no fetch calls exposes no empty series.
+    const outboundQueueWait = new Histogram({
+      name: names.outboundQueueWait,
+      help: METRICS.outboundQueueWait.help,
+      labelNames: ['origin'],
+      buckets: [...OUTBOUND_BUCKETS_SECONDS],
+      registers: [],
+    });
+    const unsubscribeOutbound = subscribeOutbound(
+      monitor,
+      { name: 'Prometheus', site },
+      {
+        first() {
+          registry.registerMetric(outboundQueueWait);
+          registered.push({ name: names.outboundQueueWait, metric: outboundQueueWait });
+        },
+        wait({ origin, seconds }) {
+          outboundQueueWait.observe({ origin }, seconds);
+        },
+      },
+    );
     detach = () => {
       unsubscribeBackpressure();
+      unsubscribeOutbound();
       stopConnections();
       unsubscribeJobs();
       unsubscribe();

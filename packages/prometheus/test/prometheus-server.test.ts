@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { metricsHandler, prometheusExporter } from '@loopsight/prometheus';
 import { Registry } from 'prom-client';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { frameworks, type TestApp } from '../../../test-support/apps.js';
 import { type PrometheusServer, type PromSample, startPrometheus } from '../../../test-support/prometheus-server.js';
@@ -57,4 +57,41 @@ it('histogram_quantile over the loop delay buckets gives a number', async () => 
   expect(p99).toBeGreaterThanOrEqual(0);
   // The 350 ms blocks fall in the (0.25, 0.5] bucket; the p99 of a mostly idle loop stays below 10 s.
   expect(p99).toBeLessThanOrEqual(10);
+}, 60_000);
+
+// Outbound queueing (docs/outbound.md).
+it('Prometheus finds the queue waits of 50 fetch() calls behind a 2-connection pool, by origin', async () => {
+  // A slow origin: 100 ms per answer, so 50 calls through 2 connections queue for up to 2.5 s.
+  const slow = createServer((_req, res) => setTimeout(() => res.end('ok'), 100));
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  const pool = new Pool(origin, { connections: 2 });
+  try {
+    const bodies = await Promise.all(
+      Array.from({ length: 50 }, () => fetch(`${origin}/orders?customer=42`, { dispatcher: pool } as RequestInit).then((r) => r.text())),
+    );
+    expect(bodies.every((b) => b === 'ok')).toBe(true);
+  } finally {
+    await pool.close();
+    slow.closeAllConnections();
+    await new Promise((resolve) => slow.close(resolve));
+  }
+  const count = await prometheus.waitFor(
+    `loopsight_outbound_queue_wait_seconds_count{origin="${origin}"}`,
+    (r) => Number(r[0]?.value[1]) >= 50,
+    10_000,
+  );
+  expect(count).toHaveLength(1);
+  expect(count[0]?.metric).toMatchObject({ origin, job: 'loopsight-test' });
+  expect(Number(count[0]?.value[1])).toBe(50);
+  const sum = await prometheus.query(`loopsight_outbound_queue_wait_seconds_sum{origin="${origin}"}`);
+  // About 60 s in all (request i waits i / 2 × 100 ms); generous margins.
+  expect(Number(sum[0]?.value[1])).toBeGreaterThan(15);
+  // Over a third of the calls waited more than half a second.
+  const underHalf = await prometheus.query(`loopsight_outbound_queue_wait_seconds_bucket{origin="${origin}", le="0.5"}`);
+  expect(Number(underHalf[0]?.value[1])).toBeLessThan(30);
+  const p99 = await prometheus.query(
+    `histogram_quantile(0.99, sum(loopsight_outbound_queue_wait_seconds_bucket{origin="${origin}"}) by (le))`,
+  );
+  expect(Number(p99[0]?.value[1])).toBeGreaterThanOrEqual(1);
 }, 60_000);
