@@ -46,7 +46,7 @@ const SLOW = 2;
 // On the writer itself (the response, the WebSocket), so that no map of writers outlives them.
 const ENTRY = Symbol('loopsight.core.backpressure.entry');
 
-type Owner = object & { [ENTRY]?: Entry };
+type Owner = object & { [ENTRY]?: Entry | undefined };
 
 /** A writer that was told to wait at least once: its state, reached from the writer. */
 class Entry {
@@ -72,7 +72,8 @@ class Entry {
   detach(): void {
     this.port.drain.removeListener('drain', this.onDrain);
     this.port.close.removeListener('close', this.onClose);
-    delete this.owner[ENTRY];
+    // Not `delete`: that would turn every closed response into a slow dictionary-mode object.
+    this.owner[ENTRY] = undefined;
   }
 }
 
@@ -213,8 +214,9 @@ export class BackpressureWatch implements WriterWatch {
     const seconds = (performance.now() - entry.waitingSince) / 1000;
     entry.waitingSince = -1;
     entry.aboveSince = -1;
+    // The timer stops at its next tick once nobody waits: a busy streaming service would otherwise
+    // create and clear an interval at almost every 'drain'.
     this.#waiting.delete(entry);
-    if (this.#waiting.size === 0) this.#stopTimer();
     try {
       this.#sink.drained({ scope: entry.scope, seconds });
     } catch (error) {
@@ -227,7 +229,6 @@ export class BackpressureWatch implements WriterWatch {
     entry.detach();
     this.#entries.delete(entry);
     this.#waiting.delete(entry);
-    if (this.#waiting.size === 0) this.#stopTimer();
   }
 
   #isUser(url: string): boolean {
@@ -304,6 +305,10 @@ export class BackpressureWatch implements WriterWatch {
   }
 
   #tick(): void {
+    if (this.#waiting.size === 0) {
+      this.#stopTimer();
+      return;
+    }
     const now = performance.now();
     try {
       for (const entry of this.#waiting) {
