@@ -43,12 +43,9 @@ const STACK_DEPTH = 10;
 const IGNORED = 1;
 const SLOW = 2;
 
-// On the writer itself (the response, the WebSocket), so that no map of writers outlives them.
-const ENTRY = Symbol('loopsight.core.backpressure.entry');
+type Owner = object;
 
-type Owner = object & { [ENTRY]?: Entry | undefined };
-
-/** A writer that was told to wait at least once: its state, reached from the writer. */
+/** A writer that was told to wait at least once: its state, found by the writer in a WeakMap. */
 class Entry {
   /** performance.now() of the write told to wait, while no 'drain' came since; -1 otherwise. */
   waitingSince = -1;
@@ -72,8 +69,6 @@ class Entry {
   detach(): void {
     this.port.drain.removeListener('drain', this.onDrain);
     this.port.close.removeListener('close', this.onClose);
-    // Not `delete`: that would turn every closed response into a slow dictionary-mode object.
-    this.owner[ENTRY] = undefined;
   }
 }
 
@@ -119,6 +114,11 @@ export class BackpressureWatch implements WriterWatch {
   readonly #entries = new Set<Entry>();
   /** The writers waiting for 'drain' now. */
   readonly #waiting = new Set<Entry>();
+  /**
+   * A writer's record, by the writer. A WeakMap rather than a property of the writer: adding one to
+   * a response in the middle of its writes gives responses a second shape in Node's write path.
+   */
+  #records = new WeakMap<Owner, Entry>();
   readonly #sites = new Map<string, { at: number; suppressed: number }>();
   readonly #counts = { dropped: 0, ignored: 0, slowConsumer: 0, suppressed: 0 };
   #timer: NodeJS.Timeout | undefined;
@@ -140,6 +140,7 @@ export class BackpressureWatch implements WriterWatch {
     this.#running = false;
     for (const entry of this.#entries) entry.detach();
     this.#entries.clear();
+    this.#records = new WeakMap();
     this.#waiting.clear();
     this.#sites.clear();
     this.#stopTimer();
@@ -169,7 +170,7 @@ export class BackpressureWatch implements WriterWatch {
   }
 
   #pressed(owner: Owner, scope: RequestScope | undefined, port: (owner: Owner) => WriterPort, below: (...args: never[]) => unknown): void {
-    let entry = owner[ENTRY];
+    let entry = this.#records.get(owner);
     if (entry === undefined) {
       // A write to a writer that is gone ('close' was emitted already) fails; watching it would hold it until stop().
       if ((owner as { destroyed?: unknown }).destroyed === true) return;
@@ -180,7 +181,7 @@ export class BackpressureWatch implements WriterWatch {
       const p = port(owner);
       const { highWaterMarks, minBytes } = this.#options;
       entry = new Entry(owner, p, Math.max(highWaterMarks * p.highWaterMark, minBytes), this);
-      owner[ENTRY] = entry;
+      this.#records.set(owner, entry);
       this.#entries.add(entry);
       p.drain.on('drain', entry.onDrain);
       p.close.once('close', entry.onClose);
@@ -227,6 +228,7 @@ export class BackpressureWatch implements WriterWatch {
   /** The writer is done: forgotten. A wait cut short by a close is not a drain. */
   closed(entry: Entry): void {
     entry.detach();
+    this.#records.delete(entry.owner);
     this.#entries.delete(entry);
     this.#waiting.delete(entry);
   }
