@@ -1,3 +1,4 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import { isMainThread } from 'node:worker_threads';
 import {
   createLoopDelayRecorder,
@@ -71,7 +72,7 @@ interface Tagged {
   readonly m: number | undefined;
 }
 
-type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler'>;
+type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler' | 'capture'>;
 type TrackerConfig = { -readonly [K in keyof Omit<ResolvedPromises, 'mode'>]: ResolvedPromises[K] } & { mode: 'sampled' | 'full' };
 
 /** Stands for `false` options in the config key cache. */
@@ -370,10 +371,12 @@ export class Hub {
       const { loopLag } = part;
       if (!loopLag) continue;
       if (!wanted) {
-        const { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler } = loopLag;
-        wanted = { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler };
+        const { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler, capture } = loopLag;
+        wanted = { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler, capture };
         continue;
       }
+      // One watchdog per process: the first monitor that names a backend chooses it.
+      if (wanted.capture === 'auto') wanted.capture = loopLag.capture;
       wanted.stallThresholdMs = Math.min(wanted.stallThresholdMs, loopLag.stallThresholdMs);
       wanted.captureStacks ||= loopLag.captureStacks;
       wanted.maxStacksPerMinute = Math.max(wanted.maxStacksPerMinute, loopLag.maxStacksPerMinute);
@@ -423,6 +426,8 @@ export class Hub {
       captureStacks: config.captureStacks,
       maxStacksPerMinute: config.maxStacksPerMinute,
       profiler: config.profiler,
+      capture: config.capture,
+      scopeStorage: { storage: scopeStore as AsyncLocalStorage<unknown>, revive: (stored) => this.#revive(stored) },
       getScope: () => this.#tag(scopeStore.getStore()),
       frameFilter: isApplicationUrl,
       inflight: () => this.#inflightCount(),
@@ -449,6 +454,23 @@ export class Hub {
 
   #tag(scope: RequestScope | undefined): Tagged | undefined {
     return scope === undefined ? undefined : { s: scope, m: this.#owners.get(scope) };
+  }
+
+  /**
+   * The scope the native backend read on the blocked thread, as a copy (its enumerable
+   * properties): the live scope if the request is still in flight (its owner and its route as
+   * resolved by now), else the copy.
+   */
+  #revive(stored: unknown): Tagged | undefined {
+    if (typeof stored !== 'object' || stored === null) return undefined;
+    const copy = stored as Partial<RequestScope>;
+    if (typeof copy.correlationId !== 'string') return undefined;
+    for (const slot of this.#slots.values()) {
+      for (const s of slot.ref.deref()?.inflight() ?? []) {
+        if (s.correlationId === copy.correlationId && s.startedAt === copy.startedAt) return this.#tag(s);
+      }
+    }
+    return { s: copy as RequestScope, m: undefined };
   }
 
   #inflightCount(): number {

@@ -100,10 +100,12 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   #mapping: Extract<WorkerMessage, { type: 'mapping' }> | undefined;
   readonly #deniedMaps: string[] = [];
   #profiler: MainThreadProfiler | undefined;
+  #capture: Pick<WorkerConfig, 'capture' | 'nativeName'> = { capture: 'inspector', nativeName: '' };
 
   start(): void {
     if (this.mode !== 'stopped') return;
     this.mode = 'starting';
+    this.#capture = this.chooseCapture();
     this.#inspectorUrl = this.captureStacks ? inspectorUrl() : undefined;
     const beats = this.startBeating();
     process.once('exit', this.#onExit);
@@ -250,6 +252,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
       scopeExpression: scopeExpression(this.key),
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
+      ...this.#capture,
     };
     // The same thread watches the process's worker threads (thread/workers.ts).
     const worker = new Worker(internal.workerSource ?? threadEntry(), {
