@@ -1,3 +1,4 @@
+import { threadId } from 'node:worker_threads';
 import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
 import { createHeartbeat, heartbeatMsFor, monotonicMs, SLOT } from './heartbeat.js';
 import { type CaptureChoice, chooseCapture, nativeName } from './native.js';
@@ -7,7 +8,6 @@ import { readerKey, scopeReaders } from './registry.js';
 import { DeclaredBlocking, reportOf } from './report.js';
 import { copyCandidates, scopeJson } from './scope.js';
 import { followTicks } from './ticks.js';
-import { threadId } from 'node:worker_threads';
 import type { StallWatchdogOptions, WatchdogStallReport, WatchdogStatus } from './types.js';
 
 /**
@@ -76,7 +76,10 @@ export abstract class BeatingThread<S extends object> {
     this.captureChoice = choice;
     if (choice.warning && !this.#warnedCapture) {
       this.#warnedCapture = true;
-      this.options.onError('the stall capture backend', new LoopsightError('LOOPSIGHT_CAPTURE_BACKEND', choice.warning, { site: 'capture' }));
+      this.options.onError(
+        'the stall capture backend',
+        new LoopsightError('LOOPSIGHT_CAPTURE_BACKEND', choice.warning, { site: 'capture' }),
+      );
     }
     return { capture: choice.backend, nativeName: nativeName(threadId) };
   }

@@ -88,13 +88,20 @@ export function chooseCapture(
     const reason = `${wanted}: ${NATIVE_PACKAGE} did not load (${addon.message.split('\n')[0]}); the inspector takes the stacks`;
     return wanted === 'native' ? { backend: 'inspector', reason, warning: reason } : { backend: 'inspector', reason };
   }
+  const registered = registeredWith();
+  if (registered !== undefined && registered !== (readsScope ? storage : null)) {
+    // The addon keeps a thread's first registration: another scope store cannot be read here.
+    const reason = `${wanted}: this thread is registered with ${NATIVE_PACKAGE} for another scope store; the inspector takes the stacks`;
+    return wanted === 'native' ? { backend: 'inspector', reason, warning: reason } : { backend: 'inspector', reason };
+  }
   try {
     register(addon, readsScope ? storage : undefined);
   } catch (error) {
     const reason = `${wanted}: the thread could not be registered with ${NATIVE_PACKAGE} (${error instanceof Error ? error.message : String(error)}); the inspector takes the stacks`;
     return { backend: 'inspector', reason, warning: reason };
   }
-  if (readsScope) return { backend: 'native', reason: `${wanted}: ${NATIVE_PACKAGE} loaded, Node ${process.versions.node} reads the request`, addon };
+  if (readsScope)
+    return { backend: 'native', reason: `${wanted}: ${NATIVE_PACKAGE} loaded, Node ${process.versions.node} reads the request`, addon };
   const reason =
     storage === undefined
       ? 'native: no scope store was given; stacks without the request'
@@ -102,14 +109,18 @@ export function chooseCapture(
   return { backend: 'native', reason, warning: reason, addon };
 }
 
-/** Per isolate: the addon keeps the first registration of a thread, so a second is not attempted. */
+/** Per isolate: the addon keeps the first registration of a thread (and its scope store; null: none). */
 const REGISTERED = Symbol.for('loopsight.loop-lag.native-registered.v1');
 
+function registeredWith(): unknown {
+  return (globalThis as { [REGISTERED]?: unknown })[REGISTERED];
+}
+
 function register(addon: NativeAddon, storage: unknown): void {
-  const g = globalThis as { [REGISTERED]?: boolean };
-  if (g[REGISTERED]) return;
+  const g = globalThis as { [REGISTERED]?: unknown };
+  if (g[REGISTERED] !== undefined) return;
   const name = nativeName(threadId);
   if (storage === undefined) addon.registerThread(name);
   else addon.registerThread({ asyncLocalStorage: storage }, name);
-  g[REGISTERED] = true;
+  g[REGISTERED] = storage ?? null;
 }

@@ -9,8 +9,8 @@ import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { createStallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blockTheLoop } from '../../../test-support/blockers.js';
-import { until } from '../../../test-support/until.js';
 import { nativeNode } from '../../../test-support/capture.js';
+import { until } from '../../../test-support/until.js';
 import { MainThreadProfiler } from '../src/profile.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

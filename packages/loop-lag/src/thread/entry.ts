@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { workerData } from 'node:worker_threads';
 import { beatEveryMs, int32Ms, monotonicMs, SLOT, since } from '../heartbeat.js';
+import { loadNative, type NativeAddon } from '../native.js';
 import type { MainMessage, Problem, WorkerConfig, WorkerMessage } from '../protocol.js';
 import { createSourceMapper } from '../sourcemap.js';
 import type { WatchdogStackFrame } from '../types.js';
@@ -13,7 +14,6 @@ import { messageOf, Naps } from './clock.js';
 import { Faults } from './faults.js';
 import { MainTarget } from './main-target.js';
 import { loadInspector } from './target.js';
-import { loadNative, type NativeAddon } from '../native.js';
 import { Debuggers, type Shared, Watched } from './watched.js';
 import { watchWorkers } from './workers.js';
 

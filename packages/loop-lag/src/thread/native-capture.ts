@@ -72,15 +72,18 @@ function sample(addon: NativeAddon, c: NativeContext): Sample | undefined {
   return taken;
 }
 
-/** What samples are grouped by: the top application frame (function and script), else the top frame. */
+/**
+ * What samples are grouped by: the application's frames (function and script, not the line), else
+ * the top frame. Two callers of one helper are two stacks; the lines a loop moves through are one.
+ */
 function keyOf(stack: WatchdogStackFrame[]): string {
-  const frame = stack.find((f) => isApplicationUrl(f.url)) ?? stack[0];
-  return frame ? `${frame.functionName}\u0000${frame.url}` : '';
+  const app = stack.filter((f) => isApplicationUrl(f.url));
+  return (app.length > 0 ? app : stack.slice(0, 1)).map((f) => `${f.functionName}\u0000${f.url}`).join('\u0001');
 }
 
 /**
  * Samples the blocked thread until it runs again (at most MAX_SAMPLES, every SAMPLE_EVERY_MS) and
- * returns the dominant stack: the first sample of the largest group by top application frame, with
+ * returns the dominant stack: a sample of the largest group by application frames, with
  * `samples` its group's size. The first sample is kept even if the thread ran again meanwhile (its
  * delay tells a late one, as a late pause); later ones only while the thread is still blocked.
  * Undefined when no stack came back.

@@ -194,7 +194,8 @@ export class Watched {
     }
     if (skipped) stall.stackSkipped = skipped;
     if (attached) stall.debuggerAttached = true;
-    const wantsProfile = side.profiler && (late || (captured === undefined && !skipped && (native ? shared.native() !== undefined : shared.stacks)));
+    const wantsProfile =
+      side.profiler && (late || (captured === undefined && !skipped && (native ? shared.native() !== undefined : shared.stacks)));
     side.deliver(stall, { window: [startedMono * 1000, (startedMono + gapMs) * 1000], wantsProfile, seq });
   }
 
