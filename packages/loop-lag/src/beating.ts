@@ -1,4 +1,4 @@
-import { threadId } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
 import { createHeartbeat, heartbeatMsFor, monotonicMs, SLOT } from './heartbeat.js';
 import { type CaptureChoice, chooseCapture, nativeName } from './native.js';
@@ -70,9 +70,14 @@ export abstract class BeatingThread<S extends object> {
     const faults = (this.options as { faults?: Fault[] }).faults ?? [];
     const fail = faults.some((f) => f.step === 'native-load' && f.kind === 'fail');
     const wanted = this.options.capture ?? 'auto';
-    const choice: CaptureChoice = this.captureStacks
-      ? chooseCapture(wanted, this.options.scopeStorage?.storage, fail)
-      : { backend: 'inspector', reason: 'captureStacks: false' };
+    const choice: CaptureChoice = !this.captureStacks
+      ? { backend: 'inspector', reason: 'captureStacks: false' }
+      : isMainThread
+        ? chooseCapture(wanted, this.options.scopeStorage?.storage, fail)
+        : // The addon crashed the process (SIGSEGV) when a worker registered with it was terminated
+          // or exited while a capture was under way (termination.test.ts, Node 24): worker
+          // threads stay with the inspector, and are never registered with the addon.
+          { backend: 'inspector', reason: `${wanted}: worker threads are watched through the inspector` };
     this.captureChoice = choice;
     if (choice.warning && !this.#warnedCapture) {
       this.#warnedCapture = true;
