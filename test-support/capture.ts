@@ -3,7 +3,7 @@
 // pins one for a run. Read by tests and their fixtures only, never by the packages.
 
 /** The backend pinned for this run, if any. */
-export const testCapture = (): 'native' | 'inspector' | undefined => {
+const testCapture = (): 'native' | 'inspector' | undefined => {
   const pinned = process.env.LOOPSIGHT_TEST_CAPTURE;
   return pinned === 'native' || pinned === 'inspector' ? pinned : undefined;
 };

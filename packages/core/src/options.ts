@@ -176,7 +176,16 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (value === undefined) return DEFAULT_LOOP_LAG;
   if (!isPlainObject(value)) invalidOption('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
-  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler', 'expected', 'capture']);
+  checkKeys('loopLag', o, [
+    'resolutionMs',
+    'stallThresholdMs',
+    'captureStacks',
+    'windowMs',
+    'maxStacksPerMinute',
+    'profiler',
+    'expected',
+    'capture',
+  ]);
   const resolutionMs = positiveAt('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
     integer: true,
     max: LOOP_LAG_LIMITS.resolutionMs.max,

@@ -21,7 +21,7 @@ export interface NativeFrame {
   colno: number;
 }
 
-export const NATIVE_PACKAGE = '@sentry-internal/node-native-stacktrace';
+const NATIVE_PACKAGE = '@sentry-internal/node-native-stacktrace';
 
 /** The addon's name for a thread of this process: namespaced, so another user of the addon keeps its own names. */
 export const nativeName = (id: number): string => `loopsight:${id}`;
@@ -53,7 +53,7 @@ export function loadNative(fail = false): NativeAddon | Error {
  * Whether the addon can read an AsyncLocalStorage store on the blocked thread: only with
  * AsyncContextFrame, the default from Node 24 (`--no-async-context-frame` turns it off).
  */
-export function nativeReadsScope(): boolean {
+function nativeReadsScope(): boolean {
   const major = Number(process.versions.node.split('.')[0]);
   const off = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-async-context-frame');
   return major >= 24 && !off;

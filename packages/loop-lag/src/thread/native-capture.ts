@@ -12,9 +12,9 @@ import type { Naps } from './clock.js';
 import type { Faults } from './faults.js';
 
 /** While the thread stays blocked, a sample every this many ms… */
-export const SAMPLE_EVERY_MS = 25;
+const SAMPLE_EVERY_MS = 25;
 /** …and at most this many per stall (one second of samples; then the stall is only timed until it ends). */
-export const MAX_SAMPLES = 40;
+const MAX_SAMPLES = 40;
 
 export interface NativeContext {
   beat: Int32Array;
