@@ -104,6 +104,8 @@ export interface StallCapture {
 export type WorkerMessage =
   | { type: 'ready'; stacks: boolean }
   | { type: 'degraded'; reason: string }
+  /** The watchdog thread took the main thread's stalls to another backend, and why. */
+  | { type: 'capture'; capture: CaptureBackend; reason: string }
   | { type: 'debugger'; reason: string }
   | { type: 'error'; problem: Problem; message: string }
   | { type: 'sourcemap'; url: string; why: string }
@@ -127,7 +129,11 @@ export type WorkerMessage =
     });
 
 /** Messages from the main thread's watchdog to the watchdog thread. */
-export type MainMessage = { type: 'exit' } | { type: 'release-threads' };
+export type MainMessage =
+  | { type: 'exit' }
+  | { type: 'release-threads' }
+  /** The addon did not load on the main thread: its stalls go to the backend named here. */
+  | { type: 'capture'; capture: CaptureBackend };
 
 /** The BroadcastChannel the watched worker threads and the watchdog thread talk on. */
 export const THREADS_CHANNEL = 'loopsight:loop-lag:threads:v1';

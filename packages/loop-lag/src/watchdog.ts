@@ -105,7 +105,8 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   start(): void {
     if (this.mode !== 'stopped') return;
     this.mode = 'starting';
-    this.#capture = this.chooseCapture();
+    // The watchdog thread starts with the planned backend while this thread loads the addon.
+    this.#capture = this.plannedCapture();
     this.#inspectorUrl = this.captureStacks ? inspectorUrl() : undefined;
     const beats = this.startBeating();
     process.once('exit', this.#onExit);
@@ -130,6 +131,10 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     } catch (error) {
       this.#degrade('the stall watchdog worker could not start', error);
     }
+    const chosen = this.chooseCapture();
+    if (chosen.capture !== this.#capture.capture)
+      this.#port?.postMessage({ type: 'capture', capture: chosen.capture } satisfies MainMessage);
+    this.#capture = chosen;
   }
 
   // An inspector session still connected when the process exits makes Node print "Waiting for
@@ -294,6 +299,10 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
       case 'degraded':
         this.stacks = false;
         this.options.onError('stall stacks are off', new LoopsightError('LOOPSIGHT_STACKS_OFF', message.reason, { site: 'inspector' }));
+        return;
+      case 'capture':
+        this.#capture = { ...this.#capture, capture: message.capture };
+        this.captureChoice = { backend: message.capture, reason: message.reason };
         return;
       case 'debugger':
         this.options.onError(

@@ -45,7 +45,8 @@ const native = (): NativeAddon | undefined => {
   return addon instanceof Error ? undefined : addon;
 };
 const mainNative = config.capture === 'native';
-// The main thread loaded the addon to register itself: it loads here too (said otherwise, below).
+// The main thread loads the addon to register itself: it loads here too (said otherwise, below).
+// Should it fail there, the main thread says 'capture' and the inspector takes over.
 const stacks = config.captureStacks && (mainNative || inspector !== undefined);
 if (config.captureStacks && !mainNative && loaded instanceof Error) {
   send({ type: 'degraded', reason: `the inspector is not available (${loaded.message}); stalls are timed without stacks` });
@@ -225,6 +226,11 @@ const check = () => {
 };
 
 port.on('message', (message: MainMessage) => {
+  if (message?.type === 'capture') {
+    // The main thread's Watched reads this config at each stall.
+    config.capture = message.capture;
+    return;
+  }
   if (message?.type === 'release-threads') {
     workers.release().then(() => port.postMessage({ type: 'threads-released' } satisfies WorkerMessage));
     return;
@@ -250,10 +256,13 @@ const begin = async () => {
   // meanwhile is seen as soon as it is done.
   if (stacks && mainNative) {
     setImmediate(() => {
-      if (native()) return;
+      if (config.capture !== 'native' || native()) return;
+      // The main thread loaded it, this thread cannot: the inspector takes its stacks.
+      config.capture = 'inspector';
       send({
-        type: 'degraded',
-        reason: `the native capture addon did not load in the watchdog thread (${(addon as Error).message}); stalls are timed without stacks`,
+        type: 'capture',
+        capture: 'inspector',
+        reason: `the native addon did not load in the watchdog thread (${(addon as Error).message})`,
       });
     });
   }
