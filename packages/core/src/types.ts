@@ -346,6 +346,7 @@ export interface ResolvedLoopLag {
   readonly maxStacksPerMinute: number;
   readonly profiler: false | Readonly<Required<ProfilerOptions>>;
   readonly expected: { readonly routes: ReadonlySet<string>; readonly when: ((report: StallReport) => boolean) | undefined } | undefined;
+  /** `loopLag.capture`: how stall stacks are taken. */
   readonly capture: 'auto' | 'native' | 'inspector';
 }
 

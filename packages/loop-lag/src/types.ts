@@ -1,3 +1,4 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { LoopDelayRecorder } from './delay.js';
 
 /** A stack frame: 1-based line and column, as in Error stacks. */
@@ -136,7 +137,7 @@ export interface StallWatchdogOptions<S extends object> {
    * store on the blocked thread (Node 24+: its enumerable properties, own and inherited, as JSON),
    * and `revive` turns that copy into `S` on this thread once the stall is over.
    */
-  scopeStorage?: { storage: import('node:async_hooks').AsyncLocalStorage<unknown>; revive?: (stored: unknown) => S | undefined };
+  scopeStorage?: { storage: AsyncLocalStorage<unknown>; revive?: (stored: unknown) => S | undefined };
   /** The request scope that is current now: read on the paused frame. */
   getScope: () => S | undefined;
   /**
