@@ -1,7 +1,7 @@
 import { isMainThread, threadId } from 'node:worker_threads';
 import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
 import { createHeartbeat, heartbeatMsFor, monotonicMs, SLOT } from './heartbeat.js';
-import { type CaptureChoice, chooseCapture, nativeName, plannedCapture } from './native.js';
+import { type CaptureChoice, chooseCapture, nativeName } from './native.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
 import { type Fault, PROBLEMS, type Problem, type StallCapture, type WatchConfig } from './protocol.js';
 import { readerKey, scopeReaders } from './registry.js';
@@ -67,23 +67,6 @@ export abstract class BeatingThread<S extends object> {
    * one): on the watched thread, at start. What the user asked for and cannot have is said once.
    */
   protected chooseCapture(): Pick<WatchConfig, 'capture' | 'nativeName'> {
-    return this.#choose(false);
-  }
-
-  /**
-   * The backend chooseCapture() will pick if the addon loads, without loading it (tens of ms of
-   * this thread): the watchdog thread starts with it meanwhile.
-   */
-  protected plannedCapture(): Pick<WatchConfig, 'capture' | 'nativeName'> {
-    return this.#choose(true);
-  }
-
-  #choose(planOnly: boolean): Pick<WatchConfig, 'capture' | 'nativeName'> {
-    if (planOnly) {
-      const wanted = this.options.capture ?? 'auto';
-      const planned = this.captureStacks && isMainThread ? plannedCapture(wanted, this.options.scopeStorage?.storage) : 'inspector';
-      return { capture: planned, nativeName: nativeName(threadId) };
-    }
     const faults = (this.options as { faults?: Fault[] }).faults ?? [];
     const fail = faults.some((f) => f.step === 'native-load' && f.kind === 'fail');
     const wanted = this.options.capture ?? 'auto';

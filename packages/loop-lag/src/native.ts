@@ -59,12 +59,6 @@ function nativeReadsScope(): boolean {
   return major >= 24 && !off;
 }
 
-/** The backend chooseCapture() will pick if the addon loads: known without loading it. */
-export function plannedCapture(wanted: 'auto' | 'native' | 'inspector', storage: unknown): 'native' | 'inspector' {
-  if (wanted !== 'auto') return wanted;
-  return storage !== undefined && nativeReadsScope() ? 'native' : 'inspector';
-}
-
 /** Which backend takes a thread's stacks, and why, as status() tells it. */
 export interface CaptureChoice {
   backend: 'native' | 'inspector';

@@ -129,11 +129,7 @@ export type WorkerMessage =
     });
 
 /** Messages from the main thread's watchdog to the watchdog thread. */
-export type MainMessage =
-  | { type: 'exit' }
-  | { type: 'release-threads' }
-  /** The addon did not load on the main thread: its stalls go to the backend named here. */
-  | { type: 'capture'; capture: CaptureBackend };
+export type MainMessage = { type: 'exit' } | { type: 'release-threads' };
 
 /** The BroadcastChannel the watched worker threads and the watchdog thread talk on. */
 export const THREADS_CHANNEL = 'loopsight:loop-lag:threads:v1';

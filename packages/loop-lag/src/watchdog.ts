@@ -105,8 +105,9 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   start(): void {
     if (this.mode !== 'stopped') return;
     this.mode = 'starting';
-    // The watchdog thread starts with the planned backend while this thread loads the addon.
-    this.#capture = this.plannedCapture();
+    // Before the first beat: loading the addon takes this thread 50-140 ms once (its detect-libc
+    // and node-abi), which must not show as a stall of the app's.
+    this.#capture = this.chooseCapture();
     this.#inspectorUrl = this.captureStacks ? inspectorUrl() : undefined;
     const beats = this.startBeating();
     process.once('exit', this.#onExit);
@@ -131,10 +132,6 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
     } catch (error) {
       this.#degrade('the stall watchdog worker could not start', error);
     }
-    const chosen = this.chooseCapture();
-    if (chosen.capture !== this.#capture.capture)
-      this.#port?.postMessage({ type: 'capture', capture: chosen.capture } satisfies MainMessage);
-    this.#capture = chosen;
   }
 
   // An inspector session still connected when the process exits makes Node print "Waiting for

@@ -45,8 +45,8 @@ const native = (): NativeAddon | undefined => {
   return addon instanceof Error ? undefined : addon;
 };
 const mainNative = config.capture === 'native';
-// The main thread loads the addon to register itself: it loads here too (said otherwise, below).
-// Should it fail there, the main thread says 'capture' and the inspector takes over.
+// The main thread loaded the addon to register itself: it loads here too (else, below, the
+// inspector takes the main thread's stalls).
 const stacks = config.captureStacks && (mainNative || inspector !== undefined);
 if (config.captureStacks && !mainNative && loaded instanceof Error) {
   send({ type: 'degraded', reason: `the inspector is not available (${loaded.message}); stalls are timed without stacks` });
@@ -226,11 +226,6 @@ const check = () => {
 };
 
 port.on('message', (message: MainMessage) => {
-  if (message?.type === 'capture') {
-    // The main thread's Watched reads this config at each stall.
-    config.capture = message.capture;
-    return;
-  }
   if (message?.type === 'release-threads') {
     workers.release().then(() => port.postMessage({ type: 'threads-released' } satisfies WorkerMessage));
     return;
