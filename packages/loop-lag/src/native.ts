@@ -39,10 +39,8 @@ export function loadNative(fail = false): NativeAddon | Error {
   if (loaded) return loaded;
   try {
     const addon = createRequire(here())(NATIVE_PACKAGE) as NativeAddon;
-    if (typeof addon?.captureStackTrace !== 'function' || typeof addon.registerThread !== 'function') {
-      throw new Error(`${NATIVE_PACKAGE} has an unexpected shape`);
-    }
-    loaded = addon;
+    const usable = typeof addon?.captureStackTrace === 'function' && typeof addon.registerThread === 'function';
+    loaded = usable ? addon : new Error(`${NATIVE_PACKAGE} has an unexpected shape`);
   } catch (error) {
     loaded = error instanceof Error ? error : new Error(String(error));
   }
