@@ -83,6 +83,10 @@ const LINGER_MS = 2_000;
 
 const promisesOn = (p: ResolvedPromises | false): p is ResolvedPromises => p !== false && p.mode !== 'off';
 
+/** Scopes whose owner monitor is remembered by id and start, for the native capture backend's copies. */
+const MAX_RECENT_OWNERS = 1_000;
+const ownerKey = (correlationId: string, startedAt: number) => `${correlationId}\u0000${startedAt}`;
+
 function sameConfig(a: object | undefined, b: object | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   const x = a as Record<string, unknown>;
@@ -106,6 +110,8 @@ export class Hub {
   readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id, true));
   /** Which slot a scope belongs to; written only while more than one monitor runs (see own()). */
   readonly #owners = new WeakMap<object, number>();
+  /** Owners by correlationId and start, for scopes the native capture backend copied (bounded). */
+  readonly #recentOwners = new Map<string, number>();
   readonly #samplers = new Map<string, Counted<LoopSampler>>();
   readonly #guards = new Map<string, Counted<OverloadGuard>>();
   /** By resolution, ms. A recorder counts its own readers (the samplers and guards above) and ticks while it has one. */
@@ -224,7 +230,17 @@ export class Hub {
    * monitor joined still goes to the first monitor that accepts it, which is that one.
    */
   own(scope: RequestScope, parts: Parts): void {
-    if (this.#slots.size > 1) this.#owners.set(scope, parts.id);
+    if (this.#slots.size <= 1) return;
+    this.#owners.set(scope, parts.id);
+    // The native capture backend hands back a copy of the scope, after the stall: its owner is
+    // found by id and start, the request perhaps over by then. The latest MAX_RECENT_OWNERS only.
+    const key = ownerKey(scope.correlationId, scope.startedAt);
+    this.#recentOwners.delete(key);
+    this.#recentOwners.set(key, parts.id);
+    if (this.#recentOwners.size > MAX_RECENT_OWNERS) {
+      const oldest = this.#recentOwners.keys().next().value;
+      if (oldest !== undefined) this.#recentOwners.delete(oldest);
+    }
   }
 
   /** JSON of the options, cached per resolved options object (the defaults are shared objects). */
@@ -470,7 +486,7 @@ export class Hub {
         if (s.correlationId === copy.correlationId && s.startedAt === copy.startedAt) return this.#tag(s);
       }
     }
-    return { s: copy as RequestScope, m: undefined };
+    return { s: copy as RequestScope, m: this.#recentOwners.get(ownerKey(copy.correlationId, Number(copy.startedAt))) };
   }
 
   #inflightCount(): number {
