@@ -275,10 +275,19 @@ describe('installed with npm', () => {
     'an ESM app: a request that blocks the loop is reported with its id and route; the exporters use the prom-client of the app',
     async () => {
       const { stall, metricTypes } = (await node(apps.esm as string, ['extras.mjs'])) as {
-        stall?: { durationMs: number; request?: { correlationId: string; route?: string }; stackSource: string; frames: number };
+        stall?: {
+          durationMs: number;
+          request?: { correlationId: string; route?: string };
+          stackSource: string;
+          frames: number;
+          capture?: string;
+        };
         metricTypes: string[];
       };
       expect(stall?.request).toMatchObject({ correlationId: 'esm-stall-1', route: '/reports/:day' });
+      // The optional native addon came with npm install (prebuilt: no compiler), and on Node 24+
+      // took the stack without a debugger session.
+      expect(stall?.capture).toBe(Number(process.versions.node.split('.')[0]) >= 24 ? 'native' : 'inspector');
       expect(stall?.durationMs).toBeGreaterThanOrEqual(100);
       expect(metricTypes).toEqual(
         expect.arrayContaining(['loopsight_event_loop_delay_seconds histogram', 'loopsight_event_loop_stalls_total counter']),

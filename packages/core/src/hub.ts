@@ -1,3 +1,4 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import { isMainThread } from 'node:worker_threads';
 import {
   createLoopDelayRecorder,
@@ -71,7 +72,7 @@ interface Tagged {
   readonly m: number | undefined;
 }
 
-type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler'>;
+type WatchdogConfig = Pick<ResolvedLoopLag, 'stallThresholdMs' | 'captureStacks' | 'maxStacksPerMinute' | 'profiler' | 'capture'>;
 type TrackerConfig = { -readonly [K in keyof Omit<ResolvedPromises, 'mode'>]: ResolvedPromises[K] } & { mode: 'sampled' | 'full' };
 
 /** Stands for `false` options in the config key cache. */
@@ -81,6 +82,10 @@ const NONE = Object.freeze({});
 const LINGER_MS = 2_000;
 
 const promisesOn = (p: ResolvedPromises | false): p is ResolvedPromises => p !== false && p.mode !== 'off';
+
+/** Scopes whose owner monitor is remembered by id and start, for the native capture backend's copies. */
+const MAX_RECENT_OWNERS = 1_000;
+const ownerKey = (correlationId: string, startedAt: number) => `${correlationId}\u0000${startedAt}`;
 
 function sameConfig(a: object | undefined, b: object | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
@@ -105,6 +110,8 @@ export class Hub {
   readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id, true));
   /** Which slot a scope belongs to; written only while more than one monitor runs (see own()). */
   readonly #owners = new WeakMap<object, number>();
+  /** Owners by correlationId and start, for scopes the native capture backend copied (bounded). */
+  readonly #recentOwners = new Map<string, number>();
   readonly #samplers = new Map<string, Counted<LoopSampler>>();
   readonly #guards = new Map<string, Counted<OverloadGuard>>();
   /** By resolution, ms. A recorder counts its own readers (the samplers and guards above) and ticks while it has one. */
@@ -223,7 +230,17 @@ export class Hub {
    * monitor joined still goes to the first monitor that accepts it, which is that one.
    */
   own(scope: RequestScope, parts: Parts): void {
-    if (this.#slots.size > 1) this.#owners.set(scope, parts.id);
+    if (this.#slots.size <= 1) return;
+    this.#owners.set(scope, parts.id);
+    // The native capture backend hands back a copy of the scope, after the stall: its owner is
+    // found by id and start, the request perhaps over by then. The latest MAX_RECENT_OWNERS only.
+    const key = ownerKey(scope.correlationId, scope.startedAt);
+    this.#recentOwners.delete(key);
+    this.#recentOwners.set(key, parts.id);
+    if (this.#recentOwners.size > MAX_RECENT_OWNERS) {
+      const oldest = this.#recentOwners.keys().next().value;
+      if (oldest !== undefined) this.#recentOwners.delete(oldest);
+    }
   }
 
   /** JSON of the options, cached per resolved options object (the defaults are shared objects). */
@@ -370,10 +387,12 @@ export class Hub {
       const { loopLag } = part;
       if (!loopLag) continue;
       if (!wanted) {
-        const { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler } = loopLag;
-        wanted = { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler };
+        const { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler, capture } = loopLag;
+        wanted = { stallThresholdMs, captureStacks, maxStacksPerMinute, profiler, capture };
         continue;
       }
+      // One watchdog per process: the first monitor that names a backend chooses it.
+      if (wanted.capture === 'auto') wanted.capture = loopLag.capture;
       wanted.stallThresholdMs = Math.min(wanted.stallThresholdMs, loopLag.stallThresholdMs);
       wanted.captureStacks ||= loopLag.captureStacks;
       wanted.maxStacksPerMinute = Math.max(wanted.maxStacksPerMinute, loopLag.maxStacksPerMinute);
@@ -423,6 +442,8 @@ export class Hub {
       captureStacks: config.captureStacks,
       maxStacksPerMinute: config.maxStacksPerMinute,
       profiler: config.profiler,
+      capture: config.capture,
+      scopeStorage: { storage: scopeStore as AsyncLocalStorage<unknown>, revive: (stored) => this.#revive(stored) },
       getScope: () => this.#tag(scopeStore.getStore()),
       frameFilter: isApplicationUrl,
       inflight: () => this.#inflightCount(),
@@ -449,6 +470,23 @@ export class Hub {
 
   #tag(scope: RequestScope | undefined): Tagged | undefined {
     return scope === undefined ? undefined : { s: scope, m: this.#owners.get(scope) };
+  }
+
+  /**
+   * The scope the native backend read on the blocked thread, as a copy (its enumerable
+   * properties): the live scope if the request is still in flight (its owner and its route as
+   * resolved by now), else the copy.
+   */
+  #revive(stored: unknown): Tagged | undefined {
+    if (typeof stored !== 'object' || stored === null) return undefined;
+    const copy = stored as Partial<RequestScope>;
+    if (typeof copy.correlationId !== 'string') return undefined;
+    for (const slot of this.#slots.values()) {
+      for (const s of slot.ref.deref()?.inflight() ?? []) {
+        if (s.correlationId === copy.correlationId && s.startedAt === copy.startedAt) return this.#tag(s);
+      }
+    }
+    return { s: copy as RequestScope, m: this.#recentOwners.get(ownerKey(copy.correlationId, Number(copy.startedAt))) };
   }
 
   #inflightCount(): number {

@@ -96,6 +96,8 @@ export function scopeId(candidate: unknown, config: ResolvedCorrelation, sink: I
   return generateId(config, sink);
 }
 
+const CAPTURE = oneOf(['auto', 'native', 'inspector'] as const, 'auto');
+
 const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   resolutionMs: LOOP_LAG_DEFAULTS.resolutionMs,
   stallThresholdMs: LOOP_LAG_DEFAULTS.thresholdMs,
@@ -104,6 +106,7 @@ const DEFAULT_LOOP_LAG: ResolvedLoopLag = Object.freeze({
   maxStacksPerMinute: LOOP_LAG_DEFAULTS.maxStacksPerMinute,
   profiler: false,
   expected: undefined,
+  capture: 'auto',
 });
 
 /** The tracker's defaults, which the promises package defines: the monitor tells its default frameFilter by them. */
@@ -176,7 +179,16 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
   if (value === undefined) return DEFAULT_LOOP_LAG;
   if (!isPlainObject(value)) invalidOption('loopLag', 'an object or false', value);
   const o = value as LoopLagOptions & Record<string, unknown>;
-  checkKeys('loopLag', o, ['resolutionMs', 'stallThresholdMs', 'captureStacks', 'windowMs', 'maxStacksPerMinute', 'profiler', 'expected']);
+  checkKeys('loopLag', o, [
+    'resolutionMs',
+    'stallThresholdMs',
+    'captureStacks',
+    'windowMs',
+    'maxStacksPerMinute',
+    'profiler',
+    'expected',
+    'capture',
+  ]);
   const resolutionMs = positiveAt('loopLag.resolutionMs', o.resolutionMs, DEFAULT_LOOP_LAG.resolutionMs, {
     integer: true,
     max: LOOP_LAG_LIMITS.resolutionMs.max,
@@ -195,6 +207,7 @@ function resolveLoopLag(value: unknown): ResolvedLoopLag | false {
     }),
     profiler: resolveProfiler(o.profiler),
     expected: resolveExpected(o.expected),
+    capture: CAPTURE.resolve(o.capture, 'loopLag.capture'),
   });
 }
 

@@ -259,7 +259,7 @@ export interface Monitor {
  * is its `thresholdMs`) and the loop delay sampler's. Defaults and ranges: @loopsight/loop-lag's
  * LOOP_LAG_DEFAULTS and LOOP_LAG_LIMITS.
  */
-export interface LoopLagOptions extends Pick<StallWatchdogOptions<RequestScope>, 'captureStacks' | 'maxStacksPerMinute'> {
+export interface LoopLagOptions extends Pick<StallWatchdogOptions<RequestScope>, 'captureStacks' | 'maxStacksPerMinute' | 'capture'> {
   /** Sampling resolution of the delay histogram, ms: an integer up to 1000. Default 10. */
   resolutionMs?: number;
   /** A loop blocked at least this long is a stall, ms: from 10 to 3,600,000. Default 100. */
@@ -438,6 +438,8 @@ export interface ResolvedLoopLag {
   readonly maxStacksPerMinute: number;
   readonly profiler: false | Readonly<Required<ProfilerOptions>>;
   readonly expected: { readonly routes: ReadonlySet<string>; readonly when: ((report: StallReport) => boolean) | undefined } | undefined;
+  /** `loopLag.capture`: how stall stacks are taken. */
+  readonly capture: 'auto' | 'native' | 'inspector';
 }
 
 /** The `promises` options after defaults and validation: the promise tracker's own. */

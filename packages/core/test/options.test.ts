@@ -76,6 +76,7 @@ describe('createMonitor options', () => {
     expect(internals(monitor).options.loopLag).toEqual({
       resolutionMs: 10,
       stallThresholdMs: 250,
+      capture: 'auto',
       captureStacks: true,
       windowMs: 10_000,
       maxStacksPerMinute: 10,

@@ -1,7 +1,9 @@
+import { isMainThread, threadId } from 'node:worker_threads';
 import { type LoopsightCode, LoopsightError, warning } from '@loopsight/options';
 import { createHeartbeat, heartbeatMsFor, monotonicMs, SLOT } from './heartbeat.js';
+import { type CaptureChoice, chooseCapture, nativeName } from './native.js';
 import { LOOP_LAG_DEFAULTS } from './options.js';
-import { PROBLEMS, type Problem, type StallCapture } from './protocol.js';
+import { type Fault, PROBLEMS, type Problem, type StallCapture, type WatchConfig } from './protocol.js';
 import { readerKey, scopeReaders } from './registry.js';
 import { DeclaredBlocking, reportOf } from './report.js';
 import { copyCandidates, scopeJson } from './scope.js';
@@ -29,6 +31,9 @@ export abstract class BeatingThread<S extends object> {
   protected lastBeat = 0;
   /** The interval of the timer the thread beats on now (its own, or a delay recorder's). */
   protected beatEveryMs: number;
+  /** The backend chosen at start (undefined while stopped). */
+  protected captureChoice: CaptureChoice | undefined;
+  #warnedCapture = false;
   #unfollow: (() => void) | undefined;
   #declared: DeclaredBlocking<S> | undefined;
 
@@ -51,7 +56,37 @@ export abstract class BeatingThread<S extends object> {
       stalls: this.stalls,
       debuggerStalls: this.debuggerStalls,
       restarts: this.restarts,
+      ...(this.captureChoice && this.mode !== 'stopped'
+        ? { capture: { backend: this.captureChoice.backend, reason: this.captureChoice.reason } }
+        : {}),
     };
+  }
+
+  /**
+   * Picks this thread's capture backend (and registers it with the native addon if that is the
+   * one): on the watched thread, at start. What the user asked for and cannot have is said once.
+   */
+  protected chooseCapture(): Pick<WatchConfig, 'capture' | 'nativeName'> {
+    const faults = (this.options as { faults?: Fault[] }).faults ?? [];
+    const fail = faults.some((f) => f.step === 'native-load' && f.kind === 'fail');
+    const wanted = this.options.capture ?? 'auto';
+    const choice: CaptureChoice = !this.captureStacks
+      ? { backend: 'inspector', reason: 'captureStacks: false' }
+      : isMainThread
+        ? chooseCapture(wanted, this.options.scopeStorage?.storage, fail)
+        : // The addon crashed the process (SIGSEGV) when a worker registered with it was terminated
+          // or exited while a capture was under way (termination.test.ts, Node 24): worker
+          // threads stay with the inspector, and are never registered with the addon.
+          { backend: 'inspector', reason: `${wanted}: worker threads are watched through the inspector` };
+    this.captureChoice = choice;
+    if (choice.warning && !this.#warnedCapture) {
+      this.#warnedCapture = true;
+      this.options.onError(
+        'the stall capture backend',
+        new LoopsightError('LOOPSIGHT_CAPTURE_BACKEND', choice.warning, { site: 'capture' }),
+      );
+    }
+    return { capture: choice.backend, nativeName: nativeName(threadId) };
   }
 
   /** Starts the heartbeat: the beats, the scope reader and the expectBlocking() flag. */
@@ -72,6 +107,7 @@ export abstract class BeatingThread<S extends object> {
   }
 
   protected stopBeating(): void {
+    this.captureChoice = undefined;
     this.#unfollow?.();
     this.#unfollow = undefined;
     delete scopeReaders()[this.key];

@@ -3,6 +3,7 @@ export { expectBlocking } from './expected.js';
 export { createOverloadGuard } from './guard.js';
 export { LOOP_LAG_DEFAULTS, LOOP_LAG_LIMITS } from './options.js';
 export type {
+  CaptureBackend,
   GuardOptions,
   GuardState,
   OverloadGuard,

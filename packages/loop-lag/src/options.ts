@@ -53,6 +53,15 @@ const WATCHDOG_SHAPE = {
       : resolveShape({ intervalMs: number({ integer: true, ...profilerIntervalMs }) }, value, path, 'false or { intervalMs }'),
   ),
   debuggerMode: oneOf(['always', 'on-stall']),
+  capture: oneOf(['auto', 'native', 'inspector']),
+  scopeStorage: custom('{ storage: an AsyncLocalStorage, revive? }', (value, path) =>
+    value === undefined ||
+    (isPlainObject(value) &&
+      typeof (value.storage as { getStore?: unknown } | undefined)?.getStore === 'function' &&
+      (value.revive === undefined || typeof value.revive === 'function'))
+      ? value
+      : invalidOption(path, '{ storage: an AsyncLocalStorage, revive? }', value),
+  ),
   getScope: func(undefined, 'a function () => scope'),
   frameFilter: callback,
   inflight: func(undefined, 'a function () => number'),

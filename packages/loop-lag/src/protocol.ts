@@ -3,7 +3,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { SourceMapLimits } from './sourcemap.js';
-import type { StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
+import type { CaptureBackend, StackSkipped, StackSource, WatchdogStackFrame } from './types.js';
 
 /**
  * What the watchdog thread reports when a step fails, each with its warning code: the message
@@ -23,7 +23,7 @@ export const PROBLEMS = Object.freeze({
 export type Problem = keyof typeof PROBLEMS;
 
 /** The steps of a capture, in order; a fault can be injected at each (tests only). */
-export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect';
+export type CaptureStep = 'probe' | 'enable' | 'pause' | 'evaluate' | 'resume' | 'disconnect' | 'native-load' | 'native-capture';
 
 /**
  * A fault injected at a step of the next captures: `fail` rejects the command (or throws from
@@ -51,6 +51,9 @@ export interface WatchConfig {
   /** Evaluated on the paused thread; returns JSON of { request, inflight, candidates }. */
   scopeExpression: string;
   maxFrames: number;
+  /** The backend that takes this thread's stacks; `native`: the thread registered itself with the addon as `nativeName`. */
+  capture: CaptureBackend;
+  nativeName: string;
 }
 
 /** What the main thread's watchdog hands the watchdog thread (workerData). */
@@ -92,12 +95,17 @@ export interface StallCapture {
   expected?: true;
   /** A late pause: 1 if its top frame was entered after the pause was asked, 0 if it was already running. */
   enteredAfter?: 0 | 1;
+  capture?: CaptureBackend;
+  /** Native samples that agreed on the stack. */
+  samples?: number;
 }
 
 /** Messages from the watchdog thread to the main thread's watchdog. Times are monotonic ms unless named `at`. */
 export type WorkerMessage =
   | { type: 'ready'; stacks: boolean }
   | { type: 'degraded'; reason: string }
+  /** The watchdog thread took the main thread's stalls to another backend, and why. */
+  | { type: 'capture'; capture: CaptureBackend; reason: string }
   | { type: 'debugger'; reason: string }
   | { type: 'error'; problem: Problem; message: string }
   | { type: 'sourcemap'; url: string; why: string }

@@ -1,3 +1,4 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { LoopDelayRecorder } from './delay.js';
 
 /** A stack frame: 1-based line and column, as in Error stacks. */
@@ -89,7 +90,17 @@ export interface WatchdogStallReport<S> {
    * the worker (`worker_threads.threadName`: Node 22.20+ and 24.6+, not 20), else empty.
    */
   thread?: { id: number; name: string };
+  /** Which backend took the stack: `native` (the addon, no debugger) or `inspector` (a debugger session). */
+  capture?: CaptureBackend;
+  /**
+   * Native backend: how many of the samples taken while the thread stayed blocked (every
+   * 25 ms, at most 40) agreed with the stack reported (same top application frame).
+   */
+  samples?: number;
 }
+
+/** The backend that takes a stall's stack. */
+export type CaptureBackend = 'native' | 'inspector';
 
 /** The main thread's sampling profiler, for stalls spent inside native code. */
 export interface ProfilerOptions {
@@ -114,6 +125,19 @@ export interface StallWatchdogOptions<S extends object> {
    * enabled (faster first pause, at a cost measured in docs/loop-lag.md).
    */
   debuggerMode?: 'always' | 'on-stall';
+  /**
+   * How stacks are taken: `native` asks the blocked thread for its stack through a native addon
+   * (@sentry-internal/node-native-stacktrace, an optional dependency), with no debugger session;
+   * `inspector` pauses it through a debugger session; `auto` (default) is native where the addon
+   * loads and can name the request (`scopeStorage` given, Node 24 or later), the inspector otherwise.
+   */
+  capture?: 'auto' | 'native' | 'inspector';
+  /**
+   * The AsyncLocalStorage whose store is the request scope, for the native backend: it reads the
+   * store on the blocked thread (Node 24+: its enumerable properties, own and inherited, as JSON),
+   * and `revive` turns that copy into `S` on this thread once the stall is over.
+   */
+  scopeStorage?: { storage: AsyncLocalStorage<unknown>; revive?: (stored: unknown) => S | undefined };
   /** The request scope that is current now: read on the paused frame. */
   getScope: () => S | undefined;
   /**
@@ -140,6 +164,8 @@ export interface WatchdogStatus {
   debuggerStalls: number;
   /** Times the watchdog thread died and was started again (at most 3 an hour; then `main-thread`). */
   restarts: number;
+  /** The backend that takes this thread's stacks and why (how `capture: 'auto'` chose); absent while stopped. */
+  capture?: { backend: CaptureBackend; reason: string };
 }
 
 export interface StallWatchdog {

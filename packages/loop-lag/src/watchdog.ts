@@ -100,10 +100,14 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
   #mapping: Extract<WorkerMessage, { type: 'mapping' }> | undefined;
   readonly #deniedMaps: string[] = [];
   #profiler: MainThreadProfiler | undefined;
+  #capture: Pick<WorkerConfig, 'capture' | 'nativeName'> = { capture: 'inspector', nativeName: '' };
 
   start(): void {
     if (this.mode !== 'stopped') return;
     this.mode = 'starting';
+    // Before the first beat: loading the addon takes this thread 50-140 ms once (its detect-libc
+    // and node-abi), which must not show as a stall of the app's.
+    this.#capture = this.chooseCapture();
     this.#inspectorUrl = this.captureStacks ? inspectorUrl() : undefined;
     const beats = this.startBeating();
     process.once('exit', this.#onExit);
@@ -250,6 +254,7 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
       scopeExpression: scopeExpression(this.key),
       maxFrames: MAX_FRAMES,
       sourceMaps: SOURCE_MAP_LIMITS,
+      ...this.#capture,
     };
     // The same thread watches the process's worker threads (thread/workers.ts).
     const worker = new Worker(internal.workerSource ?? threadEntry(), {
@@ -291,6 +296,10 @@ class Watchdog<S extends object> extends BeatingThread<S> implements StallWatchd
       case 'degraded':
         this.stacks = false;
         this.options.onError('stall stacks are off', new LoopsightError('LOOPSIGHT_STACKS_OFF', message.reason, { site: 'inspector' }));
+        return;
+      case 'capture':
+        this.#capture = { ...this.#capture, capture: message.capture };
+        this.captureChoice = { backend: message.capture, reason: message.reason };
         return;
       case 'debugger':
         this.options.onError(

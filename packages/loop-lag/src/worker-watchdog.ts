@@ -42,11 +42,13 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
    * reports (the declared part, then the blocking after it), both for the same sequence.
    */
   #claimedSeq: number | undefined;
+  #capture: Pick<WatchRequest, 'capture' | 'nativeName'> = { capture: 'inspector', nativeName: '' };
 
   start(): void {
     if (this.mode !== 'stopped') return;
     // Timed here until the watchdog thread says it watches this one.
     this.mode = 'main-thread';
+    this.#capture = this.chooseCapture();
     this.startBeating();
     try {
       const channel = new BroadcastChannel(THREADS_CHANNEL);
@@ -107,6 +109,7 @@ export class ThreadWatchdog<S extends object> extends BeatingThread<S> implement
       latePauseMs: latePauseMsFor(this.options.thresholdMs),
       scopeExpression: scopeExpression(this.key),
       maxFrames: MAX_FRAMES,
+      ...this.#capture,
     };
     this.#channel.postMessage(request);
   }

@@ -56,8 +56,15 @@ describe.each([
     const found = mine();
     expect(found, JSON.stringify(reports.slice(-3))).toHaveLength(1);
     const report = found[0] as StallReport;
-    expect(report.culprit?.functionName).toBe(culprit);
-    expect(report.culprit?.url).toMatch(/test-support\/blockers\.ts$/);
+    if (report.capture === 'native' && report.stackSource === 'late-pause') {
+      // A late native sample cannot tell whether its top frame was entered after the native call
+      // returned (the inspector asks the debugger): the culprit is the first application frame
+      // below it, and the blocking function is on the stack.
+      expect(report.stack.map((f) => f.functionName)).toContain(culprit);
+    } else {
+      expect(report.culprit?.functionName).toBe(culprit);
+      expect(report.culprit?.url).toMatch(/test-support\/blockers\.ts$/);
+    }
     expect(report.request?.correlationId).toBe(id);
     expect(report.request?.route).toBe('/native/:kind');
     // A pause that landed while native code still ran is late; the request is the paused call's either way.

@@ -9,6 +9,7 @@ import { createMonitor, type Monitor, type StallReport } from '@loopsight/core';
 import { createStallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blockTheLoop } from '../../../test-support/blockers.js';
+import { nativeNode } from '../../../test-support/capture.js';
 import { until } from '../../../test-support/until.js';
 import { MainThreadProfiler } from '../src/profile.js';
 
@@ -244,12 +245,27 @@ describe.concurrent('lifecycle: the process exits', () => {
     expect(stderr).not.toMatch(/Waiting for the debugger/);
   });
 
-  it('with an inspector open (a debugger may be attached), times stalls without pausing and says so once', async () => {
+  it('inspector backend: with an inspector open (a debugger may be attached), times stalls without pausing and says so once', async () => {
     const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--inspect=127.0.0.1:0', script], { timeout: 10_000 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--inspect=127.0.0.1:0', script, 'capture=inspector'], {
+      timeout: 10_000,
+    });
     const report = JSON.parse(stdout.split('\n').find((l) => l.startsWith('{')) ?? '{}');
     expect(report).toMatchObject({ type: 'stall', stackSource: 'none', stackSkipped: 'unavailable' });
     expect(stderr.match(/another debugger may be attached/g)).toHaveLength(1);
+  });
+
+  it.runIf(nativeNode)('native backend (Node 24+): with an inspector open, stalls still get their stack, and nothing is said', async () => {
+    const script = fileURLToPath(new URL('./fixtures/exits.mjs', import.meta.url));
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--inspect=127.0.0.1:0', script, 'capture=native'], {
+      timeout: 10_000,
+    });
+    // The second block: the first can come before a loaded machine has the watchdog thread running.
+    const reports = stdout.split('\n').flatMap((l) => (l.startsWith('{') ? [JSON.parse(l)] : []));
+    const report = reports.find((r) => r.capture === 'native') ?? {};
+    expect(report, stdout).toMatchObject({ type: 'stall', capture: 'native', culprit: { functionName: 'block' } });
+    expect(['pause', 'late-pause']).toContain(report.stackSource);
+    expect(stderr).not.toMatch(/debugger may be attached|LOOPSIGHT_/);
   });
 });
 

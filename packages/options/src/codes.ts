@@ -23,6 +23,8 @@ export const CODES = Object.freeze({
   LOOPSIGHT_WATCHDOG_LOST: 'the stall watchdog thread exited or stopped answering; it is restarted, or stalls are timed without stacks',
   LOOPSIGHT_CAPTURE_FAILED:
     'a step of a stall capture failed (a command unanswered, the scope unreadable); the thread was let go, the stall reported without it',
+  LOOPSIGHT_CAPTURE_BACKEND:
+    'the stall capture backend asked for cannot do all it should (the native addon did not load, or cannot read the request on this Node); stalls still get stacks',
   LOOPSIGHT_STACKS_OFF: 'stall stacks cannot be taken (no inspector, or a debugger may be attached); stalls are still timed',
   LOOPSIGHT_SOURCE_MAP: 'some stall frames are not source-mapped (a map missing, too large or not a regular file)',
   LOOPSIGHT_THREADS: 'figures of worker threads cannot be heard, or too many threads report',

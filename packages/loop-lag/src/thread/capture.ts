@@ -17,6 +17,8 @@ export interface Captured {
   delayMs: number;
   /** A late pause: 1 if its top frame was entered after the pause was asked, 0 if it was already running. */
   enteredAfter?: 0 | 1;
+  /** Native backend: how many samples agreed on this stack. */
+  samples?: number;
 }
 
 export interface CaptureContext {

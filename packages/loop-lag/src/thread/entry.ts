@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { workerData } from 'node:worker_threads';
 import { beatEveryMs, int32Ms, monotonicMs, SLOT, since } from '../heartbeat.js';
+import { loadNative, type NativeAddon } from '../native.js';
 import type { MainMessage, Problem, WorkerConfig, WorkerMessage } from '../protocol.js';
 import { createSourceMapper } from '../sourcemap.js';
 import type { WatchdogStackFrame } from '../types.js';
@@ -25,8 +26,29 @@ const naps = new Naps();
 const faults = new Faults(config.faults);
 const loaded = loadInspector();
 const inspector = loaded instanceof Error ? undefined : loaded;
-const stacks = config.captureStacks && inspector !== undefined;
-if (config.captureStacks && loaded instanceof Error) {
+// The addon, loaded when a thread first asks for the native backend: the watched thread loaded it
+// to register itself, so it loads here too (the same files, the same process).
+let addon: NativeAddon | Error | undefined;
+const native = (): NativeAddon | undefined => {
+  if (addon === undefined) {
+    addon = loadNative(faults.at('native-load') === 'fail');
+    // The first capture pays the addon's setup (measured 4–30 ms, against under 1 ms after): paid
+    // here, at once, so that it does not make a stall's first sample look late.
+    if (!(addon instanceof Error)) {
+      try {
+        addon.captureStackTrace();
+      } catch {
+        // The stall's own capture will say.
+      }
+    }
+  }
+  return addon instanceof Error ? undefined : addon;
+};
+const mainNative = config.capture === 'native';
+// The main thread loaded the addon to register itself: it loads here too (else, below, the
+// inspector takes the main thread's stalls).
+const stacks = config.captureStacks && (mainNative || inspector !== undefined);
+if (config.captureStacks && !mainNative && loaded instanceof Error) {
   send({ type: 'degraded', reason: `the inspector is not available (${loaded.message}); stalls are timed without stacks` });
 }
 
@@ -40,7 +62,7 @@ const sayDebugger = (reason: string) => {
   debuggerSaid = true;
   send({ type: 'debugger', reason });
 };
-if (stacks && config.inspectorInUse) sayDebugger(inspectorOpen);
+if (stacks && !mainNative && config.inspectorInUse) sayDebugger(inspectorOpen);
 
 // Source maps: one mapper for every thread's stacks, made at the first stack to map.
 let mapFrame: ReturnType<typeof createSourceMapper> | undefined;
@@ -86,7 +108,9 @@ const mapStack = (captured: Captured, stall: typeof mapping): WatchdogStackFrame
 const shared: Shared = {
   naps,
   now: monotonicMs,
-  stacks,
+  stacks: config.captureStacks && inspector !== undefined,
+  native,
+  faults,
   debuggers,
   mapStack,
   commandTimeoutMs: config.commandTimeoutMs,
@@ -214,7 +238,7 @@ port.on('message', (message: MainMessage) => {
 
 const begin = async () => {
   setTimeout(check, config.pollMs).unref();
-  if (stacks && mainTarget && config.debuggerMode === 'always') {
+  if (stacks && !mainNative && mainTarget && config.debuggerMode === 'always') {
     try {
       Atomics.store(beat, SLOT.busy, 1);
       await mainTarget.openEnabled();
@@ -223,5 +247,19 @@ const begin = async () => {
     }
   }
   send({ type: 'ready', stacks });
+  // After the first check is due: loading the addon takes tens of ms, and a stall that begins
+  // meanwhile is seen as soon as it is done.
+  if (stacks && mainNative) {
+    setImmediate(() => {
+      if (config.capture !== 'native' || native()) return;
+      // The main thread loaded it, this thread cannot: the inspector takes its stacks.
+      config.capture = 'inspector';
+      send({
+        type: 'capture',
+        capture: 'inspector',
+        reason: `the native addon did not load in the watchdog thread (${(addon as Error).message})`,
+      });
+    });
+  }
 };
 begin();

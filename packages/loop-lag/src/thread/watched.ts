@@ -2,11 +2,14 @@
 // report, is written once. The main thread and a worker differ in parameters only (`Side`).
 
 import { beatEveryMs, int32Ms, SLOT, since } from '../heartbeat.js';
+import type { NativeAddon } from '../native.js';
 import type { Problem, StallCapture, WatchConfig } from '../protocol.js';
 import type { StackSkipped, WatchdogStackFrame } from '../types.js';
 import { TokenBucket } from './bucket.js';
 import { type CaptureContext, type Captured, capture } from './capture.js';
 import type { Naps } from './clock.js';
+import type { Faults } from './faults.js';
+import { sampleNative } from './native-capture.js';
 import type { Target } from './target.js';
 
 /** What every watched thread of the watchdog thread shares. */
@@ -15,6 +18,9 @@ export interface Shared {
   now: () => number;
   /** The inspector loaded: captures are possible at all. */
   stacks: boolean;
+  /** The native addon, loaded at the first thread that asks for the native backend; undefined if it did not load. */
+  native: () => NativeAddon | undefined;
+  faults: Faults;
   /** A debugger may be attached: no thread is paused meanwhile. */
   debuggers: Debuggers;
   /** Source-maps a captured stack (after the thread runs again); `stall` is what to report should mapping end this thread. */
@@ -107,6 +113,7 @@ export class Watched {
     let captured: Captured | undefined;
     let skipped: StackSkipped | undefined;
     let attached = false;
+    const native = config.capture === 'native';
     // Began inside expectBlocking(): the flag is still up, or (this thread woke late, as on a
     // starved machine) the declared work already ended within this stall, after its last beat.
     const lastDeclaredEnd = Atomics.load(beat, SLOT.expectedEnd);
@@ -129,10 +136,18 @@ export class Watched {
       }
       skipped = 'expected';
     } else if (!config.captureStacks) skipped = 'disabled';
-    else if (!shared.stacks) skipped = 'unavailable';
-    else if (shared.debuggers.attached()) attached = true;
+    else if (native ? !shared.native() : !shared.stacks) skipped = 'unavailable';
+    // The native backend runs no debugger: one attached, or pausing, changes nothing for it.
+    else if (!native && shared.debuggers.attached()) attached = true;
     else if (!side.mayCapture() || !this.#bucket.take()) skipped = 'rate-limited';
-    else {
+    else if (native) {
+      try {
+        const addon = shared.native();
+        if (addon) captured = await sampleNative(addon, this.#nativeContext(seq));
+      } catch (error) {
+        side.onError('capture', error);
+      }
+    } else {
       try {
         const result = await capture(side.target(), this.#context(seq));
         if (result === 'gone') {
@@ -167,7 +182,7 @@ export class Watched {
     const durationMs = after ? Math.max(0, beatGap || endedMono - startedMono) : Math.max(0, gapMs - beatEveryMs(beat, config.heartbeatMs));
     if (durationMs < config.thresholdMs) return;
     const late = captured !== undefined && captured.delayMs > config.latePauseMs;
-    const stall: StallCapture = { durationMs, at: startedAt, stack: [], stackSource: 'none' };
+    const stall: StallCapture = { durationMs, at: startedAt, stack: [], stackSource: 'none', capture: config.capture };
     if (expected) stall.expected = true;
     if (captured) {
       if (Number.isFinite(captured.delayMs)) stall.pauseDelayMs = Math.round(captured.delayMs * 10) / 10;
@@ -175,10 +190,12 @@ export class Watched {
       stall.stack = shared.mapStack(captured, { durationMs, at: startedAt, thread: side.threadId });
       stall.stackSource = late ? 'late-pause' : 'pause';
       if (late && captured.enteredAfter !== undefined) stall.enteredAfter = captured.enteredAfter;
+      if (captured.samples !== undefined) stall.samples = captured.samples;
     }
     if (skipped) stall.stackSkipped = skipped;
     if (attached) stall.debuggerAttached = true;
-    const wantsProfile = side.profiler && (late || (captured === undefined && !skipped && shared.stacks));
+    const wantsProfile =
+      side.profiler && (late || (captured === undefined && !skipped && (native ? shared.native() !== undefined : shared.stacks)));
     side.deliver(stall, { window: [startedMono * 1000, (startedMono + gapMs) * 1000], wantsProfile, seq });
   }
 
@@ -196,6 +213,21 @@ export class Watched {
       await this.#shared.naps.nap(config.heartbeatMs);
     }
     return undefined;
+  }
+
+  #nativeContext(seq: number): Parameters<typeof sampleNative>[1] {
+    const shared = this.#shared;
+    return {
+      beat: this.beat,
+      seq,
+      name: this.config.nativeName,
+      maxFrames: this.config.maxFrames,
+      latePauseMs: this.config.latePauseMs,
+      naps: shared.naps,
+      now: shared.now,
+      exiting: shared.exiting,
+      faults: shared.faults,
+    };
   }
 
   #context(seq: number): CaptureContext {

@@ -122,7 +122,8 @@ export function watchWorkers(shared: Shared, inspector: Inspector | undefined, f
     if (data?.type !== 'watch' || released) return;
     if (!watched.has(data.threadId) && watched.size >= MAX_WATCHED) return;
     watched.set(data.threadId, watch(data));
-    send({ type: 'watching', to: data.threadId, stacks: data.captureStacks && inspector !== undefined });
+    const able = data.capture === 'native' ? shared.native() !== undefined : inspector !== undefined;
+    send({ type: 'watching', to: data.threadId, stacks: data.captureStacks && able });
     schedule(1);
   };
   // Workers that started before this thread announce themselves now.

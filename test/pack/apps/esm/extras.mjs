@@ -36,7 +36,13 @@ await served.close();
 const stall = ours();
 process.stdout.write(
   JSON.stringify({
-    stall: stall && { durationMs: stall.durationMs, request: stall.request, stackSource: stall.stackSource, frames: stall.stack.length },
+    stall: stall && {
+      durationMs: stall.durationMs,
+      request: stall.request,
+      stackSource: stall.stackSource,
+      frames: stall.stack.length,
+      capture: stall.capture,
+    },
     metricTypes: metrics
       .split('\n')
       .filter((line) => line.startsWith('# TYPE loopsight_'))
