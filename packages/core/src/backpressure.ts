@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { warning } from '@loopsight/options';
+import { SiteLimiter } from '@loopsight/promises';
 import type { BackpressureCounts, BackpressureReport, RequestScope, ResolvedBackpressure, StackFrame } from './types.js';
 
 /** How a watched writer is read: its buffer, its high-water mark, and what emits 'drain' and 'close'. */
@@ -33,10 +34,6 @@ export interface WriterWatch {
   pressed(owner: object, scope: RequestScope | undefined, port: (owner: never) => WriterPort, below: (...args: never[]) => unknown): void;
 }
 
-/** One report per site and kind in this interval (as promise reports); the rest are counted. */
-const REPORT_EVERY_MS = 60_000;
-/** Sites remembered for the rule above (oldest forgotten first). */
-const MAX_SITES = 1_000;
 /** Frames kept on an `ignored` report. */
 const STACK_DEPTH = 10;
 
@@ -104,7 +101,7 @@ function captureFrames(below: (...args: never[]) => unknown): StackFrame[] {
  * false). From then on the writer is waiting for 'drain', timed; a write made before that 'drain'
  * ignores backpressure, and is reported once its buffer passes the bound, with the stack taken
  * there and only there. A timer (unref'd, running only while some writer waits) finds the slow
- * consumers. Bounded: at most `maxTracked` writers watched, `MAX_SITES` sites remembered.
+ * consumers. Bounded: at most `maxTracked` writers watched, 1,000 sites remembered (promise reports' rule: one report per site and kind a minute).
  */
 export class BackpressureWatch implements WriterWatch {
   readonly #options: ResolvedBackpressure;
@@ -119,7 +116,7 @@ export class BackpressureWatch implements WriterWatch {
    * a response in the middle of its writes gives responses a second shape in Node's write path.
    */
   #records = new WeakMap<Owner, Entry>();
-  readonly #sites = new Map<string, { at: number; suppressed: number }>();
+  readonly #sites = new SiteLimiter();
   readonly #counts = { dropped: 0, ignored: 0, slowConsumer: 0, suppressed: 0 };
   #timer: NodeJS.Timeout | undefined;
   #running = false;
@@ -264,7 +261,7 @@ export class BackpressureWatch implements WriterWatch {
   }
 
   #emit(report: BackpressureReport, site: string): void {
-    const suppressed = this.#admit(`${report.kind}|${site}`);
+    const suppressed = this.#sites.admit(`${report.kind}|${site}`, performance.now());
     if (suppressed === undefined) {
       this.#counts.suppressed++;
       return;
@@ -273,23 +270,6 @@ export class BackpressureWatch implements WriterWatch {
     if (report.kind === 'ignored') this.#counts.ignored++;
     else this.#counts.slowConsumer++;
     this.#sink.report(report);
-  }
-
-  /** Once per site and kind a minute: how many were left out before this one, or undefined to leave it out. */
-  #admit(key: string): number | undefined {
-    const now = performance.now();
-    const site = this.#sites.get(key);
-    if (site !== undefined && now - site.at < REPORT_EVERY_MS) {
-      site.suppressed++;
-      return undefined;
-    }
-    if (site !== undefined) this.#sites.delete(key);
-    else if (this.#sites.size >= MAX_SITES) {
-      const oldest = this.#sites.keys().next().value;
-      if (oldest !== undefined) this.#sites.delete(oldest);
-    }
-    this.#sites.set(key, { at: now, suppressed: 0 });
-    return site?.suppressed ?? 0;
   }
 
   #startTimer(): void {

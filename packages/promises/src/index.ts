@@ -1,5 +1,6 @@
 export { detach } from './detach.js';
 export { resolvePromiseOptions } from './options.js';
+export { SiteLimiter } from './report.js';
 export { isUserFrame } from './stack.js';
 export { createPromiseTracker } from './tracker.js';
 export type {

@@ -10,7 +10,11 @@ interface Site {
   suppressed: number;
 }
 
-/** The once-per-site-per-minute rule: which reports are made, and how many were left out before each. */
+/**
+ * The once-per-site-per-minute rule: which reports are made, and how many were left out before
+ * each; at most 1,000 sites remembered (oldest forgotten first). Promise reports' rule, and core's
+ * backpressure reports'.
+ */
 export class SiteLimiter {
   readonly #sites = new Map<string, Site>();
 
