@@ -16,11 +16,13 @@ describe('test runners: a suite that builds an app per test', () => {
   // listener, an inspector session) warns by the 11th app, and what every adapter shares is Express's.
   const runs = [
     { runner: 'node:test', framework: 'express', n: 1000, args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
-    { runner: 'mocha', framework: 'express', n: 1000, args: [mocha, '--reporter=dot', suite('mocha.test.mjs')] },
+    { runner: 'mocha', framework: 'express', n: 1000, args: [mocha, '--reporter=dot', '--timeout=30000', suite('mocha.test.mjs')] },
     { runner: 'node:test', framework: 'koa', n: 200, args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
     { runner: 'node:test', framework: 'fastify', n: 200, args: ['--test', '--test-reporter=tap', suite('node-test.test.mjs')] },
-    { runner: 'mocha', framework: 'fastify', n: 200, args: [mocha, '--reporter=dot', suite('mocha.test.mjs')] },
+    { runner: 'mocha', framework: 'fastify', n: 200, args: [mocha, '--reporter=dot', '--timeout=30000', suite('mocha.test.mjs')] },
   ];
+  // Mocha's own 2 s per test is no limit here: a test's app waited over 2 s once on a loaded CI
+  // machine (Node 26), and these runs assert no duration.
   // Two runs side by side (the parallel files run beside them), ahead of their tests (the two of
   // 1,000 first); each is killed (failing its test) at 90 s. They assert no duration.
   const scenario = ahead(

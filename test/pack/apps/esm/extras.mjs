@@ -21,7 +21,9 @@ const ls = loopsight({
 });
 app.use(ls);
 app.get('/reports/:day', (_req, res) => {
-  busyWait(400);
+  // Long enough that on a loaded machine the stack is taken while the handler still runs: a late
+  // one (the block over) names no request (Node 22, a CI run at a load average of 14).
+  busyWait(1_000);
   res.json({ ok: true });
 });
 const served = await listen(app, ls.monitor);
@@ -29,7 +31,7 @@ await fetch(`${served.url}/reports/monday`, { headers: { 'x-request-id': 'esm-st
 // The watchdog reports from its thread once the loop is free again; give it a moment. Other stalls
 // (fetch loading undici on a busy machine) belong to no request and are not the one looked for.
 const ours = () => stalls.find((report) => report.request?.correlationId === 'esm-stall-1');
-for (let waited = 0; !ours() && waited < 3000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+for (let waited = 0; !ours() && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
 const metrics = await register.metrics();
 await served.close();
 

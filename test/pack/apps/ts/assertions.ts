@@ -2,6 +2,7 @@
 // lines marked @ts-expect-error prove the types are not `any`.
 import { correlationHeaders, getCorrelationId, pinoMixin, withCorrelationId } from '@loopsight/context';
 import {
+  type BackpressureReport,
   type CorrelationOptions,
   createMonitor,
   currentScope,
@@ -14,6 +15,7 @@ import {
   type MonitorOptions,
   type PromiseOptions,
   type PromiseReport,
+  type Report,
   type RequestRecord,
   type RequestScope,
   type ShedInfo,
@@ -33,7 +35,8 @@ export async function assertions(): Promise<void> {
   const options: MonitorOptions = {
     loopLag: { stallThresholdMs: 200, captureStacks: true },
     correlation: { header: 'x-correlation-id', accept: [], validate: /^[a-z0-9-]+$/, generate: () => 'id' },
-    onReport: (report: StallReport | PromiseReport) => void report.type,
+    // Every kind a report line is written for: stall, promise and backpressure reports.
+    onReport: (report: Report) => void (report.type === 'backpressure' ? report.bufferedBytes : report.type),
   };
   const monitor = createMonitor(options);
   monitor.start();
@@ -41,6 +44,7 @@ export async function assertions(): Promise<void> {
   const p99: number = stats.p99;
   monitor.on('stall', (r: StallReport) => r.stack.map((frame) => frame.functionName));
   monitor.on('promise', (r: PromiseReport) => r.kind);
+  monitor.on('backpressure', (r: BackpressureReport) => r.request?.correlationId ?? r.highWaterMark);
   monitor.on('request', (r: RequestRecord) => r.durationMs);
   const inflight: RequestScope[] = monitor.inflight();
   const scope: RequestScope | undefined = currentScope();
