@@ -283,16 +283,8 @@ class LoopsightMonitor implements Monitor {
       this.#unpatch = patchResponses();
     }
     if (this.#outboundLabel) {
-      // Held weakly, as the hub holds an adapter's monitor: one that goes with its app unsubscribes
-      // at the next fetch after it was collected.
-      const ref = new WeakRef<LoopsightMonitor>(this);
       this.#guard('fetch waits cannot be observed; outbound queueing is not measured', ['LOOPSIGHT_SHARED_PART_FAILED', 'outbound'], () => {
-        const unsubscribe = observeFetchWaits((origin, seconds) => {
-          const monitor = ref.deref();
-          if (monitor) monitor.#outboundWait(origin, seconds);
-          else unsubscribe();
-        });
-        this.#unobserveFetchWaits = unsubscribe;
+        this.#unobserveFetchWaits = LoopsightMonitor.#observeWeakly(new WeakRef(this));
       });
     }
     for (const component of this.#components) this.#startComponent(component);
@@ -391,6 +383,20 @@ class LoopsightMonitor implements Monitor {
     if (this.#connections) counters.connections = { ...this.#connections };
     if (this.#backpressure) counters.backpressure = this.#backpressure.counts();
     return counters;
+  }
+
+  /**
+   * Held weakly, as the hub holds an adapter's monitor: one that goes with its app unsubscribes at
+   * the next fetch after it was collected. Static: a listener made in an instance method keeps that
+   * method's context, and with it the monitor (1,000 dropped apps' monitors were kept that way).
+   */
+  static #observeWeakly(ref: WeakRef<LoopsightMonitor>): () => void {
+    const unsubscribe = observeFetchWaits((origin, seconds) => {
+      const monitor = ref.deref();
+      if (monitor) monitor.#outboundWait(origin, seconds);
+      else unsubscribe();
+    });
+    return unsubscribe;
   }
 
   #outboundWait(origin: string, seconds: number): void {

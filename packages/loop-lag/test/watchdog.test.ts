@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import inspector from 'node:inspector';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -183,6 +184,10 @@ describe('limits and degradation', () => {
 
 describe('lifecycle', () => {
   it('stop() ends the worker; 40 start/stop cycles leave no worker, timer or handle behind', async () => {
+    // libuv's thread pool first, as in nearly every app (any async fs, dns or crypto call starts
+    // it): on Node 24+ the native capture addon's load starts it too, and its threads are the
+    // pool's, not loopsight's.
+    await readFile(fileURLToPath(import.meta.url));
     const before = threads();
     const resources = process.getActiveResourcesInfo().length;
     const monitor = createMonitor({ promises: false, onReport: () => {} });

@@ -31,16 +31,10 @@ const inspector = loaded instanceof Error ? undefined : loaded;
 let addon: NativeAddon | Error | undefined;
 const native = (): NativeAddon | undefined => {
   if (addon === undefined) {
+    // No warm-up capture here: the addon waits (up to 5 s, this thread blocked) for the watched
+    // thread to run JavaScript, and an idle or stopping thread runs none (40 start/stop cycles
+    // took over 30 s). The first sample may pay the addon's setup (4–30 ms) and read as late.
     addon = loadNative(faults.at('native-load') === 'fail');
-    // The first capture pays the addon's setup (measured 4–30 ms, against under 1 ms after): paid
-    // here, at once, so that it does not make a stall's first sample look late.
-    if (!(addon instanceof Error)) {
-      try {
-        addon.captureStackTrace();
-      } catch {
-        // The stall's own capture will say.
-      }
-    }
   }
   return addon instanceof Error ? undefined : addon;
 };
