@@ -25,9 +25,13 @@ interface Line {
  */
 function blockReports(lines: Line[]): Line[] {
   const blocks = lines.filter((l) => l.event === 'block').map((l) => l.at ?? 0);
+  // A report of a block is a stall that began by the block's start (give or take the clocks) and
+  // lasted into it: one that began 555 ms before it had been held paused first (a loaded machine),
+  // and a stall of its own start on a loaded machine ends before the block begins.
   return lines.filter((l) => {
     const at = l.report?.at ?? 0;
-    return l.event === 'report' && l.thread !== 0 && blocks.some((b) => at >= b - 250 && at <= b + 100);
+    const end = at + (l.report?.durationMs ?? 0);
+    return l.event === 'report' && l.thread !== 0 && blocks.some((b) => at <= b + 100 && end >= b);
   });
 }
 
