@@ -29,6 +29,12 @@ async function serve(monitor: Monitor): Promise<string> {
 }
 
 // Slow consumers apart: a loaded machine can take longer than 5 s to read 64 MB.
+/**
+ * One connection per response: a kept-alive socket reused after a 64 MB response can meet the server's
+ * idle timeout on a starved machine (ECONNRESET, Node 26 under CI load).
+ */
+const get = (url: string) => request(url, { reset: true });
+
 const quiet = { loopLag: false, promises: false, backpressure: { slowConsumerMs: 600_000 } } satisfies MonitorOptions;
 
 describe('backpressure', () => {
@@ -42,7 +48,7 @@ describe('backpressure', () => {
     const monitor = createMonitor({ ...quiet, onReport: (r) => sunk.push(r) });
     monitor.on('backpressure', (r) => heard.push(r));
     const url = await serve(monitor);
-    const res = await request(url);
+    const res = await get(url);
     expect((await res.body.arrayBuffer()).byteLength).toBe(TOTAL_BYTES);
     expect(heard).toHaveLength(1);
     expect(sunk).toEqual(heard);
@@ -60,7 +66,7 @@ describe('backpressure', () => {
     const monitor = createMonitor({ ...quiet, onReport: () => {} });
     monitor.on('backpressure', (r) => heard.push(r));
     const url = await serve(monitor);
-    for (let i = 0; i < 3; i++) await (await request(url)).body.arrayBuffer();
+    for (let i = 0; i < 3; i++) await (await get(url)).body.arrayBuffer();
     expect(heard).toHaveLength(1);
     expect(monitor.counters().backpressure).toMatchObject({ reported: { ignored: 1, slowConsumer: 0 }, suppressed: 2 });
   });
@@ -79,7 +85,7 @@ describe('backpressure', () => {
     });
     const url = await serve(monitor);
     // The first response: the listener and onReport throw.
-    expect((await (await request(url)).body.arrayBuffer()).byteLength).toBe(TOTAL_BYTES);
+    expect((await (await get(url)).body.arrayBuffer()).byteLength).toBe(TOTAL_BYTES);
     // Then the watch itself throws on every write told to wait.
     const watch = internals(monitor).backpressure as { pressed: unknown };
     watch.pressed = () => {
@@ -89,7 +95,7 @@ describe('backpressure', () => {
     const onUncaught = (error: unknown) => uncaught.push(error);
     process.on('uncaughtException', onUncaught);
     cleanups.push(() => process.off('uncaughtException', onUncaught));
-    const sizes = await Promise.all([1, 2, 3].map(async () => (await (await request(url)).body.arrayBuffer()).byteLength));
+    const sizes = await Promise.all([1, 2, 3].map(async () => (await (await get(url)).body.arrayBuffer()).byteLength));
     expect(sizes).toEqual([TOTAL_BYTES, TOTAL_BYTES, TOTAL_BYTES]);
     expect(uncaught).toEqual([]);
     expect(monitor.counters().internalErrors).toBeGreaterThanOrEqual(2);
@@ -139,7 +145,7 @@ describe('backpressure', () => {
   it('watches at most maxTracked writers at once, counting the others', async () => {
     const monitor = createMonitor({ ...quiet, onReport: () => {}, backpressure: { maxTracked: 1, slowConsumerMs: 600_000 } });
     const url = await serve(monitor);
-    await Promise.all([1, 2, 3].map(async () => (await request(url)).body.arrayBuffer()));
+    await Promise.all([1, 2, 3].map(async () => (await get(url)).body.arrayBuffer()));
     expect(monitor.counters().backpressure?.dropped).toBeGreaterThan(0);
   });
 });

@@ -2,7 +2,7 @@
 // sampling a long stall. Another debugger pausing the thread: native-debugger.test.ts.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createMonitor } from '@loopsight/core';
-import { createStallWatchdog, type StallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
+import { createStallWatchdog, expectBlocking, type StallWatchdog, type WatchdogStallReport } from '@loopsight/loop-lag';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeNode } from '../../../test-support/capture.js';
 import { until } from '../../../test-support/until.js';
@@ -141,5 +141,30 @@ describe.runIf(nativeNode)('native backend: samples while the thread stays block
     expect(report, JSON.stringify(reports)).toMatchObject({ capture: 'native', request: { id: 'mixed' } });
     expect(report?.stack.find((f) => f.url.endsWith('backends.test.ts') && f.functionName !== 'busy')?.functionName).toBe('heavyStep');
     expect(report?.samples).toBeGreaterThanOrEqual(10);
+  });
+});
+
+describe.runIf(nativeNode)('a stack read inside expectBlocking() for a stall that began before it', () => {
+  it('the stall is reported as expected, without the stack, with the declaring request', async () => {
+    // The watchdog thread is held 1 s before its sample (a starved thread, as on a loaded
+    // machine): the stall began in undeclared work, the stack is read in the declared work.
+    const { als, watchdog, reports } = started({ capture: 'native', faults: [{ step: 'native-capture', kind: 'hang' }] });
+    await ready(watchdog);
+    als.run({ id: 'declared' }, () => {
+      busy(300);
+      expectBlocking(() => busy(1_500));
+    });
+    await until(() => reports.length > 0, 5_000, 25);
+    await sleep(200);
+    expect(reports, JSON.stringify(reports)).toHaveLength(1);
+    expect(reports[0]).toMatchObject({
+      expected: true,
+      stack: [],
+      stackSource: 'none',
+      stackSkipped: 'expected',
+      request: { id: 'declared' },
+      requestSource: 'expectBlocking',
+    });
+    expect(reports[0]?.durationMs).toBeGreaterThanOrEqual(1_500);
   });
 });

@@ -124,9 +124,14 @@ async function service(): Promise<void> {
       child.once('exit', () => reject(new Error(`the service exited: ${stderr}`)));
     });
     const get = async (path: string) => {
-      // A call the termination was lost in never answers: 5 s is far beyond a 150 ms timeout.
-      const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
-      return res.body.text();
+      // A call the termination was lost in never answers. 30 s: a loaded machine took over 5 s to
+      // answer one (two spinning scenarios side by side on two cores, beside other work).
+      try {
+        const res = await request(`http://127.0.0.1:${port}${path}`, { headersTimeout: 30_000, bodyTimeout: 30_000 });
+        return await res.body.text();
+      } catch (error) {
+        throw new Error(`${path}: ${String(error)}\n${stderr}\nthreads:\n${await nativeStacks(child.pid as number)}`);
+      }
     };
     for (const timeout of TIMEOUTS) {
       for (let i = 0; i < SERVICE_CALLS; i++) {

@@ -19,6 +19,11 @@ export interface Captured {
   enteredAfter?: 0 | 1;
   /** Native backend: how many samples agreed on this stack. */
   samples?: number;
+  /**
+   * The thread was inside expectBlocking() when its stack was read: a pause asked for before the
+   * declared work began (the stall began earlier) landed in it.
+   */
+  declared?: true;
 }
 
 export interface CaptureContext {
@@ -67,6 +72,8 @@ export async function capture(target: Target, c: CaptureContext): Promise<Captur
     const landed = await whileBlocked(landing, c, target, `the ${c.noun} did not pause`);
     if (landed === 'foreign') return 'foreign';
     paused = true;
+    // Read while the thread is held: the flag cannot move under it.
+    const declared = Atomics.load(c.beat, SLOT.expected) === 1;
     const frames = landed.frames.slice(0, c.maxFrames);
     const scope = frames[0] ? await readScope(target, c) : undefined;
     const stack = frames.map((f) => ({
@@ -81,6 +88,7 @@ export async function capture(target: Target, c: CaptureContext): Promise<Captur
     const captured: Captured = { stack, maps, delayMs };
     if (scope !== undefined) captured.scope = scope;
     if (enteredAfter !== undefined) captured.enteredAfter = enteredAfter ? 1 : 0;
+    if (declared) captured.declared = true;
     return captured;
   } catch (error) {
     if (error instanceof Gone) return 'gone';

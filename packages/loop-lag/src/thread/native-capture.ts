@@ -34,6 +34,8 @@ interface Sample {
   stack: WatchdogStackFrame[];
   scope?: string;
   delayMs: number;
+  /** expectBlocking() was running when the stack came back. */
+  declared: boolean;
 }
 
 /** The default rule for the application's own frames (report.ts's): the key samples are grouped by. */
@@ -64,8 +66,9 @@ function sample(addon: NativeAddon, c: NativeContext): Sample | undefined {
   }
   const thread = addon.captureStackTrace()[c.name];
   const delayMs = c.now() - asked;
+  const declared = Atomics.load(c.beat, SLOT.expected) === 1;
   if (!thread || !Array.isArray(thread.frames) || thread.frames.length === 0) return undefined;
-  const taken: Sample = { stack: thread.frames.slice(0, c.maxFrames).map(frameOf), delayMs };
+  const taken: Sample = { stack: thread.frames.slice(0, c.maxFrames).map(frameOf), delayMs, declared };
   // The store as the addon read it on the blocked thread (Node 24+), in the shape the inspector's
   // scope reader gives; in-flight count and candidates are read on the thread once it runs again.
   if (thread.asyncState !== undefined) taken.scope = JSON.stringify({ request: thread.asyncState });
@@ -117,5 +120,6 @@ export async function sampleNative(addon: NativeAddon, c: NativeContext): Promis
   const first = prompt ?? (best[0] as Sample);
   const captured: Captured = { stack: first.stack, maps: [], delayMs: first.delayMs, samples: best.length };
   if (first.scope !== undefined) captured.scope = first.scope;
+  if (first.declared) captured.declared = true;
   return captured;
 }

@@ -118,7 +118,7 @@ export class Watched {
     // starved machine) the declared work already ended within this stall, after its last beat.
     const lastDeclaredEnd = Atomics.load(beat, SLOT.expectedEnd);
     const declaredEndedSince = since(lastDeclaredEnd, lastBeat) > 0 && since(int32Ms(now), lastDeclaredEnd) >= 0;
-    const expected = !after && (Atomics.load(beat, SLOT.expected) === 1 || declaredEndedSince);
+    let expected = !after && (Atomics.load(beat, SLOT.expected) === 1 || declaredEndedSince);
     if (expected) {
       // expectBlocking() covers only its own run: blocking that follows it is a stall of its own.
       const end = await this.#declaredEnd(seq);
@@ -163,6 +163,13 @@ export class Watched {
     if (attached) {
       skipped = 'unavailable';
       side.onAttached();
+    }
+    if (captured?.declared && !after) {
+      // Asked for before expectBlocking() began, the pause landed inside it: the stack is of work
+      // the application declared, so the stall is reported as expected, without it.
+      captured = undefined;
+      skipped = 'expected';
+      expected = true;
     }
     // Nothing of ours holds the thread from here on: this wait only reads shared memory.
     while (Atomics.load(beat, SLOT.seq) === seq && !shared.exiting()) {
