@@ -16,7 +16,18 @@ export interface PrometheusServer {
   query(promql: string): Promise<PromSample[]>;
   /** Repeats `query` until `accept` likes the result, or throws after `timeoutMs` with the last one. */
   waitFor(promql: string, accept: (result: PromSample[]) => boolean, timeoutMs?: number): Promise<PromSample[]>;
+  /** The rules loaded from `ruleFiles`, as `/api/v1/rules` lists them. */
+  rules(): Promise<PromRule[]>;
   close(): Promise<void>;
+}
+
+/** An alerting rule as `/api/v1/rules` lists it, with its alerts now. */
+export interface PromRule {
+  name: string;
+  health: string;
+  lastError?: string;
+  state?: 'inactive' | 'pending' | 'firing';
+  alerts?: { labels: Record<string, string>; state: string }[];
 }
 
 /** The Debian package's binary, or `undefined`: `.ci/run` installs it with apt-get. */
@@ -46,7 +57,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Starts a real Prometheus on loopback, with a temporary config and storage, scraping `targets`
  * (`host:port`, path /metrics) every `scrapeInterval`. Nothing of it survives close().
  */
-export async function startPrometheus(targets: string[], { scrapeInterval = '1s' } = {}): Promise<PrometheusServer> {
+export async function startPrometheus(
+  targets: string[],
+  { scrapeInterval = '1s', ruleFiles = [] as string[] } = {},
+): Promise<PrometheusServer> {
   const binary = prometheusBinary();
   if (!binary) throw new Error('prometheus is not installed: apt-get install -y prometheus (.ci/run does it)');
   const dir = await mkdtemp(join(tmpdir(), 'loopsight-prometheus-'));
@@ -55,6 +69,7 @@ export async function startPrometheus(targets: string[], { scrapeInterval = '1s'
     `  scrape_interval: ${scrapeInterval}`,
     `  scrape_timeout: ${scrapeInterval}`,
     `  evaluation_interval: ${scrapeInterval}`,
+    ...(ruleFiles.length > 0 ? ['rule_files:', ...ruleFiles.map((f) => `  - '${f}'`)] : []),
     'scrape_configs:',
     '  - job_name: loopsight-test',
     '    static_configs:',
@@ -122,5 +137,11 @@ export async function startPrometheus(targets: string[], { scrapeInterval = '1s'
     }
   };
 
-  return { url, query, waitFor, close };
+  const rules = async (): Promise<PromRule[]> => {
+    const res = await fetch(`${url}/api/v1/rules`);
+    const body = (await res.json()) as { data?: { groups: { rules: PromRule[] }[] } };
+    return (body.data?.groups ?? []).flatMap((g) => g.rules);
+  };
+
+  return { url, query, waitFor, rules, close };
 }

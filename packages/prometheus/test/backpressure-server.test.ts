@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { metricsHandler, prometheusExporter } from '@loopsight/prometheus';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -9,7 +11,10 @@ import { type PrometheusServer, startPrometheus } from '../../../test-support/pr
 import { until } from '../../../test-support/until.js';
 
 // A real Prometheus scrapes an Express service whose streaming route ignores backpressure once and
-// honours it once; the assertions are PromQL answers from its HTTP API.
+// honours it once; the assertions are PromQL answers from its HTTP API, the alert rules users are
+// given (examples/prometheus/alerts.yml) and the Grafana dashboard's queries.
+const ALERTS = fileURLToPath(new URL('../../../examples/prometheus/alerts.yml', import.meta.url));
+const DASHBOARD = new URL('../../../docs/grafana-dashboard.json', import.meta.url);
 let app: StreamingApp;
 let metricsServer: Server;
 let prometheus: PrometheusServer;
@@ -27,7 +32,10 @@ beforeAll(async () => {
   });
   metricsServer = createServer(metricsHandler(registry));
   await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
-  prometheus = await startPrometheus([`127.0.0.1:${(metricsServer.address() as AddressInfo).port}`], { scrapeInterval: '1s' });
+  prometheus = await startPrometheus([`127.0.0.1:${(metricsServer.address() as AddressInfo).port}`], {
+    scrapeInterval: '1s',
+    ruleFiles: [ALERTS],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -58,3 +66,36 @@ it('Prometheus finds the backpressure counter, the drain-wait histogram and the 
   const p90 = await prometheus.query('histogram_quantile(0.9, sum(loopsight_drain_wait_seconds_bucket) by (le))');
   expect(Number.isFinite(Number(p90[0]?.value[1]))).toBe(true);
 }, 60_000);
+
+it('the example alert rules load and evaluate; BackpressureIgnored fires for the route', async () => {
+  const deadline = Date.now() + 15_000;
+  let rules = await prometheus.rules();
+  while (Date.now() < deadline && !rules.some((r) => r.name === 'BackpressureIgnored' && r.state === 'firing')) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    rules = await prometheus.rules();
+  }
+  expect(rules.length).toBeGreaterThanOrEqual(9);
+  for (const rule of rules) expect(rule, JSON.stringify(rule)).toMatchObject({ health: 'ok' });
+  const ignored = rules.find((r) => r.name === 'BackpressureIgnored');
+  expect(ignored?.state, JSON.stringify(ignored)).toBe('firing');
+  expect(ignored?.alerts?.[0]?.labels).toMatchObject({ alertname: 'BackpressureIgnored', route: '/stream/:mode' });
+}, 30_000);
+
+it("every query of the Grafana dashboard runs; the backpressure panels' have data", async () => {
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+  const answers = new Map<string, number>();
+  for (const panel of dashboard.panels) {
+    for (const { expr } of panel.targets) {
+      // Grafana's variables, as it substitutes them for one job over the last minute.
+      const promql = expr
+        .replaceAll('$job', 'loopsight-test')
+        .replaceAll('$instance', '.*')
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$__range', '5m');
+      answers.set(panel.title, (answers.get(panel.title) ?? 0) + (await prometheus.query(promql)).length);
+    }
+  }
+  expect(answers.get('Backpressure reports by kind and route')).toBeGreaterThan(0);
+  expect(answers.get('Drain wait p90 by route')).toBeGreaterThan(0);
+  expect([...answers.keys()]).toContain('Outbound queue wait p99 by origin');
+});
