@@ -22,7 +22,7 @@ export interface PrometheusServer {
 }
 
 /** An alerting rule as `/api/v1/rules` lists it, with its alerts now. */
-export interface PromRule {
+interface PromRule {
   name: string;
   health: string;
   lastError?: string;
