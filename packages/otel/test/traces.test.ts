@@ -38,6 +38,8 @@ describe.each(frameworks.map((f) => [f.name, f] as const))('%s with OTel HTTP in
   it('the server span carries the correlation id; the stall is a child span in the blocking request’s trace', { retry: 2 }, async () => {
     const app = await framework.start({ exporters: [otelExporter()], promises: false, onReport: () => {} });
     apps.push(app);
+    const stalls: unknown[] = [];
+    app.monitor.on('stall', (r) => stalls.push(r));
     await sleep(300); // the watchdog's worker comes up
     const id = `stall-${Math.random().toString(36).slice(2)}`;
     const res = await request(`${app.url}/block/350`, { headers: { 'x-request-id': id } });
@@ -45,15 +47,22 @@ describe.each(frameworks.map((f) => [f.name, f] as const))('%s with OTel HTTP in
     await res.body.dump();
 
     const server = await waitFor(() => serverSpans().find((s) => s.attributes['loopsight.correlation_id'] === id));
-    const stall = await waitFor(() => named('loopsight.stall').find((s) => s.spanContext().traceId === server.spanContext().traceId));
+    const stall = await waitFor(
+      () => named('loopsight.stall').find((s) => s.spanContext().traceId === server.spanContext().traceId),
+      10_000,
+    ).catch((error: Error) => {
+      // What the monitor reported instead, for the next reader of a failure.
+      throw new Error(`${error.message}: no stall span in the request's trace; stall reports: ${JSON.stringify(stalls)}`);
+    });
     expect(parentOf(stall)).toBe(server.spanContext().spanId);
     expect(stall.kind).toBe(SpanKind.INTERNAL);
     expect(stall.attributes).toMatchObject({
       'loopsight.correlation_id': id,
       'http.route': '/block/:ms',
-      'loopsight.stall.stack_source': 'pause',
-      'code.function.name': 'blockTheLoop',
+      'loopsight.stall.stack_source': expect.stringMatching(/^(late-)?pause$/),
     });
+    // A late pause (a starved machine) may have entered the frame above the blocker: its caller is the culprit then.
+    if (stall.attributes['loopsight.stall.stack_source'] === 'pause') expect(stall.attributes['code.function.name']).toBe('blockTheLoop');
     expect(String(stall.attributes['code.stacktrace'])).toMatch(/ {4}at blockTheLoop \(file:\/\/.*test-support\/blockers\.ts:\d+:\d+\)/);
     // The stall's real start and end: inside the request, about 350 ms long.
     const ms = (t: [number, number]) => t[0] * 1e3 + t[1] / 1e6;
