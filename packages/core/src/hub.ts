@@ -1,4 +1,3 @@
-import type { AsyncLocalStorage } from 'node:async_hooks';
 import { isMainThread } from 'node:worker_threads';
 import {
   createLoopDelayRecorder,
@@ -83,10 +82,6 @@ const LINGER_MS = 2_000;
 
 const promisesOn = (p: ResolvedPromises | false): p is ResolvedPromises => p !== false && p.mode !== 'off';
 
-/** Scopes whose owner monitor is remembered by id and start, for the native capture backend's copies. */
-const MAX_RECENT_OWNERS = 1_000;
-const ownerKey = (correlationId: string, startedAt: number) => `${correlationId}\u0000${startedAt}`;
-
 function sameConfig(a: object | undefined, b: object | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   const x = a as Record<string, unknown>;
@@ -110,8 +105,6 @@ export class Hub {
   readonly #finalizer = new FinalizationRegistry<number>((id) => void this.#leave(id, true));
   /** Which slot a scope belongs to; written only while more than one monitor runs (see own()). */
   readonly #owners = new WeakMap<object, number>();
-  /** Owners by correlationId and start, for scopes the native capture backend copied (bounded). */
-  readonly #recentOwners = new Map<string, number>();
   readonly #samplers = new Map<string, Counted<LoopSampler>>();
   readonly #guards = new Map<string, Counted<OverloadGuard>>();
   /** By resolution, ms. A recorder counts its own readers (the samplers and guards above) and ticks while it has one. */
@@ -232,15 +225,6 @@ export class Hub {
   own(scope: RequestScope, parts: Parts): void {
     if (this.#slots.size <= 1) return;
     this.#owners.set(scope, parts.id);
-    // The native capture backend hands back a copy of the scope, after the stall: its owner is
-    // found by id and start, the request perhaps over by then. The latest MAX_RECENT_OWNERS only.
-    const key = ownerKey(scope.correlationId, scope.startedAt);
-    this.#recentOwners.delete(key);
-    this.#recentOwners.set(key, parts.id);
-    if (this.#recentOwners.size > MAX_RECENT_OWNERS) {
-      const oldest = this.#recentOwners.keys().next().value;
-      if (oldest !== undefined) this.#recentOwners.delete(oldest);
-    }
   }
 
   /** JSON of the options, cached per resolved options object (the defaults are shared objects). */
@@ -443,7 +427,6 @@ export class Hub {
       maxStacksPerMinute: config.maxStacksPerMinute,
       profiler: config.profiler,
       capture: config.capture,
-      scopeStorage: { storage: scopeStore as AsyncLocalStorage<unknown>, revive: (stored) => this.#revive(stored) },
       getScope: () => this.#tag(scopeStore.getStore()),
       frameFilter: isApplicationUrl,
       inflight: () => this.#inflightCount(),
@@ -477,18 +460,6 @@ export class Hub {
    * properties): the live scope if the request is still in flight (its owner and its route as
    * resolved by now), else the copy.
    */
-  #revive(stored: unknown): Tagged | undefined {
-    if (typeof stored !== 'object' || stored === null) return undefined;
-    const copy = stored as Partial<RequestScope>;
-    if (typeof copy.correlationId !== 'string') return undefined;
-    for (const slot of this.#slots.values()) {
-      for (const s of slot.ref.deref()?.inflight() ?? []) {
-        if (s.correlationId === copy.correlationId && s.startedAt === copy.startedAt) return this.#tag(s);
-      }
-    }
-    return { s: copy as RequestScope, m: this.#recentOwners.get(ownerKey(copy.correlationId, Number(copy.startedAt))) };
-  }
-
   #inflightCount(): number {
     let n = 0;
     for (const slot of this.#slots.values()) n += slot.ref.deref()?.inflight().size ?? 0;

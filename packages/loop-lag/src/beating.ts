@@ -73,7 +73,7 @@ export abstract class BeatingThread<S extends object> {
     const choice: CaptureChoice = !this.captureStacks
       ? { backend: 'inspector', reason: 'captureStacks: false' }
       : isMainThread
-        ? chooseCapture(wanted, this.options.scopeStorage?.storage, fail)
+        ? chooseCapture(wanted, fail)
         : // The addon crashed the process (SIGSEGV) when a worker registered with it was terminated
           // or exited while a capture was under way (termination.test.ts, Node 24): worker
           // threads stay with the inspector, and are never registered with the addon.

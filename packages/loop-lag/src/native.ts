@@ -9,9 +9,8 @@ import { threadId } from 'node:worker_threads';
 
 /** The addon's surface loopsight uses (its lib/index.d.ts). */
 export interface NativeAddon {
-  registerThread(storage: { asyncLocalStorage: unknown; stateLookup?: (string | symbol)[] }, name: string): void;
   registerThread(name: string): void;
-  captureStackTrace(): Record<string, { frames: NativeFrame[]; asyncState?: unknown }>;
+  captureStackTrace(): Record<string, { frames: NativeFrame[] }>;
 }
 
 export interface NativeFrame {
@@ -47,16 +46,6 @@ export function loadNative(fail = false): NativeAddon | Error {
   return loaded;
 }
 
-/**
- * Whether the addon can read an AsyncLocalStorage store on the blocked thread: only with
- * AsyncContextFrame, the default from Node 24 (`--no-async-context-frame` turns it off).
- */
-function nativeReadsScope(): boolean {
-  const major = Number(process.versions.node.split('.')[0]);
-  const off = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-async-context-frame');
-  return major >= 24 && !off;
-}
-
 /** Which backend takes a thread's stacks, and why, as status() tells it. */
 export interface CaptureChoice {
   backend: 'native' | 'inspector';
@@ -66,59 +55,45 @@ export interface CaptureChoice {
 }
 
 /**
- * Picks the backend and, for `native`, registers the calling thread with the addon (it must be
- * called on the watched thread). `auto`: native where the addon loads and can name the request
- * (a scope store given, Node ≥ 24), the inspector otherwise.
+ * Why the native backend never names the request. The addon reads an AsyncLocalStorage store
+ * inside a V8 interrupt on the blocked thread, and serializing it there takes a termination asked
+ * for meanwhile as its own: the blocked script then runs on, and a `vm` timeout or
+ * `worker.terminate()` is lost. Reproduced on Node 24: `vm.runInNewContext('while (true) {}')`
+ * with 60–100 ms timeouts inside a request's scope, sampled every stall, spun forever within 50
+ * calls in 3 runs of 3; without the store, 300 of 300 calls timed out as asked.
  */
-export function chooseCapture(
-  wanted: 'auto' | 'native' | 'inspector',
-  storage: unknown,
-  fail: boolean,
-): CaptureChoice & { addon?: NativeAddon } {
+const NO_REQUEST = 'its read of the request on the blocked thread can lose a V8 termination';
+
+/**
+ * Picks the backend and, for `native`, registers the calling thread with the addon (it must be
+ * called on the watched thread), without a scope store. `auto` is the inspector: only it names the
+ * request safely. `native` is what was asked for: stacks, sampled, without the request.
+ */
+export function chooseCapture(wanted: 'auto' | 'native' | 'inspector', fail: boolean): CaptureChoice & { addon?: NativeAddon } {
   if (wanted === 'inspector') return { backend: 'inspector', reason: 'capture: inspector' };
-  const readsScope = storage !== undefined && nativeReadsScope();
-  if (wanted === 'auto' && !readsScope) {
-    const why = storage === undefined ? 'no scope store was given to read the request from' : `Node ${process.versions.node} < 24`;
-    return { backend: 'inspector', reason: `auto: the native backend cannot name the request here (${why})` };
-  }
+  if (wanted === 'auto')
+    return { backend: 'inspector', reason: `auto: the inspector names the request; the native backend cannot (${NO_REQUEST})` };
   const addon = loadNative(fail);
   if (addon instanceof Error) {
-    const reason = `${wanted}: ${NATIVE_PACKAGE} did not load (${addon.message.split('\n')[0]}); the inspector takes the stacks`;
-    return wanted === 'native' ? { backend: 'inspector', reason, warning: reason } : { backend: 'inspector', reason };
-  }
-  const registered = registeredWith();
-  if (registered !== undefined && registered !== (readsScope ? storage : null)) {
-    // The addon keeps a thread's first registration: another scope store cannot be read here.
-    const reason = `${wanted}: this thread is registered with ${NATIVE_PACKAGE} for another scope store; the inspector takes the stacks`;
-    return wanted === 'native' ? { backend: 'inspector', reason, warning: reason } : { backend: 'inspector', reason };
-  }
-  try {
-    register(addon, readsScope ? storage : undefined);
-  } catch (error) {
-    const reason = `${wanted}: the thread could not be registered with ${NATIVE_PACKAGE} (${error instanceof Error ? error.message : String(error)}); the inspector takes the stacks`;
+    const reason = `native: ${NATIVE_PACKAGE} did not load (${addon.message.split('\n')[0]}); the inspector takes the stacks`;
     return { backend: 'inspector', reason, warning: reason };
   }
-  if (readsScope)
-    return { backend: 'native', reason: `${wanted}: ${NATIVE_PACKAGE} loaded, Node ${process.versions.node} reads the request`, addon };
-  const reason =
-    storage === undefined
-      ? 'native: no scope store was given; stacks without the request'
-      : `native: Node ${process.versions.node} < 24 cannot read the request natively; stacks without the request`;
+  try {
+    register(addon);
+  } catch (error) {
+    const reason = `native: the thread could not be registered with ${NATIVE_PACKAGE} (${error instanceof Error ? error.message : String(error)}); the inspector takes the stacks`;
+    return { backend: 'inspector', reason, warning: reason };
+  }
+  const reason = `native: stacks without the request (${NO_REQUEST}); the requests in flight are candidates`;
   return { backend: 'native', reason, warning: reason, addon };
 }
 
-/** Per isolate: the addon keeps the first registration of a thread (and its scope store; null: none). */
+/** Per isolate: the addon keeps the first registration of a thread. */
 const REGISTERED = Symbol.for('loopsight.loop-lag.native-registered.v1');
 
-function registeredWith(): unknown {
-  return (globalThis as { [REGISTERED]?: unknown })[REGISTERED];
-}
-
-function register(addon: NativeAddon, storage: unknown): void {
+function register(addon: NativeAddon): void {
   const g = globalThis as { [REGISTERED]?: unknown };
   if (g[REGISTERED] !== undefined) return;
-  const name = nativeName(threadId);
-  if (storage === undefined) addon.registerThread(name);
-  else addon.registerThread({ asyncLocalStorage: storage }, name);
-  g[REGISTERED] = storage ?? null;
+  addon.registerThread(nativeName(threadId));
+  g[REGISTERED] = null;
 }

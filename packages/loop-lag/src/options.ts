@@ -54,14 +54,6 @@ const WATCHDOG_SHAPE = {
   ),
   debuggerMode: oneOf(['always', 'on-stall']),
   capture: oneOf(['auto', 'native', 'inspector']),
-  scopeStorage: custom('{ storage: an AsyncLocalStorage, revive? }', (value, path) =>
-    value === undefined ||
-    (isPlainObject(value) &&
-      typeof (value.storage as { getStore?: unknown } | undefined)?.getStore === 'function' &&
-      (value.revive === undefined || typeof value.revive === 'function'))
-      ? value
-      : invalidOption(path, '{ storage: an AsyncLocalStorage, revive? }', value),
-  ),
   getScope: func(undefined, 'a function () => scope'),
   frameFilter: callback,
   inflight: func(undefined, 'a function () => number'),

@@ -38,9 +38,6 @@ export function reportOf<S extends object>(captured: StallCapture, here: ReportC
   let seen: { request?: S | null; inflight?: number; candidates?: S[] } | undefined;
   try {
     if (scope !== undefined) seen = JSON.parse(scope);
-    // The native backend read the store itself: the caller turns that copy into its scope.
-    const revive = here.options.scopeStorage?.revive;
-    if (captured.capture === 'native' && seen?.request && revive) seen.request = safe(() => revive(seen?.request) ?? null, null);
   } catch {
     // A scope that does not serialize is left out, not guessed.
   }

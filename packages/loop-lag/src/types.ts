@@ -1,4 +1,3 @@
-import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { LoopDelayRecorder } from './delay.js';
 
 /** A stack frame: 1-based line and column, as in Error stacks. */
@@ -127,17 +126,11 @@ export interface StallWatchdogOptions<S extends object> {
   debuggerMode?: 'always' | 'on-stall';
   /**
    * How stacks are taken: `native` asks the blocked thread for its stack through a native addon
-   * (@sentry-internal/node-native-stacktrace, an optional dependency), with no debugger session;
-   * `inspector` pauses it through a debugger session; `auto` (default) is native where the addon
-   * loads and can name the request (`scopeStorage` given, Node 24 or later), the inspector otherwise.
+   * (@sentry-internal/node-native-stacktrace, an optional dependency), with no debugger session,
+   * and cannot name the request; `inspector` pauses it through a debugger session and reads the
+   * request on the paused frame; `auto` (default) is the inspector (docs/loop-lag.md says why).
    */
   capture?: 'auto' | 'native' | 'inspector';
-  /**
-   * The AsyncLocalStorage whose store is the request scope, for the native backend: it reads the
-   * store on the blocked thread (Node 24+: its enumerable properties, own and inherited, as JSON),
-   * and `revive` turns that copy into `S` on this thread once the stall is over.
-   */
-  scopeStorage?: { storage: AsyncLocalStorage<unknown>; revive?: (stored: unknown) => S | undefined };
   /** The request scope that is current now: read on the paused frame. */
   getScope: () => S | undefined;
   /**

@@ -15,7 +15,7 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((w) => w.stop()));
 });
 
-// One store for the file: the addon keeps a thread's first registration, and its scope store.
+// One store for the file: the scopes the inspector reads (the native backend reads none).
 const als = new AsyncLocalStorage<Scope>();
 
 function started(options: Record<string, unknown> = {}) {
@@ -27,7 +27,6 @@ function started(options: Record<string, unknown> = {}) {
     inflight: () => 0,
     onStall: (r) => reports.push(r),
     onError: (what, error) => errors.push({ what, code: (error as { code?: string }).code }),
-    scopeStorage: { storage: als as AsyncLocalStorage<unknown> },
     ...options,
   } as Parameters<typeof createStallWatchdog<Scope>>[0]);
   running.push(watchdog);
@@ -58,17 +57,12 @@ describe('choosing the backend', () => {
     );
   });
 
-  it.runIf(nativeNode)('auto on Node 24+: native when a scope store is given, the inspector without one; status() says why', async () => {
-    const withStore = started();
-    expect(withStore.watchdog.status().capture).toMatchObject({ backend: 'native', reason: expect.stringMatching(/^auto: .* loaded/) });
-    const without = started({ scopeStorage: undefined });
-    expect(without.watchdog.status().capture).toMatchObject({ backend: 'inspector', reason: expect.stringMatching(/no scope store/) });
-    expect([...withStore.errors, ...without.errors]).toEqual([]);
-  });
-
-  it.runIf(!nativeNode)('auto before Node 24: the inspector, because the native backend cannot name the request there', () => {
+  it('auto: the inspector on every Node, and status() says why; nothing is said', () => {
     const { watchdog, errors } = started();
-    expect(watchdog.status().capture).toMatchObject({ backend: 'inspector', reason: expect.stringMatching(/< 24/) });
+    expect(watchdog.status().capture).toMatchObject({
+      backend: 'inspector',
+      reason: expect.stringMatching(/^auto: the inspector names the request; the native backend cannot \(.*V8 termination\)$/),
+    });
     expect(errors).toEqual([]);
   });
 
@@ -77,32 +71,26 @@ describe('choosing the backend', () => {
     expect(watchdog.status().capture).toEqual({ backend: 'inspector', reason: 'capture: inspector' });
   });
 
-  it.runIf(nativeNode)(
-    'the addon absent (its load fails): auto falls back to the inspector, one line in status(), no warning, stalls keep their stacks',
-    async () => {
-      const { als, watchdog, reports, errors } = started({ faults: [{ step: 'native-load', kind: 'fail' }] });
-      expect(watchdog.status().capture).toMatchObject({ backend: 'inspector', reason: expect.stringMatching(/did not load/) });
-      await ready(watchdog);
-      for (const id of ['a', 'b']) {
-        als.run({ id }, () => busy(300));
-        await sleep(300);
-      }
-      await until(() => reports.length >= 2, 5_000, 25);
-      for (const r of reports) expect(r, JSON.stringify(reports)).toMatchObject({ capture: 'inspector', stackSource: 'pause' });
-      expect(reports.map((r) => r.request?.id)).toEqual(['a', 'b']);
-      expect(errors).toEqual([]);
-    },
-  );
-
-  it.runIf(nativeNode)('native asked for and the addon absent: the inspector takes the stacks, and it is said once', () => {
-    const { watchdog, errors } = started({ capture: 'native', faults: [{ step: 'native-load', kind: 'fail' }] });
-    expect(watchdog.status().capture?.backend).toBe('inspector');
+  it('native asked for and the addon absent: the inspector takes the stacks (with the request), and it is said once', async () => {
+    const { als, watchdog, reports, errors } = started({ capture: 'native', faults: [{ step: 'native-load', kind: 'fail' }] });
+    expect(watchdog.status().capture).toMatchObject({ backend: 'inspector', reason: expect.stringMatching(/did not load/) });
+    await ready(watchdog);
+    for (const id of ['a', 'b']) {
+      als.run({ id }, () => busy(300));
+      await sleep(300);
+    }
+    await until(() => reports.length >= 2, 5_000, 25);
+    for (const r of reports) expect(r, JSON.stringify(reports)).toMatchObject({ capture: 'inspector' });
+    expect(reports.map((r) => r.request?.id)).toEqual(['a', 'b']);
     expect(errors).toEqual([{ what: 'the stall capture backend', code: 'LOOPSIGHT_CAPTURE_BACKEND' }]);
   });
 
-  it.runIf(!nativeNode)('native forced before Node 24: stacks without the request, said once', async () => {
-    const { als, watchdog, reports, errors } = started({ capture: 'native' });
-    expect(watchdog.status().capture?.backend).toBe('native');
+  it('native asked for: stacks without the request (the jobs in flight are candidates), said once', async () => {
+    const { als, watchdog, reports, errors } = started({ capture: 'native', candidates: () => [{ id: 'in-flight' }] });
+    expect(watchdog.status().capture).toMatchObject({
+      backend: 'native',
+      reason: expect.stringMatching(/^native: stacks without the request/),
+    });
     await ready(watchdog);
     for (const id of ['a', 'b']) {
       als.run({ id }, () => busy(300));
@@ -110,7 +98,7 @@ describe('choosing the backend', () => {
     }
     await until(() => reports.length >= 2, 5_000, 25);
     for (const r of reports) {
-      expect(r, JSON.stringify(reports)).toMatchObject({ capture: 'native' });
+      expect(r, JSON.stringify(reports)).toMatchObject({ capture: 'native', candidates: [{ id: 'in-flight' }] });
       expect(r.stack.some((f) => f.functionName === 'busy')).toBe(true);
       expect(r.request).toBeUndefined();
     }
@@ -138,7 +126,8 @@ describe.runIf(nativeNode)('native backend: samples while the thread stays block
     await until(() => reports.length > 0, 5_000, 25);
     await sleep(200);
     const report = reports.find((r) => r.durationMs >= 800);
-    expect(report, JSON.stringify(reports)).toMatchObject({ capture: 'native', request: { id: 'mixed' } });
+    expect(report, JSON.stringify(reports)).toMatchObject({ capture: 'native' });
+    expect(report?.request).toBeUndefined();
     expect(report?.stack.find((f) => f.url.endsWith('backends.test.ts') && f.functionName !== 'busy')?.functionName).toBe('heavyStep');
     expect(report?.samples).toBeGreaterThanOrEqual(10);
   });

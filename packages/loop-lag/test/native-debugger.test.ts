@@ -45,7 +45,7 @@ parentPort.postMessage('ready');
 `;
 
 describe.runIf(nativeNode)('native backend: another debugger', () => {
-  it('a second inspector session pausing the main thread every 200 ms for 10 s: every stall of 300 ms or more has its stack and request; none of its pauses is resumed early', {
+  it('a second inspector session pausing the main thread every 200 ms for 10 s: every stall of 300 ms or more has its stack (the blocking function); none of its pauses is resumed early', {
     timeout: 40_000,
   }, async () => {
     const reports: StallReport[] = [];
@@ -77,10 +77,10 @@ describe.runIf(nativeNode)('native backend: another debugger', () => {
       expect(r, JSON.stringify(r)).toMatchObject({ capture: 'native' });
       expect(r.stack.length).toBeGreaterThan(0);
       expect(r.debuggerAttached).toBeUndefined();
-      expect(ids).toContain(r.request?.correlationId ?? r.candidates?.[0]?.correlationId);
+      // The native backend names no request (docs/loop-lag.md), and the job, synchronous, was over
+      // when the report was made: the stack is what says where the time went.
+      expect(r.request).toBeUndefined();
+      expect(r.stack.some((f) => f.functionName === 'busy')).toBe(true);
     }
-    // The request named (not only a candidate) for nearly all: a sample that lands in a pause
-    // is late, and a late one names the request only with an application frame below its top.
-    expect(long.filter((r) => r.request).length).toBeGreaterThanOrEqual(long.length - 1);
   });
 });

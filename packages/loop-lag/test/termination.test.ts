@@ -12,12 +12,16 @@ import { ahead } from '../../../test-support/lanes.js';
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const registerDir = fileURLToPath(new URL('../../register/', import.meta.url));
 const TIMEOUTS = [100, 104, 108, 112, 120, 130, 150];
+/** For the native backend sampling every stall of a 50 ms threshold: 100 calls. */
+const NATIVE_TIMEOUTS = [60, 70, 80, 90, 100];
 
 interface Line {
   timeout?: number;
   code?: string | number;
   ms?: number;
   done?: boolean;
+  /** Stalls whose stack the native backend sampled. */
+  sampled?: number;
   afterMs?: number;
   ranOn?: boolean;
   error?: string;
@@ -161,6 +165,18 @@ const scenario = ahead<Line[] | undefined>(2, {
     return undefined;
   },
   'vm every': () => run('vm-timeouts.mjs', { timeouts: TIMEOUTS, calls: 10, loopLag: { maxStacksPerMinute: 1000 } }, 60_000),
+  // Before the native backend stopped reading the request's store, this spun forever within 50 calls.
+  'vm native': () =>
+    run(
+      'vm-timeouts.mjs',
+      {
+        timeouts: NATIVE_TIMEOUTS,
+        calls: 20,
+        scoped: true,
+        loopLag: { capture: 'native', stallThresholdMs: 50, maxStacksPerMinute: 6000 },
+      },
+      60_000,
+    ),
   terminate: () => run('terminate-workers.mjs', { mode: 'terminate', workers: 6, rounds: 3 }, 60_000),
   exit: () => run('terminate-workers.mjs', { mode: 'exit', workers: 6, rounds: 3 }, 60_000),
 });
@@ -181,6 +197,16 @@ describe('vm timeouts around while (true) {}', () => {
     },
     70_000,
   );
+
+  it("the native backend sampling every stall, each call in a job's scope: 20 calls at each of 60 to 100 ms, every one times out", async () => {
+    const lines = await linesOf('vm native');
+    const calls = lines.filter((l) => l.timeout !== undefined);
+    expect(calls).toHaveLength(NATIVE_TIMEOUTS.length * 20);
+    for (const call of calls) expect(call, JSON.stringify(call)).toMatchObject({ code: 'ERR_SCRIPT_EXECUTION_TIMEOUT' });
+    expect(lines.at(-1)?.done).toBe(true);
+    // Most calls were sampled while they spun: the race was run, not avoided.
+    expect(lines.at(-1)?.sampled).toBeGreaterThanOrEqual(50);
+  }, 70_000);
 
   it('an HTTP service started with the preload (node --import @loopsight/register): 3 calls at each of 100 to 150 ms, every one times out, /health answers after each', async () => {
     await scenario('service');

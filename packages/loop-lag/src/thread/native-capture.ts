@@ -32,7 +32,6 @@ export interface NativeContext {
 
 interface Sample {
   stack: WatchdogStackFrame[];
-  scope?: string;
   delayMs: number;
   /** expectBlocking() was running when the stack came back. */
   declared: boolean;
@@ -69,9 +68,6 @@ function sample(addon: NativeAddon, c: NativeContext): Sample | undefined {
   const declared = Atomics.load(c.beat, SLOT.expected) === 1;
   if (!thread || !Array.isArray(thread.frames) || thread.frames.length === 0) return undefined;
   const taken: Sample = { stack: thread.frames.slice(0, c.maxFrames).map(frameOf), delayMs, declared };
-  // The store as the addon read it on the blocked thread (Node 24+), in the shape the inspector's
-  // scope reader gives; in-flight count and candidates are read on the thread once it runs again.
-  if (thread.asyncState !== undefined) taken.scope = JSON.stringify({ request: thread.asyncState });
   return taken;
 }
 
@@ -119,7 +115,6 @@ export async function sampleNative(addon: NativeAddon, c: NativeContext): Promis
   const prompt = best.find((s) => s.delayMs <= c.latePauseMs);
   const first = prompt ?? (best[0] as Sample);
   const captured: Captured = { stack: first.stack, maps: [], delayMs: first.delayMs, samples: best.length };
-  if (first.scope !== undefined) captured.scope = first.scope;
   if (first.declared) captured.declared = true;
   return captured;
 }
