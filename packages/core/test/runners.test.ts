@@ -48,8 +48,11 @@ describe('test runners: a suite that builds an app per test', () => {
       expect(child.code, child.stdout + child.stderr).toBe(0);
       const warnings = (child.stdout + child.stderr)
         .split('\n')
-        .filter((l) => /MaxListenersExceeded|Inspector error|\[LOOPSIGHT_[A-Z_]+\]/.test(l));
-      expect(warnings).toEqual([]);
+        .filter((l) => /MaxListenersExceeded|Inspector error|\[LOOPSIGHT_[A-Z_]+\]/.test(l))
+        // A starved machine can hold a stall's capture past its bound (building 200 apps is work):
+        // said once by design (docs/errors.md), it is not what these runs look for.
+        .filter((l) => !/\[LOOPSIGHT_CAPTURE_FAILED\].*: no answer \(reported once/.test(l));
+      expect(warnings, child.stderr.slice(-3_000)).toEqual([]);
       expect(child.stdout).toMatch(runner === 'mocha' ? new RegExp(`${n} passing`) : new RegExp(`^# pass ${n}$`, 'm'));
     });
   }

@@ -24,7 +24,7 @@ export const CODES = Object.freeze({
   LOOPSIGHT_CAPTURE_FAILED:
     'a step of a stall capture failed (a command unanswered, the scope unreadable); the thread was let go, the stall reported without it',
   LOOPSIGHT_CAPTURE_BACKEND:
-    'the stall capture backend asked for cannot do all it should (the native addon did not load, or cannot read the request on this Node); stalls still get stacks',
+    'the stall capture backend asked for cannot do all it should (the native addon did not load: the inspector takes the stacks; or it loaded: its stacks name no request); stalls still get stacks',
   LOOPSIGHT_STACKS_OFF: 'stall stacks cannot be taken (no inspector, or a debugger may be attached); stalls are still timed',
   LOOPSIGHT_SOURCE_MAP: 'some stall frames are not source-mapped (a map missing, too large or not a regular file)',
   LOOPSIGHT_THREADS: 'figures of worker threads cannot be heard, or too many threads report',
