@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 
 export interface ChildRun {
   code: number | null;
+  /** The signal that ended it, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   /** Epoch ms at which the process was seen to exit (before its pipes finished draining). */
@@ -29,7 +31,7 @@ export function runNode(args: readonly string[], options: { env?: NodeJS.Process
       child.kill('SIGKILL');
       reject(new Error(`the process did not exit within ${options.timeoutMs} ms: ${stdout}\n${stderr}`));
     }, options.timeoutMs);
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       const exitedAt = Date.now();
       clearTimeout(timer);
       // stdout may still be draining after 'exit'.
@@ -38,7 +40,7 @@ export function runNode(args: readonly string[], options: { env?: NodeJS.Process
           .split('\n')
           .filter((l) => l.startsWith('{'))
           .map((l) => JSON.parse(l) as Record<string, unknown>);
-        resolve({ code, stdout, stderr, exitedAt, events });
+        resolve({ code, signal, stdout, stderr, exitedAt, events });
       });
     });
   });
