@@ -455,11 +455,6 @@ export class Hub {
     return scope === undefined ? undefined : { s: scope, m: this.#owners.get(scope) };
   }
 
-  /**
-   * The scope the native backend read on the blocked thread, as a copy (its enumerable
-   * properties): the live scope if the request is still in flight (its owner and its route as
-   * resolved by now), else the copy.
-   */
   #inflightCount(): number {
     let n = 0;
     for (const slot of this.#slots.values()) n += slot.ref.deref()?.inflight().size ?? 0;

@@ -109,10 +109,6 @@ export class HttpScope<A> implements RequestScope {
   }
 }
 
-// The native stall backend reads the scope on the blocked thread as its enumerable properties,
-// inherited ones included: `route` is one, so the route resolved by then is in the copy.
-Object.defineProperty(HttpScope.prototype, 'route', { enumerable: true });
-
 /**
  * Makes every listener of `emitter` run in the async context that is current now. The request's
  * and response's events come from the socket's context, so a listener the handler adds itself
